@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make train   set everything up, then train the masked-diffusion Shakespeare preset through papermill
+#   make test    set everything up, then run the whole test suite (nbdev_test + pytest tests)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+KERNEL := diffusion-lm
+STAMP := $(VENV)/.installed
+
+.PHONY: setup train test test-nbs test-py check-sync clean-runs lab
+
+setup: $(STAMP)
+
+# torch==2.13.0 first: the CPU wheel; a bare range could pull a multi-GB CUDA build.
+$(STAMP): settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (diffusion_lm)"
+	touch $(STAMP)
+
+train: setup
+	mkdir -p papermill_runs
+	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/train.ipynb papermill_runs/shakespeare_llada.ipynb \
+		-p preset shakespeare-llada -p out_dir ../runs/shakespeare_llada --log-output
+
+check-sync: setup
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	git diff --exit-code -- nbs diffusion_lm || (echo "notebooks and package are out of sync: run nbdev_export and nbdev_clean, then commit" && exit 1)
+
+test-nbs: setup
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+test-py: setup
+	$(BIN)/python -m pytest -q tests
+
+test: check-sync test-nbs test-py
+
+lab: setup
+	$(BIN)/jupyter lab nbs
