@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KERNEL := diffusion-lm
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-nbs test-py check-sync clean-runs lab
+.PHONY: setup train test test-nbs test-py check-sync readme lab
 
 setup: $(STAMP)
 
@@ -26,10 +26,15 @@ train: setup
 	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/train.ipynb papermill_runs/shakespeare_llada.ipynb \
 		-p preset shakespeare-llada -p out_dir ../runs/shakespeare_llada --log-output
 
+# The package must be what the notebooks export, and the notebooks must be clean.
 check-sync: setup
-	$(BIN)/nbdev_export
-	$(BIN)/nbdev_clean
-	git diff --exit-code -- nbs diffusion_lm || (echo "notebooks and package are out of sync: run nbdev_export and nbdev_clean, then commit" && exit 1)
+	@snap() { git status --porcelain -- nbs diffusion_lm; git diff -- nbs diffusion_lm | md5sum; }; \
+	before=$$(snap); $(BIN)/nbdev_export && $(BIN)/nbdev_clean; after=$$(snap); \
+	if [ "$$before" != "$$after" ]; then git status --short -- nbs diffusion_lm; \
+	  echo "notebooks and package were out of sync: nbdev_export/nbdev_clean changed the files above; commit them"; exit 1; fi
+
+readme: setup
+	$(BIN)/jupyter nbconvert --to markdown nbs/index.ipynb --output-dir . --output README --log-level WARN
 
 test-nbs: setup
 	$(BIN)/nbdev_test --n_workers 2 --timing
