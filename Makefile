@@ -24,7 +24,7 @@ $(STAMP): settings.ini setup.py
 train: setup
 	mkdir -p papermill_runs
 	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/train.ipynb papermill_runs/shakespeare_llada.ipynb \
-		-p preset shakespeare-llada -p out_dir ../runs/shakespeare_llada --log-output
+		-p preset shakespeare-llada --log-output
 
 # The package must be what the notebooks export, and the notebooks must be clean.
 check-sync: setup

@@ -1,0 +1,169 @@
+"""The training workflow end to end, in separate processes: papermill runs of train.ipynb and sample.ipynb,
+exact resume after SIGTERM, survival of SIGKILL at random moments, DDP with 2 CPU processes, init_from errors."""
+import json, os, random, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from safetensors.torch import load_file
+from conftest import ROOT, run_papermill
+from diffusion_lm.checkpoint import find_latest_checkpoint, load_checkpoint, list_checkpoints
+
+TINY = dict(preset='shakespeare-llada', n_layer=1, n_embd=32, n_head=2, sequence_length=32, batch_size=4, warmup_steps=2,
+            eval_batches=1, sample_steps=4, n_samples=2, log_interval=1, dropout=0.1)
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
+
+
+def cli(out_dir, background=False, **sets):
+    "Run (or start) `python -m diffusion_lm.trainer` with TINY and `sets` overrides."
+    p = {**TINY, **sets, 'out_dir': str(out_dir)}
+    cmd = [sys.executable, '-m', 'diffusion_lm.trainer', '--preset', p.pop('preset'), '--no-progress', '--set']
+    cmd += [f'{k}={json.dumps(v) if not isinstance(v, str) else v}' for k, v in p.items()]
+    if background: return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def metrics(out_dir) -> list[dict]:
+    p = Path(out_dir) / 'metrics.jsonl'
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+
+
+def final_weights(out_dir, step):
+    d = Path(out_dir) / 'checkpoints' / f'step_{step:06d}'
+    return {f: load_file(d / f) for f in ('model.safetensors', 'ema.safetensors')}
+
+
+def assert_same_weights(a, b):
+    for f in a:
+        assert sorted(a[f]) == sorted(b[f])
+        for k in a[f]: assert torch.equal(a[f][k], b[f][k]), f'{f}:{k} differs'
+
+
+def until(cond, timeout=120, poll=0.02):
+    t0 = time.monotonic()
+    while not (r := cond()):
+        if time.monotonic() - t0 > timeout: raise TimeoutError('condition not reached')
+        time.sleep(poll)
+    return r
+
+
+N_STEPS = 120
+LONG = dict(max_steps=N_STEPS, eval_interval=40, checkpoint_interval=40)
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    "An uninterrupted CLI run of N_STEPS steps: the run every interrupted one must reproduce bit for bit."
+    out = tmp_path_factory.mktemp('ref') / 'run'
+    r = cli(out, **LONG)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+def test_papermill_train_then_sample(runs_dir):
+    "train.ipynb then sample.ipynb through papermill: executed copies, metrics, bound, samples, JSON and GIF."
+    run = runs_dir / 'run'
+    nb = run_papermill('train.ipynb', runs_dir / 'train.ipynb',
+                       {**TINY, 'max_steps': 6, 'eval_interval': 3, 'checkpoint_interval': 3, 'out_dir': str(run)})
+    text = ''.join(''.join(o.get('text', '')) for c in json.loads(nb.read_text())['cells'] for o in c.get('outputs', []))
+    assert 'validation NLL bound' in text and 'bits/token' in text and '--- sample 1' in text
+    assert any(o.get('data', {}).get('image/png') for c in json.loads(nb.read_text())['cells'] for o in c.get('outputs', []))
+    assert [m['step'] for m in metrics(run)] == list(range(1, 7))
+    assert find_latest_checkpoint(run).name == 'step_000006'
+    out_file = runs_dir / 'samples.json'
+    nb2 = run_papermill('sample.ipynb', runs_dir / 'sample.ipynb',
+                        {'checkpoint': str(run), 'n_samples': 3, 'steps': 8, 'eval_batches': 1, 'out_file': str(out_file), 'seed': 5})
+    s = json.loads(out_file.read_text())
+    assert len(s['samples']) == 3 and all(len(t) == 32 for t in s['samples'])   # 32 characters each, no MASK left
+    assert out_file.with_suffix('.gif').stat().st_size > 0 and out_file.with_suffix('.txt').exists()
+    assert 'validation NLL bound' in nb2.read_text()
+
+
+def test_resume_after_sigterm_is_bit_identical(reference, tmp_path):
+    "SIGTERM mid-run: a final checkpoint, a clean exit; the same command resumes to the reference's exact weights and losses."
+    out = tmp_path / 'run'
+    p = cli(out, background=True, **LONG)
+    until(lambda: len(metrics(out)) >= 10)
+    p.send_signal(signal.SIGTERM)
+    log, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, log
+    stopped = json.loads((out / 'result.json').read_text())
+    assert stopped['stopped_by_signal'] and not stopped['finished'] and 10 <= stopped['step'] < N_STEPS, stopped
+    assert find_latest_checkpoint(out).name == f"step_{stopped['step']:06d}"
+    r = cli(out, **LONG)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_same_weights(final_weights(reference, N_STEPS), final_weights(out, N_STEPS))
+    assert [m['train_loss'] for m in metrics(out)] == [m['train_loss'] for m in metrics(reference)]
+    assert [m.get('val_nats') for m in metrics(out)] == [m.get('val_nats') for m in metrics(reference)]
+
+
+def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint(reference, tmp_path):
+    "kill -9 at random times while checkpoints are written every step: the newest always loads; resuming ends exact."
+    out, rng = tmp_path / 'run', random.Random(0)
+    sets = {**LONG, 'checkpoint_interval': 1, 'keep_last': 2}
+    kills = 0
+    while kills < 4:
+        p = cli(out, background=True, **sets)
+        start = max([m['step'] for m in metrics(out)], default=0)
+        until(lambda: max([m['step'] for m in metrics(out)], default=0) >= start + 2 or p.poll() is not None)
+        time.sleep(rng.uniform(0, 0.3))
+        if p.poll() is not None: break
+        p.kill(); p.wait(); kills += 1
+        latest = find_latest_checkpoint(out)
+        assert latest is not None
+        info = load_checkpoint(latest)                      # sizes and sha256 verified, weights_only unpickling
+        assert info['step'] >= start + 1
+        assert len(list_checkpoints(out)) <= 3              # keep_last (+ one being replaced at the kill)
+    assert kills >= 3, 'the run finished before it could be killed: raise N_STEPS'
+    r = cli(out, **sets)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_same_weights(final_weights(reference, N_STEPS), final_weights(out, N_STEPS))
+    assert [m['step'] for m in metrics(out)] == list(range(1, N_STEPS + 1))   # lines after the last checkpoint dropped
+    assert [m['train_loss'] for m in metrics(out)] == [m['train_loss'] for m in metrics(reference)]
+
+
+def torchrun(*args, n=2):
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={n}', '-m', 'diffusion_lm.trainer', *args]
+    r = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    return r
+
+
+GRAD = ['--preset', 'shakespeare-llada', '--set', 'n_layer=2', 'n_embd=32', 'n_head=2', 'sequence_length=32', 'batch_size=3', 'grad_accum=2']
+
+
+@pytest.mark.parametrize('method', ['masked', 'sedd'])
+def test_ddp_gradients_match_one_process(tmp_path, method):
+    "2 gloo processes through DDP (with no_sync accumulation) give the gradient of the same global batch in one process."
+    args = GRAD + [f'method={method}']
+    torchrun(*args, '--grad-check', str(tmp_path / 'ddp.safetensors'))
+    r = subprocess.run([sys.executable, '-m', 'diffusion_lm.trainer', *args, '--grad-check', str(tmp_path / 'one.safetensors'),
+                        '--simulate-ranks', '2'], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ddp, one = load_file(tmp_path / 'ddp.safetensors'), load_file(tmp_path / 'one.safetensors')
+    assert ddp['grad'].abs().max() > 0
+    torch.testing.assert_close(ddp['grad'], one['grad'], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(ddp['loss'], one['loss'], rtol=1e-6, atol=0)
+
+
+def test_ddp_training_checkpoints_every_rank_and_resumes(tmp_path):
+    "train() under torchrun: rank 0 writes, the checkpoint holds both ranks' RNG and loader states, resume continues."
+    out = tmp_path / 'run'
+    sets = ['--preset', 'shakespeare-llada', '--no-progress', '--set', 'n_layer=1', 'n_embd=32', 'n_head=2', 'sequence_length=32',
+            'batch_size=2', 'eval_batches=1', 'sample_steps=4', 'n_samples=1', 'eval_interval=2', 'checkpoint_interval=2', 'log_interval=1',
+            f'out_dir={out}']
+    torchrun(*sets, 'max_steps=2')
+    info = load_checkpoint(find_latest_checkpoint(out))
+    assert info['step'] == 2 and len(info['extra']['rng']) == 2 and len(info['extra']['loader']) == 2
+    assert not torch.equal(info['extra']['loader'][0], info['extra']['loader'][1])   # each rank draws its own batches
+    torchrun(*sets, 'max_steps=4')
+    assert [m['step'] for m in metrics(out)] == [1, 2, 3, 4]
+    assert json.loads((out / 'result.json').read_text())['finished']
+
+
+def test_init_from_mismatch_is_a_clear_error(tmp_path):
+    r = cli(tmp_path / 'pre', max_steps=2, eval_interval=2, checkpoint_interval=2)
+    assert r.returncode == 0, r.stderr
+    bad = cli(tmp_path / 'ft', max_steps=2, n_embd=64, init_from=str(tmp_path / 'pre'))
+    assert bad.returncode != 0 and 'does not fit the model' in bad.stderr and 'n_embd' in bad.stderr, bad.stderr[-2000:]
+    missing = cli(tmp_path / 'ft2', max_steps=2, init_from=str(tmp_path / 'nothing'))
+    assert missing.returncode != 0 and 'no checkpoint at' in missing.stderr, missing.stderr[-2000:]
+    assert not (tmp_path / 'ft' / 'checkpoints').exists()          # a refused run writes no checkpoint
