@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KERNEL := diffusion-lm
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-nbs test-py check-sync readme lab
+.PHONY: setup train test test-nbs test-py check-sync readme lab bench-quick bench
 
 setup: $(STAMP)
 
@@ -46,3 +46,10 @@ test: check-sync test-nbs test-py
 
 lab: setup
 	$(BIN)/jupyter lab nbs
+
+# Benchmarks (bench/README.md): --quick is a smoke run, --full writes bench/results/ and bench/RESULTS.md
+bench-quick: setup
+	bench/run_all.sh --quick
+
+bench: setup
+	bench/run_all.sh --full
