@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KERNEL := diffusion-lm
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-nbs test-py check-sync readme lab bench-quick bench
+.PHONY: setup train test test-nbs test-py check-sync readme lab bench-quick bench palindromes
 
 setup: $(STAMP)
 
@@ -53,3 +53,7 @@ bench-quick: setup
 
 bench: setup
 	bench/run_all.sh --full
+
+# The palindrome pipeline: pre-train SEDD on Wikipedia bytes, fine-tune on palindromes, sample + evaluate (CPU ~30 min)
+palindromes: setup
+	scripts/palindrome_pipeline.sh

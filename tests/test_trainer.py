@@ -167,3 +167,15 @@ def test_init_from_mismatch_is_a_clear_error(tmp_path):
     missing = cli(tmp_path / 'ft2', max_steps=2, init_from=str(tmp_path / 'nothing'))
     assert missing.returncode != 0 and 'no checkpoint at' in missing.stderr, missing.stderr[-2000:]
     assert not (tmp_path / 'ft' / 'checkpoints').exists()          # a refused run writes no checkpoint
+
+
+def test_console_script_exits_zero_and_prints_the_summary(tmp_path):
+    "The installed `diffusion-lm-train` (what `pip install` puts on PATH) exits 0 and prints the run's summary as JSON."
+    exe = Path(sys.executable).parent / 'diffusion-lm-train'
+    assert exe.exists(), 'the console script is missing: pip install -e . registers it from settings.ini'
+    r = subprocess.run([str(exe), '--preset', 'shakespeare-llada', '--no-progress', '--set', 'n_layer=1', 'n_embd=32', 'n_head=2',
+                        'sequence_length=32', 'batch_size=2', 'max_steps=2', 'eval_batches=1', 'sample_steps=4', 'n_samples=1',
+                        f'out_dir={tmp_path / "run"}'], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary['step'] == 2 and summary['finished'] and 'val_bits' in summary['last']
