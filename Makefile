@@ -36,11 +36,12 @@ check-sync: setup
 readme: setup
 	$(BIN)/jupyter nbconvert --to markdown nbs/index.ipynb --output-dir . --output README --log-level WARN
 
+# one thread per notebook process: two workers with torch's default threads each oversubscribe 2 cores (20x slower)
 test-nbs: setup
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 test-py: setup
-	$(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --durations=15 tests
 
 test: check-sync test-nbs test-py
 
