@@ -7,6 +7,7 @@ import torch
 from diffusion_lm.constraints import Constraint, sample_categorical
 from diffusion_lm.methods import Method, MaskedDiffusion, SEDD
 from diffusion_lm.model import ModelConfig, DiffusionTransformer, num_params
+from diffusion_lm import model_size
 from diffusion_lm.data import prepare_dataset, load_tokenizer, open_split, RandomBatches, eval_batches
 from diffusion_lm.trainer import (TrainConfig, build_model, make_optimizer, lr_factor, forward_backward, autocast_context,
                                   resolve_device)
@@ -125,8 +126,8 @@ def fmt(x, nd=3) -> str:
 
 
 def fmt_bytes(n) -> str:
-    if n is None: return 'n/a'
-    return f'{n / 2**20:.1f} MiB' if n < 2**30 else f'{n / 2**30:.2f} GiB'
+    "`diffusion_lm.model_size.fmt_bytes`, with 'n/a' for a figure that was not measured."
+    return 'n/a' if n is None else model_size.fmt_bytes(n)
 
 
 def sync(device):
