@@ -8,18 +8,23 @@ BIN := $(VENV)/bin
 KERNEL := diffusion-lm
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-nbs test-py check-sync readme lab bench-quick bench palindromes
+.PHONY: setup lock train test test-nbs test-py check-sync readme lab bench-quick bench palindromes
 
 setup: $(STAMP)
 
 # torch==2.13.0 first: the CPU wheel; a bare range could pull a multi-GB CUDA build.
-$(STAMP): settings.ini setup.py
+# Everything else from the lock (constraints.txt, refreshed by `make lock`): the versions CI tested, not today's newest.
+$(STAMP): settings.ini setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (diffusion_lm)"
 	touch $(STAMP)
+
+# Re-resolve settings.ini's ranges in a throw-away venv and write the lock (then run make test and commit it)
+lock:
+	scripts/lock.sh
 
 train: setup
 	mkdir -p papermill_runs
