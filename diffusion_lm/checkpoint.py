@@ -13,12 +13,14 @@ import torch
 from torch import nn
 from safetensors.torch import save_file, load_file
 from . import __version__
+from .runtime import (unwrap, fsync_dir, fsync_file, write_text_synced, write_text_atomic, atomic_dir,
+                                  remove_dir, sweep_stale, TEMP_RE, UserError, explain_os_error)
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'EMA_FILE', 'STATE_FILE', 'CONFIG_FILE', 'META_FILE', 'LATEST_FILE', 'CheckpointError',
-           'CorruptCheckpointError', 'step_dir_name', 'capture_rng_state', 'restore_rng_state', 'list_checkpoints',
-           'find_latest_checkpoint', 'save_checkpoint', 'check_compatible', 'load_checkpoint', 'load_weights',
-           'load_config']
+           'CorruptCheckpointError', 'step_dir_name', 'capture_rng_state', 'restore_rng_state', 'NonFiniteError',
+           'check_finite', 'list_checkpoints', 'find_latest_checkpoint', 'save_checkpoint', 'check_compatible',
+           'load_checkpoint', 'load_weights', 'load_config']
 
 # %% ../nbs/08_checkpoint.ipynb #57f3846b
 FORMAT_VERSION = 1  # bump when the layout changes; loaders refuse newer versions
@@ -64,18 +66,21 @@ def restore_rng_state(state: dict):
     else: torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 # %% ../nbs/08_checkpoint.ipynb #d2d4a1e4
-def _unwrap(model):
-    "The module inside `torch.compile` / DataParallel / DistributedDataParallel wrappers."
-    while True:
-        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)): model = model.module
-        elif isinstance(model, nn.Module) and hasattr(model, '_orig_mod'): model = model._orig_mod
-        else: return model
-
 def _state_dict(obj) -> dict:
     "The state dict of a module, of an object with `state_dict()`, or a dict itself."
     if isinstance(obj, dict): return dict(obj)
-    if hasattr(obj, 'state_dict'): return _unwrap(obj).state_dict()
+    if hasattr(obj, 'state_dict'): return unwrap(obj).state_dict()
     raise TypeError(f'cannot checkpoint a {type(obj).__name__}: pass an nn.Module, an object with state_dict(), or a dict of tensors')
+
+class NonFiniteError(UserError):
+    "Weights that are NaN or infinite: a diverged run, never checkpointed."
+
+def check_finite(sd: dict, what: str = 'model'):
+    "A NonFiniteError naming the first floating tensor of `sd` that holds NaN or inf."
+    for k, v in sd.items():
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise NonFiniteError(f'the {what} weight {k!r} holds NaN or inf values: the run diverged; '
+                                 'no checkpoint is written (lower lr or raise warmup_steps, then resume from the last checkpoint)')
 
 def _for_safetensors(sd: dict) -> tuple[dict, dict]:
     "Split `sd` into CPU, contiguous, unshared tensors (for safetensors) and the non-tensor rest."
@@ -89,22 +94,6 @@ def _for_safetensors(sd: dict) -> tuple[dict, dict]:
     return tensors, other
 
 # %% ../nbs/08_checkpoint.ipynb #7c475a42
-def _fsync_file(path):
-    fd = os.open(path, os.O_RDWR)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def _fsync_dir(path):
-    if os.name != 'posix': return   # directories cannot be opened for fsync on Windows
-    fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def _write_text(path, text: str):
-    "Write `text` to `path` and fsync it."
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(text); f.flush(); os.fsync(f.fileno())
-
 def _sha256(path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -113,7 +102,7 @@ def _sha256(path, chunk: int = 1 << 20) -> str:
 
 def _file_record(path) -> dict:
     "fsync `path`, then its size and sha256 (read back from disk) for meta.json."
-    _fsync_file(path)
+    fsync_file(path)
     return {'bytes': Path(path).stat().st_size, 'sha256': _sha256(path)}
 
 # %% ../nbs/08_checkpoint.ipynb #278cd39a
@@ -158,7 +147,6 @@ def _config_json(config) -> str:
 # %% ../nbs/08_checkpoint.ipynb #58b0fa3f
 _STEP_RE = re.compile(r'^step_(\d+)$')
 _CKPT_RE = re.compile(r'^step_(\d+)(\.old-.+)?$')
-_TEMP_RE = re.compile(r'^(step_\d+|latest)\.(?:tmp|old)-(?:(\d+)-)?.*$')
 
 def _ckpt_dir(path) -> Path:
     "The checkpoints/ folder of a run dir, or `path` itself."
@@ -211,32 +199,14 @@ def find_latest_checkpoint(path) -> Path | None:
     warnings.warn(f'{d/LATEST_FILE} {why}; using the newest complete checkpoint {found[-1]}')
     return found[-1]
 
-# %% ../nbs/08_checkpoint.ipynb #2066404d
-_ACTIVE: set[str] = set()   # temporary names this process is writing right now
-
-def _pid_alive(pid: int) -> bool:
-    if os.name != 'posix': return False   # os.kill(pid, 0) would terminate the process on Windows
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
-def _is_stale(name: str) -> bool:
-    "Is `name` a temporary file/dir left by a writer that is no longer writing it?"
-    m = _TEMP_RE.match(name)
-    if m is None: return False
-    if m[2] is None: return True
-    pid = int(m[2])
-    return name not in _ACTIVE if pid == os.getpid() else not _pid_alive(pid)
-
 # %% ../nbs/08_checkpoint.ipynb #051f064b
-def _write_files(d: Path, step, model, optimizer, scheduler, ema, config_text, extra):
+def _write_files(d: Path, step, model_sd, optimizer, scheduler, ema_sd, config_text, extra):
     "Write every file of checkpoint `step` into the (temporary) folder `d`, meta.json last."
-    tensors, model_other = _for_safetensors(_state_dict(model))
+    tensors, model_other = _for_safetensors(model_sd)
     save_file(tensors, d/MODEL_FILE, metadata={'format': 'pt'})
     ema_other = None
-    if ema is not None:
-        ema_tensors, ema_other = _for_safetensors(_state_dict(ema))
+    if ema_sd is not None:
+        ema_tensors, ema_other = _for_safetensors(ema_sd)
         save_file(ema_tensors, d/EMA_FILE, metadata={'format': 'pt'})
     state = {'format_version': FORMAT_VERSION, 'step': step,
              'optimizer': None if optimizer is None else optimizer.state_dict(),
@@ -244,52 +214,22 @@ def _write_files(d: Path, step, model, optimizer, scheduler, ema, config_text, e
              'rng': capture_rng_state(), 'extra': extra, 'model_other': model_other, 'ema_other': ema_other}
     torch.save(state, d/STATE_FILE)
     _check_weights_only(d/STATE_FILE)
-    _write_text(d/CONFIG_FILE, config_text)
+    write_text_synced(d/CONFIG_FILE, config_text)
     files = {p.name: _file_record(p) for p in sorted(d.iterdir())}
     now = datetime.now(timezone.utc)
     meta = {'format_version': FORMAT_VERSION, 'step': step, 'time': now.isoformat(timespec='seconds'),
             'unix_time': now.timestamp(), 'library': 'diffusion_lm', 'library_version': __version__,
             'torch_version': torch.__version__, 'files': files}
-    _write_text(d/META_FILE, json.dumps(meta, indent=2))
-    _fsync_dir(d)
-
-# %% ../nbs/08_checkpoint.ipynb #ff9cdeff
-def _move_into_place(tmp: Path, final: Path):
-    "Rename `tmp` to `final`; an existing `final` is swapped out first and deleted after."
-    if not final.exists():
-        os.rename(tmp, final); _fsync_dir(final.parent); return
-    old = final.parent/f'{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}'
-    _ACTIVE.add(old.name)
-    try:
-        os.rename(final, old)
-        try: os.rename(tmp, final)
-        except BaseException: os.rename(old, final); raise
-        _fsync_dir(final.parent)
-        shutil.rmtree(old)
-    finally: _ACTIVE.discard(old.name)
-
-def _write_latest(d: Path, name: str):
-    "Point `d/latest` at `name`, atomically."
-    tmp = d/f'{LATEST_FILE}.tmp-{os.getpid()}-{secrets.token_hex(4)}'
-    _write_text(tmp, name + '\n')
-    os.replace(tmp, d/LATEST_FILE)
-    _fsync_dir(d)
+    write_text_synced(d/META_FILE, json.dumps(meta, indent=2))
 
 # %% ../nbs/08_checkpoint.ipynb #db886998
 def _cleanup(d: Path, keep_last: int | None, protect: set[str]):
     "Remove stale temporaries, restore orphaned `.old-` copies, and prune to the newest `keep_last` checkpoints."
-    for p in sorted(d.iterdir()):
-        if not _is_stale(p.name): continue
-        step_name = _TEMP_RE.match(p.name)[1]
-        if '.old-' in p.name and not (d/step_name).exists() and _check_complete(p) is None:
-            os.rename(p, d/step_name); continue   # the only copy of that step: put it back
-        if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
-        else: p.unlink(missing_ok=True)
-    _fsync_dir(d)
+    sweep_stale(d, restore=lambda p: _check_complete(p) is None)
     if keep_last is None: return
     protect = protect | {_read_latest(d)}
     for p in list_checkpoints(d)[:-keep_last]:
-        if p.name not in protect: shutil.rmtree(p)
+        if p.name not in protect: remove_dir(p)
 
 # %% ../nbs/08_checkpoint.ipynb #779ce9dd
 def save_checkpoint(run_dir, step: int, model, optimizer=None, scheduler=None, ema=None, config=None,
@@ -302,19 +242,17 @@ def save_checkpoint(run_dir, step: int, model, optimizer=None, scheduler=None, e
     extra = {} if extra is None else extra
     _check_plain(extra, 'extra')
     config_text = _config_json(config)
+    model_sd, ema_sd = _state_dict(model), None if ema is None else _state_dict(ema)
+    check_finite(model_sd)
+    if ema_sd is not None: check_finite(ema_sd, 'EMA')
     d = Path(run_dir)/'checkpoints'
-    d.mkdir(parents=True, exist_ok=True)
     name = step_dir_name(step)
-    tmp = d/f'{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}'
-    _ACTIVE.add(tmp.name)
     try:
-        tmp.mkdir()
-        _write_files(tmp, step, model, optimizer, scheduler, ema, config_text, extra)
-        _move_into_place(tmp, d/name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    finally: _ACTIVE.discard(tmp.name)
-    _write_latest(d, name)
+        d.mkdir(parents=True, exist_ok=True)
+        with atomic_dir(d/name, overwrite=True) as tmp:
+            _write_files(tmp, step, model_sd, optimizer, scheduler, ema_sd, config_text, extra)
+        write_text_atomic(d/LATEST_FILE, name + '\n')
+    except OSError as e: raise explain_os_error(e, d, f'writing checkpoint {name} to') from None
     _cleanup(d, keep_last, protect={name})
     return d/name
 
@@ -325,12 +263,12 @@ def _resolve(path) -> Path:
     if not p.exists(): raise FileNotFoundError(f'no checkpoint at {p}: check the path or train first')
     if p.is_file() and (p.parent/META_FILE).is_file(): return p.parent
     if (p/META_FILE).is_file(): return p
-    if _CKPT_RE.match(p.name) or _TEMP_RE.match(p.name):
+    if _CKPT_RE.match(p.name) or TEMP_RE.match(p.name):
         raise CorruptCheckpointError(f'{p} is not a complete checkpoint ({_check_complete(p) or "an unfinished save"}): {_alternatives(p)}')
     found = find_latest_checkpoint(p)
     if found is None:
         d = _ckpt_dir(p)
-        tmps = sorted(q.name for q in d.iterdir() if _TEMP_RE.match(q.name)) if d.is_dir() else []
+        tmps = sorted(q.name for q in d.iterdir() if TEMP_RE.match(q.name)) if d.is_dir() else []
         hint = f' (only unfinished saves: {", ".join(tmps)})' if tmps else ''
         raise FileNotFoundError(f'{p} holds no complete checkpoint{hint}; expected {p}/checkpoints/step_NNNNNN/ '
                                 'with a meta.json: check the path or train first')
@@ -395,7 +333,7 @@ def _load_state(d: Path, meta: dict, map_location='cpu') -> dict:
 # %% ../nbs/08_checkpoint.ipynb #9859b742
 def check_compatible(state_dict: dict, model, strict: bool = True) -> list[str]:
     "Every problem loading `state_dict` into `model` (a module or a state dict); empty when it fits."
-    target = dict(model) if isinstance(model, dict) else _unwrap(model).state_dict()
+    target = dict(model) if isinstance(model, dict) else unwrap(model).state_dict()
     problems = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(target[k].shape)}' for k, v in state_dict.items()
                 if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor) and v.shape != target[k].shape]
     if strict:
@@ -426,12 +364,12 @@ def _model_vocab(model, vocab_ckpt, shapes):
 
 def _fit_hint(d: Path, config, model, state_dict) -> str:
     "How to fix a model that does not fit checkpoint `d`."
-    target = _unwrap(model).state_dict()
+    target = unwrap(model).state_dict()
     shapes = [(tuple(v.shape), tuple(target[k].shape)) for k, v in state_dict.items()
               if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor) and v.shape != target[k].shape]
     how = f"build the model from the checkpoint's config.json ({d/CONFIG_FILE}) or pass a matching config"
     vc = _find_key(config, 'vocab_size')
-    vm = _model_vocab(_unwrap(model), vc, shapes) if vc is not None else None
+    vm = _model_vocab(unwrap(model), vc, shapes) if vc is not None else None
     if vm is not None and vm != vc: return f'the checkpoint was trained with vocab_size {vc}, the model has {vm}: {how}'
     return how if shapes else f'{how}, or load with strict=False to skip missing and unexpected names'
 
@@ -442,7 +380,7 @@ def _load_into(module, state_dict: dict, strict: bool, d: Path, config, what='mo
         shown = problems[:20] + ([f'... and {len(problems) - 20} more'] if len(problems) > 20 else [])
         raise CheckpointError(f'the {what} weights of checkpoint {d} do not fit the {what}:\n  ' + '\n  '.join(shown) +
                               f'\n{_fit_hint(d, config, module, state_dict)}')
-    _unwrap(module).load_state_dict(state_dict, strict=strict)
+    unwrap(module).load_state_dict(state_dict, strict=strict)
 
 # %% ../nbs/08_checkpoint.ipynb #bed5be1f
 def _load_ema(ema, state_dict: dict, strict: bool, d: Path, config):

@@ -8,24 +8,17 @@ import hashlib, json, os, re, time, shutil
 from pathlib import Path
 import numpy as np
 import torch
+from .runtime import repo_root, atomic_dir, remove_dir, UserError
 from .tokenizers import ByteTokenizer, CharTokenizer, tokenizer_to_dict, tokenizer_from_dict
 
 # %% auto #0
-__all__ = ['WIKIPEDIA', 'DATASETS', 'repo_root', 'data_dir', 'prepared_dir', 'read_text', 'load_metadata', 'shakespeare_path',
+__all__ = ['FORMAT', 'WIKIPEDIA', 'DATASETS', 'data_dir', 'prepared_dir', 'read_text', 'load_metadata', 'shakespeare_path',
            'prepare_shakespeare', 'detokenize_wikitext', 'wikitext_articles', 'chunk_bytes', 'prepare_byte_data',
            'normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_palindromes', 'split_by_normal_form',
-           'case_variants', 'prepare_palindromes', 'prepare_dataset', 'load_tokenizer', 'open_split', 'RandomBatches',
-           'eval_batches']
+           'case_variants', 'prepare_palindromes', 'write_text_rows', 'prepare_dataset', 'load_tokenizer', 'open_split',
+           'step_seed', 'data_length', 'RandomBatches', 'eval_batches']
 
 # %% ../nbs/01_data.ipynb #ef286cf2
-def repo_root() -> Path:
-    "The project folder (the one holding `settings.ini`), found from this module or the working directory."
-    here = Path(globals().get('__file__', Path.cwd() / 'x')).resolve()
-    for p in [here.parent, *here.parents]:
-        if (p / 'settings.ini').exists(): return p
-    raise FileNotFoundError('cannot find the diffusion_lm project folder (settings.ini); install the package with '
-                            '`pip install -e .` from a clone, or set DIFFUSION_LM_DATA to a folder with the corpora')
-
 def data_dir() -> Path:
     "Folder with the shipped corpora (`$DIFFUSION_LM_DATA` or the repository's `data/`)."
     return Path(os.environ['DIFFUSION_LM_DATA']) if os.environ.get('DIFFUSION_LM_DATA') else repo_root() / 'data'
@@ -47,31 +40,32 @@ def read_text(path) -> str:
 
 def _file_md5(path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
+FORMAT = 2   # prepared folders of an older layout are prepared again, never misread
+
 def _check_out_dir(out_dir: Path, options: dict, overwrite: bool) -> bool:
     "True if `out_dir` already holds data prepared with `options` (reuse); raise if it holds something else."
     meta = out_dir / 'metadata.json'
     if not out_dir.exists() or not any(out_dir.iterdir()): return False
     if overwrite:
-        shutil.rmtree(out_dir)
+        remove_dir(out_dir)
         return False
     if meta.exists() and json.loads(meta.read_text()).get('options') == options: return True
     raise FileExistsError(f'{out_dir} already holds prepared data with other options (or other files); '
                           'pass overwrite=True to replace it, or choose another out_dir')
 
-def _stage(out_dir: Path) -> Path:
-    "A fresh temporary folder beside `out_dir`; `_publish` renames it into place."
-    tmp = out_dir.with_name(f'{out_dir.name}.tmp-{os.getpid()}-{time.time_ns()}')
-    tmp.mkdir(parents=True)
-    return tmp
-
-def _publish(tmp: Path, out_dir: Path, meta: dict) -> Path:
-    "Write `metadata.json` into `tmp` and rename it to `out_dir` atomically (a concurrent twin wins harmlessly)."
-    (tmp / 'metadata.json').write_text(json.dumps(meta, indent=1, ensure_ascii=False))
-    if out_dir.exists() and not any(out_dir.iterdir()): out_dir.rmdir()
-    try: os.rename(tmp, out_dir)
-    except OSError:                     # another process prepared the same folder meanwhile
-        shutil.rmtree(tmp)
-        if load_metadata(out_dir).get('options') != meta['options']: raise
+def _prepare(out_dir, options: dict, overwrite: bool, build) -> Path:
+    "Reuse `out_dir` if prepared with `options`, else `build(tmp) -> metadata` and publish it atomically."
+    out_dir, options = Path(out_dir), {**options, 'format': FORMAT}
+    if _check_out_dir(out_dir, options, overwrite): return out_dir
+    if out_dir.exists() and not any(out_dir.iterdir()):                   # an empty folder: take its place
+        try: out_dir.rmdir()
+        except OSError: pass
+    try:
+        with atomic_dir(out_dir) as tmp:
+            meta = build(tmp)
+            (tmp / 'metadata.json').write_text(json.dumps({**meta, 'options': options}, indent=1, ensure_ascii=False))
+    except FileExistsError:                     # another process prepared the same folder meanwhile: theirs is as good
+        if load_metadata(out_dir).get('options') != options: raise
     return out_dir
 
 def load_metadata(path) -> dict:
@@ -85,29 +79,25 @@ def shakespeare_path() -> Path:
     "The shipped Tiny Shakespeare text."
     return data_dir() / 'tinyshakespeare' / 'input.txt'
 
-def prepare_shakespeare(out_dir=None, sequence_length: int = 256, train_fraction: float = 0.9,
-                        source=None, overwrite: bool = False) -> Path:
+def prepare_shakespeare(out_dir=None, train_fraction: float = 0.9, source=None, overwrite: bool = False) -> Path:
     "Encode a character corpus (Tiny Shakespeare by default) into `train.npy`/`val.npy`, `vocab.json`, `metadata.json`."
     source = Path(source or shakespeare_path())
-    if sequence_length < 2: raise ValueError(f'sequence_length must be at least 2, got {sequence_length}')
-    if not 0 < train_fraction < 1: raise ValueError(f'train_fraction must be in (0, 1), got {train_fraction}')
-    out_dir = Path(out_dir or prepared_dir() / f'shakespeare_char_L{sequence_length}')
-    options = dict(source=str(source.resolve()), sequence_length=sequence_length, train_fraction=train_fraction)
-    if _check_out_dir(out_dir, options, overwrite): return out_dir
+    if not 0 < train_fraction < 1: raise UserError(f'train_fraction must be in (0, 1), got {train_fraction}')
     text = read_text(source)
-    tok = CharTokenizer.from_text(text)
-    ids = np.array(tok.encode(text), dtype=np.uint16)
-    n_train = int(len(ids) * train_fraction)
-    if min(n_train, len(ids) - n_train) <= sequence_length:
-        raise ValueError(f'{source}: {len(ids)} characters are too few for windows of {sequence_length} on both sides of '
-                         f'the split; lower sequence_length or use a larger corpus')
-    tmp = _stage(out_dir)
-    np.save(tmp / 'train.npy', ids[:n_train]); np.save(tmp / 'val.npy', ids[n_train:])
-    tok.save(tmp / 'vocab.json')
-    return _publish(tmp, out_dir, dict(name='shakespeare-char', format='npy', layout='stream', options=options,
-        tokenizer=tokenizer_to_dict(tok), vocab_size=tok.vocab_size, mask_id=tok.mask_id, sequence_length=sequence_length,
-        n_chars=len(text), train_tokens=int(n_train), val_tokens=int(len(ids) - n_train),
-        split=f'first {train_fraction:.0%} of the text trains, the rest validates', source_md5=_file_md5(source)))
+    def build(tmp):
+        tok = CharTokenizer.from_text(text)
+        ids = np.array(tok.encode(text), dtype=np.uint16)
+        n_train = int(len(ids) * train_fraction)
+        if min(n_train, len(ids) - n_train) < 2:
+            raise UserError(f'{source}: {len(ids)} characters are too few to split; use a larger corpus')
+        np.save(tmp / 'train.npy', ids[:n_train]); np.save(tmp / 'val.npy', ids[n_train:])
+        tok.save(tmp / 'vocab.json')
+        return dict(name='shakespeare-char', format='npy', layout='stream', tokenizer=tokenizer_to_dict(tok),
+                    vocab_size=tok.vocab_size, n_real=tok.n_real, mask_id=tok.mask_id, n_chars=len(text),
+                    train_tokens=int(n_train), val_tokens=int(len(ids) - n_train), source_md5=_file_md5(source),
+                    split=f'first {train_fraction:.0%} of the text trains, the rest validates')
+    out_dir = Path(out_dir or prepared_dir() / 'shakespeare_char')
+    return _prepare(out_dir, dict(source=str(source.resolve()), train_fraction=train_fraction), overwrite, build)
 
 # %% ../nbs/01_data.ipynb #5a231387
 _WT_SUBS = [(r' @(.)@ ', r'\1'), (r' ?<unk> ?', ' '), (r' {2,}', ' '), (r' ([.,;:!?%)\]}])', r'\1'), (r'([(\[{$]) ', r'\1'),
@@ -135,19 +125,19 @@ def wikitext_articles(text: str) -> list[str]:
 def _letters_only(text: str) -> str:
     return re.sub(r' +', ' ', re.sub(r'[^a-z ]', ' ', text.lower().replace('\n', ' '))).strip()
 
-def chunk_bytes(text: str, block_size: int, tok=ByteTokenizer()) -> np.ndarray:
-    "Rows `[n, block_size]` of `BOS + bytes(text) + EOS`, the last row padded with PAD."
+def chunk_bytes(text: str, row_width: int, tok=ByteTokenizer()) -> np.ndarray:
+    "Rows `[n, row_width]` of `BOS + bytes(text) + EOS`, the last row padded with PAD."
     ids = tok.encode(text)
-    n = -(-len(ids) // block_size)
-    out = np.full(n * block_size, tok.pad_id, dtype=np.uint16)
+    n = -(-len(ids) // row_width)
+    out = np.full(n * row_width, tok.pad_id, dtype=np.uint16)
     out[:len(ids)] = ids
-    return out.reshape(n, block_size)
+    return out.reshape(n, row_width)
 
-def _check_byte_options(block_size, dataset_percent):
-    if not isinstance(block_size, int) or block_size < 3:
-        raise ValueError(f'block_size must be an integer >= 3 (BOS, at least one byte, EOS), got {block_size!r}')
+def _check_byte_options(row_width, dataset_percent):
+    if isinstance(row_width, bool) or not isinstance(row_width, int) or row_width < 3:
+        raise UserError(f'row_width must be an integer >= 3 (BOS, at least one byte, EOS), got {row_width!r}')
     if not 0 < dataset_percent <= 100:
-        raise ValueError(f'dataset_percent must be in (0, 100], got {dataset_percent!r}; use 100 for the whole corpus')
+        raise UserError(f'dataset_percent must be in (0, 100], got {dataset_percent!r}; use 100 for the whole corpus')
 
 # %% ../nbs/01_data.ipynb #194e71c5
 WIKIPEDIA = ('wikimedia/wikipedia', '20231101.en')
@@ -177,36 +167,39 @@ def _load_documents(source, dataset_percent, cache_dir):
     n = max(1, round(len(ds) * dataset_percent / 100))
     return ds.select(range(n)) if n < len(ds) else ds
 
-def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float = 100, block_size: int = 32,
+def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float = 100, row_width: int = 32,
                       num_proc: int = 1, cache_dir=None, lowercase_letters: bool = False, val_fraction: float = 0.05,
                       seed: int = 0, overwrite: bool = False) -> Path:
-    "Byte-level pre-training rows (`BOS + bytes + EOS` chunked to `block_size`) in `train.bin`/`val.bin` + `metadata.json`."
-    _check_byte_options(block_size, dataset_percent)
-    src_name = source if isinstance(source, str) and source in ('wikitext-2', 'wikipedia') else [str(Path(p).resolve()) for p in ([source] if isinstance(source, (str, Path)) else source)]
-    out_dir = Path(out_dir or prepared_dir() / (f'wiki_bytes_b{block_size}' + ('_az' if lowercase_letters else '')))
-    options = dict(source=src_name, dataset_percent=dataset_percent, block_size=block_size,
+    "Byte-level pre-training rows (`BOS + bytes + EOS` chunked to `row_width`) in `train.bin`/`val.bin` + `metadata.json`."
+    _check_byte_options(row_width, dataset_percent)
+    named = isinstance(source, str) and source in ('wikitext-2', 'wikipedia')
+    src_name = source if named else [str(Path(p).resolve()) for p in ([source] if isinstance(source, (str, Path)) else source)]
+    out_dir = Path(out_dir or prepared_dir() / (f'wiki_bytes_w{row_width}' + ('_az' if lowercase_letters else '')))
+    options = dict(source=src_name, dataset_percent=dataset_percent, row_width=row_width,
                    lowercase_letters=lowercase_letters, val_fraction=val_fraction, seed=seed)
-    if _check_out_dir(out_dir, options, overwrite): return out_dir
-    t0 = time.time()
-    ds = _load_documents(source, dataset_percent, cache_dir)
-    def encode(batch):
-        rows = [chunk_bytes(_letters_only(t) if lowercase_letters else t, block_size) for t in batch['text'] if t.strip()]
-        return {'ids': [r for rs in rows for r in rs.tolist()]}
-    ds = ds.map(encode, batched=True, remove_columns=ds.column_names, num_proc=num_proc if num_proc > 1 else None,
-                desc='bytes -> rows')
-    split = ds.train_test_split(test_size=val_fraction, seed=seed, shuffle=True) if len(ds) > 1 else {'train': ds, 'test': ds}
-    tmp = _stage(out_dir)
-    sizes = {}
-    for name, part in (('train', split['train']), ('val', split['test'])):
-        arr = np.asarray(part.with_format('numpy')['ids'], dtype=np.uint16).reshape(-1)
-        mm = np.memmap(tmp / f'{name}.bin', dtype=np.uint16, mode='w+', shape=arr.shape)
-        mm[:] = arr; mm.flush(); del mm
-        sizes[name] = dict(rows=len(part), tokens=int(arr.size), pad_fraction=float((arr == ByteTokenizer.pad_id).mean()))
-    return _publish(tmp, out_dir, dict(name='wiki-bytes', format='bin', layout='rows', options=options,
-        tokenizer=tokenizer_to_dict(ByteTokenizer()), vocab_size=ByteTokenizer.vocab_size, mask_id=ByteTokenizer.mask_id,
-        block_size=block_size, sequence_length=block_size, train_rows=sizes['train']['rows'], val_rows=sizes['val']['rows'],
-        train_tokens=sizes['train']['tokens'], val_tokens=sizes['val']['tokens'], sizes=sizes,
-        seconds=round(time.time() - t0, 2)))
+    def build(tmp):
+        t0 = time.time()
+        ds = _load_documents(source, dataset_percent, cache_dir)
+        def encode(batch):
+            rows = [chunk_bytes(_letters_only(t) if lowercase_letters else t, row_width) for t in batch['text'] if t.strip()]
+            return {'ids': [r for rs in rows for r in rs.tolist()]}
+        ds = ds.map(encode, batched=True, remove_columns=ds.column_names, num_proc=num_proc if num_proc > 1 else None,
+                    desc='bytes -> rows')
+        split = ds.train_test_split(test_size=val_fraction, seed=seed, shuffle=True) if len(ds) > 1 else {'train': ds, 'test': ds}
+        sizes = {name: _write_rows(tmp / f'{name}.bin', part) for name, part in (('train', split['train']), ('val', split['test']))}
+        return dict(name='wiki-bytes', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
+                    vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
+                    row_width=row_width, train_rows=sizes['train']['rows'], val_rows=sizes['val']['rows'],
+                    train_tokens=sizes['train']['tokens'], val_tokens=sizes['val']['tokens'], sizes=sizes,
+                    seconds=round(time.time() - t0, 2))
+    return _prepare(out_dir, options, overwrite, build)
+
+def _write_rows(path, part) -> dict:
+    "Write a `datasets` column of rows to a uint16 file; its row and token counts and PAD share."
+    arr = np.asarray(part.with_format('numpy')['ids'], dtype=np.uint16).reshape(-1)
+    mm = np.memmap(path, dtype=np.uint16, mode='w+', shape=arr.shape)
+    mm[:] = arr; mm.flush(); del mm
+    return dict(rows=len(part), tokens=int(arr.size), pad_fraction=float((arr == ByteTokenizer.pad_id).mean()))
 
 # %% ../nbs/01_data.ipynb #a39bdd5b
 def normalize_palindrome(s: str) -> str:
@@ -242,31 +235,34 @@ def case_variants(s: str) -> list[str]:
     return list(dict.fromkeys([s, s.lower(), s.upper(), s[:1].upper() + s[1:].lower()]))
 
 # %% ../nbs/01_data.ipynb #7c787dc1
-def prepare_palindromes(out_dir=None, source=None, block_size: int = 32, val_fraction: float = 0.1, seed: int = 0,
+def prepare_palindromes(out_dir=None, source=None, row_width: int = 32, val_fraction: float = 0.1, seed: int = 0,
                         augment_case: bool = False, overwrite: bool = False) -> Path:
     "Palindrome rows `BOS + bytes + EOS + PAD` (split by normal form) in `train.bin`/`val.bin` + `metadata.json`."
-    _check_byte_options(block_size, 100)
+    _check_byte_options(row_width, 100)
     source = Path(source or palindromes_path())
-    out_dir = Path(out_dir or prepared_dir() / (f'palindromes_b{block_size}' + ('_aug' if augment_case else '')))
-    options = dict(source=str(source.resolve()), block_size=block_size, val_fraction=val_fraction, seed=seed, augment_case=augment_case)
-    if _check_out_dir(out_dir, options, overwrite): return out_dir
+    out_dir = Path(out_dir or prepared_dir() / (f'palindromes_w{row_width}' + ('_aug' if augment_case else '')))
+    options = dict(source=str(source.resolve()), row_width=row_width, val_fraction=val_fraction, seed=seed, augment_case=augment_case)
     items = load_palindromes(source)
-    fits = [s for s in items if len(s.encode('utf-8')) + 2 <= block_size]
-    skipped = len(items) - len(fits)
-    if not fits: raise ValueError(f'no entry of {source} fits in block_size={block_size} (with BOS and EOS); raise block_size')
-    train, val = split_by_normal_form(fits, val_fraction, seed)
-    if augment_case: train = list(dict.fromkeys(v for s in train for v in case_variants(s)))
-    tmp = _stage(out_dir)
-    for name, part in (('train', train), ('val', val)):
-        rows = np.concatenate([chunk_bytes(s, block_size) for s in part]) if part else np.zeros((0, block_size), np.uint16)
-        rows.reshape(-1).tofile(tmp / f'{name}.bin')
-    (tmp / 'splits.json').write_text(json.dumps({'train': train, 'val': val}, ensure_ascii=False, indent=0))
-    print(f'palindromes: {len(train)} train, {len(val)} val rows; skipped {len(items) - len(fits)} entries longer than {block_size - 2} bytes')
-    return _publish(tmp, out_dir, dict(name='palindromes', format='bin', layout='rows', options=options,
-        tokenizer=tokenizer_to_dict(ByteTokenizer()), vocab_size=ByteTokenizer.vocab_size, mask_id=ByteTokenizer.mask_id,
-        block_size=block_size, sequence_length=block_size, entries=len(items), skipped_too_long=skipped,
-        train_rows=len(train), val_rows=len(val), train_tokens=len(train) * block_size, val_tokens=len(val) * block_size,
-        source_md5=_file_md5(source)))
+    def build(tmp):
+        fits = [s for s in items if len(s.encode('utf-8')) + 2 <= row_width]
+        if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); raise row_width')
+        train, val = split_by_normal_form(fits, val_fraction, seed)
+        if augment_case: train = list(dict.fromkeys(v for s in train for v in case_variants(s)))
+        for name, part in (('train', train), ('val', val)): write_text_rows(tmp / f'{name}.bin', part, row_width)
+        (tmp / 'splits.json').write_text(json.dumps({'train': train, 'val': val}, ensure_ascii=False, indent=0))
+        print(f'palindromes: {len(train)} train, {len(val)} val rows; skipped {len(items) - len(fits)} entries longer than {row_width - 2} bytes')
+        return dict(name='palindromes', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
+                    vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
+                    row_width=row_width, entries=len(items), skipped_too_long=len(items) - len(fits),
+                    train_rows=len(train), val_rows=len(val), train_tokens=len(train) * row_width,
+                    val_tokens=len(val) * row_width, source_md5=_file_md5(source))
+    return _prepare(out_dir, options, overwrite, build)
+
+def write_text_rows(path, texts, row_width: int):
+    "Write one `BOS + bytes + EOS + PAD` row per text to a uint16 file (every text must fit)."
+    rows = np.concatenate([chunk_bytes(s, row_width) for s in texts]) if texts else np.zeros((0, row_width), np.uint16)
+    if len(rows) != len(texts): raise UserError(f'a text does not fit in row_width={row_width} with BOS and EOS')
+    rows.reshape(-1).tofile(path)
 
 # %% ../nbs/01_data.ipynb #b3c7a425
 DATASETS = {'shakespeare-char': prepare_shakespeare, 'wiki-bytes': prepare_byte_data, 'palindromes': prepare_palindromes}
@@ -287,48 +283,62 @@ def load_tokenizer(data_path):
 def open_split(data_path, split: str = 'train') -> np.ndarray:
     "Memory-map the `split` ('train' or 'val') token array of a prepared folder."
     meta, p = load_metadata(data_path), Path(data_path)
-    if split not in ('train', 'val'): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if split not in ('train', 'val'): raise UserError(f"split must be 'train' or 'val', got {split!r}")
     if meta['format'] == 'npy': return np.load(p / f'{split}.npy', mmap_mode='r')
     return np.memmap(p / f'{split}.bin', dtype=np.uint16, mode='r')
 
+def step_seed(*keys: int) -> int:
+    "A 63-bit seed mixed from integer `keys` (seed, rank, step, ...): independent streams, no state to save."
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+def data_length(data_path, context_length: int | None = None) -> int:
+    "The length of the sequences a prepared folder yields: its row width for rows, else `context_length`."
+    meta = load_metadata(data_path)
+    if meta['layout'] == 'rows': return meta['row_width']
+    if context_length is None: raise UserError(f'{data_path} is a token stream: give the window length (context_length)')
+    return context_length
+
+# %% ../nbs/01_data.ipynb #d579693d
 class RandomBatches:
     "Random `[B, L]` int64 batches from a 1-D token array: windows (`rows=False`) or whole rows of length `L`."
-    def __init__(self, data: np.ndarray, batch_size: int, seq_len: int, rows: bool = False, seed: int = 0,
-                 device='cpu', rank: int = 0, world_size: int = 1):
-        if data.ndim != 1: raise ValueError('RandomBatches needs a 1-D token array')
-        n = len(data) // seq_len if rows else len(data) - seq_len + 1
-        if n < 1: raise ValueError(f'the data ({len(data)} tokens) is shorter than one sequence of {seq_len}')
-        self.data, self.batch_size, self.seq_len, self.rows, self.n, self.device = data, batch_size, seq_len, rows, n, device
-        self.generator = torch.Generator().manual_seed(seed * 1000 + rank)  # a stream of draws per process
-        self.offsets = torch.arange(seq_len)
+    def __init__(self, data: np.ndarray, batch_size: int, length: int, rows: bool = False, seed: int = 0,
+                 device='cpu', rank: int = 0):
+        if data.ndim != 1: raise UserError('RandomBatches needs a 1-D token array')
+        n = len(data) // length if rows else len(data) - length + 1
+        if n < 1: raise UserError(f'the data ({len(data)} tokens) is shorter than one sequence of {length}; '
+                                  'use a shorter context_length or more data')
+        self.data, self.batch_size, self.length, self.rows, self.n, self.device = data, batch_size, length, rows, n, device
+        self.seed, self.rank, self.k = seed, rank, 0
+        self.offsets = torch.arange(length)
 
     @classmethod
-    def from_prepared(cls, data_path, split='train', batch_size=32, seq_len=None, **kw) -> RandomBatches:
-        "Batches from a prepared folder (rows for `bin` data, windows of `seq_len` for streams)."
-        meta = load_metadata(data_path)
-        rows = meta['layout'] == 'rows'
-        seq_len = meta['block_size'] if rows else (seq_len or meta['sequence_length'])
-        return cls(open_split(data_path, split), batch_size, seq_len, rows=rows, **kw)
+    def from_prepared(cls, data_path, split='train', batch_size=32, length=None, **kw) -> RandomBatches:
+        "Batches from a prepared folder (whole rows for row data, windows of `length` for streams)."
+        rows = load_metadata(data_path)['layout'] == 'rows'
+        return cls(open_split(data_path, split), batch_size, data_length(data_path, length), rows=rows, **kw)
 
     def __len__(self): return self.n
     def __iter__(self):
         while True: yield self.get_batch()
 
     def get_batch(self) -> torch.Tensor:
-        "One batch `[batch_size, seq_len]` of int64 token ids."
-        start = torch.randint(self.n, (self.batch_size,), generator=self.generator)
-        if self.rows: start = start * self.seq_len
-        idx = (start[:, None] + self.offsets).numpy()
-        x = torch.from_numpy(self.data[idx].astype(np.int64))
+        "Batch number `k` of this rank: `[batch_size, length]` int64 token ids."
+        g = torch.Generator().manual_seed(step_seed(self.seed, self.rank, self.k))
+        self.k += 1
+        start = torch.randint(self.n, (self.batch_size,), generator=g)
+        if self.rows: start = start * self.length
+        x = torch.from_numpy(self.data[(start[:, None] + self.offsets).numpy()].astype(np.int64))
         return x.to(self.device, non_blocking=True) if str(self.device) != 'cpu' else x
 
-    def state_dict(self) -> dict: return {'generator': self.generator.get_state()}
-    def load_state_dict(self, d: dict): self.generator.set_state(d['generator'])
+    def state_dict(self) -> dict: return {'batches_drawn': self.k}
+    def load_state_dict(self, d: dict): self.k = int(d['batches_drawn'])
 
-def eval_batches(data: np.ndarray, batch_size: int, seq_len: int, max_batches: int | None = None):
+def eval_batches(data: np.ndarray, batch_size: int, length: int, max_batches: int | None = None):
     "Consecutive non-overlapping `[B, L]` batches of `data`, in order (the tail that does not fill a row is dropped)."
-    n = len(data) // seq_len
-    arr = np.asarray(data[:n * seq_len]).reshape(n, seq_len)
+    n = len(data) // length
+    if n < 1: raise UserError(f'the validation data ({len(data)} tokens) is shorter than one sequence of {length}; '
+                              'use a shorter context_length or a larger validation split')
+    arr = np.asarray(data[:n * length]).reshape(n, length)
     for i, s in enumerate(range(0, n, batch_size)):
         if max_batches is not None and i >= max_batches: break
         yield torch.from_numpy(arr[s:s + batch_size].astype(np.int64))

@@ -38,10 +38,10 @@ def _precision(precision: str) -> tuple[int, int]:
     if precision not in PRECISIONS: raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     return PRECISIONS[precision]
 
-def activation_bytes(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, precision: str = 'fp32') -> int:
+def activation_bytes(cfg: ModelConfig, batch_size: int, length: int | None = None, precision: str = 'fp32') -> int:
     "Bytes that autograd saves in one training forward pass of `DiffusionTransformer(cfg)` (logits excluded)."
     r, a = _precision(precision)
-    L = cfg.block_size if seq_len is None else seq_len
+    L = cfg.context_length if length is None else length
     d, m, H, cond, BL = cfg.n_embd, cfg.mlp_ratio, cfg.n_head, bool(cfg.cond_dim), batch_size * L
     block = d * (2 * r + (8 + 2 * m) * a) + 2 * 2 * 4 + 4 * H         # per token
     if cond: block += d * (2 * r + 2 * a)
@@ -107,13 +107,12 @@ def fmt_bytes(n: float) -> str:
 # %% ../nbs/04_model_size.ipynb #ca7159b0
 OPTIMIZER_BYTES = {'adamw': 8, 'adam': 8, 'sgd': 4, None: 0}  # float32 state bytes per parameter (SGD: momentum)
 
-def memory_estimate(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, precision: str = 'bf16',
+def memory_estimate(cfg: ModelConfig, batch_size: int, length: int | None = None, precision: str = 'bf16',
                     training: bool = True, optimizer: str | None = 'adamw', ema: bool = True) -> MemoryEstimate:
     "Memory of a training step (or, with `training=False`, of a forward pass) of `DiffusionTransformer(cfg)`."
     r, a = _precision(precision)
     if optimizer not in OPTIMIZER_BYTES: raise ValueError(f'optimizer must be one of {list(OPTIMIZER_BYTES)}, got {optimizer!r}')
-    L = cfg.block_size if seq_len is None else seq_len
-    if L > cfg.block_size: raise ValueError(f'seq_len={L} exceeds block_size={cfg.block_size}: the model cannot read it')
+    L = cfg.context_length if length is None else length
     pb = param_breakdown(cfg)
     P, BL = sum(pb.values()), batch_size * L
     if not training:
@@ -125,8 +124,8 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, seq_len: int | None = Non
                           activations=activation_bytes(cfg, batch_size, L, precision), logits=3 * 4 * BL * cfg.vocab_size)
 
 # %% ../nbs/04_model_size.ipynb #ad50d86a
-CPU_PRESET = ModelConfig(vocab_size=69, n_embd=128, n_layer=4, n_head=4, block_size=256)
-GPU_PRESET = ModelConfig(vocab_size=260, n_embd=768, n_layer=12, n_head=12, block_size=1024, cond_dim=128)
+CPU_PRESET = ModelConfig(vocab_size=69, n_embd=128, n_layer=4, n_head=4, context_length=256)
+GPU_PRESET = ModelConfig(vocab_size=260, n_embd=768, n_layer=12, n_head=12, context_length=1024, cond_dim=128)
 
 def memory_table(rows: dict[str, MemoryEstimate]) -> str:
     "A text table with one column per named estimate."
@@ -137,9 +136,9 @@ def memory_table(rows: dict[str, MemoryEstimate]) -> str:
     return '\n'.join(lines + [f'{k:>13} ' + ' '.join(f'{cell(rows[n], k):>16}' for n in names) for k in parts])
 
 # %% ../nbs/04_model_size.ipynb #15150d75
-def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, seq_len: int | None = None, headroom: float = 0.9, **kwargs) -> int:
+def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, length: int | None = None, headroom: float = 0.9, **kwargs) -> int:
     "Largest batch whose training step (`memory_estimate`) fits in `headroom * gpu_mem_gb` GiB; 0 if none."
-    fits = lambda b: memory_estimate(cfg, b, seq_len, **kwargs).total <= headroom * gpu_mem_gb * 2**30
+    fits = lambda b: memory_estimate(cfg, b, length, **kwargs).total <= headroom * gpu_mem_gb * 2**30
     lo, hi = 0, 1
     while fits(hi): lo, hi = hi, 2 * hi
     while hi - lo > 1:
@@ -151,7 +150,7 @@ def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, seq_len: int | None = No
 GRID_N_EMBD = (128, 256, 384, 512, 640, 768, 1024, 1280, 1536, 2048)
 GRID_N_LAYER = (2, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48)
 
-def suggest_configs(gpu_mem_gb: float, seq_len: int, batch_size: int, precision: str = 'bf16', vocab_size: int = 260,
+def suggest_configs(gpu_mem_gb: float, length: int, batch_size: int, precision: str = 'bf16', vocab_size: int = 260,
                     headroom: float = 0.9, cond_dim: int = 0, **kwargs) -> list[tuple[ModelConfig, MemoryEstimate]]:
     "Configs of the grid whose training step fits in `headroom * gpu_mem_gb` GiB, largest first."
     if not 0 < headroom <= 1: raise ValueError(f'headroom must be in (0, 1], got {headroom}')
@@ -159,7 +158,7 @@ def suggest_configs(gpu_mem_gb: float, seq_len: int, batch_size: int, precision:
     fits = []
     for d in GRID_N_EMBD:
         for n in GRID_N_LAYER:
-            cfg = ModelConfig(vocab_size=vocab_size, n_embd=d, n_layer=n, n_head=d // 64, block_size=seq_len, cond_dim=cond_dim)
+            cfg = ModelConfig(vocab_size=vocab_size, n_embd=d, n_layer=n, n_head=d // 64, context_length=length, cond_dim=cond_dim)
             est = memory_estimate(cfg, batch_size, precision=precision, **kwargs)
             if est.total <= budget: fits.append((cfg, est))
     return sorted(fits, key=lambda ce: (-ce[1].params, ce[1].total))

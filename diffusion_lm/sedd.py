@@ -13,8 +13,9 @@ from .constraints import Constraint, sample_categorical
 from .model import model_device
 
 # %% auto #0
-__all__ = ['Noise', 'LogLinearNoise', 'GeometricNoise', 'get_noise', 'log_expm1', 'Graph', 'UniformGraph', 'AbsorbingGraph',
-           'get_graph', 'get_score_fn', 'ExactScoreModel', 'sedd_loss', 'euler_probs', 'analytic_probs', 'sedd_sample']
+__all__ = ['SEDD_SAMPLERS', 'Noise', 'LogLinearNoise', 'GeometricNoise', 'get_noise', 'log_expm1', 'Graph', 'UniformGraph',
+           'AbsorbingGraph', 'get_graph', 'get_score_fn', 'ExactScoreModel', 'sedd_loss', 'euler_probs',
+           'analytic_probs', 'sedd_sample']
 
 # %% ../nbs/05_sedd.ipynb #89094334
 def _as_float(t) -> torch.Tensor:
@@ -23,28 +24,28 @@ def _as_float(t) -> torch.Tensor:
     return t if t.is_floating_point() else t.to(torch.get_default_dtype())
 
 class Noise(ABC):
-    "A noise schedule on t in [0, 1]: total noise sigmabar(t) and its rate sigma(t) = dsigmabar/dt."
+    "A noise schedule on t in [0, 1]: total noise sigma_bar(t) and its rate sigma(t) = d sigma_bar / dt."
     @abstractmethod
-    def total_noise(self, t: torch.Tensor) -> torch.Tensor: "sigmabar(t)"
+    def total_noise(self, t: torch.Tensor) -> torch.Tensor: "sigma_bar(t)"
     @abstractmethod
-    def rate_noise(self, t: torch.Tensor) -> torch.Tensor: "sigma(t) = d sigmabar / dt"
+    def rate_noise(self, t: torch.Tensor) -> torch.Tensor: "sigma(t) = d sigma_bar / dt"
     def __call__(self, t) -> tuple[torch.Tensor, torch.Tensor]:
-        "(sigmabar(t), dsigmabar/dt(t))"
+        "(sigma_bar(t), sigma(t))"
         t = _as_float(t)
         return self.total_noise(t), self.rate_noise(t)
 
 # %% ../nbs/05_sedd.ipynb #44f273da
 class LogLinearNoise(Noise):
-    "sigmabar(t) = -log(1 - (1-eps) t): a token is hit with probability (1-eps) t."
-    def __init__(self, eps: float = 1e-3):
-        if not 0 < eps < 1: raise ValueError(f'LogLinearNoise: eps must be in (0, 1), got {eps}')
-        self.eps = eps
-    def total_noise(self, t): return -torch.log1p(-(1 - self.eps) * _as_float(t))
-    def rate_noise(self, t): return (1 - self.eps) / (1 - (1 - self.eps) * _as_float(t))
-    def __repr__(self): return f'LogLinearNoise(eps={self.eps})'
+    "sigma_bar(t) = -log(1 - (1-c) t), c = `clean_at_end`: a token is hit with probability (1-c) t."
+    def __init__(self, clean_at_end: float = 1e-3):
+        if not 0 < clean_at_end < 1: raise ValueError(f'LogLinearNoise: clean_at_end must be in (0, 1), got {clean_at_end}')
+        self.clean_at_end = clean_at_end
+    def total_noise(self, t): return -torch.log1p(-(1 - self.clean_at_end) * _as_float(t))
+    def rate_noise(self, t): return (1 - self.clean_at_end) / (1 - (1 - self.clean_at_end) * _as_float(t))
+    def __repr__(self): return f'LogLinearNoise(clean_at_end={self.clean_at_end})'
 
 class GeometricNoise(Noise):
-    "sigmabar(t) = sigma_min^(1-t) sigma_max^t."
+    "sigma_bar(t) = sigma_min^(1-t) sigma_max^t."
     def __init__(self, sigma_min: float = 1e-4, sigma_max: float = 20.0):
         if not 0 < sigma_min < sigma_max:
             raise ValueError(f'GeometricNoise: need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}')
@@ -64,14 +65,14 @@ def get_noise(name: str, **kwargs) -> Noise:
     raise ValueError(f"unknown noise {name!r}: use 'loglinear' or 'geometric'")
 
 # %% ../nbs/05_sedd.ipynb #2c3dd4b9
-def _expand(sigma, x: torch.Tensor) -> torch.Tensor:
-    "`sigma` as a float tensor on x's device, its leading dims aligned with x's (e.g. [B] -> [B, 1] for x [B, L])."
-    sigma = _as_float(sigma).to(x.device)
-    return sigma.reshape(sigma.shape + (1,) * max(x.dim() - sigma.dim(), 0))
+def _expand(sigma_bar, x: torch.Tensor) -> torch.Tensor:
+    "`sigma_bar` as a float tensor on x's device, its leading dims aligned with x's (e.g. [B] -> [B, 1] for x [B, L])."
+    sigma_bar = _as_float(sigma_bar).to(x.device)
+    return sigma_bar.reshape(sigma_bar.shape + (1,) * max(x.dim() - sigma_bar.dim(), 0))
 
-def log_expm1(sigma: torch.Tensor) -> torch.Tensor:
-    "log(e^sigma - 1), accurate for small and for large sigma."
-    return sigma + torch.log(-torch.expm1(-sigma))
+def log_expm1(sigma_bar: torch.Tensor) -> torch.Tensor:
+    "log(e^sigma_bar - 1), accurate for small and for large sigma_bar."
+    return sigma_bar + torch.log(-torch.expm1(-sigma_bar))
 
 def _K(a: torch.Tensor) -> torch.Tensor:
     "K(a) = a (log a - 1), with K(0) = 0."
@@ -87,16 +88,16 @@ class Graph(ABC):
     @abstractmethod
     def transp_rate(self, i: torch.Tensor, dtype=None) -> torch.Tensor: "Columns Q[:, i] (rates into i) -> [*i.shape, dim]."
     @abstractmethod
-    def transition(self, i, sigma) -> torch.Tensor: "Rows of exp(sigma Q): the law of x_t given x_0 = i."
+    def transition(self, i, sigma_bar) -> torch.Tensor: "Rows of exp(sigma_bar Q): the law of x_t given x_0 = i."
     @abstractmethod
-    def transp_transition(self, i, sigma) -> torch.Tensor: "Columns of exp(sigma Q): P(y -> i) for every y."
+    def transp_transition(self, i, sigma_bar) -> torch.Tensor: "Columns of exp(sigma_bar Q): P(y -> i) for every y."
     @abstractmethod
-    def sample_transition(self, i, sigma, generator=None) -> torch.Tensor: "Forward-noise tokens `i` to total noise `sigma`."
+    def sample_transition(self, i, sigma_bar, generator=None) -> torch.Tensor: "Forward-noise tokens `i` to total noise `sigma_bar`."
     @abstractmethod
     def sample_limit(self, *batch_dims, device=None, generator=None) -> torch.Tensor: "Draw from the t -> infinity limit."
     @abstractmethod
-    def staggered_score(self, score, dsigma) -> torch.Tensor: "exp(-dsigma Q)^T applied to the ratios `score`."
-    def score_entropy(self, log_score, sigma, x, x0) -> torch.Tensor:
+    def staggered_score(self, score, dsigma_bar) -> torch.Tensor: "exp(-dsigma_bar Q)^T applied to the ratios `score`."
+    def score_entropy(self, log_score, sigma_bar, x, x0) -> torch.Tensor:
         "Denoising score entropy per token [*x.shape] (defined below, with its derivation)."
         raise NotImplementedError(f'{type(self).__name__} does not define score_entropy')
 
@@ -123,22 +124,22 @@ class UniformGraph(Graph):
         return 1 / self.N - F.one_hot(i, self.N).to(dtype or torch.get_default_dtype())
     def transp_rate(self, i, dtype=None): return self.rate(i, dtype)
 
-    def transition(self, i, sigma):
-        sigma = _expand(sigma, i)[..., None]
-        return -torch.expm1(-sigma) / self.N + torch.exp(-sigma) * F.one_hot(i, self.N).to(sigma.dtype)
-    def transp_transition(self, i, sigma): return self.transition(i, sigma)
+    def transition(self, i, sigma_bar):
+        sigma_bar = _expand(sigma_bar, i)[..., None]
+        return -torch.expm1(-sigma_bar) / self.N + torch.exp(-sigma_bar) * F.one_hot(i, self.N).to(sigma_bar.dtype)
+    def transp_transition(self, i, sigma_bar): return self.transition(i, sigma_bar)
 
-    def sample_transition(self, i, sigma, generator=None):
-        move = torch.rand(i.shape, device=i.device, generator=generator) < -torch.expm1(-_expand(sigma, i))
+    def sample_transition(self, i, sigma_bar, generator=None):
+        move = torch.rand(i.shape, device=i.device, generator=generator) < -torch.expm1(-_expand(sigma_bar, i))
         return torch.where(move, torch.randint(0, self.N, i.shape, device=i.device, generator=generator), i)
 
     def sample_limit(self, *batch_dims, device=None, generator=None):
         return torch.randint(0, self.N, batch_dims, device=device, generator=generator)
 
-    def staggered_score(self, score, dsigma):
-        dsigma = _expand(dsigma, score[..., 0])[..., None]
-        mean = score.mean(-1, keepdim=True)                   # = e^dsigma s - (e^dsigma - 1) mean(s), without the cancellation
-        return mean + torch.exp(dsigma) * (score - mean)
+    def staggered_score(self, score, dsigma_bar):
+        dsigma_bar = _expand(dsigma_bar, score[..., 0])[..., None]
+        mean = score.mean(-1, keepdim=True)                   # = e^dsigma_bar s - (e^dsigma_bar - 1) mean(s), without the cancellation
+        return mean + torch.exp(dsigma_bar) * (score - mean)
 
     def __repr__(self): return f'UniformGraph(N={self.N})'
 
@@ -157,26 +158,26 @@ class AbsorbingGraph(Graph):
         leave = F.one_hot(i, self.dim) * (i != self.mask_id)[..., None]          # Q[i, i] = -1 for real i, 0 for MASK
         return (into_mask.long() - leave).to(dtype or torch.get_default_dtype())
 
-    def transition(self, i, sigma):
-        sigma = _expand(sigma, i)[..., None]
-        onehot = lambda j: F.one_hot(j, self.dim).to(sigma.dtype)
-        return torch.exp(-sigma) * onehot(i) - torch.expm1(-sigma) * onehot(torch.full_like(i, self.mask_id))
-    def transp_transition(self, i, sigma):
-        sigma = _expand(sigma, i)[..., None]
-        return torch.exp(-sigma) * F.one_hot(i, self.dim).to(sigma.dtype) - torch.expm1(-sigma) * (i == self.mask_id)[..., None]
+    def transition(self, i, sigma_bar):
+        sigma_bar = _expand(sigma_bar, i)[..., None]
+        onehot = lambda j: F.one_hot(j, self.dim).to(sigma_bar.dtype)
+        return torch.exp(-sigma_bar) * onehot(i) - torch.expm1(-sigma_bar) * onehot(torch.full_like(i, self.mask_id))
+    def transp_transition(self, i, sigma_bar):
+        sigma_bar = _expand(sigma_bar, i)[..., None]
+        return torch.exp(-sigma_bar) * F.one_hot(i, self.dim).to(sigma_bar.dtype) - torch.expm1(-sigma_bar) * (i == self.mask_id)[..., None]
 
-    def sample_transition(self, i, sigma, generator=None):
-        move = torch.rand(i.shape, device=i.device, generator=generator) < -torch.expm1(-_expand(sigma, i))
+    def sample_transition(self, i, sigma_bar, generator=None):
+        move = torch.rand(i.shape, device=i.device, generator=generator) < -torch.expm1(-_expand(sigma_bar, i))
         return torch.where(move, self.mask_id, i)
 
     def sample_limit(self, *batch_dims, device=None, generator=None):
         return torch.full(batch_dims, self.mask_id, dtype=torch.long, device=device)
 
-    def staggered_score(self, score, dsigma):
-        dsigma = _expand(dsigma, score[..., 0])
+    def staggered_score(self, score, dsigma_bar):
+        dsigma_bar = _expand(dsigma_bar, score[..., 0])
         real = score[..., :self.N]
-        mask = score[..., self.N] - torch.expm1(dsigma) * real.sum(-1)
-        return torch.cat([real * torch.exp(dsigma)[..., None], mask[..., None]], -1)
+        mask = score[..., self.N] - torch.expm1(dsigma_bar) * real.sum(-1)
+        return torch.cat([real * torch.exp(dsigma_bar)[..., None], mask[..., None]], -1)
 
     def __repr__(self): return f'AbsorbingGraph(N={self.N})'
 
@@ -190,10 +191,10 @@ def get_graph(name: str, N: int) -> Graph:
 
 # %% ../nbs/05_sedd.ipynb #31e617cc
 @patch
-def score_entropy(self: UniformGraph, log_score, sigma, x, x0):
+def score_entropy(self: UniformGraph, log_score, sigma_bar, x, x0):
     "Per-token denoising score entropy on the uniform graph."
-    sigma = _expand(sigma, x)[..., None].to(log_score.dtype)
-    hit, keep = -torch.expm1(-sigma), torch.exp(-sigma)       # 1 - e^-sigma, e^-sigma
+    sigma_bar = _expand(sigma_bar, x)[..., None].to(log_score.dtype)
+    hit, keep = -torch.expm1(-sigma_bar), torch.exp(-sigma_bar)       # 1 - e^-sigma_bar, e^-sigma_bar
     y = torch.arange(self.N, device=x.device)
     r_same = hit / (self.N * keep + hit)                       # x == x0: every y != x
     r_back = 1 + self.N * keep / hit                           # x != x0: y == x0
@@ -203,36 +204,39 @@ def score_entropy(self: UniformGraph, log_score, sigma, x, x0):
     return terms.sum(-1) / self.N
 
 @patch
-def score_entropy(self: AbsorbingGraph, log_score, sigma, x, x0):
+def score_entropy(self: AbsorbingGraph, log_score, sigma_bar, x, x0):
     "Per-token denoising score entropy on the absorbing graph (masked positions only)."
     s = log_score[..., :self.N]                                # real columns: the only y with Q[y, MASK] > 0
-    log_r = -log_expm1(_expand(sigma, x).to(s.dtype))          # r = 1 / (e^sigma - 1)
+    log_r = -log_expm1(_expand(sigma_bar, x).to(s.dtype))          # r = 1 / (e^sigma_bar - 1)
     r = torch.exp(log_r)
     s_x0 = s.gather(-1, x0.clamp(0, self.N - 1)[..., None])[..., 0]
     ent = torch.exp(s).sum(-1) - r * s_x0 + r * (log_r - 1)
     return torch.where(x == self.mask_id, ent, torch.zeros_like(ent))
 
 # %% ../nbs/05_sedd.ipynb #24f7df31
-def _batch_sigma(sigma, x: torch.Tensor) -> torch.Tensor:
+def _batch_sigma(sigma_bar, x: torch.Tensor) -> torch.Tensor:
     "Noise level as a [B] tensor for tokens x [B, L] (a scalar is shared by the batch)."
-    sigma = _as_float(sigma).to(x.device)
-    if sigma.numel() == 1: return sigma.reshape(1).expand(x.shape[0])
-    if sigma.numel() != x.shape[0]:
-        raise ValueError(f'sigma needs one noise level per sequence, shape [{x.shape[0]}]; got {tuple(sigma.shape)}')
-    return sigma.reshape(x.shape[0])
+    sigma_bar = _as_float(sigma_bar).to(x.device)
+    if sigma_bar.numel() == 1: return sigma_bar.reshape(1).expand(x.shape[0])
+    if sigma_bar.numel() != x.shape[0]:
+        raise ValueError(f'sigma_bar needs one noise level per sequence, shape [{x.shape[0]}]; got {tuple(sigma_bar.shape)}')
+    return sigma_bar.reshape(x.shape[0])
 
-def get_score_fn(model, graph: Graph, scale_by_sigma: bool = True):
-    "f(x [B, L], sigma [B]) -> log concrete score [B, L, dim] from the raw output of `model(x, sigma)`."
-    def score_fn(x, sigma):
-        sigma = _batch_sigma(sigma, x)
-        out = model(x, sigma)
+def get_score_fn(model, graph: Graph, scale_by_sigma: bool = True, time_conditioned: bool = True):
+    "f(x [B, L], sigma_bar [B]) -> log concrete score [B, L, dim] from the raw output of the model."
+    if not time_conditioned and not graph.absorb:
+        raise ValueError('a score without time input exists only on the absorbing graph: use time_conditioned=True')
+    def score_fn(x, sigma_bar):
+        sigma_bar = _batch_sigma(sigma_bar, x)
+        out = model(x, sigma_bar) if time_conditioned else model(x)
         if out.shape[-1] != graph.dim:
             raise ValueError(f'the model outputs {out.shape[-1]} values per position but {graph} has dim={graph.dim}: '
                              f'build the model with vocab_size={graph.dim}')
         if graph.absorb:
-            real = out[..., :graph.N]
-            if scale_by_sigma: real = real - (log_expm1(sigma.to(out.dtype)) + math.log(graph.N))[:, None, None]
-            out = torch.cat([real, torch.full_like(out[..., :1], -math.inf)], -1)
+            real, shift = out[..., :graph.N], log_expm1(sigma_bar.to(out.dtype))[:, None, None]
+            if not time_conditioned: real = torch.log_softmax(real.float() if real.dtype != torch.float64 else real, -1) - shift
+            elif scale_by_sigma: real = real - shift - math.log(graph.N)
+            out = torch.cat([real, torch.full_like(real[..., :1], -math.inf)], -1)
         return out.scatter(-1, x[..., None], 0.0)
     return score_fn
 
@@ -245,17 +249,17 @@ class ExactScoreModel:
         self.p0, self.graph, self.scale_by_sigma = p0.double() / p0.sum(), graph, scale_by_sigma
         self.L = p0.dim()
 
-    def marginal(self, sigma) -> torch.Tensor:
-        "p_t over all dim^L states: [*sigma.shape, dim, ..., dim]."
-        sigma = _as_float(sigma).double()
-        P = self.graph.transition(torch.arange(self.graph.N, device=sigma.device), sigma.reshape(-1, 1))  # [U, N, dim]
-        pt = self.p0.to(sigma.device).expand(P.shape[0], *self.p0.shape)
+    def marginal(self, sigma_bar) -> torch.Tensor:
+        "p_t over all dim^L states: [*sigma_bar.shape, dim, ..., dim]."
+        sigma_bar = _as_float(sigma_bar).double()
+        P = self.graph.transition(torch.arange(self.graph.N, device=sigma_bar.device), sigma_bar.reshape(-1, 1))  # [U, N, dim]
+        pt = self.p0.to(sigma_bar.device).expand(P.shape[0], *self.p0.shape)
         for _ in range(self.L): pt = torch.einsum('ua...,uab->u...b', pt, P)   # contract the first token axis
-        return pt.reshape(*sigma.shape, *pt.shape[1:])
+        return pt.reshape(*sigma_bar.shape, *pt.shape[1:])
 
-    def log_score(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def log_score(self, x: torch.Tensor, sigma_bar: torch.Tensor) -> torch.Tensor:
         "Exact log p_t(x^{i->y}) - log p_t(x): [B, L, dim]."
-        levels, inv = torch.unique(_batch_sigma(sigma, x).double(), return_inverse=True)
+        levels, inv = torch.unique(_batch_sigma(sigma_bar, x).double(), return_inverse=True)
         pt = self.marginal(levels).reshape(len(levels), -1)                 # [U, dim^L]
         d = self.graph.dim
         stride = d ** torch.arange(self.L - 1, -1, -1, device=x.device)     # [L]
@@ -264,28 +268,28 @@ class ExactScoreModel:
         nbr = idx[:, None, None] + (y - x[..., None]) * stride[:, None]     # [B, L, dim]: x with x^i -> y
         return pt[inv[:, None, None], nbr].log() - pt[inv, idx].log()[:, None, None]
 
-    def __call__(self, x, sigma):
-        out = self.log_score(x, sigma)
+    def __call__(self, x, sigma_bar):
+        out = self.log_score(x, sigma_bar)
         if self.graph.absorb and self.scale_by_sigma:
-            out = out + (log_expm1(_batch_sigma(sigma, x).double()) + math.log(self.graph.N))[:, None, None]
+            out = out + (log_expm1(_batch_sigma(sigma_bar, x).double()) + math.log(self.graph.N))[:, None, None]
         return out
 
 # %% ../nbs/05_sedd.ipynb #18f8d013
-def sedd_loss(model, graph: Graph, noise: Noise, x0: torch.Tensor, t=None, sampling_eps: float = 1e-3,
+def sedd_loss(model, graph: Graph, noise: Noise, x0: torch.Tensor, t=None, t_min: float = 1e-3,
               scale_by_sigma: bool = True, xt: torch.Tensor | None = None, reduction: str = 'sum',
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, time_conditioned: bool = True) -> torch.Tensor:
     "SEDD loss (nats): sigma(t) * sum of per-token score entropies; [B] ('sum'/'mean') or [B, L] ('none')."
     if reduction not in ('sum', 'mean', 'none'): raise ValueError(f"reduction must be 'sum', 'mean' or 'none', not {reduction!r}")
     if x0.dim() != 2: raise ValueError(f'x0 must be a batch of token ids [B, L], got shape {tuple(x0.shape)}')
     if x0.min() < 0 or x0.max() >= graph.N:
         raise ValueError(f'x0 holds ids outside 0..{graph.N - 1}: clean data must be real tokens of {graph} (no MASK)')
     B = x0.shape[0]
-    if t is None: t = (1 - sampling_eps) * torch.rand(B, device=x0.device, generator=generator) + sampling_eps
+    if t is None: t = (1 - t_min) * torch.rand(B, device=x0.device, generator=generator) + t_min
     t = _batch_sigma(t, x0)
-    sigma, dsigma = noise(t)
-    if xt is None: xt = graph.sample_transition(x0, sigma, generator=generator)
-    log_score = get_score_fn(model, graph, scale_by_sigma)(xt, sigma)
-    loss = dsigma[:, None] * graph.score_entropy(log_score, sigma, xt, x0)     # [B, L]
+    sigma_bar, sigma = noise(t)
+    if xt is None: xt = graph.sample_transition(x0, sigma_bar, generator=generator)
+    log_score = get_score_fn(model, graph, scale_by_sigma, time_conditioned)(xt, sigma_bar)
+    loss = sigma[:, None] * graph.score_entropy(log_score, sigma_bar, xt, x0)     # [B, L]
     return loss if reduction == 'none' else loss.sum(-1) if reduction == 'sum' else loss.mean(-1)
 
 # %% ../nbs/05_sedd.ipynb #b3bd70f1
@@ -303,43 +307,54 @@ def euler_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, rate_dt)
     stay = F.one_hot(x, graph.dim).to(R.dtype)
     return _normalise(stay + R, stay)
 
-def analytic_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, dsigma) -> torch.Tensor:
-    "Analytic step law [B, L, dim] in float64: staggered score * exp(dsigma Q)[:, x], clamped and normalised."
+def analytic_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, dsigma_bar) -> torch.Tensor:
+    "Analytic step law [B, L, dim] in float64: staggered score * exp(dsigma_bar Q)[:, x], clamped and normalised."
     log_score = log_score.double()
-    dsigma = _expand(dsigma, x).to(log_score.dtype)
-    kernel = graph.transp_transition(x, dsigma)
-    probs = graph.staggered_score(torch.exp(log_score), dsigma).clamp_min(0)
+    dsigma_bar = _expand(dsigma_bar, x).to(log_score.dtype)
+    kernel = graph.transp_transition(x, dsigma_bar)
+    probs = graph.staggered_score(torch.exp(log_score), dsigma_bar).clamp_min(0)
     probs = torch.where(kernel > 0, probs * kernel, torch.zeros_like(probs))
     return _normalise(probs, kernel / kernel.sum(-1, keepdim=True))
 
 # %% ../nbs/05_sedd.ipynb #9049b86b
 @torch.no_grad()
 def sedd_sample(model, graph: Graph, noise: Noise, batch_size: int, length: int, steps: int = 128,
-                predictor: str = 'euler', denoise: bool = True, eps: float = 1e-5, constraint: Constraint | None = None,
-                hook=None, device=None, generator: torch.Generator | None = None, scale_by_sigma: bool = True) -> torch.Tensor:
-    "Sample [B, L] token ids by running the reverse chain from t=1 to t=eps in `steps` steps ('euler' or 'analytic')."
-    if predictor not in ('euler', 'analytic'): raise ValueError(f"predictor must be 'euler' or 'analytic', not {predictor!r}")
+                sampler: str = 'analytic', denoise: bool = True, t_final: float = 1e-5, constraint: Constraint | None = None,
+                hook=None, device=None, generator: torch.Generator | None = None, scale_by_sigma: bool = True,
+                time_conditioned: bool = True, temperature: float = 1.0) -> torch.Tensor:
+    "Sample [B, L] token ids by running the reverse chain from t=1 to `t_final` in `steps` steps ('euler' or 'analytic')."
+    if sampler not in SEDD_SAMPLERS: raise ValueError(f"sampler must be one of {SEDD_SAMPLERS}, not {sampler!r}")
     if steps < 1: raise ValueError(f'steps must be >= 1, got {steps}')
-    if not 0 < eps < 1: raise ValueError(f'eps must be in (0, 1), got {eps}')
+    if not 0 < t_final < 1: raise ValueError(f't_final must be in (0, 1), got {t_final}')
+    if temperature < 0: raise ValueError(f'temperature must be >= 0, got {temperature}')
     constraint = Constraint() if constraint is None else constraint
     device = model_device(model) if device is None else torch.device(device)
-    score_fn = get_score_fn(model, graph, scale_by_sigma)
-    ts = torch.linspace(1, eps, steps + 1, dtype=torch.float64)
+    score_fn = get_score_fn(model, graph, scale_by_sigma, time_conditioned)
+    ts = torch.linspace(1, t_final, steps + 1, dtype=torch.float64)
     x = constraint.apply(graph.sample_limit(batch_size, length, device=device, generator=generator))
+    draw = lambda probs: constraint.sample(_tempered(probs, temperature), generator) if temperature else constraint.argmax(probs.log())
 
     def after(step, t, x):
         out = hook(step, t, x) if hook is not None else None
         return x if out is None else out
 
     for k in range(steps):
-        sigma, rate = noise(ts[k])
-        log_score = score_fn(x, torch.full((batch_size,), sigma.item(), device=device))
-        if predictor == 'euler': probs = euler_probs(graph, log_score, x, (rate * (ts[k] - ts[k + 1])).item())
-        else: probs = analytic_probs(graph, log_score, x, (sigma - noise.total_noise(ts[k + 1])).item())
-        x = after(k, ts[k + 1].item(), constraint.sample(probs, generator))
+        sigma_bar, rate = noise(ts[k])
+        log_score = score_fn(x, torch.full((batch_size,), sigma_bar.item(), device=device))
+        if sampler == 'euler': probs = euler_probs(graph, log_score, x, (rate * (ts[k] - ts[k + 1])).item())
+        else: probs = analytic_probs(graph, log_score, x, (sigma_bar - noise.total_noise(ts[k + 1])).item())
+        x = after(k, ts[k + 1].item(), draw(probs))
     if denoise:
-        sigma = noise.total_noise(ts[-1]).item()
-        probs = analytic_probs(graph, score_fn(x, torch.full((batch_size,), sigma, device=device)), x, sigma)
+        sigma_bar = noise.total_noise(ts[-1]).item()
+        probs = analytic_probs(graph, score_fn(x, torch.full((batch_size,), sigma_bar, device=device)), x, sigma_bar)
         if graph.absorb: probs[..., graph.mask_id] = 0
-        x = after(steps, 0.0, constraint.sample(probs, generator))
+        x = after(steps, 0.0, draw(probs))
     return x
+
+SEDD_SAMPLERS = ('analytic', 'euler')
+
+def _tempered(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    "probs^(1/temperature), renormalised (temperature 1: unchanged)."
+    if temperature == 1: return probs
+    p = probs.clamp_min(0) ** (1 / temperature)
+    return p / p.sum(-1, keepdim=True).clamp_min(1e-300)

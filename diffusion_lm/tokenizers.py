@@ -9,13 +9,13 @@ from pathlib import Path
 from collections.abc import Iterable, Sequence
 
 # %% auto #0
-__all__ = ['ByteTokenizer', 'CharTokenizer', 'tokenizer_to_dict', 'tokenizer_from_dict']
+__all__ = ['ByteTokenizer', 'CharTokenizer', 'tokenizer_to_dict', 'tokenizer_from_dict', 'token_glyph', 'render_ids']
 
 # %% ../nbs/00_tokenizers.ipynb #f949c4b9
 class ByteTokenizer:
-    "UTF-8 bytes (0-255) plus PAD=256, BOS=257, EOS=258; MASK=259 is the absorbing state."
+    "UTF-8 bytes (0-255) plus PAD=256, BOS=257, EOS=258 and the absorbing state MASK=259."
     pad_id, bos_id, eos_id, mask_id = 256, 257, 258, 259
-    vocab_size = 259
+    n_real, vocab_size = 259, 260
     name = 'bytes'
 
     def encode(self, text: str, add_special: bool = True) -> list[int]:
@@ -35,11 +35,11 @@ class ByteTokenizer:
         "Decode each row of a `[B, L]` array or tensor."
         return [self.decode(row) for row in batch.tolist()]
 
-    def __repr__(self): return f'ByteTokenizer(vocab_size={self.vocab_size}, mask_id={self.mask_id})'
+    def __repr__(self): return f'ByteTokenizer(n_real={self.n_real}, mask_id={self.mask_id})'
 
 # %% ../nbs/00_tokenizers.ipynb #193240b2
 class CharTokenizer:
-    "Characters of a corpus plus PAD, BOS, EOS; MASK (== vocab_size) is the absorbing state."
+    "Characters of a corpus plus PAD, BOS, EOS and the absorbing state MASK (the last id, == n_real)."
     name = 'chars'
 
     def __init__(self, chars: Sequence[str]):
@@ -51,7 +51,7 @@ class CharTokenizer:
         self.stoi = {c: i for i, c in enumerate(chars)}
         n = len(chars)
         self.pad_id, self.bos_id, self.eos_id, self.mask_id = n, n + 1, n + 2, n + 3
-        self.vocab_size = n + 3
+        self.n_real, self.vocab_size = n + 3, n + 4
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
@@ -104,7 +104,7 @@ class CharTokenizer:
         return cls(d['chars'])
 
     def __eq__(self, other): return isinstance(other, CharTokenizer) and self.chars == other.chars
-    def __repr__(self): return f'CharTokenizer({len(self.chars)} chars, vocab_size={self.vocab_size}, mask_id={self.mask_id})'
+    def __repr__(self): return f'CharTokenizer({len(self.chars)} chars, n_real={self.n_real}, mask_id={self.mask_id})'
 
 # %% ../nbs/00_tokenizers.ipynb #1e6f7a87
 def tokenizer_to_dict(tok) -> dict:
@@ -116,3 +116,20 @@ def tokenizer_from_dict(d: dict):
     if d.get('type') == 'bytes': return ByteTokenizer()
     if d.get('type') == 'chars': return CharTokenizer(d['chars'])
     raise ValueError(f"unknown tokenizer description {d!r}: expected type 'bytes' or 'chars'")
+
+# %% ../nbs/00_tokenizers.ipynb #c11d7b2c
+_NAMES = {'pad_id': '<PAD>', 'bos_id': '<BOS>', 'eos_id': '<EOS>', 'mask_id': '<MASK>'}
+_WHITE = {'\n': '⏎', ' ': '␣', '\t': '⇥'}
+
+def token_glyph(tok, i: int, compact: bool = True) -> str:
+    "How id `i` is shown: one character (`compact`: MASK '_', specials '·') or a label for plots."
+    i = int(i)
+    for attr, name in _NAMES.items():
+        if i == getattr(tok, attr, None): return ('_' if attr == 'mask_id' else '·') if compact else name
+    s = tok.decode([i])
+    if compact: return s if s.isprintable() and len(s) == 1 else ('⏎' if s == '\n' else '?')
+    return _WHITE.get(s, s if s.isprintable() and s != '\ufffd' else f'0x{i:02x}')
+
+def render_ids(tok, ids) -> str:
+    "A row of ids as one character each (see `token_glyph`)."
+    return ''.join(token_glyph(tok, i) for i in ids)
