@@ -233,8 +233,8 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
                        batch_size: int = 64, generator: torch.Generator | None = None, device=None, hook=None, **kw) -> list[str]:
     "One sample text per entry of `lengths` (text lengths in bytes), with or without the palindrome constraint."
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
-    seq_len = seq_len or getattr(getattr(model, 'cfg', None), 'block_size', None)
-    if seq_len is None: raise ValueError('give seq_len: the model has no cfg.block_size to take it from')
+    seq_len = seq_len or getattr(getattr(model, 'cfg', None), 'context_length', None)
+    if seq_len is None: raise ValueError('give seq_len: the model has no cfg.context_length to take it from')
     texts = []
     for i in range(0, len(lengths), batch_size):
         lb = lengths[i:i + batch_size]
@@ -315,7 +315,8 @@ def run_palindrome_sample(argv=None) -> dict:
     ap.add_argument('--min-zipf', type=float, default=3.0, help='wordfreq Zipf frequency from which a word counts as English')
     ap.add_argument('--json', default=None, help='also write the samples and the summary to this file')
     a = ap.parse_args(argv)
-    from diffusion_lm.trainer import load_trained, resolve_device, project_path
+    from diffusion_lm.trainer import load_trained
+    from diffusion_lm.runtime import resolve_device, project_path
     from diffusion_lm.checkpoint import find_latest_checkpoint
     path = project_path(a.model)
     if not path.exists(): ap.error(f'--model {a.model}: no such checkpoint or run folder')
@@ -325,10 +326,10 @@ def run_palindrome_sample(argv=None) -> dict:
     try: splits = palindrome_splits(cfg.dataset)
     except ValueError: splits = palindrome_splits('palindromes')
     g = torch.Generator(device=dev).manual_seed(a.seed)
-    if a.length == 'train': lengths = sample_lengths(splits['train'], a.n_samples, torch.Generator().manual_seed(a.seed), cfg.sequence_length - 2)
+    if a.length == 'train': lengths = sample_lengths(splits['train'], a.n_samples, torch.Generator().manual_seed(a.seed), cfg.context_length - 2)
     else:
-        if not a.length.isdigit() or not 1 <= int(a.length) <= cfg.sequence_length - 2:
-            ap.error(f"--length {a.length}: give a text length in 1..{cfg.sequence_length - 2} bytes (the model's window less BOS and EOS) or 'train'")
+        if not a.length.isdigit() or not 1 <= int(a.length) <= cfg.context_length - 2:
+            ap.error(f"--length {a.length}: give a text length in 1..{cfg.context_length - 2} bytes (the model's window less BOS and EOS) or 'train'")
         lengths = [int(a.length)] * a.n_samples
     t0 = time.time()
     texts = sample_palindromes(model, method, tok, lengths, steps=a.steps, sampler=a.sampler, mode=a.mode, alphabet=a.alphabet,

@@ -10,13 +10,14 @@ from datetime import datetime
 from pathlib import Path
 import yaml
 from . import __version__
-from .data import repo_root
+from .runtime import repo_root, UserError, ArgParser, run_cli, parse_value
 
 # %% auto #0
 __all__ = ['LAUNCHERS', 'FINAL_STATES', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',
-           'default_runs_root', 'run_dir_of', 'run_params', 'notebook_default', 'trainer_config', 'sbatch_header',
-           'training_commands', 'sbatch_script', 'SlurmError', 'prepare_run', 'submit', 'submit_pipeline', 'job_state',
-           'is_final', 'wait', 'RunInfo', 'newest_checkpoint', 'list_runs', 'format_runs', 'main']
+           'default_runs_root', 'run_dir_of', 'run_params', 'notebook_default', 'check_params', 'trainer_config',
+           'validate_job', 'job_template', 'sbatch_header', 'training_commands', 'sbatch_script', 'SlurmError',
+           'prepare_run', 'submit', 'submit_pipeline', 'job_state', 'is_final', 'wait', 'RunInfo', 'newest_checkpoint',
+           'list_runs', 'format_runs', 'main']
 
 # %% ../nbs/11_slurm.ipynb #38b7fae0
 def _check_param_name(name):
@@ -167,6 +168,14 @@ def notebook_default(notebook, name: str):
     try: return ast.literal_eval(p['default']) if p else None
     except (ValueError, SyntaxError): return None
 
+def check_params(job: SlurmJob):
+    "A UserError for a parameter the notebook does not take (papermill would inject it unread)."
+    import papermill
+    names = set(papermill.inspect_notebook(str(job.notebook)))
+    if not names: raise UserError(f'{job.notebook} has no parameters cell (a cell tagged "parameters"): papermill cannot pass it values')
+    unknown = sorted(set(job.params) - names)
+    if unknown: raise UserError(f'{job.notebook} takes no parameter {unknown}; its parameters are {", ".join(sorted(names))}')
+
 def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     "The preset and `--config` overrides with which the trainer's command line trains `job` (checked now)."
     from diffusion_lm.trainer import TrainConfig, config_from_preset
@@ -177,84 +186,17 @@ def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     config_from_preset(preset, **cfg)
     return preset, cfg
 
-# %% ../nbs/11_slurm.ipynb #513847ac
-_HELPERS = r'''_log() { printf '[diffusion_lm.slurm %(%FT%T)T] %s\n' -1 "$*"; }  # bash's own clock: no process to kill
-_child= _how= _fwd= _rc=0 _preempted=0 _terminated=0
-_status() {  # _status PID FIELD: one field of /proc/PID/status (PPid, SigCgt, ...)
-  local k v
-  { while read -r k v; do [ "$k" = "$2:" ] && { echo "$v"; return 0; }; done < "/proc/$1/status"; } 2>/dev/null
-  return 1
-}
-_is_ours() {  # is process $1 the launched command or one of its descendants?
-  local p=$1
-  while [ -n "$p" ] && [ "$p" -gt 1 ]; do [ "$p" = "$_child" ] && return 0; p=$(_status "$p" PPid) || return 1; done
-  return 1
-}
-_training_pid() {  # _training_pid N: the PID in train.pid, once it is ours and handles signal N (StopFlag installed)
-  local pid= cgt
-  { read -r pid || [ -n "$pid" ]; } 2>/dev/null < "$_ckpt/train.pid" || return 1   # the trainer writes no newline
-  [[ $pid =~ ^[0-9]+$ ]] && _is_ours "$pid" || return 1
-  cgt=$(_status "$pid" SigCgt) && (( (0x$cgt >> ($1 - 1)) & 1 )) && echo "$pid"
-}
-_forward() {  # _forward SIG N, in the background: pass signal SIG (number N) on as soon as the training can take it
-  local pid i=0
-  while kill -0 "$_child" 2>/dev/null; do
-    if [ "$_how" = srun ]; then
-      if [ -e "$_ckpt/train.pid" ]; then
-        _log "forwarding SIG$1 to srun ($_child), which passes it to torchrun on every node"; kill -"$1" "$_child"; return
-      fi
-    elif pid=$(_training_pid "$2"); then
-      _log "forwarding SIG$1 to the training process $pid (from $_ckpt/train.pid)"; kill -"$1" "$pid"; return
-    fi
-    [ $((i++)) = 0 ] && _log "train.pid does not name a process of this job that handles SIG$1 yet; forwarding as soon as it does"
-    sleep 1
-  done
-}
-_on_usr1() {  # the --signal from SLURM: have the training checkpoint and stop, then requeue
-  _log "SIGUSR1: the time limit is near or the job is being preempted; asking the training to checkpoint and stop"
-  [ "$_preempted" = 1 ] && return; _preempted=1
-  if [ -n "$_child" ]; then _forward USR1 10 & _fwd="$_fwd $!"; fi
-}
-_on_term() {  # SLURM ends the job; with proctrack/cgroup only this shell (and srun's tasks) get SIGTERM, not the training
-  _log "SIGTERM: SLURM is ending the job; asking the training to checkpoint and stop"
-  [ "$_terminated" = 1 ] && return; _terminated=1
-  if [ -n "$_child" ] && [ "$_how" != srun ]; then _forward TERM 15 & _fwd="$_fwd $!"; fi
-}
-_keep_notebook() {  # an earlier attempt's executed notebook becomes notebook.attempt-N.ipynb
-  local n=1
-  [ -e notebook.ipynb ] || return 0
-  while [ -e "notebook.attempt-$n.ipynb" ]; do n=$((n + 1)); done
-  mv notebook.ipynb "notebook.attempt-$n.ipynb"
-}
-_run() {  # _run notebook|torchrun|srun CMD...: run CMD in the background, wait through trapped signals, set _rc
-  if [ "$_preempted" = 1 ] || [ "$_terminated" = 1 ]; then _log "signalled before the $1 command started: not starting it"; _how=skipped _rc=0; return; fi
-  _how=$1; shift
-  rm -f "$_ckpt/train.pid"
-  if [ "$_how" = notebook ]; then _keep_notebook; ( trap '' TERM; exec "$@" ) & else "$@" & fi  # papermill outlives its kernel
-  _child=$!
-  while :; do wait "$_child"; _rc=$?; kill -0 "$_child" 2>/dev/null || break; done
-  wait "$_child"; _rc=$?
-  if [ -n "$_fwd" ]; then kill $_fwd 2>/dev/null; fi
-  _child= _fwd=
-  _log "the command exited with status $_rc"
-}
-trap _on_usr1 USR1
-trap _on_term TERM'''
+def validate_job(job: SlurmJob, run_dir) -> dict | None:
+    "Check `job`'s parameters now: names the notebook takes, and the training config when the notebook has a preset."
+    check_params(job)
+    if job.mode != 'notebook' or notebook_default(job.notebook, 'preset') is not None: return trainer_config(job, run_dir)[1]
+    return None
 
-_FINISH = r'''if [ "$_preempted" = 1 ] && [ "$_rc" = 0 ] && [ "$_how" = notebook ] && grep -qs '"finished": true' "$_ckpt/result.json"; then
-  _log "the training had already finished when the signal came: nothing to continue"; _preempted=0
-fi
-if [ "$_preempted" = 1 ]; then
-  if [ "$_requeue" = 1 ] && scontrol requeue "${SLURM_JOB_ID:-}"; then
-    _log "requeued job $SLURM_JOB_ID: the next attempt resumes from the newest checkpoint in $_ckpt"
-    _log "this attempt ends; the job waits in the queue to run again"; exit 0
-  fi
-  _log "preempted and not requeued: resubmit $_run_dir/job.sbatch to continue from the newest checkpoint"
-  _log "exit 75"; exit 75
-fi
-[ "$_terminated" = 1 ] && [ "$_rc" = 0 ] && _rc=143
-_log "exit $_rc"
-exit $_rc'''
+# %% ../nbs/11_slurm.ipynb #513847ac
+def job_template() -> str:
+    "The text of the job script template shipped with the package (`diffusion_lm/templates/slurm_job.sh`)."
+    import diffusion_lm
+    return (Path(diffusion_lm.__file__).parent / 'templates' / 'slurm_job.sh').read_text()
 
 def _default_env_setup() -> str:
     "Activate the repository's .venv, else the virtual environment this Python runs in, else nothing."
@@ -327,21 +269,25 @@ def _threads(job: SlurmJob) -> str:
 
 # %% ../nbs/11_slurm.ipynb #0b031e88
 def sbatch_script(job: SlurmJob, run_dir=None) -> str:
-    "The job script of `job` (run directory: `run_dir`, default `run_dir_of(job)`)."
+    "The job script of `job` (run directory: `run_dir`, default `run_dir_of(job)`), from the template."
     rd = Path(run_dir) if run_dir is not None else run_dir_of(job)
     if job.name is None: job.name = rd.name
     env = job.env_setup if job.env_setup is not None else _default_env_setup()
     python = 'python' if env.strip() else shlex.quote(sys.executable)
-    lines = ['#!/bin/bash', *sbatch_header(job, rd),
-             f'# Written by diffusion_lm.slurm {__version__} on {datetime.now():%Y-%m-%d %H:%M:%S}: {job.mode} run of {str(job.notebook)!r}',
-             f'# Run directory {rd}; sbatch this file again to continue from the newest checkpoint in ckpt/.',
-             f'_run_dir={shlex.quote(str(rd))} _ckpt={shlex.quote(str(rd / "ckpt"))} _requeue={int(job.requeue)}',
-             _HELPERS,   # the traps first: a signal during the environment set-up must not kill the job
-             '_log "job ${SLURM_JOB_ID:-none} (${SLURM_JOB_NAME:-}), attempt $((${SLURM_RESTART_COUNT:-0} + 1)), on $(hostname), '
-             f'mode {job.mode}, GPUs on the node: ${{SLURM_GPUS_ON_NODE:-none}}"',
-             'export PYTHONUNBUFFERED=1', *([env] if env.strip() else []), 'set -u', _threads(job), 'cd "$_run_dir" || exit 1',
-             *training_commands(job, rd, python), _FINISH]
-    return '\n'.join(lines) + '\n'
+    lines = {'# @SBATCH@': sbatch_header(job, rd),
+             '# @ABOUT@': [f'# Written by diffusion_lm.slurm {__version__} on {datetime.now():%Y-%m-%d %H:%M:%S}: {job.mode} run of '
+                           f'{str(job.notebook)!r}', f'# Run directory {rd}; sbatch this file again to continue from the newest '
+                           'checkpoint in ckpt/.'],
+             '# @ENV_SETUP@': [env] if env.strip() else [], '# @THREADS@': [_threads(job)],
+             '# @TRAINING@': training_commands(job, rd, python)}
+    out = []
+    for line in job_template().splitlines():
+        out += lines.get(line.strip(), [line])
+    values = {"'@RUN_DIR@'": shlex.quote(str(rd)), "'@CKPT_DIR@'": shlex.quote(str(rd / 'ckpt')),
+              "'@REQUEUE@'": str(int(job.requeue)), '@MODE@': job.mode}
+    text = '\n'.join(out) + '\n'
+    for k, v in values.items(): text = text.replace(k, v)
+    return text
 
 # %% ../nbs/11_slurm.ipynb #788c6d62
 class SlurmError(RuntimeError):
@@ -368,9 +314,10 @@ def prepare_run(job: SlurmJob, exist_ok: bool = False) -> Path:
                               'it again and continue from its newest checkpoint')
     nb = Path(job.notebook)
     if not nb.is_file(): raise FileNotFoundError(f'notebook {nb.absolute()} not found: give its path relative to {Path.cwd()} or absolute')
+    cfg = validate_job(job, rd)
     script = sbatch_script(job, rd)
     for sub in ('logs', 'ckpt'): (rd / sub).mkdir(parents=True, exist_ok=True)
-    if job.mode != 'notebook': (rd / 'config.json').write_text(json.dumps(trainer_config(job, rd)[1], indent=1) + '\n')
+    if job.mode != 'notebook': (rd / 'config.json').write_text(json.dumps(cfg, indent=1) + '\n')
     (rd / 'job.sbatch').write_text(script)
     return rd
 
@@ -460,13 +407,20 @@ def is_final(state: dict) -> bool:
     "Has the job ended for good (a requeued or pending job has not; one whose dependency can never be met has)?"
     return state['state'] in FINAL_STATES or state.get('reason') == 'DependencyNeverSatisfied'
 
-def wait(job_id, timeout: float | None = None, poll: float = 2.0, run_dir=None) -> dict:
-    "Wait until job `job_id` has ended for good; its final `job_state`. TimeoutError after `timeout` seconds."
+def wait(job_id, timeout: float | None = None, poll: float = 2.0, run_dir=None, unknown_grace: float = 30.0) -> dict:
+    "Wait until job `job_id` has ended for good; its final `job_state`. Gives up on a job SLURM does not know."
+    if not str(job_id).isdigit(): raise UserError(f'job id {job_id!r} is not a number; give the id sbatch printed')
+    if shutil.which('scontrol') is None and shutil.which('sacct') is None and run_dir is None:
+        raise SlurmError('cannot wait: no SLURM client here (scontrol, sacct); run this on a cluster login node')
     t0 = time.monotonic()
     while True:
         st = job_state(job_id, run_dir)
         if is_final(st): return st
-        if timeout is not None and time.monotonic() - t0 > timeout:
+        waited = time.monotonic() - t0
+        if st['state'] == 'UNKNOWN' and waited > unknown_grace:
+            raise SlurmError(f'job {job_id} is not known to SLURM (no scontrol or sacct record, no log) after {waited:.0f} s: '
+                             'check the job id (diffusion-lm-slurm list shows the runs and their jobs)')
+        if timeout is not None and waited > timeout:
             raise TimeoutError(f'job {job_id} still {st["state"]} ({st.get("reason")}) after {timeout:.0f} s')
         time.sleep(poll)
 
@@ -518,14 +472,6 @@ def format_runs(runs: list[RunInfo]) -> str:
     return '\n'.join('  '.join(c.ljust(w[i]) for i, c in enumerate(row[:-1])) + '  ' + row[-1] for row in rows)
 
 # %% ../nbs/11_slurm.ipynb #7ca42756
-def _guess(v: str):
-    "papermill's `-p` typing: True/False/None, int, float, else the string."
-    if v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
-    for t in (int, float):
-        try: return t(v)
-        except ValueError: pass
-    return v
-
 def _resource_args(p):
     g = p.add_argument_group('resources')
     g.add_argument('--partition'); g.add_argument('--account'); g.add_argument('--qos')
@@ -545,31 +491,31 @@ def _resources(a) -> dict:
                 qos=a.qos, signal_seconds=a.signal_seconds or None, requeue=not a.no_requeue, env_setup=a.env_setup,
                 extra_sbatch=a.sbatch, kernel=a.kernel, launcher=a.launcher)
 
-class _Params(argparse.Action):
-    "-p/-r NAME VALUE into the dict of the current section (--pretrain/--finetune for `pipeline`)."
+class _Set(argparse.Action):
+    "--set NAME=VALUE ... into the dict of the current section (--pretrain/--finetune for `pipeline`)."
     def __call__(self, parser, ns, values, option_string=None):
-        k, v = values
-        getattr(ns, getattr(ns, 'section', 'params'))[k] = v if option_string in ('-r', '--raw') else _guess(v)
+        for it in values:
+            if '=' not in it: parser.error(f'--set expects NAME=VALUE, got {it!r}')
+            k, v = it.split('=', 1)
+            getattr(ns, getattr(ns, 'section', 'params'))[k] = parse_value(v)
 
 class _Section(argparse.Action):
     def __call__(self, parser, ns, values, option_string=None): ns.section = self.dest
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='diffusion-lm-slurm', description='Run diffusion_lm notebooks as SLURM jobs.')
-    sub = ap.add_subparsers(dest='cmd', required=True)
+    ap = ArgParser(prog='diffusion-lm-slurm', description='Run diffusion_lm notebooks as SLURM jobs.')
+    sub = ap.add_subparsers(dest='cmd', required=True, parser_class=ArgParser)
     s = sub.add_parser('submit', help='submit one papermill run of a notebook')
     s.add_argument('notebook'); s.add_argument('--name')
-    s.add_argument('-p', '--param', nargs=2, action=_Params, metavar=('NAME', 'VALUE'), dest='p_', help='a parameter (typed like papermill -p)')
-    s.add_argument('-r', '--raw', nargs=2, action=_Params, metavar=('NAME', 'VALUE'), dest='r_', help='a string parameter, verbatim')
+    s.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE', help="the notebook's parameters")
     s.add_argument('--dry-run', action='store_true', help='print the job script; write and submit nothing')
     s.add_argument('--after', help='start after this job id succeeds (afterok)')
     _resource_args(s); s.set_defaults(params={})
     pl = sub.add_parser('pipeline', help='pre-train, then fine-tune from its newest checkpoint (two chained jobs)')
     pl.add_argument('--notebook', default='nbs/train.ipynb'); pl.add_argument('--finetune-notebook'); pl.add_argument('--name')
-    pl.add_argument('--pretrain', nargs=0, action=_Section, help='the -p/-r after this are the pre-train parameters')
-    pl.add_argument('--finetune', nargs=0, action=_Section, help='the -p/-r after this are the fine-tune parameters')
-    pl.add_argument('-p', '--param', nargs=2, action=_Params, metavar=('NAME', 'VALUE'), dest='p_')
-    pl.add_argument('-r', '--raw', nargs=2, action=_Params, metavar=('NAME', 'VALUE'), dest='r_')
+    pl.add_argument('--pretrain', nargs=0, action=_Section, help='the --set after this are the pre-train parameters')
+    pl.add_argument('--finetune', nargs=0, action=_Section, help='the --set after this are the fine-tune parameters')
+    pl.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE')
     pl.add_argument('--finetune-time', help='time limit of the fine-tune (default: --time)')
     _resource_args(pl); pl.set_defaults(pretrain={}, finetune={}, section='pretrain')
     ls = sub.add_parser('list', help='list runs, their job states, newest checkpoints and executed notebooks')
@@ -579,29 +525,27 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 # %% ../nbs/11_slurm.ipynb #33707c2f
-def main(argv=None):
-    "The `diffusion-lm-slurm` command."
+def _main(argv):
     a = _parser().parse_args(argv)
-    try:
-        if a.cmd == 'submit':
-            job = SlurmJob(notebook=a.notebook, params=a.params, name=a.name, **_resources(a))
-            if a.dry_run: print(sbatch_script(job), end=''); return 0
-            jid = submit(job, dependency=a.after, exist_ok=a.exist_ok)
-            print(f'submitted job {jid}: run directory {run_dir_of(job)}')
-        elif a.cmd == 'pipeline':
-            res = _resources(a)
-            ids = submit_pipeline(a.pretrain, a.finetune, name=a.name, notebook=a.notebook, finetune_notebook=a.finetune_notebook,
-                                  finetune_resources={'time': a.finetune_time} if a.finetune_time else None,
-                                  exist_ok=a.exist_ok, **res)
-            print(f'submitted pre-train job {ids[0]} and fine-tune job {ids[1]} (afterok:{ids[0]})')
-        elif a.cmd == 'list':
-            runs = list_runs(a.runs_root)
-            if a.json: print(json.dumps([{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(r).items()} for r in runs], indent=1))
-            else: print(format_runs(runs) if runs else f'no runs under {a.runs_root or default_runs_root()}')
-        elif a.cmd == 'wait':
-            st = wait(a.job_id, timeout=a.timeout)
-            print(json.dumps(st))
-            return 0 if st['state'] == 'COMPLETED' else 1
-    except (SlurmError, ValueError, TypeError, FileExistsError, FileNotFoundError, TimeoutError) as e:
-        print(f'diffusion-lm-slurm: {e}', file=sys.stderr); return 2
-    return 0
+    if a.cmd == 'submit':
+        job = SlurmJob(notebook=a.notebook, params=a.params, name=a.name, **_resources(a))
+        if a.dry_run: validate_job(job, run_dir_of(job)); print(sbatch_script(job), end=''); return
+        jid = submit(job, dependency=a.after, exist_ok=a.exist_ok)
+        print(f'submitted job {jid}: run directory {run_dir_of(job)}')
+    elif a.cmd == 'pipeline':
+        ids = submit_pipeline(a.pretrain, a.finetune, name=a.name, notebook=a.notebook, finetune_notebook=a.finetune_notebook,
+                              finetune_resources={'time': a.finetune_time} if a.finetune_time else None,
+                              exist_ok=a.exist_ok, **_resources(a))
+        print(f'submitted pre-train job {ids[0]} and fine-tune job {ids[1]} (afterok:{ids[0]})')
+    elif a.cmd == 'list':
+        runs = list_runs(a.runs_root)
+        if a.json: print(json.dumps([{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(r).items()} for r in runs], indent=1))
+        else: print(format_runs(runs) if runs else f'no runs under {a.runs_root or default_runs_root()}')
+    elif a.cmd == 'wait':
+        st = wait(a.job_id, timeout=a.timeout)
+        print(json.dumps(st))
+        if st['state'] != 'COMPLETED': raise SystemExit(1)
+
+def main(argv=None) -> int:
+    "The `diffusion-lm-slurm` command: exit code 0 on success, 1 for `wait` on a job that did not complete, 2 on a user error."
+    return run_cli('diffusion-lm-slurm', _main, argv)
