@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KERNEL := diffusion-lm
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock train test test-nbs test-py check-sync readme lab bench-quick bench palindromes
+.PHONY: setup lock train test test-nbs test-py check-sync readme docs lab bench-quick bench palindromes
 
 setup: $(STAMP)
 
@@ -49,6 +49,11 @@ test-py: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --durations=15 tests
 
 test: check-sync test-nbs test-py
+
+# Every notebook executed as nbdev_test runs it (IN_TEST=1, #| slow cells skipped) and rendered with its figures
+# to a static page under _docs/ (open _docs/index.html); the notebooks in nbs/ are left untouched
+docs: setup
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/render_docs.py --out _docs
 
 lab: setup
 	$(BIN)/jupyter lab nbs
