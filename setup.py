@@ -27,6 +27,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['diffusion_lm', 'diffusion_lm.*']),
     include_package_data=True,
+    package_data={'diffusion_lm': ['templates/*', 'templates/*/*']},   # the SLURM job script and the tiny model's code
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],

@@ -161,6 +161,7 @@ def train_and_measure(name: str, cfg: TrainConfig, device, draws: int, max_windo
     "Train `cfg` with the library's `train` (resuming or reusing a finished run), then measure it on every validation window."
     t0 = time.perf_counter()
     res = train(cfg, progress=progress)
+    if not res['finished']: raise SystemExit(f"{name}: training stopped at step {res['step']} (a signal); run again to resume")
     wall = time.perf_counter() - t0
     model, method, tok, tcfg = load_trained(cfg.out_dir, which='ema' if cfg.ema_decay else 'model', device=device)
     data_path = prepare_dataset(tcfg.dataset)

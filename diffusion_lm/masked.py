@@ -79,10 +79,16 @@ def random_length(x0: torch.Tensor, prob: float = 0.01, pad_id: int | None = Non
 
 # %% ../nbs/06_masked.ipynb #cb5a83d0
 def token_nll(model: Callable, x0: torch.Tensor, xt: torch.Tensor, mask_id: int, subs: bool = True) -> torch.Tensor:
-    "-log p_theta(x0^i | xt) at every position, [B, L] (0 at unmasked positions under SUBS)."
-    logits = model(xt)
-    logp = subs_logits(logits, xt, mask_id) if subs else logits.float().log_softmax(-1)
-    return -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    "-log p_theta(x0^i | xt) at the masked positions, [B, L] (0 elsewhere): the softmax is taken there only."
+    logits = model(xt)                                                   # [B, L, V]
+    masked = xt == mask_id
+    rows = logits[masked]                                                # [n_masked, V]: a fraction of [B, L, V]
+    rows = rows.double() if rows.dtype == torch.float64 else rows.float()
+    if subs:
+        if not 0 <= mask_id < rows.shape[-1]: subs_logits(logits, xt, mask_id)     # the clear error
+        rows = rows.index_fill(-1, torch.tensor([mask_id], device=rows.device), -math.inf)
+    nll = -rows.log_softmax(-1).gather(-1, x0[masked][:, None])[:, 0]
+    return torch.zeros(xt.shape, dtype=nll.dtype, device=xt.device).masked_scatter(masked, nll)
 
 def forward_mask_count(x0: torch.Tensor, mask_id: int, generator=None, low_discrepancy: bool = False, prompt_mask=None):
     "Mask m ~ U{1..A} of each row's A free positions uniformly; returns (xt, weight A/m [B], masked [B, L])."
@@ -95,7 +101,7 @@ def forward_mask_count(x0: torch.Tensor, mask_id: int, generator=None, low_discr
     masked = rank < m[:, None]                                                  # m random free positions
     return torch.where(masked, mask_id, x0), A / m, masked
 
-# %% ../nbs/06_masked.ipynb #714c17f7
+# %% ../nbs/06_masked.ipynb #85004eda
 ESTIMATORS = ('time', 'count')
 
 def masked_diffusion_loss(model: Callable, x0: torch.Tensor, mask_id: int, t=None, min_mask_rate: float = 1e-3,
