@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every benchmark, then (with --full) rebuild bench/RESULTS.md.
-#   bench/run_all.sh --quick   tiny sizes, a couple of minutes; results go to bench/results/quick/ (not in RESULTS.md)
+#   bench/run_all.sh --quick   tiny sizes, a few minutes (ablations: a subset); results go to bench/results/quick/
 #   bench/run_all.sh --full    the real runs (hours at 1 thread: see bench/README.md); gpu.py runs only where CUDA is
 # Arguments after the mode go to every script (e.g. --note "cores shared with other jobs").
 # BENCH_ONLY="sampling train_throughput" bench/run_all.sh --full   runs only those scripts.
@@ -21,9 +21,12 @@ for s in $scripts; do
   flag=$mode
   # --full is the default of every script; pass it only to those whose command line knows it
   if [ "$mode" = --full ] && ! "$PY" "bench/$s.py" --help 2>/dev/null | grep -q -- '--full'; then flag=; fi
-  echo "== bench/$s.py $flag $*"
+  extra=()
+  # the smoke run of the ablation sweep: one seed of a lever per method (all 26 variants x 2 seeds take ~15 minutes)
+  if [ "$mode" = --quick ] && [ "$s" = ablations ]; then extra=(--only masked-torch-count block4-count sedd-abs-radd --seeds 0); fi
+  echo "== bench/$s.py $flag ${extra[*]} $*"
   start=$SECONDS
-  "$PY" "bench/$s.py" $flag "$@"
+  "$PY" "bench/$s.py" $flag "${extra[@]}" "$@"
   rc=$?
   if [ "$s" = gpu ] && [ $rc -eq 2 ]; then echo "== gpu.py skipped: no CUDA GPU on this machine"; continue; fi
   [ $rc -eq 0 ] || failed+=("$s")

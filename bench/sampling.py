@@ -384,7 +384,7 @@ def main(argv=None):
     d = bl.out_dir(args)
     stem = f"sampling__{bl.slug(bl.machine_kind(device))}"
     res = bl.new_result('sampling', args, device)
-    res.update(length=L, calls=calls, n_samples=n_samples, batch=batch, temperature=args.temperature, train=base,
+    res.update(length=L, calls=calls, n_samples=n_samples, batch=batch, temperature=args.temperature, seed=args.seed, train=base,
                block_size=MODELS['block']['block_size'], models=info, plot=f'{stem}.png', rows=[])
     res['reference'] = reference(data_path, tok, judge, vocab, n_samples, L)
     res['checks'] = checks(models, L, device)
@@ -393,8 +393,9 @@ def main(argv=None):
     last = partial if partial.exists() else d / f'{stem}.json'
     if args.resume and last.exists():
         prev = json.loads(last.read_text())
-        same = all(prev.get(k) == res[k] for k in ('length', 'n_samples', 'batch', 'temperature', 'train')) and \
-            {n: v['out_dir'] for n, v in prev['models'].items() if n in info} == {n: v['out_dir'] for n, v in info.items()}
+        fingerprint = lambda ms: {n: (v['out_dir'], v['final']['bits']) for n, v in ms.items() if n in info}
+        same = all(prev.get(k) == res[k] for k in ('length', 'n_samples', 'batch', 'temperature', 'seed', 'train')) and \
+            fingerprint(prev['models']) == fingerprint(info)
         old = {r['key']: r for r in prev['rows'] if 'error' not in r} if same else {}
         print(f'resume: {len(old)} rows reused' if same else 'resume: the last result used other models or settings; starting over')
     grid = [s for s in sampler_grid(L, calls, res['block_size']) if s['model'] in models]
