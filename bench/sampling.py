@@ -1,6 +1,6 @@
 """Sampling: quality against network calls for every method and sampler, on the same trained models for every row.
 
-    python bench/sampling.py                    # trains (or reuses) 4 models, then every sampler row (1-2 h at 1 thread)
+    python bench/sampling.py                    # trains (or reuses) 4 models, then 78 rows: ~1.5 h on one free core
     python bench/sampling.py --quick            # tiny models and lengths, about a minute
     python bench/sampling.py --models ar block  # only some methods (AR always: it is the judge)
     python bench/sampling.py --resume           # keep the rows of the last run whose models are these
@@ -178,7 +178,7 @@ def get_models(names, base: dict, runs: Path, device, quick: bool) -> tuple[dict
     models, info = {}, {}
     for name in names:
         cfg = TrainConfig.from_dict({**base, **MODELS[name], 'out_dir': str(runs / name)})
-        m = bl.train_and_measure(name, cfg, device, draws=1 if quick else 2, max_windows=16 if quick else 128)
+        m = bl.train_and_measure(name, cfg, device, draws=1 if quick else 2, max_windows=16 if quick else 128, progress=not quick)
         model, method, tok, _ = load_trained(m['out_dir'], which='ema' if cfg.ema_decay else 'model', device=device)
         models[name] = dict(model=model, method=method)
         info[name] = {k: m[k] for k in ('method', 'params', 'final', 'wall_seconds', 'out_dir', 'tokens_per_s_median')}
