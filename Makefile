@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KERNEL := diffusion-lm
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock train test test-nbs test-py check-sync readme docs lab bench-quick bench palindromes
+.PHONY: setup lock train test test-nbs test-py check-sync readme docs lab bench-quick bench gpu-check palindromes
 
 setup: $(STAMP)
 
@@ -58,12 +58,21 @@ docs: setup
 lab: setup
 	$(BIN)/jupyter lab nbs
 
-# Benchmarks (bench/README.md): --quick is a smoke run, --full writes bench/results/ and bench/RESULTS.md
+# Benchmarks (bench/README.md): --quick is a smoke run (minutes), --full writes bench/results/ and bench/RESULTS.md (hours
+# at 1 thread); BENCH_ONLY="sampling train_throughput" limits them, BENCH_ARGS='--note "..."' goes to every script
+BENCH_ARGS ?=
 bench-quick: setup
-	bench/run_all.sh --quick
+	bench/run_all.sh --quick $(BENCH_ARGS)
 
 bench: setup
-	bench/run_all.sh --full
+	bench/run_all.sh --full $(BENCH_ARGS)
+
+# On one CUDA GPU, under 8 minutes: every method's GPU preset in bf16 with and without torch.compile (tokens/s, MFU,
+# peak memory) into bench/RESULTS.md's GPU section; GPU_CHECK_ARGS=--llada-8b adds the 8B LoRA / FSDP2 memory steps.
+# Without CUDA it stops at once with exit code 2.
+GPU_CHECK_ARGS ?=
+gpu-check: setup
+	$(BIN)/python bench/gpu.py $(GPU_CHECK_ARGS)
 
 # The palindrome pipeline: pre-train SEDD on Wikipedia bytes, fine-tune on palindromes, sample + evaluate (CPU ~30 min)
 palindromes: setup

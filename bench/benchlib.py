@@ -175,3 +175,18 @@ def train_and_measure(name: str, cfg: TrainConfig, device, draws: int, max_windo
                        'val_bits_se': m['val_bits_se']} for m in metrics if 'val_bits' in m],
             'tokens_per_s_median': sorted(tok_s)[len(tok_s) // 2] if tok_s else None, 'wall_seconds': wall,
             'window_bits': bits.mean(0), 'out_dir': res['out_dir']}
+
+
+# ---------------------------------------------------------------- added for sampling / throughput / gpu
+def write_json_atomic(path: Path, obj) -> Path:
+    "Write `obj` as JSON to `path` atomically (a temporary file, fsync, rename)."
+    from diffusion_lm.runtime import write_text_atomic
+    write_text_atomic(path, json.dumps(obj, indent=1, default=_jsonable) + '\n')
+    return Path(path)
+
+
+def paired_ratios(xs: list[float], refs: list[float]) -> dict:
+    "The ratio of medians and the median of the per-repetition ratios of `xs` to `refs` (same repetitions)."
+    import statistics
+    return {'ratio': statistics.median(xs) / statistics.median(refs),
+            'paired_ratio': statistics.median(a / b for a, b in zip(xs, refs))}

@@ -1,114 +1,324 @@
-"""GPU benchmark: training tokens per second, model FLOPs utilisation (MFU) in bf16 and peak memory of the
-768-wide, 12-layer configuration, for masked diffusion, SEDD (absorbing, uniform) and the causal AR baseline.
+"""GPU check: each method's GPU preset trained for a few hundred steps in bf16, with and without torch.compile:
+training tokens/s, MFU against the device's dense bf16 peak, and peak memory; optionally one LoRA step and one FSDP2
+step of a randomly initialised 8B-shaped LLaDA model, their measured peak memory beside the memory plan's.
 
-    python bench/gpu.py                  # on a CUDA machine; without CUDA it says so and writes nothing
-    python bench/gpu.py --quick          # a short run (fewer repetitions), still 768 x 12 on CUDA
-    python bench/gpu.py --peak-tflops X  # when the GPU is not in the table below
+    python bench/gpu.py                 # (make gpu-check) about 7 minutes on one GPU; writes bench/results/gpu__<gpu>.*
+    python bench/gpu.py --llada-8b      # also the 8B LoRA and FSDP2 steps (about a minute more)
+    python bench/gpu.py --quick         # a shorter budget (about 2 minutes)
+    python bench/gpu.py --peak-tflops X # the dense bf16 peak when the device is not in the table below
 
-Training FLOPs per token (forward + backward = 3 x forward), as in nanoGPT / PaLM:
-    6 N + 12 n_layer n_embd L
-N counts the weights used once per token in a matrix product (attention q/k/v/output, MLP, output head), not the
-embedding lookup and not the per-sequence adaLN / time MLP of SEDD; the second term is attention's QK^T and AV
-over all L positions (the causal AR model's fused kernel skips about half of them, so its MFU is flattering by
-that much of the attention share, reported as `attention_share`). MFU = FLOPs/token x tokens/s / peak, with the
-GPU's dense (no sparsity) bf16 tensor peak looked up by device name. The step is train_throughput.py's.
+Without a CUDA device it stops at once (before importing torch when /dev/nvidia* is absent) with one line and exit
+code 2. Presets: the `*-gpu` entries of `diffusion_lm.trainer.PRESETS`, one per method (those that fine-tune from
+another run are skipped); the AR baseline has none and runs the masked preset with method='ar'. Each run is built
+by the trainer's `prepare_run` / `build_model` and stepped by its `train_step` (bf16 autocast, clipping, fused AdamW,
+schedule); `--budget-s` seconds are shared among the runs (compile time included), at most `--max-steps` each.
+Training FLOPs per token (nanoGPT / PaLM): 6 N + 12 n_layer n_embd T, N the weights used once per token in a matrix
+product (attention, MLP, output layer; not the embedding, not SEDD's per-sequence time MLP), T the positions
+attention reads; block diffusion reads every sequence twice (2L positions), so its FLOPs per training token double.
+MFU = FLOPs/token x tokens/s / the device's dense bf16 peak (the table below; data sheets' sparse figures halved).
 """
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys, time
 from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import torch
-import benchlib as bl
-from train_throughput import bench_size
-from diffusion_lm.model_size import memory_estimate
 
-# dense bf16 tensor-core peaks from the vendors' data sheets (the "with sparsity" figures halved), FLOP/s
-PEAK_BF16 = [  # (test on the device name, peak, what it is); first match wins
-    (lambda n: 'GH200' in n, 989.4e12, 'GH200 (H100 SXM-class Hopper)'),
-    (lambda n: 'H200' in n, 989.4e12, 'H200 SXM'),
-    (lambda n: 'H100' in n and 'PCIE' in n.upper(), 756.0e12, 'H100 PCIe'),
-    (lambda n: 'H100' in n and 'NVL' in n, 835.0e12, 'H100 NVL'),
-    (lambda n: 'H100' in n, 989.4e12, 'H100 SXM'),
-    (lambda n: 'A100' in n, 312.0e12, 'A100'),
-    (lambda n: 'L40S' in n, 362.0e12, 'L40S'),
-    (lambda n: n.strip().endswith(' L4') or n.strip() == 'L4', 121.0e12, 'L4'),
-    (lambda n: 'A10' in n and 'A100' not in n and 'A10G' not in n, 125.0e12, 'A10'),
+NO_CUDA_EXIT = 2
+
+
+def cuda_device_present() -> bool:
+    "Whether an NVIDIA device node exists (checked without importing torch)."
+    return any(Path('/dev').glob('nvidia[0-9]*')) or Path('/proc/driver/nvidia/gpus').is_dir()
+
+
+def no_cuda(why: str):
+    print(f'bench/gpu.py: no CUDA GPU here ({why}); nothing measured, nothing written. Run it on a machine with one: make gpu-check',
+          file=sys.stderr)
+    sys.exit(NO_CUDA_EXIT)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true', help='a shorter budget')
+    ap.add_argument('--full', action='store_true', help='the default run (for run_all.sh)')
+    ap.add_argument('--budget-s', type=float, default=None, help='seconds for all the preset runs together (default 300; quick 90)')
+    ap.add_argument('--max-steps', type=int, default=300, help='at most this many timed steps per run')
+    ap.add_argument('--methods', nargs='*', default=['ar', 'masked', 'block', 'sedd'])
+    ap.add_argument('--no-compile', action='store_true', help='skip the torch.compile runs')
+    ap.add_argument('--peak-tflops', type=float, default=None, help='dense bf16 peak of this device, TFLOP/s (overrides the table)')
+    ap.add_argument('--llada-8b', action='store_true', help='also one LoRA and one FSDP2 step of an 8B-shaped LLaDA model')
+    ap.add_argument('--llada-seq-len', type=int, default=512)
+    ap.add_argument('--out-dir', default=None, help='where JSON/Markdown go (default bench/results; RESULTS.md is rebuilt then)')
+    ap.add_argument('--note', default='')
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--device', default='cuda')
+    ap.add_argument('--allow-cpu', action='store_true', help='tests only: a tiny run on the CPU (fp32), needs --out-dir')
+    args = ap.parse_args(argv)
+    if args.allow_cpu and not args.out_dir: ap.error('--allow-cpu is for tests: give --out-dir too (bench/results holds real runs only)')
+    return args
+
+
+# dense bf16 tensor peaks, FLOP/s: (substring of the device name, peak, what); the first match wins
+PEAK_BF16 = [
+    ('GH200', 989.4e12, 'GH200 (H100 SXM-class)'), ('H200 NVL', 835.0e12, 'H200 NVL'), ('H200', 989.4e12, 'H200 SXM'),
+    ('H100 PCIe', 756.0e12, 'H100 PCIe'), ('H100 NVL', 835.0e12, 'H100 NVL'), ('H100', 989.4e12, 'H100 SXM'),
+    ('B200', 2250e12, 'B200'), ('A100', 312.0e12, 'A100'), ('L40S', 362.0e12, 'L40S'), ('A10G', None, None),
+    ('L4', 121.0e12, 'L4'), ('A10', 125.0e12, 'A10'), ('MI300X', 1307.4e12, 'MI300X'),
 ]
-SIZE = {'gpt2s-12x768-L1024-B16': dict(n_layer=12, n_embd=768, n_head=12, seq_len=1024, batch_size=16)}
-CPU_SMOKE = {'cpu-smoke-1x32-L16-B2': dict(n_layer=1, n_embd=32, n_head=2, seq_len=16, batch_size=2)}
 
 
 def peak_bf16(name: str) -> tuple[float | None, str | None]:
-    "(dense bf16 peak FLOP/s, which entry) for a CUDA device name, or (None, None) if unknown."
-    for test, peak, what in PEAK_BF16:
-        if test(name): return peak, what
+    "(dense bf16 peak FLOP/s, which entry) for a device name, (None, None) if unknown."
+    for key, peak, what in PEAK_BF16:
+        if key.lower() in name.lower() and (key != 'L4' or 'L40' not in name): return peak, what
     return None, None
 
 
 def matmul_params(model) -> int:
-    "Weights used once per token in a matrix product: attention and MLP linears of every block, and the output head."
-    n = model.lm_head.weight.numel()
-    for b in model.blocks:
-        n += sum(p.numel() for m in (b.attn, b.mlp) for p in m.parameters())
-    return n
+    "Weights used once per token in a matrix product: every block's attention and MLP linears, and the output layer."
+    return model.lm_head.weight.numel() + sum(p.numel() for b in model.blocks for m in (b.attn, b.mlp) for p in m.parameters())
 
 
-def train_flops_per_token(model, seq_len: int) -> dict:
-    "6 N + 12 n_layer n_embd L, with its two parts."
-    cfg = model.cfg
-    dense, attn = 6 * matmul_params(model), 12 * cfg.n_layer * cfg.n_embd * seq_len
-    return {'matmul_params': matmul_params(model), 'dense': dense, 'attention': attn, 'total': dense + attn,
-            'attention_share': attn / (dense + attn)}
+def train_flops_per_token(model, length: int, read: int) -> dict:
+    "Training FLOPs per training token: (6N + 12 n_layer n_embd T) x T / L, T = positions read for L trained."
+    c = model.cfg
+    dense, attn = 6 * matmul_params(model) * read / length, 12 * c.n_layer * c.n_embd * read * read / length
+    return {'matmul_params': matmul_params(model), 'read_per_token': read / length, 'dense': dense, 'attention': attn,
+            'total': dense + attn, 'attention_share': attn / (dense + attn)}
+
+
+def gpu_presets(methods) -> dict:
+    "{method: (label, TrainConfig overrides)}: the first '*-gpu' preset of each method that starts from scratch."
+    from diffusion_lm.trainer import PRESETS
+    out = {}
+    for name, p in PRESETS.items():
+        if name.endswith('-gpu') and not p.get('init_from') and p['method'] not in out: out[p['method']] = (name, dict(p))
+    if 'ar' not in out and 'masked' in out: out['ar'] = (f"{out['masked'][0]} (method=ar)", {**out['masked'][1], 'method': 'ar'})
+    return {m: out[m] for m in methods if m in out}
+
+
+def run_preset(label, over: dict, compiled: bool, device, seconds: float, max_steps: int, warmup: int, tiny: bool) -> dict:
+    "Train one preset for about `seconds` (compile included) with the trainer's pieces: tokens/s, FLOPs, peak memory."
+    import torch
+    import benchlib as bl
+    from diffusion_lm.trainer import TrainConfig, prepare_run, build_model, train_step
+    from diffusion_lm.runtime import make_optimizer, make_scheduler
+    from diffusion_lm.data import RandomBatches
+    t_start = time.perf_counter()
+    over = {**over, 'out_dir': 'runs/unused', 'init_from': None, 'device': str(device), 'compile': compiled, 'dropout': 0.0,
+            'precision': 'bf16' if device.type == 'cuda' else 'fp32'}
+    if tiny: over.update(n_layer=1, n_head=2, n_embd=32, context_length=16, batch_size=2, cond_dim=min(over.get('cond_dim', 0), 32))
+    run = prepare_run(TrainConfig.from_dict(over), device=device)
+    cfg = run.cfg
+    torch.manual_seed(0)
+    model = build_model(cfg, run.method).to(device).train()
+    fwd = torch.compile(model) if compiled else model
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+    sched = make_scheduler(opt, cfg.warmup_steps, cfg.max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
+    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, length=run.length, seed=0)
+    batches = [loader.get_batch().to(device) for _ in range(4)]
+    loss_fn, params = (lambda m, x: run.method.loss(m, x)), list(model.parameters())
+    step = lambda i: train_step(fwd, loss_fn, [batches[i % 4]], opt, sched, None, cfg.grad_clip, device, cfg.precision, step=i, params=params)
+    t0 = time.perf_counter()
+    for i in range(warmup): loss, _ = step(i)
+    bl.sync(device); first = time.perf_counter() - t0
+    if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
+    n, t0, deadline = 0, time.perf_counter(), t_start + seconds
+    while n < max_steps and (n < 10 or time.perf_counter() < deadline):
+        loss, _ = step(warmup + n); n += 1
+        if n % 10 == 0: bl.sync(device)
+    bl.sync(device); dt = time.perf_counter() - t0
+    tokens = n * cfg.batch_size * run.length
+    read = run.method.tokens_read(run.length)
+    fl = train_flops_per_token(model, run.length, read)
+    out = {'preset': label, 'method': run.method.name, 'compile': compiled, 'config': {k: getattr(cfg, k) for k in (
+        'n_layer', 'n_head', 'n_embd', 'context_length', 'batch_size', 'cond_dim', 'block_size', 'graph', 'dataset', 'precision')},
+        'length': run.length, 'params': sum(p.numel() for p in model.parameters()), 'warmup_steps': warmup,
+        'warmup_seconds': first, 'steps': n, 'seconds': dt, 'tokens_per_s': tokens / dt, 'final_loss': loss, 'flops_per_token': fl,
+        'achieved_flops': fl['total'] * tokens / dt,
+        'peak_bytes': torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else None}
+    del model, fwd, opt, batches
+    if device.type == 'cuda': torch.cuda.empty_cache()
+    return out
+
+
+# ---------------------------------------------------------------- the 8B-shaped LLaDA model (isolated, defensive)
+def llada_8b_steps(device, seq_len: int = 512, lora_rank: int = 8, shape=None) -> dict:
+    """One LoRA step (bf16 weights) and one FSDP2 step (1 process, bf16 mixed precision) of a randomly initialised
+    LLaDA-8B-shaped model (or `shape`) with block checkpointing; each with its measured peak beside
+    diffusion_lm.memory_plan's prediction. Every failure is recorded, never raised."""
+    out = {'seq_len': seq_len, 'batch_size': 1, 'lora_rank': lora_rank}
+    try:
+        from diffusion_lm.memory_plan import LLADA_8B, finetune_memory
+        shape = shape or LLADA_8B
+        out['shape'] = dict(shape.__dict__)
+    except Exception as e:                                              # the plan module is being reworked
+        return {**out, 'error': f'diffusion_lm.memory_plan: {type(e).__name__}: {e}'}
+    for mode in ('lora', 'fsdp2'):
+        try:
+            pred = finetune_memory(shape, mode, seq_len, 1, n_devices=1, precision='bf16', gradient_checkpointing=True,
+                                   lora_rank=lora_rank)
+            out[mode] = {'predicted_bytes': pred.peak, 'predicted_parts': pred.parts}
+            out[mode].update(_llada_step(mode, device, shape, seq_len, lora_rank, pred.peak))
+        except Exception as e:
+            out.setdefault(mode, {})['error'] = f'{type(e).__name__}: {str(e)[:300]}'
+        finally: _free(device)
+    return out
+
+
+def _free(device):
+    import gc, torch
+    gc.collect()
+    if device.type == 'cuda': torch.cuda.empty_cache()
+
+
+def _llada_model(shape, dtype, device, shard: bool):
+    "The model in the shipped LLaDA-format code at `shape`: built on the meta device, (sharded,) materialised, initialised."
+    import torch
+    from diffusion_lm.templates.tiny_llada.configuration_tiny_llada import TinyLLaDAConfig
+    from diffusion_lm.templates.tiny_llada.modeling_tiny_llada import TinyLLaDAModelLM
+    from diffusion_lm.scale import enable_block_checkpointing, shard_model
+    if shape.kv_heads != shape.heads: raise ValueError('the shipped LLaDA-format code has no grouped key/value heads')
+    config = TinyLLaDAConfig(vocab_size=shape.vocab, d_model=shape.hidden, n_layers=shape.layers, n_heads=shape.heads,
+                             mlp_hidden_size=shape.mlp, max_sequence_length=4096, mask_token_id=shape.vocab - 1)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device('meta'): model = TinyLLaDAModelLM(config)
+    finally: torch.set_default_dtype(old)
+    enable_block_checkpointing(model)
+    if shard: shard_model(model, mixed_precision='bf16')
+    model.to_empty(device=device)
+    with torch.no_grad():
+        for n, p in model.named_parameters(): p.fill_(1.0) if 'norm' in n else p.normal_(0.0, 0.02)
+    return model.train(), config
+
+
+def _adamw(params):
+    import torch
+    try: return torch.optim.AdamW(params, lr=1e-5, fused=True)
+    except (RuntimeError, TypeError): return torch.optim.AdamW(params, lr=1e-5)
+
+
+def _llada_step(mode, device, shape, seq_len, lora_rank, predicted) -> dict:
+    "One training step of `mode` ('lora' or 'fsdp2'): its seconds, loss and (CUDA) measured peak bytes."
+    import torch
+    import torch.nn.functional as F
+    cuda = device.type == 'cuda'
+    if cuda and predicted > 0.95 * torch.cuda.mem_get_info(device)[0]:
+        return {'skipped': f'predicted {predicted / 2**30:.1f} GiB > 95% of the {torch.cuda.mem_get_info(device)[0] / 2**30:.1f} GiB free'}
+    pg = False
+    if mode == 'fsdp2':
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=os.environ.get('MASTER_PORT', '29531'), RANK='0', WORLD_SIZE='1')
+            dist.init_process_group(*(('nccl',) if cuda else ('gloo',)), **({'device_id': device} if cuda else {}))
+            pg = True
+    try:
+        if cuda: torch.cuda.reset_peak_memory_stats(device)
+        model, config = _llada_model(shape, torch.bfloat16 if mode == 'lora' else torch.float32, device, shard=mode == 'fsdp2')
+        if mode == 'lora':
+            from diffusion_lm.scale import apply_lora
+            model = apply_lora(model, rank=lora_rank, alpha=2 * lora_rank)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = _adamw(trainable)
+        g = torch.Generator(device=device).manual_seed(0)
+        x0 = torch.randint(0, config.mask_token_id, (1, seq_len), device=device, generator=g)
+        xt = torch.full_like(x0, config.mask_token_id)                   # t = 1: every position masked and scored
+        if cuda: torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            logits = model(input_ids=xt).logits
+        loss = F.cross_entropy(logits.float().flatten(0, 1), x0.flatten())
+        loss.backward()
+        opt.step(); opt.zero_grad(set_to_none=True)
+        if cuda: torch.cuda.synchronize(device)
+        res = {'seconds': time.perf_counter() - t0, 'loss': loss.item(), 'trainable': sum(p.numel() for p in trainable),
+               'measured_bytes': torch.cuda.max_memory_allocated(device) if cuda else None}
+        res['measured_over_predicted'] = res['measured_bytes'] / predicted if cuda else None
+        del model, opt, logits, loss
+        return res
+    finally:
+        if pg:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------- report
+def markdown(res) -> str:
+    import benchlib as bl
+    rows = [[r['preset'], r['method'], 'yes' if r['compile'] else 'no', f"{r['params'] / 1e6:.1f} M",
+             f"{r['config']['batch_size']} x {r['length']}", r['steps'], f"{r['tokens_per_s']:,.0f}", bl.fmt(r['achieved_flops'] / 1e12, 1),
+             'unknown' if r.get('mfu') is None else f"{100 * r['mfu']:.1f}%", bl.fmt_bytes(r['peak_bytes']), f"{r['warmup_seconds']:.0f}"]
+            if 'error' not in r else [r['preset'], r['method'], 'yes' if r['compile'] else 'no', f"error: {r['error']}"] + [''] * 7
+            for r in res['runs']]
+    peak = res['peak_flops']
+    pk = (f"{peak / 1e12:.1f} TFLOP/s dense bf16 ({res['peak_entry']})" if peak else
+          'an unknown peak: the device is not in the table (give --peak-tflops)')
+    md = [f"### GPU: {res['machine']['gpu'] or 'CPU (test run)'}, {res['precision']}",
+          bl.md_table(['preset', 'method', 'compile', 'params', 'batch x length', 'timed steps', 'tokens/s', 'TFLOP/s', 'MFU',
+                       'peak memory', 'warm-up s'], rows),
+          f"MFU against {pk}. "
+          "FLOPs per training token = (6N + 12·n_layer·n_embd·T)·T/L (T positions read for L trained: 2L for block "
+          "diffusion). Peak memory: max_memory_allocated over the timed steps. Warm-up: the first steps (compilation "
+          f"included). {res['budget_s']:.0f} s shared among the runs, at most {res['max_steps']} timed steps each."]
+    if res.get('llada_8b'):
+        l8 = res['llada_8b']
+        r8 = []
+        for mode in ('lora', 'fsdp2'):
+            v = l8.get(mode, {})
+            r8.append([mode, bl.fmt_bytes(v.get('predicted_bytes')), bl.fmt_bytes(v.get('measured_bytes')),
+                       bl.fmt(v.get('measured_over_predicted'), 3), bl.fmt(v.get('seconds'), 2),
+                       v.get('error') or v.get('skipped') or 'ok'])
+        md.append(f"**LLaDA-8B shape, one step, 1 device, batch 1 x {l8['seq_len']}, block checkpointing** "
+                  f"(random weights; LoRA rank {l8['lora_rank']} on bf16 weights; FSDP2 with bf16 mixed precision):\n\n" +
+                  (f"error: {l8['error']}" if 'error' in l8 else
+                   bl.md_table(['mode', 'predicted peak (memory_plan)', 'measured peak', 'measured / predicted', 'step s', 'status'], r8)))
+    return '\n\n'.join(md)
 
 
 def main(argv=None):
-    ap = bl.common_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
-    ap.add_argument('--peak-tflops', type=float, default=None, help='dense bf16 peak of this GPU, TFLOP/s (overrides the table)')
-    ap.add_argument('--batch-size', type=int, default=None)
-    ap.add_argument('--allow-cpu', action='store_true', help='for tests only: run a tiny size on the CPU (fp32, labelled as CPU)')
-    args = ap.parse_args(argv)
-    if args.allow_cpu and not args.out_dir: ap.error('--allow-cpu is for tests: give --out-dir too (bench/results holds real runs only)')
-    if not torch.cuda.is_available() and not args.allow_cpu:
-        print('bench/gpu.py: no CUDA device here (torch.cuda.is_available() is False); nothing measured, nothing written. '
-              'Run it on a GPU machine: python bench/gpu.py')
-        return None
-    device = bl.setup(args) if torch.cuda.is_available() else torch.device('cpu')
-    if device.type != 'cuda': torch.set_num_threads(max(1, min(args.threads, 2)))
-    sizes = dict(SIZE if device.type == 'cuda' else CPU_SMOKE)
-    label, size = next(iter(sizes.items()))
-    if args.batch_size: size = {**size, 'batch_size': args.batch_size}
-    reps, steps, warmup = (3, 5, 3) if args.quick else (5, 10, 5)
-    if device.type != 'cuda': reps, steps, warmup = 2, 2, 1
-    data_path, tok = bl.shakespeare()
+    args = parse_args(argv)
+    if not args.allow_cpu and not cuda_device_present(): no_cuda('no /dev/nvidia* device')
+    import torch
+    if not args.allow_cpu and not torch.cuda.is_available(): no_cuda('torch.cuda.is_available() is False')
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchlib as bl
+    torch.set_num_threads(max(1, args.threads))
+    device = torch.device(args.device if torch.cuda.is_available() and not args.allow_cpu else 'cpu')
+    args.quick = bool(args.quick)
+    budget = args.budget_s or (90 if args.quick else 300)
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'
-    peak, what = (args.peak_tflops * 1e12, 'given with --peak-tflops') if args.peak_tflops else (peak_bf16(name) if device.type == 'cuda' else (None, None))
+    peak, what = (args.peak_tflops * 1e12, 'given with --peak-tflops') if args.peak_tflops else peak_bf16(name) if device.type == 'cuda' else (None, None)
     res = bl.new_result('gpu', args, device)
-    print(f'{label} on {name} ...', flush=True)
-    s = bench_size(label, size, device, tok, data_path, reps, steps, warmup, cond_dim=128)
-    precision = 'bf16' if device.type == 'cuda' else 'fp32'
-    rows = {}
-    for n in bl.METHODS:
-        method = bl.make_bench_method(n, tok)
-        cfg = bl.train_config(n_layer=size['n_layer'], n_embd=size['n_embd'], n_head=size['n_head'], sequence_length=size['seq_len'],
-                              cond_dim=128)
-        model = bl.bench_model(n, method, cfg, tok)                   # on the CPU: only its shapes are used
-        fl = train_flops_per_token(model, size['seq_len'])
-        tps = s['median_tokens_per_s'][n]
-        est = memory_estimate(model.cfg, size['batch_size'], size['seq_len'], precision=precision, ema=False).total
-        rows[n] = {'flops_per_token': fl, 'tokens_per_s': tps, 'achieved_tflops': fl['total'] * tps / 1e12,
-                   'mfu': fl['total'] * tps / peak if peak else None, 'peak_bytes': s['memory'][n]['peak_bytes'],
-                   'estimated_bytes': est}
-    res.update(size=label, config=size, precision=precision, peak_flops=peak, peak_entry=what, throughput=s, methods=rows)
-    t = bl.md_table(['method', 'tokens/s', 'vs AR', 'TFLOP/s', 'MFU', 'peak memory', 'model_size estimate'],
-                    [[n, f"{r['tokens_per_s']:,.0f}", bl.fmt(s['ratio_vs_ar'][n], 2), bl.fmt(r['achieved_tflops'], 1),
-                      'n/a' if r['mfu'] is None else f"{100 * r['mfu']:.1f}%", bl.fmt_bytes(r['peak_bytes']),
-                      bl.fmt_bytes(r['estimated_bytes'])] for n, r in rows.items()])
-    md = (f"### GPU: {label}, {precision}\n\n{t}\n\nPeak used for MFU: "
-          f"{'unknown for this device (pass --peak-tflops)' if not peak else f'{peak / 1e12:.1f} TFLOP/s dense bf16 ({what})'}. "
-          f"FLOPs/token = 6N + 12·n_layer·n_embd·L = {rows['ar']['flops_per_token']['total'] / 1e9:.2f} GFLOP for AR "
-          f"(attention share {100 * rows['ar']['flops_per_token']['attention_share']:.0f}%). Peak memory: max_memory_allocated "
-          "delta of a step + parameters, optimizer state; estimate: diffusion_lm.model_size.memory_estimate (no EMA).")
-    bl.save_result(res, md, bl.out_dir(args))
+    presets = gpu_presets(args.methods)
+    variants = [(m, c) for m in presets for c in ((False,) if args.no_compile or device.type != 'cuda' else (False, True))]
+    res.update(precision='bf16' if device.type == 'cuda' else 'fp32', peak_flops=peak, peak_entry=what, budget_s=budget,
+               max_steps=args.max_steps, runs=[])
+    t0 = time.perf_counter()
+    for i, (m, compiled) in enumerate(variants):
+        share = (budget - (time.perf_counter() - t0)) / (len(variants) - i)
+        label, over = presets[m]
+        if share <= 0:                                                  # compilation ate the budget: stay under it
+            res['runs'].append({'preset': label, 'method': m, 'compile': compiled, 'error': 'skipped: the time budget was spent'})
+            continue
+        print(f"{label}, compile={compiled}: {share:.0f} s ...", flush=True)
+        try:
+            r = run_preset(label, over, compiled, device, share, args.max_steps if device.type == 'cuda' else 5,
+                           3 if not compiled else 5, tiny=device.type != 'cuda')
+            r['mfu'] = r['achieved_flops'] / peak if peak else None
+            print(f"  {r['tokens_per_s']:,.0f} tokens/s, MFU {bl.fmt(r['mfu'])}, peak {bl.fmt_bytes(r['peak_bytes'])}", flush=True)
+        except Exception as e:
+            r = {'preset': label, 'method': m, 'compile': compiled, 'error': f'{type(e).__name__}: {str(e)[:300]}'}
+            print(f"  error: {r['error']}", flush=True)
+        res['runs'].append(r)
+    if args.llada_8b:
+        res['llada_8b'] = llada_8b_steps(device, args.llada_seq_len) if device.type == 'cuda' else {'error': 'needs CUDA'}
+    res['seconds'] = time.perf_counter() - t0
+    d = Path(args.out_dir) if args.out_dir else bl.RESULTS / ('quick' if args.quick else '')
+    d.mkdir(parents=True, exist_ok=True)
+    bl.save_result(res, markdown(res), d)
+    if not args.out_dir and not args.quick:                         # the GPU section of RESULTS.md
+        import collect
+        collect.main()
     return res
 
 

@@ -1,172 +1,422 @@
-"""Sampling speed and quality: characters per second and network calls to write 256 characters, for the SEDD
-samplers (Euler, analytic) and the masked-diffusion samplers (one token per step, low-confidence remasking with
-fewer steps, confidence-threshold parallel decoding), each with a quality figure: the autoregressive baseline's
-NLL of the samples, in bits per character.
+"""Sampling: quality against network calls for every method and sampler, on the same trained models for every row.
 
-    python bench/sampling.py            # trains 4 small models at context 256 once (runs/bench/sampling/), then samples
-    python bench/sampling.py --quick    # tiny, seconds
+    python bench/sampling.py                    # trains (or reuses) 4 models, then 78 rows: ~1.5 h on one free core
+    python bench/sampling.py --quick            # tiny models and lengths, about a minute
+    python bench/sampling.py --models ar block  # only some methods (AR always: it is the judge)
+    python bench/sampling.py --resume           # keep the rows of the last run whose models are these
 
-The models (4 layers, 128 wide, context 256) are trained briefly and identically (same batches) by this script and
-reused on the next run if their config matches; `--retrain` forces training. All samplers run at temperature 1
-(SEDD has no temperature), on a batch of `--n-samples` sequences; chars/s = batch x 256 / wall time of the call.
-Network calls are counted with a forward hook. Lower AR NLL is not always better: a degenerate sample (one
-repeated character) is cheap for the AR model, so each row also gives the unigram entropy of its characters.
+One model per method (AR, masked, block diffusion with blocks of 4 and the count estimator, SEDD absorbing) is
+trained with the library's `train` at the nanoGPT CPU setting of `ablations.py` with context 256 and 1500 steps
+(runs/bench/sampling/<method>/, reused when finished). Every row then writes 256 characters with one sampler
+configuration through the one sampling contract, `method.sample(..., return_stats=True)`, and records:
+
+- network calls (the method's own count, `stats['nfe']`), characters/s at batch 1 and at batch 8 (best of the runs);
+- the AR judge: the AR model's exact NLL of the samples, bits/char (mean and s.e. over samples);
+- the samples' character entropy against the validation text's (same number of characters), distinct 2- and
+  3-grams, and the share of their words found in the training text.
+
+A row collapses when its character entropy is more than 0.3 bits from the validation text's; the best sampler at a
+budget of calls is the non-collapsed row with the lowest AR-judge NLL among those using at most that many calls.
+Outputs: `sampling__<machine>.json/.md`, `sampling__<machine>.png` (quality against calls; speed) and
+`sampling_defaults.json` (the best sampler and options per method and budget, in TrainConfig's terms).
 """
 from __future__ import annotations
-import argparse, math, sys, time
+import argparse, json, math, re, sys, time
 from collections import Counter
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 import benchlib as bl
+from ablations import NANOGPT_CPU, QUICK
+from diffusion_lm.trainer import TrainConfig, load_trained
+from diffusion_lm.data import prepare_dataset, open_split, load_tokenizer
+from diffusion_lm.model import model_device
 
-TRAIN = dict(n_layer=4, n_head=4, n_embd=128, sequence_length=256, batch_size=8, max_steps=400, lr=2e-3, min_lr=2e-4,
-             warmup_steps=50, beta2=0.99, weight_decay=0.1, grad_clip=1.0, dropout=0.0, cond_dim=128)
-QUICK_TRAIN = dict(TRAIN, n_layer=1, n_head=2, n_embd=32, sequence_length=32, batch_size=4, max_steps=10, warmup_steps=2, cond_dim=32)
+FULL_TRAIN = dict(NANOGPT_CPU, context_length=256, max_steps=1500, init='torch', checkpoint_interval=500)
+QUICK_TRAIN = dict(QUICK, init='torch')
+MODELS = {   # name: overrides of the training setting
+    'ar': dict(method='ar'),
+    'masked': dict(method='masked'),
+    'block': dict(method='block', block_size=4, estimator='count'),
+    'sedd': dict(method='sedd', graph='absorbing'),
+}
+COLLAPSE_BITS = 0.3          # |entropy - validation entropy| above this: collapsed
+BUDGET_GAP_BITS = 0.15       # the best sampler at the low budget vs the best at the full budget
+EQUAL_NLL_BITS = 0.1         # "equal AR-judge NLL" for the block-vs-AR speed target
+SPEEDUP = 2.0
+ORDER_TEMPERATURE = 0.1
+REMASK_RATE = 0.1
 
 
-def sampler_grid(L: int, quick: bool) -> list[dict]:
-    "The sampler configurations: method, sampler, steps and options; `L` characters each."
-    steps = [4, 8] if quick else [32, 64, 128, 256]
-    blk = L // 8
-    g = [dict(method='ar', sampler='ancestral', steps=L)]
-    g += [dict(method='masked', sampler='random', steps=L, note='one token per step, random order (exact ancestral)')]
-    g += [dict(method='masked', sampler='low_confidence', steps=s) for s in sorted({L, *steps}, reverse=True)]
-    g += [dict(method='masked', sampler='threshold', steps=None, confidence_threshold=c) for c in (0.9, 0.7)]
-    g += [dict(method='masked', sampler='threshold', steps=None, confidence_threshold=0.9, block_length=blk)]
-    for m in ('sedd-absorbing', 'sedd-uniform'):
-        g += [dict(method=m, sampler=p, steps=s) for p in ('euler', 'analytic') for s in sorted({*steps, L}, reverse=True)]
+# ---------------------------------------------------------------- the grid of sampler configurations
+def _row(model, family, sampler, steps, calls, **options):
+    return dict(model=model, family=family, sampler=sampler, steps=steps, calls=calls, options=options,
+                adaptive=any(k in options for k in ('threshold', 'factor')))
+
+
+def sampler_grid(L: int, calls: list[int], block_size: int) -> list[dict]:
+    """Every row: (model, family, sampler, steps, options); `calls` the nominal network calls (None: adaptive).
+    Masked semi-autoregressive blocks are L/8 long; block diffusion needs calls that are multiples of L/block_size."""
+    sb, nb = L // 8, L // block_size
+    g = [_row('ar', 'AR, KV cache', 'ancestral', None, L, cache=True), _row('ar', 'AR, no cache', 'ancestral', None, L, cache=False)]
+    for c in calls:
+        g += [_row('masked', s, s, c, c) for s in ('confidence', 'margin', 'entropy', 'random')]
+        g += [_row('masked', f'confidence, order T {ORDER_TEMPERATURE}', 'confidence', c, c, order_temperature=ORDER_TEMPERATURE),
+              _row('masked', f'confidence, ReMDM remask {REMASK_RATE}', 'confidence', c, c, remask='conf', remask_rate=REMASK_RATE)]
+        if c % (L // sb) == 0:
+            g += [_row('masked', f'confidence, blocks of {sb}' + (f', {k} cache' if k else ''), 'confidence', c, c, block_size=sb,
+                       **({'cache': k} if k else {})) for k in (None, 'prefix', 'dual')]
+        g += [_row('sedd', s, s, c - 1, c) for s in ('analytic', 'euler')]             # SEDD: steps + the final denoising call
+        if c % nb == 0:
+            g += [_row('block', s, s, c, c) for s in ('confidence', 'margin', 'entropy', 'random')]
+    g += [_row('masked', f'threshold {t}', 'confidence', None, None, threshold=t) for t in (0.9, 0.7)]
+    g += [_row('masked', 'factor 1.0', 'confidence', None, None, factor=1.0),
+          _row('masked', f'threshold 0.9, blocks of {sb}', 'confidence', L, None, block_size=sb, threshold=0.9),
+          _row('masked', f'threshold 0.9, blocks of {sb}, dual cache', 'confidence', L, None, block_size=sb, threshold=0.9, cache='dual')]
+    g += [_row('block', f'threshold {t}', 'confidence', L, None, threshold=t) for t in (0.9, 0.7)]
+    g += [_row('block', 'factor 1.0', 'confidence', L, None, factor=1.0),
+          _row('block', 'confidence, no cache', 'confidence', nb, nb, cache=False)]
     return g
 
 
-class CallCounter:
-    "Counts forward calls of a module (a forward pre-hook)."
-    def __init__(self, model): self.n = 0; self.h = model.register_forward_pre_hook(self)
-    def __call__(self, module, args): self.n += 1
-    def remove(self): self.h.remove()
+def row_key(r: dict) -> str:
+    return json.dumps([r['model'], r['family'], r['sampler'], r['steps'], r['options']], sort_keys=True)
 
 
-def get_models(cfg, tok, data_path, device, runs_dir: Path, retrain: bool, log_every: int):
-    "The four models at context `cfg.sequence_length`: loaded from runs_dir when their config matches, else trained."
-    models = {}
-    for n in bl.METHODS:
-        loaded = None if retrain else bl.load_model(runs_dir / n, tok, device)
-        if loaded is not None and loaded[2]['train'] == cfg.to_dict():
-            models[n] = dict(model=loaded[0], method=loaded[1], trained_now=False, train_seconds=loaded[2].get('train_seconds'),
-                             params=bl.num_params(loaded[0]))
-            print(f'{n}: reusing {runs_dir / n}', flush=True)
-            continue
-        model, method, info = bl.run_training(n, tok, data_path, cfg, device, log_every=log_every)
-        bl.save_model(model, n, cfg, tok, runs_dir / n, extra={'train_seconds': info['train_seconds']})
-        models[n] = dict(model=model, method=method, trained_now=True, train_seconds=info['train_seconds'], params=info['params'])
-    return models
+def label(r: dict) -> str:
+    name = {'ar': 'AR', 'masked': 'masked', 'block': 'block 4', 'sedd': 'SEDD'}[r['model']]
+    if r['model'] == 'ar': return f"AR, {'KV cache' if r['options']['cache'] else 'no cache'}"
+    if r['adaptive']: return f"{name}, {r['family']}"
+    return f"{name}, {r['family']}, {r['calls']} calls"
 
 
-@torch.no_grad()
-def ar_bits(ar_model, ar_method, x) -> torch.Tensor:
-    "The AR baseline's NLL of each row of x [B, L], bits per character [B]."
-    return ar_method.nll_bound(ar_model, x).double().cpu() / x.shape[1] / bl.LN2
-
-
-def unigram_entropy(x: torch.Tensor) -> float:
-    "Entropy (bits) of the characters' empirical distribution over all rows of x."
+# ---------------------------------------------------------------- what a sample is worth
+def char_entropy(x: torch.Tensor) -> float:
+    "Entropy (bits) of the empirical distribution of the tokens (characters) of all rows of x."
     c = Counter(x.flatten().tolist()); n = sum(c.values())
     return -sum(v / n * math.log2(v / n) for v in c.values())
 
 
-def run_config(spec, models, L, n_samples, device, tok, seed):
-    m = models[spec['method']]
-    model, method = m['model'], m['method']
-    kw = {}
-    if spec['method'] == 'masked':
-        kw = dict(sampler='low_confidence' if spec['sampler'] == 'threshold' else spec['sampler'], temperature=1.0,
-                  block_length=spec.get('block_length'), confidence_threshold=spec.get('confidence_threshold'))
-    elif spec['method'].startswith('sedd'): kw = dict(sampler=spec['sampler'])
-    else: kw = dict(temperature=1.0)
-    steps = spec['steps'] or L
-    counter = CallCounter(model)
+def distinct_n(x: torch.Tensor, n: int) -> float:
+    "Distinct character n-grams over all n-grams (within rows), pooled over the rows of x."
+    grams = [tuple(r[i:i + n]) for r in x.tolist() for i in range(len(r) - n + 1)]
+    return len(set(grams)) / max(1, len(grams))
+
+
+WORD = re.compile(r"[A-Za-z]+")
+
+
+def words_of(texts: list[str]) -> list[str]:
+    "Lower-case words of each text, without its first and last word (either may be cut by the window)."
+    return [w.lower() for t in texts for w in WORD.findall(t)[1:-1]]
+
+
+def word_share(texts: list[str], vocab: set) -> float | None:
+    "Share of the words (occurrences) found in `vocab`; None when there are no words."
+    ws = words_of(texts)
+    return sum(w in vocab for w in ws) / len(ws) if ws else None
+
+
+@torch.no_grad()
+def judge_bits(judge, x: torch.Tensor) -> torch.Tensor:
+    "The AR model's exact NLL of each row of x [n, L], bits per character [n]."
+    model, method = judge
+    return method.token_nll(model, x.to(model_device(model))).double().mean(1).cpu() / bl.LN2
+
+
+def quality(x: torch.Tensor, tok, judge, vocab: set) -> dict:
+    "The quality figures of samples x [n, L] (real tokens only)."
+    bits = judge_bits(judge, x)
+    texts = tok.decode_batch(x)
+    return {'ar_bits': bits.mean().item(), 'ar_bits_se': (bits.std() / len(bits) ** 0.5).item() if len(bits) > 1 else None,
+            'entropy_bits': char_entropy(x), 'distinct_2': distinct_n(x, 2), 'distinct_3': distinct_n(x, 3),
+            'word_share': word_share(texts, vocab), 'words': len(words_of(texts)), 'samples': texts[:2]}
+
+
+def reference(data_path, tok, judge, vocab, n: int, L: int, seed: int = 1234) -> dict:
+    "The same figures for n random validation windows of L characters (the text the samples should resemble)."
+    val = open_split(data_path, 'val')
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(len(val) - L, (n,), generator=g)
+    x = torch.stack([torch.from_numpy(val[s:s + L].astype('int64')) for s in starts.tolist()])
+    return {**quality(x, tok, judge, vocab), 'windows': n, 'full_val_entropy_bits': char_entropy(torch.from_numpy(val[:].astype('int64')))}
+
+
+# ---------------------------------------------------------------- running a row
+def sample_timed(m: dict, spec: dict, n: int, L: int, temperature: float, seed: int, device):
+    "One `method.sample` call of n sequences: (tokens [n, L], stats, seconds)."
     g = torch.Generator(device=device).manual_seed(seed)
     bl.sync(device); t0 = time.perf_counter()
-    x = method.sample(model, n_samples, L, steps, generator=g, device=device, **kw)
-    bl.sync(device); dt = time.perf_counter() - t0
-    counter.remove()
-    x = x.cpu()
-    if x.shape != (n_samples, L): raise RuntimeError(f'{spec}: sampler returned shape {tuple(x.shape)}')
-    real = x < len(tok.chars)                                 # characters, not PAD/BOS/EOS/MASK
-    if (x >= models['ar']['method'].vocab_size).any(): raise RuntimeError(f'{spec}: MASK left in the samples')
-    bits = ar_bits(models['ar']['model'], models['ar']['method'], x.to(device))
-    return {**spec, 'label': label(spec), 'nfe': counter.n, 'seconds': dt, 'chars': n_samples * L,
-            'chars_per_s': n_samples * L / dt, 'ar_bits': bits.mean().item(),
-            'ar_bits_se': (bits.std() / len(bits) ** 0.5).item() if len(bits) > 1 else None,
-            'unigram_entropy_bits': unigram_entropy(x), 'special_token_fraction': 1 - real.double().mean().item(),
-            'samples': tok.decode_batch(x[:2])}
+    x, st = m['method'].sample(m['model'], n, L, steps=spec['steps'], sampler=spec['sampler'], temperature=temperature,
+                               generator=g, device=device, return_stats=True, **spec['options'])
+    bl.sync(device)
+    return x.cpu(), st, time.perf_counter() - t0
 
 
-def label(s) -> str:
-    if s['method'] == 'ar': return 'AR ancestral (no KV cache)'
-    if s['sampler'] == 'threshold':
-        return f"masked, confidence > {s['confidence_threshold']}" + (f", blocks of {s['block_length']}" if s.get('block_length') else '')
-    if s['method'] == 'masked': return f"masked, {s['sampler'].replace('_', '-')}, {s['steps']} steps"
-    return f"{s['method']}, {s['sampler']}, {s['steps']} steps"
+def run_row(spec, models, judge, tok, vocab, L, n_samples, batch, temperature, seed, device) -> dict:
+    "Samples at batch `batch` (n_samples in all: the quality figures) and one at batch 1 (speed)."
+    m = models[spec['model']]
+    xs, b8 = [], []
+    for i in range(max(1, n_samples // batch)):
+        x, st, dt = sample_timed(m, spec, batch, L, temperature, seed + 1 + i, device)
+        xs.append(x); b8.append({**st, 'seconds': dt})
+    x1, st1, dt1 = sample_timed(m, spec, 1, L, temperature, seed, device)
+    x = torch.cat(xs)
+    out = {**spec, 'label': label(spec), 'key': row_key(spec), 'n_samples': len(x), 'batch': batch,
+           'nfe': sum(r['nfe'] for r in b8) / len(b8), 'nfe_runs': [r['nfe'] for r in b8], 'nfe_batch1': st1['nfe'],
+           'tokens_read': sum(r['tokens'] for r in b8) / len(b8), 'seconds_runs': [r['seconds'] for r in b8], 'seconds_batch1': dt1,
+           'chars_per_s': batch * L / min(r['seconds'] for r in b8), 'chars_per_s_batch1': L / dt1}
+    bad = int((x >= judge[1].n_real).sum())
+    if x.shape[1] != L or bad:
+        return {**out, 'error': f'{bad} MASK tokens left in the samples' if bad else f'shape {tuple(x.shape)}'}
+    return {**out, **quality(x, tok, judge, vocab)}
 
 
-def markdown(res) -> str:
-    seen, rows = set(), []
-    for r in res['rows']:
-        rows.append([r['label'] + (' (again, another seed)' if r['label'] in seen else ''), r['nfe'], f"{r['chars_per_s']:,.0f}",
-                     f"{r['ar_bits']:.3f} ± {r['ar_bits_se']:.3f}", f"{r['unigram_entropy_bits']:.2f}"])
-        seen.add(r['label'])
-    ref = res['reference']
-    rows.append(['*validation text (reference)*', '—', '—', f"{ref['val_ar_bits']:.3f} ± {ref['val_ar_bits_se']:.3f}",
-                 f"{ref['val_unigram_entropy_bits']:.2f}"])
-    c = res['train_config']
-    return ('### Sampling: speed, network calls and quality\n\n' +
-            bl.md_table([f"sampler ({res['length']} characters)", 'network calls', 'chars/s', 'AR NLL of samples (bits/char)',
-                         'char entropy (bits)'], rows) +
-            f"\n\nBatch of {res['n_samples']} sequences of {res['length']} characters per call, temperature 1. Models: "
-            f"{c['n_layer']} layers, {c['n_embd']} wide, context {c['sequence_length']}, each trained {c['max_steps']} steps of "
-            f"{c['batch_size']} x {c['sequence_length']} characters on the same batches (their own validation bits/char on "
-            f"the reference windows: " + ', '.join(f"{n} {m['val_bits']:.2f}" for n, m in res['models'].items() if 'val_bits' in m) +
-            ", exact for AR, bounds for the others); the AR NLL is the causal model's "
-            "exact NLL of the samples (mean ± s.e. over samples). SEDD's count includes the final denoising call; the "
-            "AR calls read a growing prefix (no KV cache), the diffusion calls the whole sequence.")
+# ---------------------------------------------------------------- models
+def get_models(names, base: dict, runs: Path, device, quick: bool) -> tuple[dict, dict]:
+    "{name: {'model', 'method', ...}} trained with the library's `train` (a finished run is reused) and their summaries."
+    models, info = {}, {}
+    for name in names:
+        cfg = TrainConfig.from_dict({**base, **MODELS[name], 'out_dir': str(runs / name)})
+        m = bl.train_and_measure(name, cfg, device, draws=1 if quick else 2, max_windows=16 if quick else 128, progress=not quick)
+        model, method, tok, _ = load_trained(m['out_dir'], which='ema' if cfg.ema_decay else 'model', device=device)
+        models[name] = dict(model=model, method=method)
+        info[name] = {k: m[k] for k in ('method', 'params', 'final', 'wall_seconds', 'out_dir', 'tokens_per_s_median')}
+        info[name]['config'] = cfg.to_dict()
+        info[name]['step'] = cfg.max_steps
+        print(f"{name}: {m['final']['bits']:.3f} bits/char on the validation windows ({m['out_dir']})", flush=True)
+    return models, info
+
+
+@torch.no_grad()
+def checks(models: dict, L: int, device) -> dict:
+    "Invariants that hold for any weights: cached and uncached greedy decoding give the same tokens (AR, block)."
+    out = {}
+    for name, opt in (('ar', None), ('block', L // models['block']['method'].block_size if 'block' in models else None)):
+        if name not in models: continue
+        m = models[name]
+        run = lambda cache: m['method'].sample(m['model'], 2, L, steps=opt, temperature=0, device=device, cache=cache)
+        a, b = run(True), run(False)
+        out[f'{name}_cache_equals_no_cache_greedy'] = bool(torch.equal(a, b))
+    return out
+
+
+# ---------------------------------------------------------------- summaries: best per budget, targets, defaults
+def ok_rows(rows, model=None):
+    return [r for r in rows if 'error' not in r and not r['collapsed'] and (model is None or r['model'] == model)]
+
+
+def best_at(rows, model: str, budget: float) -> dict | None:
+    "The non-collapsed row of `model` with the lowest AR-judge NLL among those using at most `budget` calls."
+    c = [r for r in ok_rows(rows, model) if r['nfe'] <= budget]
+    return min(c, key=lambda r: r['ar_bits']) if c else None
+
+
+def mark_collapse(rows, ref: dict):
+    for r in rows:
+        if 'error' not in r:
+            r['entropy_gap_bits'] = r['entropy_bits'] - ref['entropy_bits']
+            r['collapsed'] = abs(r['entropy_gap_bits']) > COLLAPSE_BITS
+
+
+def targets(rows, calls: list[int], L: int) -> dict:
+    "The three targets, each with its figures and whether it holds (None where it cannot be measured)."
+    lo, hi = calls[1], calls[-1]
+    collapsed = [r['label'] for r in rows if 'error' not in r and r['collapsed']]
+    t = {'no_collapse': {'holds': not collapsed, 'collapsed': collapsed, 'errors': [r['label'] for r in rows if 'error' in r],
+                         'tolerance_bits': COLLAPSE_BITS}}
+    gap = {}
+    for m in ('masked', 'block', 'sedd'):
+        a, b = best_at(rows, m, lo), best_at(rows, m, hi)
+        gap[m] = {'best_low': a and a['label'], 'best_high': b and b['label'], 'low_bits': a and a['ar_bits'],
+                  'high_bits': b and b['ar_bits'], 'gap_bits': a['ar_bits'] - b['ar_bits'] if a and b else None,
+                  'holds': (a['ar_bits'] - b['ar_bits'] <= BUDGET_GAP_BITS) if a and b else None}
+    measured = [v['holds'] for v in gap.values() if v['holds'] is not None]
+    t['few_calls'] = {'low_calls': lo, 'high_calls': hi, 'tolerance_bits': BUDGET_GAP_BITS, 'methods': gap,
+                      'holds': all(measured) if measured else None}
+    ar = next((r for r in rows if r['model'] == 'ar' and r['options'].get('cache') and 'error' not in r), None)
+    speed = {'ar': ar and {k: ar[k] for k in ('label', 'ar_bits', 'chars_per_s', 'chars_per_s_batch1')}}
+    for key, what in (('chars_per_s_batch1', 'batch1'), ('chars_per_s', 'batch')):
+        near = [r for r in ok_rows(rows, 'block') if r['options'].get('cache', True) and ar and r['ar_bits'] <= ar['ar_bits'] + EQUAL_NLL_BITS]
+        best = max(near, key=lambda r: r[key]) if near else None
+        speed[what] = {'block': best and best['label'], 'block_bits': best and best['ar_bits'],
+                       'ratio': best[key] / ar[key] if best and ar else None,
+                       'holds': (best[key] / ar[key] >= SPEEDUP) if best and ar else (False if ar else None)}
+    speed['holds'] = None if not ar else bool(speed['batch1']['holds'] and speed['batch']['holds'])
+    speed.update(tolerance_bits=EQUAL_NLL_BITS, speedup=SPEEDUP)
+    t['block_vs_ar_speed'] = speed
+    return t
+
+
+def defaults(rows, calls: list[int], L: int, temperature: float) -> dict:
+    "Per method and budget of calls: the best sampler with its options, as TrainConfig's sampler/sample_steps/sample_options."
+    out = {}
+    for m in ('ar', 'masked', 'block', 'sedd'):
+        per = {}
+        for c in calls:
+            b = best_at(rows, m, c)
+            if b is None: continue
+            per[str(c)] = {'sampler': b['sampler'], 'sample_steps': b['steps'] or L, 'sample_options': b['options'],
+                           'temperature': temperature, 'calls': b['nfe'], 'ar_judge_bits': b['ar_bits'],
+                           'entropy_gap_bits': b['entropy_gap_bits'], 'label': b['label'], 'key': b['key']}
+        if per: out[m] = per
+    return out
+
+
+# ---------------------------------------------------------------- outputs
+def markdown(res: dict) -> str:
+    rows, ref, L = res['rows'], res['reference'], res['length']
+    s = [f"### Sampling: quality against network calls ({L} characters)"]
+    best = []
+    for m in ('ar', 'masked', 'block', 'sedd'):
+        for c in res['calls']:
+            b = best_at(rows, m, c)
+            if b: best.append([m, c, b['label'], bl.fmt(b['nfe'], 0), f"{b['ar_bits']:.3f} ± {bl.fmt(b['ar_bits_se'])}",
+                               f"{b['entropy_gap_bits']:+.2f}", bl.fmt(b['word_share'], 2), f"{b['chars_per_s_batch1']:,.0f}",
+                               f"{b['chars_per_s']:,.0f}"])
+    s.append('**Best sampler per method and budget** (lowest AR-judge NLL among the rows that do not collapse and use at '
+             'most that many calls):\n\n' + bl.md_table(['method', 'budget', 'best sampler', 'calls', 'AR-judge bits/char',
+                                                        'entropy − val', 'words in train', 'chars/s b1', f"chars/s b{res['batch']}"], best))
+    t = res['targets']
+    yes = lambda h: 'n/a' if h is None else ('**holds**' if h else '**fails**')
+    fc, sp = t['few_calls'], t['block_vs_ar_speed']
+    trows = [[f"no sampler collapses (entropy within {COLLAPSE_BITS} bits of the validation text's)", yes(t['no_collapse']['holds']),
+              (f"{len(t['no_collapse']['collapsed'])} of {len(rows)} rows collapse: " + '; '.join(t['no_collapse']['collapsed'][:12])
+               + (' …' if len(t['no_collapse']['collapsed']) > 12 else '')) if t['no_collapse']['collapsed'] else 'none collapses']]
+    for m, v in fc['methods'].items():
+        trows.append([f"{m}: best at {fc['low_calls']} calls within {BUDGET_GAP_BITS} bits/char of the best at {fc['high_calls']}",
+                      yes(v['holds']), f"{v['best_low']} {bl.fmt(v['low_bits'])} vs {v['best_high']} {bl.fmt(v['high_bits'])}"
+                      if v['holds'] is not None else f"no non-collapsed row at <= {fc['low_calls']} calls" + (
+                          f' (block {res["block_size"]} needs >= {L // res["block_size"]} calls)' if m == 'block' else '')])
+    for what, name in (('batch1', 'batch 1'), ('batch', f"batch {res['batch']}")):
+        v = sp[what]
+        trows.append([f"block + KV cache >= {SPEEDUP}x the chars/s of AR + KV cache at equal AR-judge NLL (±{EQUAL_NLL_BITS}), {name}",
+                      yes(v['holds']), (f"{v['block']} ({bl.fmt(v['block_bits'])} bits) at {bl.fmt(v['ratio'], 2)}x AR "
+                                        f"({bl.fmt(sp['ar']['ar_bits'])} bits)") if v['block'] else
+                      f"no block row within {EQUAL_NLL_BITS} bits of AR's {bl.fmt(sp['ar'] and sp['ar']['ar_bits'])}"])
+    s.append('**Targets**\n\n' + bl.md_table(['target', 'result', 'figures'], trows))
+    c = res['checks']
+    s.append('Checks: ' + ', '.join(f"{k.replace('_', ' ')}: {'yes' if v else '**no**'}" for k, v in c.items()) + '.')
+    if res.get('plot'): s.append(f"![sampling]({res['plot']})")
+    full = []
+    for r in rows:
+        head = [r['label'], bl.fmt(r['nfe'], 1 if r['adaptive'] else 0), f"{r['chars_per_s_batch1']:,.0f}", f"{r['chars_per_s']:,.0f}"]
+        if 'error' in r: full.append(head + [f"error: {r['error']}"] + [''] * 4); continue
+        full.append(head + [f"{r['ar_bits']:.3f} ± {bl.fmt(r['ar_bits_se'])}",
+                            f"{r['entropy_bits']:.2f} ({r['entropy_gap_bits']:+.2f})" + (' **collapsed**' if r['collapsed'] else ''),
+                            f"{r['distinct_2']:.3f}", f"{r['distinct_3']:.3f}", bl.fmt(r['word_share'], 2)])
+    full.append(['*validation text*', '—', '—', '—', f"{ref['ar_bits']:.3f} ± {bl.fmt(ref['ar_bits_se'])}", f"{ref['entropy_bits']:.2f}",
+                 f"{ref['distinct_2']:.3f}", f"{ref['distinct_3']:.3f}", bl.fmt(ref['word_share'], 2)])
+    s.append('<details><summary>Every row</summary>\n\n' + bl.md_table(
+        ['sampler', 'calls', 'chars/s b1', f"chars/s b{res['batch']}", 'AR-judge bits/char', 'char entropy (− val)', 'distinct-2',
+         'distinct-3', 'words in train'], full) + '\n\n</details>')
+    mi = res['models']
+    s.append(f"Models: {res['train']['n_layer']} layers x {res['train']['n_embd']}, context {res['train']['context_length']}, batch "
+             f"{res['train']['batch_size']}, {res['train']['max_steps']} steps (the ablations' nanoGPT CPU setting), trained by "
+             "`diffusion_lm.trainer.train`; validation bits/char (exact for AR, bounds for the others): " +
+             ', '.join(f"{n} {v['final']['bits']:.3f}" for n, v in mi.items()) + f". Each row: {res['n_samples']} samples at batch "
+             f"{res['batch']} (quality; chars/s = the best of the runs) and one at batch 1 (chars/s), temperature "
+             f"{res['temperature']}. Calls: the method's own count (`stats['nfe']`; SEDD's includes its final denoising call; "
+             "for adaptive samplers the mean over the runs). AR-judge: the AR model's exact NLL of the samples; it rewards "
+             "low-entropy text, so read it with the entropy column: a row collapses when its character entropy is more than "
+             f"{COLLAPSE_BITS} bits from the validation text's ({ref['entropy_bits']:.2f} bits on {ref['windows']} windows of "
+             f"{L}; {ref['full_val_entropy_bits']:.2f} on the whole split). Words in train: the share of the samples' words (not the "
+             "first and last of a sample) found in the training text. Recommended defaults: `sampling_defaults.json`.")
+    return '\n\n'.join(s)
+
+
+def plot(res: dict, path: Path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = [r for r in res['rows'] if 'error' not in r]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 5.5))
+    cmaps = {'ar': 'Greys', 'masked': 'Blues', 'block': 'Greens', 'sedd': 'Reds'}
+    markers = 'osD^vP*X<>'
+    fams = sorted({(r['model'], r['family']) for r in rows})
+    for m in cmaps:
+        mf = [f for x, f in fams if x == m]
+        shades = plt.get_cmap(cmaps[m])([0.95 - 0.5 * i / max(1, len(mf) - 1) for i in range(len(mf))])
+        for i, f in enumerate(mf):
+            rs = sorted((r for r in rows if (r['model'], r['family']) == (m, f)), key=lambda r: r['nfe'])
+            for ax, xkey in ((a1, 'nfe'), (a2, 'chars_per_s_batch1')):
+                ax.plot([r[xkey] for r in rs], [r['ar_bits'] for r in rs], '-', color=shades[i], marker=markers[i % len(markers)],
+                        ms=5, alpha=.85, label=f'{m}: {f}' if ax is a1 else None)
+                bad = [r for r in rs if r['collapsed']]
+                ax.scatter([r[xkey] for r in bad], [r['ar_bits'] for r in bad], marker='x', s=70, color='crimson', zorder=5)
+    for ax in (a1, a2):
+        ax.axhline(res['reference']['ar_bits'], color='grey', lw=1, ls='--')
+        ax.set_xscale('log', base=2); ax.grid(alpha=.3); ax.set_ylabel('AR-judge NLL of the samples (bits/char)')
+    a1.set_xlabel(f"network calls for {res['length']} characters"); a2.set_xlabel('characters/s at batch 1')
+    a1.set_title('quality against calls (red x: collapsed; dashed: validation text)'); a2.set_title('quality against speed')
+    hi = sorted(r['ar_bits'] for r in rows)
+    a1.set_ylim(min(hi + [res['reference']['ar_bits']]) - 0.2, hi[int(0.9 * (len(hi) - 1))] + 0.5)
+    a2.set_ylim(*a1.get_ylim())
+    fig.legend(fontsize=7, ncol=1, loc='center left', bbox_to_anchor=(0.995, 0.5))
+    fig.tight_layout(); fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
 
 
 def main(argv=None):
-    ap = bl.common_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
-    ap.add_argument('--n-samples', type=int, default=None)
-    ap.add_argument('--train-steps', type=int, default=None)
-    ap.add_argument('--retrain', action='store_true', help='train the models even if runs-dir has matching ones')
-    ap.add_argument('--runs-dir', default=None)
+    ap = bl.common_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]), default_threads=1)
+    ap.add_argument('--full', action='store_true', help='the full run (the default; for run_all.sh)')
+    ap.add_argument('--models', nargs='*', default=list(MODELS), help=f'methods to benchmark, of {list(MODELS)} (ar is always trained)')
+    ap.add_argument('--n-samples', type=int, default=None, help='samples per row for the quality figures (default 16; quick 4)')
+    ap.add_argument('--batch', type=int, default=None, help='batch of the quality runs (default 8; quick 2)')
+    ap.add_argument('--temperature', type=float, default=1.0)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--runs-dir', default=None, help='where the models are trained (default runs/bench/sampling)')
+    ap.add_argument('--resume', action='store_true', help='reuse the rows of the last result whose models and settings match')
     args = ap.parse_args(argv)
-    args.runs_dir = args.runs_dir or str(bl.RUNS / ('quick' if args.quick else '') / 'sampling')   # quick runs never touch the real models
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown: ap.error(f'unknown --models {unknown}; choose from {list(MODELS)}')
     device = bl.setup(args)
-    c = dict(QUICK_TRAIN if args.quick else TRAIN)
-    if args.train_steps: c['max_steps'] = args.train_steps
-    cfg = bl.train_config(**c, precision='auto')
-    L, n_samples = cfg.sequence_length, args.n_samples or (2 if args.quick else 8)
-    data_path, tok = bl.shakespeare()
-    models = get_models(cfg, tok, data_path, device, Path(args.runs_dir), args.retrain, 0 if args.quick else 200)
-    for m in models.values():                                   # warm-up call of each network
-        m['model'](torch.zeros(1, L, dtype=torch.long, device=device), *(() if not m['model'].cfg.cond_dim else (torch.ones(1, device=device),)))
+    base = QUICK_TRAIN if args.quick else FULL_TRAIN
+    L = base['context_length']
+    calls = [L // 4, L // 2, L] if args.quick else [16, 32, 64, 128, 256]
+    n_samples, batch = args.n_samples or (4 if args.quick else 16), args.batch or (2 if args.quick else 8)
+    runs = Path(args.runs_dir) if args.runs_dir else bl.RUNS / ('quick' if args.quick else '') / 'sampling'
+    names = ['ar'] + [n for n in MODELS if n in args.models and n != 'ar']
+    models, info = get_models(names, base, runs, device, args.quick)
+    data_path = prepare_dataset(base['dataset'])
+    tok = load_tokenizer(data_path)
+    vocab = set(words_of([tok.decode(open_split(data_path, 'train')[:].tolist())]))
+    judge = (models['ar']['model'], models['ar']['method'])
+    d = bl.out_dir(args)
+    stem = f"sampling__{bl.slug(bl.machine_kind(device))}"
     res = bl.new_result('sampling', args, device)
-    res.update(length=L, n_samples=n_samples, train_config=c, models={n: {k: v for k, v in m.items() if k not in ('model', 'method')}
-                                                                      for n, m in models.items()}, rows=[])
-    val = bl.open_split(data_path, 'val')
-    vx = next(bl.eval_batches(val, 64, L))
-    vb = ar_bits(models['ar']['model'], models['ar']['method'], vx.to(device))
-    res['reference'] = {'val_ar_bits': vb.mean().item(), 'val_ar_bits_se': (vb.std() / len(vb) ** 0.5).item(),
-                        'val_windows': len(vb), 'val_unigram_entropy_bits': unigram_entropy(vx)}
-    for n, m in models.items():                                 # how well trained each model is (its own val figure)
-        bits = bl.per_sequence_bits(m['model'], m['method'], val, L, 16, device, draws=1 if n == 'ar' else 4, seed=99,
-                                    max_windows=len(vb))
-        res['models'][n]['val_bits'] = bits.mean().item()
-    for i, spec in enumerate(sampler_grid(L, args.quick)):
-        r = run_config(spec, models, L, n_samples, device, tok, args.seed + i)
+    res.update(length=L, calls=calls, n_samples=n_samples, batch=batch, temperature=args.temperature, seed=args.seed, train=base,
+               block_size=MODELS['block']['block_size'], models=info, plot=f'{stem}.png', rows=[])
+    res['reference'] = reference(data_path, tok, judge, vocab, n_samples, L)
+    res['checks'] = checks(models, L, device)
+    print('checks:', res['checks'], flush=True)
+    old, partial = {}, d / f'{stem}.partial.json'
+    last = partial if partial.exists() else d / f'{stem}.json'
+    if args.resume and last.exists():
+        prev = json.loads(last.read_text())
+        fingerprint = lambda ms: {n: (v['out_dir'], v['final']['bits']) for n, v in ms.items() if n in info}
+        same = all(prev.get(k) == res[k] for k in ('length', 'n_samples', 'batch', 'temperature', 'seed', 'train')) and \
+            fingerprint(prev['models']) == fingerprint(info)
+        old = {r['key']: r for r in prev['rows'] if 'error' not in r} if same else {}
+        print(f'resume: {len(old)} rows reused' if same else 'resume: the last result used other models or settings; starting over')
+    grid = [s for s in sampler_grid(L, calls, res['block_size']) if s['model'] in models]
+    for i, spec in enumerate(grid):
+        r = old.get(row_key(spec)) or run_row(spec, models, judge, tok, vocab, L, n_samples, batch, args.temperature,
+                                              args.seed + 10 * i, device)
         res['rows'].append(r)
-        print(f"{r['label']}: {r['nfe']} calls, {r['chars_per_s']:,.0f} chars/s, AR NLL {r['ar_bits']:.3f} bits/char", flush=True)
-    bl.save_result(res, markdown(res), bl.out_dir(args))
+        print(f"[{i + 1}/{len(grid)}] {r['label']}: {r['nfe']:.0f} calls, {r['chars_per_s_batch1']:,.0f} chars/s (b1), "
+              + (f"error {r['error']}" if 'error' in r else f"AR judge {r['ar_bits']:.3f} bits/char, entropy {r['entropy_bits']:.2f}"),
+              flush=True)
+        bl.write_json_atomic(partial, res)                # an interrupted run continues with --resume
+    mark_collapse(res['rows'], res['reference'])
+    res['targets'] = targets(res['rows'], calls, L)
+    res['defaults'] = defaults(res['rows'], calls, L, args.temperature)
+    plot(res, d / res['plot'])
+    bl.save_result(res, markdown(res), d, stem)
+    bl.write_json_atomic(d / 'sampling_defaults.json', {
+        'about': f'best sampler per method and budget of network calls for {L} characters, from {stem}.json (run {res["run_id"]}); '
+                 'keys are budgets; sampler/sample_steps/sample_options/temperature are TrainConfig fields',
+        'quick': bool(args.quick), 'length': L, 'defaults': res['defaults']})
+    partial.unlink(missing_ok=True)
     return res
 
 

@@ -1,7 +1,8 @@
-"""The benchmarks in bench/: each script in --quick mode (tiny sizes, seconds) writes the JSON schema it promises,
-and every derived figure (ratios, gaps, rates, MFU) is recomputed here from the raw numbers of the same run.
-The autoregressive baseline is checked against an exact computation. No wall time is asserted."""
-import json, math, os, statistics, subprocess, sys
+"""The benchmarks in bench/: the --quick paths of sampling.py, train_throughput.py, gpu.py and run_all.sh, the JSON
+they promise, every derived figure recomputed from the raw numbers of the same run, and the invariants that hold
+for any weights (network calls equal the step count for the non-adaptive samplers; cached and uncached greedy
+decoding agree). No wall time is asserted."""
+import json, math, os, statistics, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 
@@ -9,13 +10,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / 'bench'
 sys.path.insert(0, str(BENCH))
 import benchlib as bl  # noqa: E402
+import sampling, train_throughput, collect  # noqa: E402
+from diffusion_lm.model import DiffusionTransformer  # noqa: E402
+from diffusion_lm.methods import Autoregressive, MaskedDiffusion, BlockDiffusion, SEDD  # noqa: E402
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 
 
-def run(script, *args, ok=True):
-    r = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], cwd=ROOT, env=ENV, capture_output=True,
-                       text=True, timeout=600)
+def run(script, *args, ok=True, env=None):
+    r = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], cwd=ROOT, env={**ENV, **(env or {})},
+                       capture_output=True, text=True, timeout=900)
     if ok: assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
 
@@ -27,48 +31,18 @@ def result(d: Path, name: str) -> dict:
     assert files[0].with_suffix('.md').read_text().startswith(f'*{name}*')
     for k in ('cpu', 'logical_cpus', 'torch_threads', 'torch', 'gpu', 'date', 'kind', 'loadavg_start', 'loadavg_end'):
         assert k in res['machine'], k
-    assert res['benchmark'] == name and res['quick'] and len(res['run_id']) == 32
+    assert res['benchmark'] == name and len(res['run_id']) == 32
     return res
 
 
-# ------------------------------------------------------------------ the AR baseline, exactly
-def tiny_ar(V=7, L=6):
-    method = bl.Autoregressive(V, bos_id=V - 1)
+def tiny(method, L=12, dtype=torch.float64, **kw):
+    "A small random model for `method` (GPT-2 init: the output layer is not zero, so the logits are not all tied)."
     torch.manual_seed(0)
-    model = bl.DiffusionTransformer(method.model_config(n_layer=2, n_head=2, n_embd=16, block_size=L)).eval()
-    return method, model
+    cfg = method.model_config(n_layer=2, n_head=2, n_embd=16, context_length=2 * L, init='gpt2', **kw)
+    return DiffusionTransformer(cfg).to(dtype).eval()
 
 
-def test_ar_nll_is_the_exact_chain_rule():
-    "nll_bound = sum_i -log p(x_i | BOS, x_<i), each term from a separate forward pass of the prefix alone."
-    method, model = tiny_ar()
-    x = torch.randint(0, 6, (3, 6))
-    with torch.no_grad():
-        got = method.nll_bound(model, x)
-        want = torch.zeros(3)
-        for i in range(6):
-            prefix = torch.cat([torch.full((3, 1), method.bos_id), x[:, :i]], 1)
-            logp = model(prefix)[:, -1].log_softmax(-1)
-            want -= logp.gather(-1, x[:, i:i + 1])[:, 0]
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(method.loss(model, x), want.sum() / x.numel(), atol=1e-6, rtol=1e-6)
-    assert model.cfg.causal and model.cfg.cond_dim == 0
-
-
-def test_ar_sampler_calls_once_per_token_and_follows_the_model():
-    method, model = tiny_ar()
-    class Certain(torch.nn.Module):                                       # a model certain of token 3
-        def __init__(self, m): super().__init__(); self.m = m
-        def forward(self, idx): return torch.nn.functional.one_hot(torch.full_like(idx, 3), 7).float() * 50
-    calls = []
-    certain = Certain(model)
-    certain.register_forward_pre_hook(lambda mod, a: calls.append(a[0].shape[1]))
-    x = method.sample(certain, 2, 6, device='cpu', generator=torch.Generator().manual_seed(0))
-    assert x.tolist() == [[3] * 6] * 2 and calls == [1, 2, 3, 4, 5, 6]     # 6 calls on growing prefixes
-    y = method.sample(model, 2, 6, generator=torch.Generator().manual_seed(1))
-    assert y.shape == (2, 6) and y.max() < 7
-
-
+# ------------------------------------------------------------------ benchlib
 def test_summarise_bits_formulas():
     bits = torch.tensor([[1., 2., 3., 4.], [3., 2., 1., 4.]], dtype=torch.float64)   # [draws, windows]
     ref = torch.tensor([1., 1., 1., 1.], dtype=torch.float64)
@@ -80,80 +54,218 @@ def test_summarise_bits_formulas():
     assert bl.summarise_bits(bits[:1], exact=True)['mc_se'] == 0.0 and bl.summarise_bits(bits[:1])['mc_se'] is None
 
 
-# ------------------------------------------------------------------ the scripts, quick mode
-def test_train_throughput_quick(tmp_path):
-    run('train_throughput.py', '--quick', '--threads', '1', '--out-dir', tmp_path)
-    res = result(tmp_path, 'train_throughput')
-    assert res['sizes']
-    for s in res['sizes']:
-        assert set(s['median_tokens_per_s']) == set(bl.METHODS)
-        for n in bl.METHODS:
-            secs, tps = s['seconds_per_rep'][n], s['tokens_per_s_per_rep'][n]
-            assert len(secs) == s['reps'] and all(math.isclose(t, s['tokens_per_rep'] / x) for t, x in zip(tps, secs))
-            assert math.isclose(s['median_tokens_per_s'][n], statistics.median(tps))
-            # the ratios come from this run's own AR numbers
-            assert math.isclose(s['ratio_vs_ar'][n], statistics.median(tps) / statistics.median(s['tokens_per_s_per_rep']['ar']))
-            paired = statistics.median(a / b for a, b in zip(tps, s['tokens_per_s_per_rep']['ar']))
-            assert math.isclose(s['paired_ratio_vs_ar'][n], paired)
-            m = s['memory'][n]
-            assert m['peak_bytes'] == m['static_bytes'] + m['step_peak_bytes'] and m['step_peak_bytes'] > 0
-            assert math.isclose(s['memory_ratio_vs_ar'][n], m['peak_bytes'] / s['memory']['ar']['peak_bytes'])
-            assert math.isfinite(s['final_loss'][n])
-        assert s['ratio_vs_ar']['ar'] == 1.0
-        # AdamW keeps 2 float32 moments per parameter: static memory >= 3 x 4 bytes per parameter
-        assert all(s['memory'][n]['static_bytes'] >= 12 * s['params'][n] for n in bl.METHODS)
+def test_paired_ratios():
+    r = bl.paired_ratios([2., 4., 9.], [1., 4., 3.])
+    assert r == {'ratio': 4 / 3, 'paired_ratio': 2.0}
 
 
-def test_quality_quick(tmp_path):
-    runs = tmp_path / 'runs'
-    run('quality.py', '--quick', '--threads', '1', '--out-dir', tmp_path, '--runs-dir', runs)
-    res = result(tmp_path, 'quality')
-    c = res['config']
-    assert list(res['methods']) == list(bl.METHODS)
-    ar = res['methods']['ar']['final']
-    for n, r in res['methods'].items():
-        assert r['tokens'] == res['train_tokens'] == c['max_steps'] * c['batch_size'] * c['sequence_length']
-        h = r['history']
-        assert [x['tokens'] for x in h] == [x['step'] * c['batch_size'] * c['sequence_length'] for x in h]
-        assert h[-1]['step'] == c['max_steps'] and all(math.isfinite(x['val_bits']) for x in h)
-        f = r['final']
-        assert f['windows'] == ar['windows'] and f['se'] > 0
-        if n != 'ar':   # the paired gap over the same windows is the difference of the means
-            assert f['draws'] == res['draws'] and math.isclose(f['gap_bits'], f['bits'] - ar['bits'], abs_tol=1e-9)
-    assert ar['mc_se'] == 0.0 and (tmp_path / res['plot']).stat().st_size > 0
-    # the saved AR checkpoint reproduces its exact validation figure
-    data_path, tok = bl.shakespeare()
-    model, method, info = bl.load_model(runs / 'ar', tok)
-    bits = bl.per_sequence_bits(model, method, bl.open_split(data_path, 'val'), c['sequence_length'], 256, torch.device('cpu'),
-                                max_windows=ar['windows'])
-    assert math.isclose(bits.mean().item(), ar['bits'], rel_tol=1e-5)
+# ------------------------------------------------------------------ sampling: the figures and the invariants
+def test_sample_statistics_on_known_text():
+    x = torch.tensor([[0, 1, 0, 1], [2, 2, 2, 2]])
+    # characters 0,1,2 with counts 2,2,4 of 8: H = 2 * (1/4 * 2) + 1/2 * 1 = 1.5 bits
+    assert math.isclose(sampling.char_entropy(x), 1.5)
+    # bigrams: (0,1),(1,0),(0,1) | (2,2) x3: 3 distinct of 6; trigrams (0,1,0),(1,0,1),(2,2,2): 3 of 4
+    assert math.isclose(sampling.distinct_n(x, 2), 0.5) and math.isclose(sampling.distinct_n(x, 3), 0.75)
+    texts = ['xx the king said, yy', 'zz foo bar ww']
+    assert sampling.words_of(texts) == ['the', 'king', 'said', 'foo', 'bar']     # first and last words dropped
+    assert math.isclose(sampling.word_share(texts, {'the', 'king', 'bar'}), 3 / 5)
+    assert sampling.word_share(['one two'], {'one'}) is None
+
+
+def test_judge_is_the_exact_chain_rule():
+    "judge_bits = -sum_i log2 p(x_i | BOS, x_<i) / L, each term from a separate forward pass of the prefix alone."
+    method = Autoregressive(7, bos_id=6)
+    model = tiny(method, L=6)
+    x = torch.randint(0, 6, (3, 6), generator=torch.Generator().manual_seed(0))
+    got = sampling.judge_bits((model, method), x)
+    want = torch.zeros(3, dtype=torch.float64)
+    with torch.no_grad():
+        for i in range(6):
+            prefix = torch.cat([torch.full((3, 1), 6), x[:, :i]], 1)
+            want -= model(prefix)[:, -1].log_softmax(-1).gather(-1, x[:, i:i + 1])[:, 0] / math.log(2)
+    torch.testing.assert_close(got, want / 6)
+
+
+def test_network_calls_equal_the_step_count():
+    "For every non-adaptive row of the grid, the method's own count (stats['nfe']) and a forward hook both equal its calls."
+    L, n_real = 16, 9
+    models = {'ar': Autoregressive(n_real, 0), 'masked': MaskedDiffusion(n_real), 'block': BlockDiffusion(n_real, 4),
+              'sedd': SEDD(n_real, 'absorbing')}
+    nets = {k: tiny(m, L, torch.float32, **({'cond_dim': 8} if k == 'sedd' else {})) for k, m in models.items()}
+    grid = sampling.sampler_grid(L, [4, 8, 16], 4)
+    assert {g['model'] for g in grid} == set(models) and sum(g['adaptive'] for g in grid) >= 6
+    for spec in grid:
+        calls = []
+        h = nets[spec['model']].register_forward_pre_hook(lambda mod, a: calls.append(1))
+        x, st = models[spec['model']].sample(nets[spec['model']], 2, L, steps=spec['steps'], sampler=spec['sampler'],
+                                             generator=torch.Generator().manual_seed(0), return_stats=True, **spec['options'])
+        h.remove()
+        assert x.shape == (2, L) and int((x >= n_real).sum()) == 0, sampling.label(spec)
+        assert st['nfe'] == len(calls), sampling.label(spec)
+        if not spec['adaptive']: assert st['nfe'] == spec['calls'], sampling.label(spec)
+        else: assert 1 <= st['nfe'] <= 4 * L
+
+
+def test_cached_greedy_decoding_is_exact():
+    "AR with and without its KV cache, block diffusion with and without its exact cache: the same tokens at temperature 0."
+    L = 12
+    prompt = torch.randint(0, 9, (3, 4), generator=torch.Generator().manual_seed(1))     # one block of 4, a row each
+    for method, steps in ((Autoregressive(9, 0), None), (BlockDiffusion(9, 4), 3), (BlockDiffusion(9, 4), 12)):
+        model = tiny(method, L)
+        with torch.no_grad():
+            for p in model.parameters(): p.normal_(0, 0.5, generator=torch.Generator().manual_seed(p.numel()))
+        a = method.sample(model, 3, L, steps=steps, temperature=0, prompt=prompt, cache=True)
+        b = method.sample(model, 3, L, steps=steps, temperature=0, prompt=prompt, cache=False)
+        assert torch.equal(a, b) and torch.equal(a[:, :4], prompt)
+        assert len(set(a[:, 4:].flatten().tolist())) >= 3                       # varied tokens: the test can fail
+
+
+def test_best_targets_and_defaults_from_rows():
+    "The summaries read the rows as documented: collapse by entropy, best = lowest NLL within a budget, ratios to AR."
+    ref = {'entropy_bits': 4.0}
+    def row(model, calls, bits, ent, b1=100., b8=400., fam='f', **opt):
+        return dict(model=model, family=fam, sampler='confidence' if model != 'ar' else 'ancestral', steps=calls, calls=calls,
+                    options=opt, adaptive=False, nfe=calls, ar_bits=bits, entropy_bits=ent, label=f'{model}{calls}{fam}',
+                    key=f'{model}{calls}{fam}', chars_per_s_batch1=b1, chars_per_s=b8)
+    rows = [row('ar', 256, 2.0, 4.1, 100, 400, cache=True), row('masked', 32, 2.5, 4.2), row('masked', 32, 1.0, 3.0, fam='g'),
+            row('masked', 256, 2.4, 4.0), row('block', 64, 2.05, 4.1, 250, 900), row('block', 256, 1.95, 4.0, 90, 300)]
+    sampling.mark_collapse(rows, ref)
+    assert [r['collapsed'] for r in rows] == [False, False, True, False, False, False]
+    assert sampling.best_at(rows, 'masked', 32)['label'] == 'masked32f' and sampling.best_at(rows, 'masked', 16) is None
+    t = sampling.targets(rows, [16, 32, 256], 256)
+    assert t['no_collapse'] == {'holds': False, 'collapsed': ['masked32g'], 'errors': [], 'tolerance_bits': 0.3}
+    assert math.isclose(t['few_calls']['methods']['masked']['gap_bits'], 0.1) and t['few_calls']['methods']['masked']['holds']
+    assert t['few_calls']['methods']['block']['holds'] is None and t['few_calls']['holds'] is True
+    sp = t['block_vs_ar_speed']
+    assert sp['batch1']['block'] == 'block64f' and math.isclose(sp['batch1']['ratio'], 2.5) and sp['batch1']['holds']
+    assert math.isclose(sp['batch']['ratio'], 900 / 400) and sp['holds'] is True
+    d = sampling.defaults(rows, [16, 32, 256], 256, 1.0)
+    assert set(d) == {'ar', 'masked', 'block'} and d['masked']['32']['label'] == 'masked32f' and '16' not in d['masked']
+    assert d['block']['256']['label'] == 'block256f' and d['ar']['256']['sample_options'] == {'cache': True}
 
 
 def test_sampling_quick(tmp_path):
-    runs = tmp_path / 'runs'
-    run('sampling.py', '--quick', '--threads', '1', '--out-dir', tmp_path, '--runs-dir', runs)
-    res = result(tmp_path, 'sampling')
-    L = res['length']
-    assert all(m['trained_now'] and math.isfinite(m['val_bits']) for m in res['models'].values())
-    seen = set()
+    runs, out = tmp_path / 'runs', tmp_path / 'out'
+    run('sampling.py', '--quick', '--out-dir', out, '--runs-dir', runs)
+    res = result(out, 'sampling')
+    L, calls = res['length'], res['calls']
+    assert res['quick'] and set(res['models']) == set(sampling.MODELS)
+    assert all(math.isfinite(m['final']['bits']) and Path(m['out_dir']).is_dir() for m in res['models'].values())
+    assert res['checks'] == {'ar_cache_equals_no_cache_greedy': True, 'block_cache_equals_no_cache_greedy': True}
+    assert len(res['rows']) == len(sampling.sampler_grid(L, calls, res['block_size']))
     for r in res['rows']:
-        seen.add((r['method'], r['sampler']))
-        assert r['chars'] == res['n_samples'] * L and math.isclose(r['chars_per_s'], r['chars'] / r['seconds'])
-        assert math.isfinite(r['ar_bits']) and 0 <= r['unigram_entropy_bits'] <= math.log2(L * res['n_samples'])
-        if r['method'] == 'ar' or r['sampler'] == 'random': assert r['nfe'] == L
-        elif r['method'] == 'masked' and r['sampler'] == 'low_confidence': assert r['nfe'] == r['steps']
-        elif r['method'] == 'masked': assert 1 <= r['nfe'] <= L            # threshold: at least one token per call
-        else: assert r['nfe'] == r['steps'] + 1                          # SEDD: steps + the final denoising call
-    assert {('masked', 'threshold'), ('sedd-absorbing', 'euler'), ('sedd-absorbing', 'analytic'), ('sedd-uniform', 'euler'),
-            ('sedd-uniform', 'analytic'), ('masked', 'low_confidence'), ('ar', 'ancestral')} <= seen
-    # a second run reuses the saved models: same AR model, same reference figure
-    out2 = tmp_path / 'again'
-    run('sampling.py', '--quick', '--threads', '1', '--out-dir', out2, '--runs-dir', runs)
-    res2 = result(out2, 'sampling')
-    assert not any(m['trained_now'] for m in res2['models'].values())
-    assert math.isclose(res2['reference']['val_ar_bits'], res['reference']['val_ar_bits'], rel_tol=1e-6)
+        assert 'error' not in r, r
+        assert len(r['nfe_runs']) == res['n_samples'] // res['batch'] and r['n_samples'] == res['n_samples']
+        if not r['adaptive']: assert r['nfe_runs'] == [r['calls']] * len(r['nfe_runs']) and r['nfe_batch1'] == r['calls']
+        assert math.isclose(r['chars_per_s'], res['batch'] * L / min(r['seconds_runs']))
+        assert math.isclose(r['chars_per_s_batch1'], L / r['seconds_batch1'])
+        assert 0 <= r['entropy_bits'] <= math.log2(res['n_samples'] * L) and 0 < r['distinct_3'] <= 1
+        assert math.isclose(r['entropy_gap_bits'], r['entropy_bits'] - res['reference']['entropy_bits'])
+        assert r['collapsed'] == (abs(r['entropy_gap_bits']) > sampling.COLLAPSE_BITS)
+    assert set(res['targets']) == {'no_collapse', 'few_calls', 'block_vs_ar_speed'}
+    assert res['targets'] == sampling.targets(res['rows'], calls, L)                 # recomputed from the rows
+    assert (out / res['plot']).stat().st_size > 0
+    d = json.loads((out / 'sampling_defaults.json').read_text())
+    assert d['defaults'] == res['defaults'] and d['length'] == L
+    for m, per in d['defaults'].items():
+        for budget, v in per.items():
+            assert v['calls'] <= int(budget) and v['sampler'] in ('ancestral', 'confidence', 'margin', 'entropy', 'random', 'analytic', 'euler')
+    md = (out / f"sampling__{res['machine']['kind_slug']}.md").read_text()
+    assert 'Best sampler per method and budget' in md and '**Targets**' in md
+    # --resume: the finished models are reused (no training) and every row is taken from the last result
+    t0 = time.time()
+    r2 = run('sampling.py', '--quick', '--out-dir', out, '--runs-dir', runs, '--resume')
+    assert f"resume: {len(res['rows'])} rows reused" in r2.stdout
+    res2 = result(out, 'sampling')
+    assert [r['key'] for r in res2['rows']] == [r['key'] for r in res['rows']] and res2['run_id'] != res['run_id']
+    assert [r['ar_bits'] for r in res2['rows']] == [r['ar_bits'] for r in res['rows']]
 
 
+def test_sampling_rejects_unknown_models(tmp_path):
+    r = run('sampling.py', '--quick', '--models', 'gpt', '--out-dir', tmp_path, ok=False)
+    assert r.returncode == 2 and 'unknown --models' in r.stderr
+
+
+# ------------------------------------------------------------------ training throughput
+def test_train_throughput_quick(tmp_path):
+    run('train_throughput.py', '--quick', '--out-dir', tmp_path)
+    res = result(tmp_path, 'train_throughput')
+    assert res['sizes']
+    for s in res['sizes']:
+        names = list(s['params'])
+        assert names == list(train_throughput.VARIANTS)
+        for n in names:
+            secs, tps = s['seconds_per_rep'][n], s['tokens_per_s_per_rep'][n]
+            assert len(secs) == s['reps'] and all(math.isclose(t, s['tokens_per_rep'] / x) for t, x in zip(tps, secs))
+            assert math.isclose(s['median_tokens_per_s'][n], statistics.median(tps))
+            assert s['vs_ar'][n] == bl.paired_ratios(tps, s['tokens_per_s_per_rep']['ar'])      # this run's own AR numbers
+            cps = s['tokens_per_cpu_s_per_rep'][n]
+            assert s['vs_ar_cpu_time'][n] == bl.paired_ratios(cps, s['tokens_per_cpu_s_per_rep']['ar'])
+            m = s['memory'][n]
+            assert m['peak_bytes'] == m['static_bytes'] + m['step_peak_bytes'] and m['step_peak_bytes'] > 0
+            assert math.isclose(s['memory_vs_ar'][n], m['peak_bytes'] / s['memory']['ar']['peak_bytes'])
+            # AdamW keeps 2 float32 moments per parameter: static memory >= 3 x 4 bytes per parameter
+            assert m['static_bytes'] >= 12 * s['params'][n] and math.isfinite(s['final_loss'][n])
+        assert s['vs_ar']['ar'] == {'ratio': 1.0, 'paired_ratio': 1.0}
+        # without time conditioning SEDD has exactly masked diffusion's parameters; with it, more
+        assert s['params']['sedd-absorbing-radd'] == s['params']['masked'] < s['params']['sedd-absorbing']
+    t = res['target']
+    r = res['sizes'][0]['vs_ar_cpu_time']['sedd-absorbing-radd']['paired_ratio']
+    assert t['sizes'][res['sizes'][0]['label']] == {'paired_ratio': r, 'holds': r >= 0.95} and t['holds'] == (r >= 0.95)
+
+
+# ------------------------------------------------------------------ GPU
+def test_gpu_without_cuda_fails_fast(tmp_path):
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
+    t0 = time.time()
+    r = run('gpu.py', '--out-dir', tmp_path, ok=False)
+    assert r.returncode == 2 and time.time() - t0 < 20 and not any(tmp_path.iterdir())
+    assert r.stderr.count('\n') == 1 and 'no CUDA GPU here' in r.stderr and r.stdout == ''
+
+
+def test_gpu_peak_table_and_flops():
+    import gpu
+    assert gpu.peak_bf16('NVIDIA H100 80GB HBM3')[0] == 989.4e12 and gpu.peak_bf16('NVIDIA H100 PCIe')[0] == 756e12
+    assert gpu.peak_bf16('NVIDIA H200')[0] == 989.4e12 and gpu.peak_bf16('NVIDIA A100-SXM4-80GB')[0] == 312e12
+    assert gpu.peak_bf16('NVIDIA L4')[0] == 121e12 and gpu.peak_bf16('NVIDIA L40S')[0] == 362e12
+    assert gpu.peak_bf16('NVIDIA GeForce RTX 3090') == (None, None) and gpu.peak_bf16('NVIDIA A10G') == (None, None)
+    d, nl, V, L = 64, 3, 70, 32
+    for method in (MaskedDiffusion(V - 1), SEDD(V - 1, 'absorbing')):
+        model = DiffusionTransformer(method.model_config(n_layer=nl, n_head=4, n_embd=d, context_length=2 * L, cond_dim=16))
+        n = nl * 12 * d * d + d * model.cfg.vocab_size                       # q, k, v, out: 4 d^2; MLP: 8 d^2; the output layer
+        fl = gpu.train_flops_per_token(model, L, L)
+        assert fl['matmul_params'] == n and fl['total'] == 6 * n + 12 * nl * d * L
+        assert gpu.train_flops_per_token(model, L, 2 * L)['total'] == 2 * (6 * n + 12 * nl * d * 2 * L)   # block: 2L read
+    p = gpu.gpu_presets(['ar', 'masked', 'block', 'sedd'])
+    assert set(p) == {'ar', 'masked', 'block', 'sedd'} and all(v[1]['method'] == m and not v[1].get('init_from') for m, v in p.items())
+
+
+def test_gpu_cpu_smoke_mfu(tmp_path):
+    "The --allow-cpu path: MFU = FLOPs/token x tokens/s / peak, from the run's own numbers."
+    run('gpu.py', '--allow-cpu', '--peak-tflops', '1', '--methods', 'ar', 'block', '--out-dir', tmp_path)
+    res = result(tmp_path, 'gpu')
+    assert [r['method'] for r in res['runs']] == ['ar', 'block'] and res['peak_flops'] == 1e12
+    for r in res['runs']:
+        assert 'error' not in r, r
+        tokens = r['steps'] * r['config']['batch_size'] * r['length']
+        assert math.isclose(r['tokens_per_s'], tokens / r['seconds'])
+        assert math.isclose(r['mfu'], r['flops_per_token']['total'] * r['tokens_per_s'] / 1e12)
+    assert res['runs'][1]['flops_per_token']['read_per_token'] == 2.0 and res['runs'][0]['flops_per_token']['read_per_token'] == 1.0
+
+
+def test_llada_steps_on_a_small_shape():
+    "The 8B LoRA / FSDP2 step code, run on the CPU at a small shape: it trains what the plan counts."
+    import gpu
+    from diffusion_lm.memory_plan import ModelShape, lora_params
+    shape = ModelShape(64, 2, 4, 4, 128, 256)
+    r = gpu.llada_8b_steps(torch.device('cpu'), seq_len=16, lora_rank=4, shape=shape)
+    for mode in ('lora', 'fsdp2'):
+        assert 'error' not in r[mode], r[mode]
+        assert r[mode]['predicted_bytes'] > 0 and math.isfinite(r[mode]['loss'])
+    assert r['lora']['trainable'] == lora_params(shape, 4) and r['fsdp2']['trainable'] == shape.n_params
+
+
+# ------------------------------------------------------------------ palindromes.py (reads the palindrome evaluation's JSON)
 def test_palindromes_reads_and_rechecks(tmp_path):
     ev = tmp_path / 'eval.json'
     ev.write_text(json.dumps({'palindrome_rate': 0.5, 'model': {'steps': 32}, 'name': 'x',
@@ -187,41 +299,33 @@ def test_palindromes_missing_says_how(tmp_path):
     assert res['status'] == 'missing' and res['files'] == [] and 'palindromes.py' in res['how_to'] and 'No palindrome' in r.stdout
 
 
-def test_gpu_without_cuda_writes_nothing(tmp_path):
-    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
-    r = run('gpu.py', '--out-dir', tmp_path)
-    assert 'no CUDA' in r.stdout and not any(tmp_path.iterdir())
-
-
-def test_gpu_flops_and_mfu(tmp_path):
-    import gpu
-    assert gpu.peak_bf16('NVIDIA H100 80GB HBM3')[0] == 989.4e12 and gpu.peak_bf16('NVIDIA H100 PCIe')[0] == 756e12
-    assert gpu.peak_bf16('NVIDIA H200')[0] == 989.4e12 and gpu.peak_bf16('NVIDIA A100-SXM4-80GB')[0] == 312e12
-    assert gpu.peak_bf16('NVIDIA GeForce RTX 3090') == (None, None)
-    _, tok = bl.shakespeare()
-    d, nl, V, L = 768, 12, tok.vocab_size, 1024
-    for n in bl.METHODS:   # 6N + 12 n_layer d L with N = 12 d^2 per block (no biases) + the output head
-        m = bl.make_bench_method(n, tok)
-        model = bl.DiffusionTransformer(m.model_config(n_layer=nl, n_head=12, n_embd=d, block_size=L, cond_dim=128))
-        out_V = model.cfg.vocab_size
-        fl = gpu.train_flops_per_token(model, L)
-        assert fl['matmul_params'] == nl * 12 * d * d + d * out_V
-        assert fl['total'] == 6 * (nl * 12 * d * d + d * out_V) + 12 * nl * d * L
-    # the CPU smoke path: MFU = FLOPs/token x tokens/s / peak from the run's own numbers
-    run('gpu.py', '--allow-cpu', '--peak-tflops', '1', '--threads', '1', '--out-dir', tmp_path)
-    res = json.loads(next(tmp_path.glob('gpu__*.json')).read_text())
-    for n, r in res['methods'].items():
-        assert r['tokens_per_s'] == res['throughput']['median_tokens_per_s'][n]
-        assert math.isclose(r['mfu'], r['flops_per_token']['total'] * r['tokens_per_s'] / 1e12)
-
-
-def test_collect_builds_one_section_per_machine(tmp_path):
-    import collect
-    res = {'benchmark': 'quality', 'quick': False, 'machine': {'kind': 'CPU, 2 cores'}}
-    (tmp_path / 'quality__cpu-2-cores.json').write_text(json.dumps(res))
-    (tmp_path / 'quality__cpu-2-cores.md').write_text('*quality* on a machine\n\n### Quality\n\n| a |\n|---|\n| 1 |\n')
-    (tmp_path / 'gpu__h100.json').write_text(json.dumps({**res, 'benchmark': 'gpu', 'machine': {'kind': 'NVIDIA H100 80GB HBM3'}}))
-    (tmp_path / 'gpu__h100.md').write_text('*gpu* on H100\n\n### GPU\n\n| b |\n|---|\n| 2 |\n')
+# ------------------------------------------------------------------ RESULTS.md and run_all.sh
+def test_collect_builds_topic_sections(tmp_path):
+    def put(stem, md, res=None):
+        (tmp_path / f'{stem}.md').write_text(md)
+        if res is not None: (tmp_path / f'{stem}.json').write_text(json.dumps(res))
+    put('sampling__cpu-2-cores', '*sampling* on a CPU\n\n### Sampling\n\n![s](sampling__cpu-2-cores.png)\n',
+        {'benchmark': 'sampling', 'quick': False})
+    (tmp_path / 'sampling__cpu-2-cores.png').write_bytes(b'png')
+    put('quality__cpu-2-cores', '*quality* on a CPU\n\n### Quality\n\n| a |\n|---|\n| 1 |\n',
+        {'benchmark': 'quality', 'quick': False, 'plot': 'q.png'})
+    (tmp_path / 'q.png').write_bytes(b'png')
+    put('ablations__cpu-2-cores', '### Ablations (markdown only)\n')
+    put('train_throughput__cpu-2-cores', '*train_throughput* quick\n\n### T\n', {'benchmark': 'train_throughput', 'quick': True})
     text = collect.build(tmp_path, {'CPU, 2 cores': 'cores were shared'})
-    assert text.index('## CPU, 2 cores') < text.index('cores were shared') < text.index('### Quality') < text.index('## NVIDIA H100')
-    assert '<sub>*quality* on a machine</sub>' in text and '## GPU\n\nNo GPU run yet' not in text
+    order = ['cores were shared', '## Quality and ablations', '### Ablations (markdown only)', '### Quality', '## Sampling',
+             '![s](results/sampling__cpu-2-cores.png)', '## GPU', 'No GPU run yet']
+    assert [text.index(s) for s in order] == sorted(text.index(s) for s in order)
+    assert '![q.png](results/q.png)' in text and '<sub>*quality* on a CPU</sub>' in text
+    assert '## Training throughput' not in text and '### T' not in text                # a quick result is left out
+
+
+def test_run_all_quick(tmp_path):
+    sh = str(BENCH / 'run_all.sh')
+    r = subprocess.run([sh, '--sometimes'], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert r.returncode == 2 and 'usage' in r.stderr
+    r = subprocess.run([sh, '--quick', '--out-dir', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**ENV, 'BENCH_ONLY': 'train_throughput gpu nosuch', 'PYTHON': sys.executable})
+    assert r.returncode == 1 and 'FAILED: nosuch' in r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+    if not torch.cuda.is_available(): assert 'gpu.py skipped: no CUDA GPU' in r.stdout
+    assert len(list(tmp_path.glob('train_throughput__*.json'))) == 1
