@@ -178,35 +178,43 @@ def _prepare_state(batch_size, length, mask_id, prompt, constraint, device):
     return constraint.apply(x), P
 
 # %% ../nbs/06a_samplers.ipynb #c45788f4
+def _window(lo: int, hi: int, P: int, T: int, tied: bool, opts: dict) -> tuple[int, int]:
+    "The columns a step of block lo..hi can change: the block (SUBS), the answer up to its end (LLaDA), or all of them."
+    if tied or type(opts['constraint']) is not Constraint: return 0, T      # ties and constraints see the whole row
+    return (lo if opts['subs'] else P), hi
+
 def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, opts: dict, state: dict, hook=None, P: int = 0):
     "Run one block's steps on x [B, T] (positions lo..hi-1); `predict(x)` gives logits [B, T, V]. Returns x."
     B, T = x.shape
-    pos = torch.arange(T, device=x.device)
-    in_block, leader = (pos >= lo) & (pos < hi), lead == pos
-    tied, fixed = not bool(leader.all()), state['fixed']
+    tied = not bool((lead == torch.arange(T, device=x.device)).all())
+    w0, w1 = _window(lo, hi, P, T, tied, opts)
+    x, pos, lead = x.clone(), torch.arange(w0, w1, device=x.device), lead[:, w0:w1] - w0
+    in_block, leader, fixed = (pos >= lo) & (pos < hi), lead == pos - w0, state['fixed'][:, w0:w1]
     region = in_block if opts['subs'] else (pos >= P) & (pos < hi)       # LLaDA: a drawn MASK stays a candidate
-    masked_leaders = lambda: (x == mask_id) & region & leader
-    schedule = get_num_transfer_tokens((x == mask_id) & in_block & leader, n_steps)
-    conf_at_commit = torch.zeros(B, T, dtype=torch.float64, device=x.device)
+    masked_leaders = lambda: (x[:, w0:w1] == mask_id) & region & leader
+    schedule = get_num_transfer_tokens(masked_leaders() & in_block, n_steps)
+    conf_at_commit = torch.zeros(B, w1 - w0, dtype=torch.float64, device=x.device)
     parallel = opts['threshold'] is not None or opts['factor'] is not None
     for i in range(n_steps if not parallel else 4 * (hi - lo)):          # parallel: until done (a drawn MASK may repeat)
         if parallel and not masked_leaders().any(): break
-        logp = _log_probs(predict(x), x, mask_id, opts['subs'])
+        xw = x[:, w0:w1]
+        logp = _log_probs(predict(x)[:, w0:w1], xw, mask_id, opts['subs'])
         x0 = draw_tokens(logp, opts['temperature'], opts['constraint'], opts['generator'], opts['top_k'], opts['top_p'])
         conf = order_scores(logp, x0, opts['sampler'], lead if tied else None, opts['generator'])
         k, r = None if parallel else schedule[:, i], None
         if opts['remask'] and not parallel:                              # keep the count on schedule while revising
             k = get_num_transfer_tokens(masked_leaders(), n_steps - i)[:, 0]
-            movable = (x != mask_id) & in_block & ~fixed
+            movable = (xw != mask_id) & in_block & ~fixed
             if i < n_steps - 1: r = (opts['remask_rate'] * movable.sum(1)).long(); k = k + r
         keep = commit_mask(conf, masked_leaders(), k, opts['threshold'], opts['factor'], opts['order_temperature'], opts['generator'])
-        keep = keep.gather(1, lead) & (x == mask_id)                       # members follow their leader
-        x = torch.where(keep, x0, x)
+        keep = keep.gather(1, lead) & (xw == mask_id)                      # members follow their leader
+        xw = torch.where(keep, x0, xw)
         conf_at_commit = torch.where(keep, conf.gather(1, lead), conf_at_commit)
-        if r is not None: x = remask_tokens(x, conf_at_commit, movable, r, mask_id, opts['remask'], opts['generator'])[0]
+        if r is not None: xw = remask_tokens(xw, conf_at_commit, movable, r, mask_id, opts['remask'], opts['generator'])[0]
+        x[:, w0:w1] = xw
         if hook is not None:
             out = hook(state['step'], (x[:, P:] == mask_id).double().mean().item(), x)
-            if out is not None: x = out
+            if out is not None: x = out.clone()
         state['step'] += 1
     return x
 
