@@ -145,6 +145,17 @@ def test_fsdp_two_ranks_match_one_process_and_resume(tiny, tmp_path):
     assert close(weights(tmp_path / 'lora2'), weights(tmp_path / 'lora1'))
 
 
+def test_ddp_two_ranks_match_one_process(tiny, tmp_path):
+    "torchrun without fsdp: DDP, each rank 2 examples, the same weights as 1 process accumulating 2 micro-batches."
+    model, data = tiny
+    args = lambda out, accum: sets(model, data, out, batch_size=2, grad_accum=accum, max_steps=2, gradient_checkpointing=True)
+    two = ok(run(TORCHRUN, *args(tmp_path / 'ddp', 1)))
+    assert (two['world_size'], two['gradient_checkpointing'], two['step']) == (2, True, 2)
+    assert (tmp_path / 'ddp' / 'checkpoints' / 'step_000002').is_dir()     # rank 0 wrote the library's checkpoint
+    here(args(tmp_path / 'one', 2))
+    assert close(weights(tmp_path / 'ddp'), weights(tmp_path / 'one'))
+
+
 @pytest.mark.parametrize('mode', ['full', 'lora'])
 def test_plan_within_15_percent_of_the_measured_step(tmp_path, mode):
     "The --plan figure against the measured peak of this module's training step (hidden 256, 4 layers, batch 4 x 256)."
