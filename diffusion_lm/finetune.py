@@ -104,7 +104,7 @@ def _bf16(cfg: FinetuneConfig, device) -> bool: return cfg.precision == 'bf16' o
 
 def _dtype(cfg: FinetuneConfig, device) -> str:
     if cfg.dtype != 'auto': return cfg.dtype
-    return 'bfloat16' if cfg.lora and device.type == 'cuda' else 'float32'
+    return 'bfloat16' if cfg.lora and device.type == 'cuda' and not cfg.fsdp else 'float32'   # (FSDP2: one dtype per unit)
 
 def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | None]:
     "(tokenizer, mask id, training data, evaluation data or None), read and checked before any weight is loaded."
