@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KERNEL := diffusion-lm
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock train test test-nbs test-py check-sync readme docs lab bench-quick bench gpu-check palindromes
+.PHONY: setup lock train test test-nbs test-py check-sync readme docs lab bench-quick bench gpu-check palindromes finetune-example
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ train: setup
 	mkdir -p papermill_runs
 	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/train.ipynb papermill_runs/shakespeare_llada.ipynb \
 		-p preset shakespeare-llada --log-output
+
+# The fine-tuning example: a LLaDA-format model pre-trained here on Tiny Shakespeare, then LoRA on its dialogue (CPU: minutes)
+finetune-example: setup
+	mkdir -p papermill_runs
+	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/finetune.ipynb papermill_runs/finetune_shakespeare.ipynb --log-output
 
 # The package must be what the notebooks export, and the notebooks must be clean.
 check-sync: setup

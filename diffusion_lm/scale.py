@@ -4,17 +4,18 @@
 
 # %% ../nbs/14_scale.ipynb #7acddf5d
 from __future__ import annotations
-import contextlib, json, os, re, secrets, shutil, warnings
+import contextlib, json, re, shutil, warnings
 from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.distributed as dist
 from torch.utils.checkpoint import checkpoint
+from .runtime import atomic_dir, replace_dir, fsync_tree, temp_sibling
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'CKPT_META', 'find_blocks', 'lora_target_regex', 'apply_lora', 'atomic_folder', 'save_adapter',
-           'load_adapter', 'merge_state_dict', 'export_pretrained', 'merge_lora', 'enable_block_checkpointing',
-           'shard_model', 'save_sharded', 'load_sharded']
+__all__ = ['LORA_TARGETS', 'CKPT_META', 'find_blocks', 'lora_target_regex', 'apply_lora', 'save_adapter', 'load_adapter',
+           'merge_state_dict', 'export_pretrained', 'merge_lora', 'enable_block_checkpointing', 'shard_model',
+           'save_sharded', 'load_sharded']
 
 # %% ../nbs/14_scale.ipynb #5322a2d6
 def _hf(model: nn.Module) -> nn.Module:
@@ -78,38 +79,23 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16, dropout: floa
                      target_modules=lora_target_regex(hf, targets, blocks))
     with _quiet(): return _set_hf(model, get_peft_model(hf, cfg))
 
-# %% ../nbs/14_scale.ipynb #d1a94781
-def _fsync(p: Path):
-    fd = os.open(p, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def _commit(tmp: Path, final: Path, sync: bool = True):
-    "Rename the complete folder tmp to final (an old final is renamed aside, then deleted), fsyncing files and folders."
-    if sync and os.name == 'posix':
-        for p in sorted(tmp.rglob('*'), reverse=True): _fsync(p)
-        _fsync(tmp)
-    old = final.parent / f'.{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}' if final.exists() else None
-    if old: os.rename(final, old)
-    os.rename(tmp, final)
-    if sync and os.name == 'posix': _fsync(final.parent)
-    if old: shutil.rmtree(old, ignore_errors=True)
-
-class atomic_folder:
-    "Context manager: a temporary sibling of `path` to fill; on success it becomes `path`, on error it is removed."
-    def __init__(self, path, overwrite: bool = False): self.path, self.overwrite = Path(path).expanduser(), overwrite
-    def __enter__(self) -> Path:
-        if self.path.exists() and not self.overwrite:
-            raise FileExistsError(f'{self.path} exists; pass overwrite=True to replace it')
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.parent / f'.{self.path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}'
-        self.tmp.mkdir()
-        return self.tmp
-    def __exit__(self, exc_type, *a):
-        if exc_type is not None: shutil.rmtree(self.tmp, ignore_errors=True); return False
-        _commit(self.tmp, self.path)
-
 # %% ../nbs/14_scale.ipynb #6858eb7a
+def _rank() -> int: return dist.get_rank() if dist.is_initialized() else 0
+
+def _barrier():
+    if dist.is_initialized(): dist.barrier()
+
+def _module_name(root: nn.Module, target: nn.Module) -> str:
+    return next(n for n, m in root.named_modules() if m is target)
+
+def _full_state(model: nn.Module, sub: nn.Module) -> dict:
+    "The full (FSDP2 shards gathered, on the CPU) state dict of submodule `sub` of `model`, with `sub`'s own names."
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
+    sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))   # collective
+    prefix = _module_name(model, sub)
+    prefix = prefix + '.' if prefix else ''
+    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
 def _peft(model: nn.Module):
     from peft import PeftModel
     hf = _hf(model)
@@ -120,7 +106,11 @@ def _peft(model: nn.Module):
 def save_adapter(model: nn.Module, path, overwrite: bool = False) -> Path:
     "Write the LoRA adapter (peft format: adapter_config.json, adapter_model.safetensors) to `path`, atomically."
     pm = _peft(model)
-    with atomic_folder(path, overwrite) as tmp, _quiet(): pm.save_pretrained(tmp, safe_serialization=True)
+    sd = _full_state(model, pm)                                      # collective under FSDP2: every rank calls it
+    if _rank() == 0:
+        with atomic_dir(Path(path).expanduser(), overwrite) as tmp, _quiet():
+            pm.save_pretrained(tmp, state_dict={k: v for k, v in sd.items() if '.lora_' in k}, safe_serialization=True)
+    _barrier()
     return Path(path)
 
 def load_adapter(model: nn.Module, path, trainable: bool = False) -> nn.Module:
@@ -134,9 +124,6 @@ def load_adapter(model: nn.Module, path, trainable: bool = False) -> nn.Module:
     with _quiet(): return _set_hf(model, PeftModel.from_pretrained(hf, p, is_trainable=trainable))
 
 # %% ../nbs/14_scale.ipynb #651a49d4
-def _module_name(root: nn.Module, target: nn.Module) -> str:
-    return next(n for n, m in root.named_modules() if m is target)
-
 def merge_state_dict(sd: dict, base: nn.Module) -> dict[str, torch.Tensor]:
     "A full state dict with base-model names and W + scaling * B @ A (in float32, cast back) for each LoRA layer."
     from peft.tuners.lora import LoraLayer
@@ -151,11 +138,6 @@ def merge_state_dict(sd: dict, base: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 # %% ../nbs/14_scale.ipynb #889314d7
-def _rank() -> int: return dist.get_rank() if dist.is_initialized() else 0
-
-def _barrier():
-    if dist.is_initialized(): dist.barrier()
-
 def _code_files(config, src) -> list[Path]:
     "The .py files that config.auto_map names, in the folder `src`."
     refs = [r for v in (getattr(config, 'auto_map', None) or {}).values()
@@ -180,15 +162,12 @@ def _save_weights(sd: dict, folder: Path, max_shard_size: str = '5GB'):
 
 def export_pretrained(model: nn.Module, path, overwrite: bool = False, max_shard_size: str = '5GB') -> Path | None:
     "Write the model (LoRA merged, FSDP2 shards gathered) as a full Hugging Face checkpoint; rank 0 writes, atomically."
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
     hf = _hf(model)
     base = hf.get_base_model() if hasattr(hf, 'peft_config') else hf
-    sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))   # collective
+    sd = _full_state(model, base)                                    # collective under FSDP2: every rank calls it
     if _rank() == 0:
-        prefix = _module_name(model, base)
-        prefix = prefix + '.' if prefix else ''
-        sd = merge_state_dict({k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}, base)
-        with atomic_folder(path, overwrite) as tmp:
+        sd = merge_state_dict(sd, base)
+        with atomic_dir(Path(path).expanduser(), overwrite) as tmp:
             base.config.save_pretrained(tmp)
             _save_weights(sd, tmp, max_shard_size)
             tok = getattr(model, 'tokenizer', None)
@@ -254,6 +233,12 @@ def shard_model(model: nn.Module, mesh=None, mixed_precision: str = 'bf16', resh
 # %% ../nbs/14_scale.ipynb #ecee61da
 CKPT_META = 'checkpoint.json'
 
+def _shared_temp(path: Path) -> Path:
+    "Rank 0's temporary sibling name for `path` (runtime.temp_sibling), the same on every rank."
+    name = [str(temp_sibling(path)) if _rank() == 0 else None]
+    if dist.is_initialized(): dist.broadcast_object_list(name, src=0)
+    return Path(name[0])
+
 def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: dict | None = None) -> Path:
     "Write model (+ optimizer) state, each rank its shards (torch.distributed.checkpoint), to `path` atomically."
     import torch.distributed.checkpoint as dcp
@@ -264,9 +249,8 @@ def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: d
     world = dist.get_world_size() if dist.is_initialized() else 1
     try: meta = json.dumps(dict(step=int(step), extra=extra or {}, world_size=world))
     except TypeError as e: raise TypeError(f'extra must be JSON-serialisable ({e}): numbers, strings, lists') from None
-    tmp = path.parent / f'.{path.name}.tmp-step{int(step)}'
-    if _rank() == 0:
-        shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    tmp = _shared_temp(path)
+    if _rank() == 0: tmp.mkdir(parents=True)
     _barrier()
     if optimizer is None: state = {'model': get_model_state_dict(model)}
     else:
@@ -275,7 +259,8 @@ def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: d
     dcp.save(state, checkpoint_id=tmp)
     if _rank() == 0:
         (tmp / CKPT_META).write_text(meta)
-        _commit(tmp, path)
+        fsync_tree(tmp)
+        replace_dir(tmp, path)
     _barrier()
     return path
 

@@ -226,6 +226,7 @@ def train_step(model, loss_fn, batches, optimizer, scheduler=None, ema=None, gra
         total = total + loss.detach().float()
     params = params or [p for g in optimizer.param_groups for p in g['params']]
     gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float('inf'))
+    if hasattr(gnorm, 'full_tensor'): gnorm = gnorm.full_tensor()     # FSDP2 parameters: the norm is a DTensor
     loss, gnorm = total.item(), gnorm.item()                   # one host sync per step, not one per micro-batch
     if not (math.isfinite(loss) and math.isfinite(gnorm)):
         optimizer.zero_grad(set_to_none=True)

@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict, StateDictOptions
-from diffusion_lm.pretrained import load_pretrained, sft_batch_loss, encode_pairs, collate
+from diffusion_lm.pretrained import load_pretrained
+from diffusion_lm.masked import sft_loss
+from diffusion_lm.sft_data import encode_example, collate
 from diffusion_lm.scale import shard_model, save_sharded, load_sharded, apply_lora, merge_lora, export_pretrained
 
 WORDS = ['cat', 'dog', 'sun', 'sea', 'red', 'ink', 'owl', 'fig']
@@ -23,8 +25,8 @@ GLOBAL_BATCH, CHUNKS = 4, 2          # each step: 4 pairs in 2 chunks of 2 (one 
 
 def data(model):
     "All 8 pairs as one padded batch (one length for every step)."
-    pairs = [(f'repeat: {w}', f'{w} {w} {w}') for w in WORDS]
-    return collate(encode_pairs(model.tokenizer, pairs), model.tokenizer.eos_token_id)
+    convs = [[{'role': 'user', 'content': f'repeat: {w}'}, {'role': 'assistant', 'content': f'{w} {w} {w}'}] for w in WORDS]
+    return collate([encode_example(model.tokenizer, c) for c in convs], model.tokenizer.eos_token_id)
 
 
 def train_step(model, opt, x0, pl, step: int, chunks):
@@ -34,7 +36,7 @@ def train_step(model, opt, x0, pl, step: int, chunks):
     for c in chunks:
         r = rows[c * per:(c + 1) * per]
         g = torch.Generator().manual_seed(1000 * step + c)                 # the chunk's draws, wherever it runs
-        (sft_batch_loss(model, x0[r], pl[r], model.mask_id, generator=g) / len(chunks)).backward()
+        (sft_loss(model, x0[r], pl[r], model.mask_id, generator=g, subs=False) / len(chunks)).backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     opt.step(); opt.zero_grad(set_to_none=True)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from transformers import AutoConfig, AutoModel
-from diffusion_lm.pretrained import PretrainedDenoiser, sft_batch_loss
+from diffusion_lm.pretrained import PretrainedDenoiser
+from diffusion_lm.masked import sft_loss
 from diffusion_lm.scale import shard_model, enable_block_checkpointing
 from diffusion_lm.memory_plan import measure_step_peak, shape_from_config
 
@@ -37,7 +38,7 @@ def main():
         return make
 
     def step(m, opt):
-        sft_batch_loss(m, x, pl, m.mask_id, t=1.0).backward()
+        sft_loss(m, x, pl, m.mask_id, t=1.0, subs=False).backward()
         opt.step(); opt.zero_grad(set_to_none=True)
 
     res = {'shape': shape_from_config(config).__dict__}

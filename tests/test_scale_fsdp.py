@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
 from conftest import ROOT
-from diffusion_lm.pretrained import make_tiny_llada, load_pretrained
+from diffusion_lm.pretrained import load_pretrained
+from diffusion_lm.testing import make_tiny_llada
 import scale_fsdp_worker as worker
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}

@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest, torch
 from transformers import AutoConfig, AutoModel
 from conftest import ROOT
-from diffusion_lm.pretrained import make_tiny_llada, PretrainedDenoiser, sft_batch_loss
+from diffusion_lm.pretrained import PretrainedDenoiser
+from diffusion_lm.testing import make_tiny_llada
+from diffusion_lm.masked import sft_loss
 from diffusion_lm.scale import apply_lora, enable_block_checkpointing
 from diffusion_lm.memory_plan import ModelShape, finetune_memory, measure_step_peak, shape_from_config
 
@@ -56,7 +58,7 @@ def test_another_shape(tmp_path, mode):
         return make
 
     def step(m, opt):
-        sft_batch_loss(m, x, pl, m.mask_id, t=1.0).backward()
+        sft_loss(m, x, pl, m.mask_id, t=1.0, subs=False).backward()
         opt.step(); opt.zero_grad(set_to_none=True)
 
     for ckpt in (False, True):
