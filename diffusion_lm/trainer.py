@@ -23,6 +23,9 @@ from .model_size import memory_estimate, fmt_bytes
 from .methods import make_method, METHODS, METHOD_ALIASES
 from .checkpoint import save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights, load_config, NonFiniteError
 from .runs import append_jsonl, read_jsonl, truncate_metrics, check_same_run, init_weights_from
+from .runtime import explain_os_error
+from .samplers import ALIASES as SAMPLER_ALIASES
+from .checkpoint import list_checkpoints
 
 # %% auto #0
 __all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'validate', 'config_from_preset', 'Run', 'build_model', 'check_memory',
@@ -197,6 +200,16 @@ def check_memory(cfg: TrainConfig, method, device, world: int = 1):
                         f'(batch_size={cfg.batch_size}, context_length={cfg.context_length}); lower them or use a larger device')
     return need
 
+def _check_sampling(cfg: TrainConfig, method):
+    "A UserError now, not after training, for a sampler or sampling option that `method` does not have."
+    s = SAMPLER_ALIASES.get(cfg.sampler, cfg.sampler) or method.default_sampler
+    if s not in method.samplers:
+        raise UserError(f'TrainConfig.sampler={cfg.sampler!r}: {method.name} samples with {", ".join(method.samplers)} '
+                        '(or None for its default)')
+    unknown = sorted(set(cfg.sample_options or {}) - set(method.options))
+    if unknown: raise UserError(f'TrainConfig.sample_options has {unknown}, which {method.name} does not take; '
+                                f'it takes {", ".join(method.options) or "none"}')
+
 # %% ../nbs/09_trainer.ipynb #d1dea1ba
 def prepare_run(cfg: TrainConfig, dinfo: DistInfo = DistInfo(), device=torch.device('cpu')) -> Run:
     "Prepare the data and check `cfg` against it and the device's memory before any work starts."
@@ -208,6 +221,7 @@ def prepare_run(cfg: TrainConfig, dinfo: DistInfo = DistInfo(), device=torch.dev
     cfg = dataclasses.replace(cfg, context_length=length)
     _check_fits_data(cfg, meta, length)
     method = make_method(cfg, tok)
+    _check_sampling(cfg, method)
     check_memory(cfg, method, device, dinfo.world_size)
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * length
     max_steps = cfg.max_steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * meta['train_tokens'] / per_step))
@@ -226,6 +240,7 @@ def train_step(model, loss_fn, batches, optimizer, scheduler=None, ema=None, gra
         total = total + loss.detach().float()
     params = params or [p for g in optimizer.param_groups for p in g['params']]
     gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float('inf'))
+    if hasattr(gnorm, 'full_tensor'): gnorm = gnorm.full_tensor()     # FSDP2 parameters: the norm is a DTensor
     loss, gnorm = total.item(), gnorm.item()                   # one host sync per step, not one per micro-batch
     if not (math.isfinite(loss) and math.isfinite(gnorm)):
         optimizer.zero_grad(set_to_none=True)
@@ -281,12 +296,22 @@ def _samples(run: Run, model, device, step, out=None) -> list[str]:
     return texts
 
 # %% ../nbs/09_trainer.ipynb #3ba5e959
+def _unusable_checkpoints(out: Path) -> list[str]:
+    "The step folders in `out/checkpoints` that are not complete checkpoints (truncated or corrupt files)."
+    d, ok = out / 'checkpoints', {p.name for p in list_checkpoints(out)}
+    if not d.is_dir(): return []
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and p.name.startswith('step_') and p.name[5:].isdigit() and p.name not in ok)
+
 def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device) -> int:
     "The step to start from: the newest checkpoint's (its states loaded), or 0 (pre-trained weights if asked)."
     cfg = run.cfg
     if dinfo.is_main and out.exists(): check_same_run(out, cfg.to_dict(), cfg.resume)
     latest = find_latest_checkpoint(out) if (out.exists() and cfg.resume != 'never') else None
     if cfg.resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint to resume from")
+    if latest is None and cfg.resume != 'never' and (bad := _unusable_checkpoints(out)):
+        raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt files), so the '
+                        f'run is not started again over them; restore them from a backup, or move {out / "checkpoints"} aside '
+                        'to train from scratch')
     if latest is None:
         if cfg.init_from: init_weights_from(model, project_path(cfg.init_from), device)
         return 0
@@ -312,6 +337,10 @@ def train(config: TrainConfig | dict, progress: bool = True) -> dict:
     run, out = prepare_run(cfg, dinfo, device), project_path(cfg.out_dir)
     lock = RunLock(out).acquire() if dinfo.is_main else None
     try: return _train(run, out, dinfo, device, progress)
+    except OSError as e:                                   # a full disk: one line naming the folder and its free space
+        err = explain_os_error(e, out, 'writing to')
+        if err is e: raise
+        raise err from None
     finally:
         if lock is not None: lock.release()
 
