@@ -300,7 +300,8 @@ def _unusable_checkpoints(out: Path) -> list[str]:
     "The step folders in `out/checkpoints` that are not complete checkpoints (truncated or corrupt files)."
     d, ok = out / 'checkpoints', {p.name for p in list_checkpoints(out)}
     if not d.is_dir(): return []
-    return sorted(p.name for p in d.iterdir() if p.is_dir() and p.name.startswith('step_') and p.name[5:].isdigit() and p.name not in ok)
+    steps = [p.name for p in d.iterdir() if p.is_dir() and p.name.startswith('step_') and p.name[5:].isdigit()]
+    return sorted(n for n in steps if n not in ok)
 
 def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device) -> int:
     "The step to start from: the newest checkpoint's (its states loaded), or 0 (pre-trained weights if asked)."
