@@ -290,8 +290,8 @@ def sbatch_script(job: SlurmJob, run_dir=None) -> str:
     return text
 
 # %% ../nbs/11_slurm.ipynb #788c6d62
-class SlurmError(RuntimeError):
-    "A SLURM command that is missing or failed; the message says which and what to do."
+class SlurmError(UserError, RuntimeError):
+    "A SLURM command that is missing or failed; the message says which and what to do (one line on the command line)."
 
 def _slurm(cmd: str, *args, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     "Run the SLURM client `cmd` with `args`; a SlurmError if it is not installed or (with `check`) fails."
