@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 from conftest import ROOT, run_papermill
 from diffusion_lm.checkpoint import find_latest_checkpoint, load_checkpoint, list_checkpoints
 
-TINY = dict(preset='shakespeare-llada', n_layer=1, n_embd=32, n_head=2, sequence_length=32, batch_size=4, warmup_steps=2,
+TINY = dict(preset='shakespeare-llada', n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, warmup_steps=2,
             eval_batches=1, sample_steps=4, n_samples=2, log_interval=1, dropout=0.1)
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 
@@ -127,7 +127,7 @@ def torchrun(*args, n=2):
     return r
 
 
-GRAD = ['--preset', 'shakespeare-llada', '--set', 'n_layer=2', 'n_embd=32', 'n_head=2', 'sequence_length=32', 'batch_size=3', 'grad_accum=2']
+GRAD = ['--preset', 'shakespeare-llada', '--set', 'n_layer=2', 'n_embd=32', 'n_head=2', 'context_length=32', 'batch_size=3', 'grad_accum=2']
 
 
 @pytest.mark.parametrize('method', ['masked', 'sedd'])
@@ -147,7 +147,7 @@ def test_ddp_gradients_match_one_process(tmp_path, method):
 def test_ddp_training_checkpoints_every_rank_and_resumes(tmp_path):
     "train() under torchrun: rank 0 writes, the checkpoint holds both ranks' RNG and loader states, resume continues."
     out = tmp_path / 'run'
-    sets = ['--preset', 'shakespeare-llada', '--no-progress', '--set', 'n_layer=1', 'n_embd=32', 'n_head=2', 'sequence_length=32',
+    sets = ['--preset', 'shakespeare-llada', '--no-progress', '--set', 'n_layer=1', 'n_embd=32', 'n_head=2', 'context_length=32',
             'batch_size=2', 'eval_batches=1', 'sample_steps=4', 'n_samples=1', 'eval_interval=2', 'checkpoint_interval=2', 'log_interval=1',
             f'out_dir={out}']
     torchrun(*sets, 'max_steps=2')
@@ -174,7 +174,7 @@ def test_console_script_exits_zero_and_prints_the_summary(tmp_path):
     exe = Path(sys.executable).parent / 'diffusion-lm-train'
     assert exe.exists(), 'the console script is missing: pip install -e . registers it from settings.ini'
     r = subprocess.run([str(exe), '--preset', 'shakespeare-llada', '--no-progress', '--set', 'n_layer=1', 'n_embd=32', 'n_head=2',
-                        'sequence_length=32', 'batch_size=2', 'max_steps=2', 'eval_batches=1', 'sample_steps=4', 'n_samples=1',
+                        'context_length=32', 'batch_size=2', 'max_steps=2', 'eval_batches=1', 'sample_steps=4', 'n_samples=1',
                         f'out_dir={tmp_path / "run"}'], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
