@@ -122,7 +122,10 @@ def _check_plain(x, where: str = 'extra'):
 def _unpickler_reason(e: Exception) -> str:
     "The one informative line of torch's weights_only refusal."
     m = re.search(r'WeightsUnpickler error:\s*([^\n]+)', str(e))
-    return m[1] if m else str(e).strip().splitlines()[0][:300]
+    if m: return m[1]
+    boiler = ('Weights only load failed', 'Please file an issue', 'Check the documentation')
+    lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.strip().startswith(boiler)]
+    return lines[0][:300] if lines else str(e).strip()[:300]
 
 def _check_weights_only(path):
     "Read `path` back with weights_only=True; a TypeError if the safe unpickler refuses it."
