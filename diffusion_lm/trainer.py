@@ -362,9 +362,9 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
     metrics = out / 'metrics.jsonl'
     if dinfo.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        truncate_metrics(metrics, step)                      # a damaged log is refused before anything is written
         (out / 'train.pid').write_text(str(os.getpid()))
         (out / 'config.json').write_text(json.dumps(cfg.to_dict(), indent=1))
-        truncate_metrics(metrics, step)
     eval_model = ema.module if ema is not None else model
     loss_fn = lambda m, x: method.loss(m, x.to(device))
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.length
