@@ -135,7 +135,8 @@ def test_hostile_parameter_reaches_papermill_verbatim(tmp_path):
     assert shellcheck(s, 'SC1091', 'SC2016') == '', s
     rd = run_dir_of(job)
     (rd / 'ckpt').mkdir(parents=True)
-    r = subprocess.run(['bash', '-c', s], cwd=tmp_path, capture_output=True, text=True, timeout=60, env={**os.environ, 'HOME': str(tmp_path)})
+    r = subprocess.run(['bash', '-c', s], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env={**os.environ, 'HOME': str(tmp_path)})
     assert r.returncode == 0, r.stdout + r.stderr
     args = args_file.read_bytes().decode().split('\0')[:-1]
     assert [args[i + 2] for i, a in enumerate(args) if a == '-r' and args[i + 1] == 'dataset'] == [value], args
