@@ -384,8 +384,6 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
             stopping = bool(stop)
             if dinfo.world_size > 1:
                 st = torch.tensor([int(stopping)], device=device); dist.all_reduce(st); stopping = bool(st.item())
-            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
-                _checkpoint(run, out, step, model, optimizer, scheduler, ema, loader, dinfo)
             do_eval = step % cfg.eval_interval == 0 or step == max_steps
             if step % cfg.log_interval == 0 or do_eval:
                 rec = _log_record(run, step, loss, gnorm, scheduler, time.time() - t_last, tok_last, eval_model,
@@ -393,6 +391,8 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
                 t_last, tok_last, last = time.time(), 0, rec
                 if dinfo.is_main: append_jsonl(metrics, rec)
                 bar.set_postfix(loss=f'{loss:.3f}', tok_s=f"{rec['tokens_per_s']:.0f}", **({'val_bits': f"{rec['val_bits']:.3f}"} if do_eval else {}))
+            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:   # after the step's log line: see below
+                _checkpoint(run, out, step, model, optimizer, scheduler, ema, loader, dinfo)
             if cfg.sample_interval and step % cfg.sample_interval == 0 and step < max_steps:
                 _samples(run, eval_model, device, step, out if dinfo.is_main else None)
             if stopping: break
