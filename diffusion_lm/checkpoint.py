@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_checkpoint.ipynb #030ff9f2
 from __future__ import annotations
-import dataclasses, hashlib, json, os, pickle, random, re, secrets, shutil, warnings
+import dataclasses, hashlib, io, json, os, pickle, random, re, secrets, shutil, warnings
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
@@ -121,8 +121,11 @@ def _check_plain(x, where: str = 'extra'):
 
 def _unpickler_reason(e: Exception) -> str:
     "The one informative line of torch's weights_only refusal."
-    m = re.search(r'WeightsUnpickler error: ([^\n]*)', str(e))
-    return m[1] if m else str(e).strip().splitlines()[0][:300]
+    m = re.search(r'WeightsUnpickler error:\s*([^\n]+)', str(e))
+    if m: return m[1]
+    boiler = ('Weights only load failed', 'Please file an issue', 'Check the documentation')
+    lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.strip().startswith(boiler)]
+    return lines[0][:300] if lines else str(e).strip()[:300]
 
 def _check_weights_only(path):
     "Read `path` back with weights_only=True; a TypeError if the safe unpickler refuses it."
@@ -199,20 +202,45 @@ def find_latest_checkpoint(path) -> Path | None:
     warnings.warn(f'{d/LATEST_FILE} {why}; using the newest complete checkpoint {found[-1]}')
     return found[-1]
 
+# %% ../nbs/08_checkpoint.ipynb #7f2208bc
+class _RecordingFile(io.FileIO):
+    "A file that remembers the OSError of a failed write (torch.save reports it as a bare RuntimeError)."
+    error = None
+    def write(self, b):
+        try: return super().write(b)
+        except OSError as e: self.error = e; raise
+
+def _save_state(state: dict, path):
+    "torch.save `state` to `path`; a failed write (a full disk) raised as the OSError it is."
+    with _RecordingFile(path, 'wb') as f:
+        try: torch.save(state, f)
+        except RuntimeError:
+            if f.error is not None: raise f.error from None
+            raise
+
+def _save_tensors(tensors: dict, path):
+    "safetensors' save_file; a failed write (a full disk) raised as an OSError, not a SafetensorError."
+    try: save_file(tensors, path, metadata={'format': 'pt'})
+    except OSError: raise
+    except Exception as e:
+        m = re.search(r'os error (\d+)', str(e))
+        if m is None: raise
+        raise OSError(int(m[1]), os.strerror(int(m[1])), str(path)) from None
+
 # %% ../nbs/08_checkpoint.ipynb #051f064b
 def _write_files(d: Path, step, model_sd, optimizer, scheduler, ema_sd, config_text, extra):
     "Write every file of checkpoint `step` into the (temporary) folder `d`, meta.json last."
     tensors, model_other = _for_safetensors(model_sd)
-    save_file(tensors, d/MODEL_FILE, metadata={'format': 'pt'})
+    _save_tensors(tensors, d/MODEL_FILE)
     ema_other = None
     if ema_sd is not None:
         ema_tensors, ema_other = _for_safetensors(ema_sd)
-        save_file(ema_tensors, d/EMA_FILE, metadata={'format': 'pt'})
+        _save_tensors(ema_tensors, d/EMA_FILE)
     state = {'format_version': FORMAT_VERSION, 'step': step,
              'optimizer': None if optimizer is None else optimizer.state_dict(),
              'scheduler': None if scheduler is None else scheduler.state_dict(),
              'rng': capture_rng_state(), 'extra': extra, 'model_other': model_other, 'ema_other': ema_other}
-    torch.save(state, d/STATE_FILE)
+    _save_state(state, d/STATE_FILE)
     _check_weights_only(d/STATE_FILE)
     write_text_synced(d/CONFIG_FILE, config_text)
     files = {p.name: _file_record(p) for p in sorted(d.iterdir())}

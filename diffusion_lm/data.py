@@ -72,7 +72,11 @@ def load_metadata(path) -> dict:
     "The `metadata.json` of a prepared data folder."
     meta = Path(path) / 'metadata.json'
     if not meta.exists(): raise FileNotFoundError(f'{path} is not a prepared data folder (no metadata.json); prepare it first, e.g. `prepare_shakespeare()`')
-    return json.loads(meta.read_text())
+    try: d = json.loads(meta.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
+    if not isinstance(d, dict): raise UserError(f'{meta} is unreadable ({d if isinstance(d, str) else "not a JSON object"}): '
+                                                'prepare the folder again (overwrite=True)')
+    return d
 
 # %% ../nbs/01_data.ipynb #ca969618
 def shakespeare_path() -> Path:
@@ -284,8 +288,13 @@ def open_split(data_path, split: str = 'train') -> np.ndarray:
     "Memory-map the `split` ('train' or 'val') token array of a prepared folder."
     meta, p = load_metadata(data_path), Path(data_path)
     if split not in ('train', 'val'): raise UserError(f"split must be 'train' or 'val', got {split!r}")
-    if meta['format'] == 'npy': return np.load(p / f'{split}.npy', mmap_mode='r')
-    return np.memmap(p / f'{split}.bin', dtype=np.uint16, mode='r')
+    f = p / f'{split}.{"npy" if meta["format"] == "npy" else "bin"}'
+    try: arr = np.load(f, mmap_mode='r') if meta['format'] == 'npy' else np.memmap(f, dtype=np.uint16, mode='r')
+    except (OSError, ValueError) as e: raise UserError(f'{f} is unreadable ({e}): prepare {p} again (overwrite=True)') from None
+    n = meta.get(f'{split}_tokens', len(arr))
+    if len(arr) != n: raise UserError(f'{f} holds {len(arr)} tokens, but metadata.json says {n}: it was cut short or '
+                                      f'replaced; prepare {p} again (overwrite=True)')
+    return arr
 
 def step_seed(*keys: int) -> int:
     "A 63-bit seed mixed from integer `keys` (seed, rank, step, ...): independent streams, no state to save."

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from .constraints import Constraint, FixedTokens, sample_categorical
 from .data import is_palindrome, normalize_palindrome, load_palindromes, prepare_dataset
+from .runtime import ArgParser, run_cli
 
 # %% auto #0
 __all__ = ['DEFAULT_ALPHABET', 'MODES', 'word_skeleton', 'palindrome_layout', 'PalindromeConstraint', 'corpus_word_lengths',
@@ -25,7 +26,10 @@ def _char_ids(tok, chars: str) -> list[int]:
     "The token id of each character of `chars` (each must be one token of `tok`)."
     ids = []
     for c in chars:
-        t = tok.encode(c, add_special=False)
+        try: t = tok.encode(c, add_special=False)
+        except KeyError:
+            raise ValueError(f'alphabet character {c!r} is not in the vocabulary of {tok}: give an alphabet of characters '
+                             'the model knows (--alphabet)') from None
         if len(t) != 1: raise ValueError(f'alphabet character {c!r} is {len(t)} tokens of {tok}; use characters that are one token each (ASCII for bytes)')
         ids.append(t[0])
     return ids
@@ -301,7 +305,7 @@ def verdict(text: str, min_zipf: float = 3.0) -> str:
 
 def run_palindrome_sample(argv=None) -> dict:
     "Sample palindromes from a checkpoint, print each with its verdict, then the summary; returns samples and summary."
-    ap = argparse.ArgumentParser(prog='diffusion-lm-palindromes', description='Sample palindromes from a trained checkpoint and judge them.')
+    ap = ArgParser(prog='diffusion-lm-palindromes', description='Sample palindromes from a trained checkpoint and judge them.')
     ap.add_argument('--model', required=True, help='a run folder (its newest checkpoint) or a checkpoint step folder')
     ap.add_argument('--n-samples', type=int, default=16)
     ap.add_argument('--length', default='train', help="text length in bytes, or 'train' (drawn per sample from the training palindromes)")
@@ -315,6 +319,7 @@ def run_palindrome_sample(argv=None) -> dict:
     ap.add_argument('--min-zipf', type=float, default=3.0, help='wordfreq Zipf frequency from which a word counts as English')
     ap.add_argument('--json', default=None, help='also write the samples and the summary to this file')
     a = ap.parse_args(argv)
+    if a.n_samples < 1 or a.steps < 1: ap.error(f'--n-samples {a.n_samples} --steps {a.steps}: both must be >= 1')
     from diffusion_lm.trainer import load_trained
     from diffusion_lm.runtime import resolve_device, project_path
     from diffusion_lm.checkpoint import find_latest_checkpoint
@@ -347,9 +352,8 @@ def run_palindrome_sample(argv=None) -> dict:
     return out
 
 def main(argv=None) -> int:
-    "Command-line entry point (`diffusion-lm-palindromes`, `python -m diffusion_lm.palindromes`): exit status 0."
-    run_palindrome_sample(argv)
-    return 0
+    "Command-line entry point (`diffusion-lm-palindromes`, `python -m diffusion_lm.palindromes`): 0, or 2 on a user error."
+    return run_cli('diffusion-lm-palindromes', run_palindrome_sample, argv)
 
 # %% ../nbs/12_palindromes.ipynb #efc28bab
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: sys.exit(main())

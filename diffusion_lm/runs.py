@@ -55,6 +55,16 @@ def _identity(cfg: dict) -> dict:
     if d['method'] not in ('sedd',): d['cond_dim'] = None
     return d
 
+def _folder_config(out: Path) -> dict | None:
+    "The config.json a run wrote in `out` (None if there is none); a UserError naming it if it is unreadable."
+    p = out / 'config.json'
+    if not p.exists(): return None
+    try: d = json.loads(p.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
+    if isinstance(d, dict): return d
+    raise UserError(f'{p} is not a readable run config ({d if isinstance(d, str) else "not a JSON object"}), so {out} cannot be '
+                    'checked to hold this run; nothing was changed: restore config.json, or choose another out_dir')
+
 def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
     "A UserError if `out_dir` holds another run's config, checkpoints or metrics (or any, with resume='never')."
     out = Path(out_dir)
@@ -62,10 +72,11 @@ def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
     if resume == 'never' and (ckpts or metrics.exists()):
         raise UserError(f"{out} already holds a run ({len(ckpts)} checkpoints{', metrics.jsonl' if metrics.exists() else ''}) "
                         "and resume='never' would mix a new run into it; choose another out_dir (or resume='auto' to continue it)")
-    old = load_config(ckpts[-1]) if ckpts else (json.loads((out / 'config.json').read_text()) if (out / 'config.json').exists() else None)
+    if not (ckpts or metrics.exists()): return                                   # nothing here to protect
+    old = load_config(ckpts[-1]) if ckpts else _folder_config(out)
     if old is None: return
     diff = {k: (v, _identity(cfg)[k]) for k, v in _identity(old).items() if v != _identity(cfg)[k]}
-    if diff and (ckpts or metrics.exists()):
+    if diff:
         what = ', '.join(f'{k}: {a!r} there, {b!r} here' for k, (a, b) in diff.items())
         raise UserError(f'{out} holds another run ({what}); it is not resumed or overwritten: choose another out_dir')
 

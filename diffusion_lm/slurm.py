@@ -245,13 +245,13 @@ def training_commands(job: SlurmJob, run_dir, python: str = 'python') -> list[st
     entry = (f'-m diffusion_lm.trainer --config {shlex.quote(str(rd / "config.json"))}'
              + (f' --preset {shlex.quote(preset)}' if preset else '') + ' --no-progress')
     if job.mode == 'torchrun':
-        ddp = [f'_run torchrun {python} -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node={_nproc(job)} {entry}']
+        ddp = [f'_run torchrun {python} -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="{_nproc(job)}" {entry}']
     else:
         cpus = f' --cpus-per-task={job.cpus_per_task}' if job.cpus_per_task else ''
         ddp = ['_head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
                '_port=$((20000 + ${SLURM_JOB_ID:-0} % 20000))',
                f'_run srun srun --nodes={job.nodes} --ntasks-per-node=1{cpus} --kill-on-bad-exit=1 {python} -m torch.distributed.run '
-               f'--nnodes={job.nodes} --nproc_per_node={_nproc(job)} --rdzv_backend=c10d --rdzv_id="$SLURM_JOB_ID" '
+               f'--nnodes={job.nodes} --nproc_per_node="{_nproc(job)}" --rdzv_backend=c10d --rdzv_id="$SLURM_JOB_ID" '
                f'--rdzv_endpoint="$_head:$_port" {entry}']
     wait_s = max(30, job.signal_seconds or 0)
     ddp = ['export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1  # torchrun --signals-to-handle: pass SIGUSR1 on',
@@ -290,8 +290,8 @@ def sbatch_script(job: SlurmJob, run_dir=None) -> str:
     return text
 
 # %% ../nbs/11_slurm.ipynb #788c6d62
-class SlurmError(RuntimeError):
-    "A SLURM command that is missing or failed; the message says which and what to do."
+class SlurmError(UserError, RuntimeError):
+    "A SLURM command that is missing or failed; the message says which and what to do (one line on the command line)."
 
 def _slurm(cmd: str, *args, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     "Run the SLURM client `cmd` with `args`; a SlurmError if it is not installed or (with `check`) fails."

@@ -23,6 +23,9 @@ from .model_size import memory_estimate, fmt_bytes
 from .methods import make_method, METHODS, METHOD_ALIASES
 from .checkpoint import save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights, load_config, NonFiniteError
 from .runs import append_jsonl, read_jsonl, truncate_metrics, check_same_run, init_weights_from
+from .runtime import explain_os_error
+from .samplers import ALIASES as SAMPLER_ALIASES
+from .checkpoint import list_checkpoints
 
 # %% auto #0
 __all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'validate', 'config_from_preset', 'Run', 'build_model', 'check_memory',
@@ -197,6 +200,16 @@ def check_memory(cfg: TrainConfig, method, device, world: int = 1):
                         f'(batch_size={cfg.batch_size}, context_length={cfg.context_length}); lower them or use a larger device')
     return need
 
+def _check_sampling(cfg: TrainConfig, method):
+    "A UserError now, not after training, for a sampler or sampling option that `method` does not have."
+    s = SAMPLER_ALIASES.get(cfg.sampler, cfg.sampler) or method.default_sampler
+    if s not in method.samplers:
+        raise UserError(f'TrainConfig.sampler={cfg.sampler!r}: {method.name} samples with {", ".join(method.samplers)} '
+                        '(or None for its default)')
+    unknown = sorted(set(cfg.sample_options or {}) - set(method.options))
+    if unknown: raise UserError(f'TrainConfig.sample_options has {unknown}, which {method.name} does not take; '
+                                f'it takes {", ".join(method.options) or "none"}')
+
 # %% ../nbs/09_trainer.ipynb #d1dea1ba
 def prepare_run(cfg: TrainConfig, dinfo: DistInfo = DistInfo(), device=torch.device('cpu')) -> Run:
     "Prepare the data and check `cfg` against it and the device's memory before any work starts."
@@ -208,6 +221,7 @@ def prepare_run(cfg: TrainConfig, dinfo: DistInfo = DistInfo(), device=torch.dev
     cfg = dataclasses.replace(cfg, context_length=length)
     _check_fits_data(cfg, meta, length)
     method = make_method(cfg, tok)
+    _check_sampling(cfg, method)
     check_memory(cfg, method, device, dinfo.world_size)
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * length
     max_steps = cfg.max_steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * meta['train_tokens'] / per_step))
@@ -282,12 +296,23 @@ def _samples(run: Run, model, device, step, out=None) -> list[str]:
     return texts
 
 # %% ../nbs/09_trainer.ipynb #3ba5e959
+def _unusable_checkpoints(out: Path) -> list[str]:
+    "The step folders in `out/checkpoints` that are not complete checkpoints (truncated or corrupt files)."
+    d, ok = out / 'checkpoints', {p.name for p in list_checkpoints(out)}
+    if not d.is_dir(): return []
+    steps = [p.name for p in d.iterdir() if p.is_dir() and p.name.startswith('step_') and p.name[5:].isdigit()]
+    return sorted(n for n in steps if n not in ok)
+
 def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device) -> int:
     "The step to start from: the newest checkpoint's (its states loaded), or 0 (pre-trained weights if asked)."
     cfg = run.cfg
     if dinfo.is_main and out.exists(): check_same_run(out, cfg.to_dict(), cfg.resume)
     latest = find_latest_checkpoint(out) if (out.exists() and cfg.resume != 'never') else None
     if cfg.resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint to resume from")
+    if latest is None and cfg.resume != 'never' and (bad := _unusable_checkpoints(out)):
+        raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt files), so the '
+                        f'run is not started again over them; restore them from a backup, or move {out / "checkpoints"} aside '
+                        'to train from scratch')
     if latest is None:
         if cfg.init_from: init_weights_from(model, project_path(cfg.init_from), device)
         return 0
@@ -313,6 +338,10 @@ def train(config: TrainConfig | dict, progress: bool = True) -> dict:
     run, out = prepare_run(cfg, dinfo, device), project_path(cfg.out_dir)
     lock = RunLock(out).acquire() if dinfo.is_main else None
     try: return _train(run, out, dinfo, device, progress)
+    except OSError as e:                                   # a full disk: one line naming the folder and its free space
+        err = explain_os_error(e, out, 'writing to')
+        if err is e: raise
+        raise err from None
     finally:
         if lock is not None: lock.release()
 
@@ -333,9 +362,9 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
     metrics = out / 'metrics.jsonl'
     if dinfo.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        truncate_metrics(metrics, step)                      # a damaged log is refused before anything is written
         (out / 'train.pid').write_text(str(os.getpid()))
         (out / 'config.json').write_text(json.dumps(cfg.to_dict(), indent=1))
-        truncate_metrics(metrics, step)
     eval_model = ema.module if ema is not None else model
     loss_fn = lambda m, x: method.loss(m, x.to(device))
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.length
@@ -355,8 +384,6 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
             stopping = bool(stop)
             if dinfo.world_size > 1:
                 st = torch.tensor([int(stopping)], device=device); dist.all_reduce(st); stopping = bool(st.item())
-            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
-                _checkpoint(run, out, step, model, optimizer, scheduler, ema, loader, dinfo)
             do_eval = step % cfg.eval_interval == 0 or step == max_steps
             if step % cfg.log_interval == 0 or do_eval:
                 rec = _log_record(run, step, loss, gnorm, scheduler, time.time() - t_last, tok_last, eval_model,
@@ -364,6 +391,8 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
                 t_last, tok_last, last = time.time(), 0, rec
                 if dinfo.is_main: append_jsonl(metrics, rec)
                 bar.set_postfix(loss=f'{loss:.3f}', tok_s=f"{rec['tokens_per_s']:.0f}", **({'val_bits': f"{rec['val_bits']:.3f}"} if do_eval else {}))
+            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:   # after the step's log line: see below
+                _checkpoint(run, out, step, model, optimizer, scheduler, ema, loader, dinfo)
             if cfg.sample_interval and step % cfg.sample_interval == 0 and step < max_steps:
                 _samples(run, eval_model, device, step, out if dinfo.is_main else None)
             if stopping: break

@@ -21,10 +21,10 @@ def test_wikipedia_offline_fails_clearly(tmp_path):
 def test_bad_inputs_never_destroy_prepared_data(tmp_path):
     out = prepare_palindromes(tmp_path / 'p')
     before = (out / 'train.bin').read_bytes()
-    with pytest.raises(FileExistsError, match='overwrite=True'): prepare_palindromes(tmp_path / 'p', block_size=16)
+    with pytest.raises(FileExistsError, match='overwrite=True'): prepare_palindromes(tmp_path / 'p', row_width=16)
     bad = tmp_path / 'bad.json'; bad.write_text(json.dumps(['abba', 3]))
     with pytest.raises(ValueError, match='list of strings'): prepare_palindromes(tmp_path / 'q', source=bad)
-    with pytest.raises(ValueError, match='no entry'): prepare_palindromes(tmp_path / 'r', block_size=3)
+    with pytest.raises(ValueError, match='no entry'): prepare_palindromes(tmp_path / 'r', row_width=3)
     assert (out / 'train.bin').read_bytes() == before
     assert not (tmp_path / 'q').exists()
 

@@ -8,16 +8,18 @@ Where cgroup v1 is usable (this machine kind), jobs are tracked and pinned to th
 plugins, as on a production cluster.
 The job script's signal handling is also tested without SLURM, in nbs/11_slurm.ipynb.
 """
-import ast, json, os, subprocess, sys, time
+import ast, json, os, re, shlex, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from conftest import ROOT
 from slurm_cluster import LocalSlurm, missing_programs
 from diffusion_lm.checkpoint import load_checkpoint, load_weights
-from diffusion_lm.slurm import SlurmJob, submit, submit_pipeline, wait, job_state, list_runs, newest_checkpoint, run_dir_of
+from diffusion_lm.data import prepare_shakespeare
+from diffusion_lm.slurm import (SlurmJob, submit, submit_pipeline, wait, job_state, list_runs, newest_checkpoint, run_dir_of,
+                                sbatch_script, job_template)
 
 NB = ROOT / 'nbs' / 'train.ipynb'
-TINY = dict(preset='shakespeare-llada', n_layer=1, n_embd=32, n_head=2, sequence_length=32, batch_size=4, eval_batches=1,
+TINY = dict(preset='shakespeare-llada', n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, eval_batches=1,
             n_samples=1, sample_steps=4, log_interval=1)
 QUICK = dict(notebook=str(NB), time='10', signal_seconds=60)
 SLOW_STEPS = 1000   # interrupted runs: ~3-6 ms a step here, so the signal (sent after step 25) comes well before the end
@@ -71,6 +73,77 @@ def show(run_dir, job_id) -> str:
 def step_of(ckpt) -> int: return int(Path(ckpt).name.split('_')[1])
 
 
+# ---------------------------------------------------------------- the job script, without SLURM: shellcheck and injection
+def shellcheck(text: str, *exclude: str) -> str:
+    "shellcheck's findings on a bash script (every severity), '' when there are none; skips if shellcheck is missing."
+    if shutil.which('shellcheck') is None:
+        why = 'shellcheck is not installed (apt-get install shellcheck)'
+        if os.environ.get('CI'): pytest.fail(f'CI is set, so the shellcheck tests must run, but: {why}')
+        pytest.skip(why)
+    r = subprocess.run(['shellcheck', '--shell=bash', '--severity=style', *(f'--exclude={e}' for e in exclude), '-'],
+                       input=text, capture_output=True, text=True, timeout=60)
+    assert r.returncode in (0, 1), r.stderr
+    return r.stdout
+
+
+PLACEHOLDERS = {'# @SBATCH@': '#SBATCH --job-name=t\n#SBATCH --time=10', '# @ABOUT@': '# a test run',
+                "'@RUN_DIR@'": "'/tmp/a run'", "'@CKPT_DIR@'": "'/tmp/a run/ckpt'", "'@REQUEUE@'": '1', '@MODE@': 'notebook',
+                '# @ENV_SETUP@': 'export PATH="/opt/venv/bin:$PATH"', '# @THREADS@': 'export OMP_NUM_THREADS=1',
+                '# @TRAINING@': "_run notebook python -m papermill in.ipynb out.ipynb -r dataset 'a b'"}
+
+
+def test_template_passes_shellcheck():
+    "The shipped template, as shipped and with every placeholder filled the way sbatch_script fills it."
+    t = job_template()
+    assert all(k in t for k in PLACEHOLDERS), [k for k in PLACEHOLDERS if k not in t]
+    filled = t
+    for k, v in PLACEHOLDERS.items(): filled = filled.replace(k, v)
+    assert re.findall(r'@[A-Z_]+@', filled) == []
+    assert shellcheck(t) == ''
+    assert shellcheck(filled) == ''
+
+
+MODES = {'notebook': ('notebook', dict()), 'notebook-cpus': ('notebook', dict(cpus_per_task=4, mem='8G', partition='cpu')),
+         'notebook-no-signal': ('notebook', dict(signal_seconds=None, requeue=False)),
+         'torchrun-gpus': ('torchrun', dict(gpus_per_node=4, gpu_type='a100')),
+         'torchrun-procs': ('torchrun', dict(procs_per_node=2, cpus_per_task=2)),
+         'torchrun-only': ('torchrun', dict(gpus_per_node=2, notebook_after_ddp=False)),
+         'srun': ('srun', dict(nodes=2, gpus_per_node=2)), 'srun-cpus': ('srun', dict(nodes=2, procs_per_node=2, cpus_per_task=4))}
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_generated_scripts_pass_shellcheck(tmp_path, mode):
+    "Every kind of job script the module writes passes shellcheck (SC1091: the venv's activate script is not followed)."
+    want, kw = MODES[mode]
+    job = SlurmJob(notebook=str(NB), params={**TINY, 'max_steps': 5}, name=mode, runs_root=str(tmp_path), **kw)
+    s = sbatch_script(job)
+    assert job.mode == want
+    assert shellcheck(s, 'SC1091') == '', s
+
+
+def test_hostile_parameter_reaches_papermill_verbatim(tmp_path):
+    """The job script run by bash (no SLURM): a parameter full of shell and Python syntax arrives as one argument, exactly;
+    nothing in it runs. SC2016 is shellcheck noting that `$(...)` in single quotes stays literal, which is the point."""
+    bin_dir, args_file = tmp_path / 'bin', tmp_path / 'args'
+    bin_dir.mkdir()
+    (bin_dir / 'python').write_text(f'#!/bin/bash\nprintf "%s\\0" "$@" > {shlex.quote(str(args_file))}\n')
+    (bin_dir / 'python').chmod(0o755)
+    value = HOSTILE_NAME + ' && touch pwned3; $HOME ${PATH} %j'
+    job = SlurmJob(notebook=str(NB), params={'dataset': value, 'max_steps': 5}, name='hostile', runs_root=str(tmp_path / 'runs'),
+                   env_setup=f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"')
+    s = sbatch_script(job)
+    assert shellcheck(s, 'SC1091', 'SC2016') == '', s
+    rd = run_dir_of(job)
+    (rd / 'ckpt').mkdir(parents=True)
+    r = subprocess.run(['bash', '-c', s], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env={**os.environ, 'HOME': str(tmp_path)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    args = args_file.read_bytes().decode().split('\0')[:-1]
+    assert [args[i + 2] for i, a in enumerate(args) if a == '-r' and args[i + 1] == 'dataset'] == [value], args
+    for where in (tmp_path, rd, NB.parent, ROOT):
+        assert not list(Path(where).glob('pwned*')), where
+
+
 # ---------------------------------------------------------------- the cluster
 @pytest.fixture(scope='session')
 def slurm(tmp_path_factory):
@@ -92,9 +165,19 @@ def slurm(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- one run, a pipeline, a failure
+HOSTILE_NAME = 'data "; rm -rf ~ #\nprint("injected") $(touch pwned)`touch pwned2`\' x'
+
+
+def hostile_dataset(tmp_path) -> str:
+    "The prepared Tiny Shakespeare copied to a folder whose name is shell and Python injection: a valid `dataset` value."
+    d = tmp_path / HOSTILE_NAME
+    shutil.copytree(prepare_shakespeare(), d)
+    return str(d)
+
+
 def test_single_run(slurm, tmp_path):
-    "A tiny CPU run of train.ipynb: executed notebook, final checkpoint, COMPLETED with exit 0, hostile parameters verbatim."
-    hostile = {'note': '"; rm -rf ~ #\nprint("injected")', 'tag': f"$(touch {tmp_path}/pwned)`touch {tmp_path}/pwned2`'"}
+    "A tiny CPU run of train.ipynb: executed notebook, final checkpoint, COMPLETED with exit 0, a hostile parameter verbatim."
+    hostile = {'dataset': hostile_dataset(tmp_path)}
     job = SlurmJob(**QUICK, params={**TINY, **hostile, 'max_steps': 20, 'checkpoint_interval': 10}, name='single',
                    runs_root=str(tmp_path / 'runs'))
     jid = submit(job)
@@ -106,11 +189,13 @@ def test_single_run(slurm, tmp_path):
     assert errors(nb) == [] and 'step 20/20, finished: True' in outputs(nb)
     got = injected(nb)
     assert {k: got[k] for k in hostile} == hostile                       # arrived verbatim ...
-    assert not list(tmp_path.glob('pwned*')) and 'injected' not in outputs(nb)   # ... and nothing ran
+    for where in (tmp_path, rd, NB.parent, ROOT):                        # ... and nothing ran, wherever it would have
+        assert not list(Path(where).glob('pwned*')), where
+    assert 'injected' not in outputs(nb).splitlines()                   # the line the injected code would print
     assert (got['out_dir'], got['resume'], got['max_steps']) == (str(rd / 'ckpt'), 'auto', 20)
     assert [m['step'] for m in metrics(rd)] == list(range(1, 21))
     rec = json.loads((rd / 'job.json').read_text())
-    assert rec['job_id'] == jid and rec['params']['note'] == hostile['note']
+    assert rec['job_id'] == jid and rec['params']['dataset'] == hostile['dataset']
     [run] = list_runs(tmp_path / 'runs')
     assert (run.name, run.job_id, run.state, run.exit_code, run.checkpoint, run.notebook) == \
            ('single', jid, 'COMPLETED', '0:0', rd / 'ckpt' / 'checkpoints' / 'step_000020', nb)
@@ -123,14 +208,15 @@ def test_single_run(slurm, tmp_path):
 
 def test_pipeline_through_the_command_line(slurm, tmp_path):
     """`diffusion-lm-slurm pipeline`: the fine-tune waits (afterok) and starts from the pre-train's newest checkpoint.
-    The fine-tune trains with lr=0, so its weights stay exactly the ones it started from: the pre-train's last EMA weights."""
+    The fine-tune trains with lr=1e-300 (lr must be > 0): a step of that size is 0 in float32, so its weights stay exactly
+    the ones it started from: the pre-train's last EMA weights."""
     cli = Path(sys.executable).parent / 'diffusion-lm-slurm'
     assert cli.exists(), 'the console script is missing: reinstall with `pip install -e .`'
     runs = tmp_path / 'runs'
-    tiny = [a for k, v in TINY.items() for a in ('-p', k, str(v))]
+    tiny = ['--set', *(f'{k}={v}' for k, v in TINY.items())]
     r = subprocess.run([str(cli), 'pipeline', '--notebook', str(NB), '--name', 'pal', '--runs-root', str(runs), '--time', '10',
-                        '--signal-seconds', '60', '--pretrain', *tiny, '-p', 'max_steps', '20', '-p', 'checkpoint_interval', '5',
-                        '--finetune', *tiny, '-p', 'max_steps', '3', '-p', 'lr', '0.0', '-p', 'min_lr', '0.0'],
+                        '--signal-seconds', '60', '--pretrain', *tiny, '--set', 'max_steps=20', 'checkpoint_interval=5',
+                        '--finetune', *tiny, '--set', 'max_steps=3', 'lr=1e-300', 'min_lr=0.0'],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     pre_dir, fine_dir = runs / 'pal-pretrain', runs / 'pal-finetune'
@@ -159,12 +245,14 @@ def test_pipeline_through_the_command_line(slurm, tmp_path):
 
 
 def test_failed_pretrain_cancels_finetune(slurm, tmp_path):
-    "A pre-train that fails never hands over: the fine-tune is cancelled (--kill-on-invalid-dep=yes), and `wait` sees it."
-    pre_id, fine_id = submit_pipeline({**TINY, 'preset': 'no-such-preset'}, {**TINY, 'max_steps': 3}, name='bad', notebook=str(NB),
+    """A pre-train that fails never hands over: the fine-tune is cancelled (--kill-on-invalid-dep=yes), and `wait` sees it.
+    (A data set folder that is missing when the job runs: the parameters themselves pass the checks at submission.)"""
+    missing = str(tmp_path / 'no-such-data')
+    pre_id, fine_id = submit_pipeline({**TINY, 'dataset': missing}, {**TINY, 'max_steps': 3}, name='bad', notebook=str(NB),
                                       runs_root=str(tmp_path), time='10', signal_seconds=60)
     pre, fine = wait(pre_id, timeout=120, poll=0.5), wait(fine_id, timeout=60, poll=0.5)
     assert (pre['state'], pre['exit_code']) == ('FAILED', '1:0'), pre
-    assert "unknown preset 'no-such-preset'" in log_of(tmp_path / 'bad-pretrain', pre_id)
+    assert f"unknown data set '{missing}'" in log_of(tmp_path / 'bad-pretrain', pre_id)
     assert fine['state'] == 'CANCELLED', fine
     assert not (tmp_path / 'bad-finetune' / 'logs' / f'{fine_id}.out').exists()   # never started
 
@@ -276,7 +364,7 @@ def test_multi_process_jobs(slurm, tmp_path):
         m1, ckpt1 = before[k]
         stop = step_of(ckpt1)
         assert m1[-1]['step'] == stop and 25 <= stop < 400, show(rd, jid)
-        assert len(load_checkpoint(ckpt1)['extra']['loader']) == 2             # both ranks' states: world size 2
+        assert load_checkpoint(ckpt1)['extra']['world_size'] == 2               # written by a group of 2 processes
         m = metrics(rd)
         assert [r['step'] for r in m] == list(range(1, 401)) and m[:stop] == m1
         final = rd / 'notebook.ipynb'
