@@ -6,7 +6,7 @@ Shakespeare on the CPU; the node advertises two fake GPUs (see slurm_cluster.py)
 scheduled and the torchrun path gets `SLURM_GPUS_ON_NODE`, but the training itself runs on the CPU (gloo).
 Where cgroup v1 is usable (this machine kind), jobs are tracked and pinned to their cores by SLURM's cgroup
 plugins, as on a production cluster.
-The job script's signal handling is also tested without SLURM, in nbs/11_slurm.ipynb.
+The job script's signal handling is also tested without SLURM, in nbs/11a_slurm.ipynb.
 """
 import ast, json, os, re, shlex, shutil, subprocess, sys, time
 from pathlib import Path
