@@ -5,7 +5,8 @@
     python bench/sampling.py --models ar block  # only some methods (AR always: it is the judge)
     python bench/sampling.py --resume           # keep the rows of the last run whose models are these
 
-One model per method (AR, masked, block diffusion with blocks of 4 and the count estimator, SEDD absorbing) is
+One model per method (AR, masked, block diffusion with blocks of 4 and the count estimator, SEDD absorbing without
+time input (RADD)) is
 trained with the library's `train` at the nanoGPT CPU setting of `ablations.py` with context 256 and 1500 steps
 (runs/bench/sampling/<method>/, reused when finished). Every row then writes 256 characters with one sampler
 configuration through the one sampling contract, `method.sample(..., return_stats=True)`, and records:
@@ -38,7 +39,7 @@ MODELS = {   # name: overrides of the training setting
     'ar': dict(method='ar'),
     'masked': dict(method='masked'),
     'block': dict(method='block', block_size=4, estimator='count'),
-    'sedd': dict(method='sedd', graph='absorbing'),
+    'sedd': dict(method='sedd', graph='absorbing', cond_dim=0),          # RADD: no time input
 }
 COLLAPSE_BITS = 0.3          # |entropy - validation entropy| above this: collapsed
 BUDGET_GAP_BITS = 0.15       # the best sampler at the low budget vs the best at the full budget
