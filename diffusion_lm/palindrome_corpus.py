@@ -14,7 +14,7 @@ from .data import data_dir, normalize_palindrome, is_palindrome
 
 # %% auto #0
 __all__ = ['DICTIONARIES', 'NOT_WORDS', 'SHORT_WORDS', 'PRONOUN_I', 'MIN_ZIPF', 'GEN_MIN_ZIPF', 'ALPHA', 'STYLE', 'words_dir',
-           'dictionary', 'zipf', 'is_dictionary_word', 'word_spans', 'word_flags', 'all_words_english',
+           'dictionary', 'zipf', 'is_dictionary_word', 'word_spans', 'word_bounds', 'word_flags', 'all_words_english',
            'english_word_share', 'english_word_rates', 'build_trie', 'below', 'PalindromeSearch', 'corpus_vocabulary',
            'corpus_search', 'style_phrase', 'generate_palindromes', 'real_in_range', 'phrase_stats', 'write_corpus',
            'plot_corpus', 'save_png', 'main']
@@ -88,6 +88,10 @@ def word_spans(text: str) -> list[tuple[str, bool]]:
         out.append((m.group(), not out or any(c in '.!?' for c in text[prev:m.start()])))
         prev = m.end()
     return out
+
+def word_bounds(text: str) -> list[tuple[int, int]]:
+    "(start, end) character offsets of the words of `text`, in the order of `word_spans`."
+    return [m.span() for m in _WORD.finditer(text)]
 
 def word_flags(text: str, min_zipf: float = MIN_ZIPF, names: bool = True) -> list[bool]:
     "`is_dictionary_word` of each word of `text`; with `names`, a capitalised word inside a sentence may be a name."
