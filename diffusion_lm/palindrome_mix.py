@@ -13,7 +13,8 @@ from .runtime import UserError
 from .tokenizers import ByteTokenizer, tokenizer_to_dict
 
 # %% auto #0
-__all__ = ['MAX_ROWS', 'N_GENERATED', 'GENERATED_SHARE', 'mix_rows', 'prepare_palindromes_mix', 'training_texts', 'plot_mix']
+__all__ = ['MAX_ROWS', 'N_GENERATED', 'GENERATED_SHARE', 'EXACT_SHARE', 'mix_rows', 'prepare_palindromes_mix', 'training_texts',
+           'plot_mix']
 
 # %% ../nbs/12b_palindrome_mix.ipynb #e9d01d78
 MAX_ROWS = 2_000_000
@@ -37,25 +38,32 @@ def mix_rows(generated, real, share: float, rng: np.random.Generator) -> tuple[l
     return [rows[i] for i in rng.permutation(len(rows))], n_gen, n_real
 
 # %% ../nbs/12b_palindrome_mix.ipynb #7f4ffe6d
-N_GENERATED, GENERATED_SHARE = 50_000, 0.8
+N_GENERATED, GENERATED_SHARE, EXACT_SHARE = 50_000, 0.8, 0.0
 
 def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_fraction: float = 0.1, seed: int = 0,
                             n_generated: int = N_GENERATED, generated_share: float = GENERATED_SHARE,
+                            exact_share: float = EXACT_SHARE, min_zipf: float | None = None, alpha: float | None = None,
                             generation_seed: int = 0, overwrite: bool = False) -> Path:
     "Real training palindromes plus generated phrases (share `generated_share` of the rows); the real validation split."
     _check_byte_options(row_width, 100)
     if not isinstance(n_generated, int) or n_generated < 0: raise UserError(f'n_generated must be an integer >= 0, got {n_generated!r}')
+    if not 0 <= exact_share <= 1: raise UserError(f'exact_share must be in [0, 1], got {exact_share!r}')
     source = Path(source or palindromes_path())
-    name = f'palindromes_mix_w{row_width}_n{n_generated}_g{generated_share:g}_s{generation_seed}'
+    from diffusion_lm.palindrome_corpus import GEN_MIN_ZIPF, ALPHA
+    min_zipf, alpha = GEN_MIN_ZIPF if min_zipf is None else min_zipf, ALPHA if alpha is None else alpha
+    name = (f'palindromes_mix_w{row_width}_n{n_generated}_g{generated_share:g}_e{exact_share:g}'
+            + (f'_z{min_zipf:g}_a{alpha:g}' if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else '') + f'_s{generation_seed}')
     out_dir = Path(out_dir or prepared_dir() / name)
     options = dict(source=str(source.resolve()), row_width=row_width, val_fraction=val_fraction, seed=seed,
-                   n_generated=n_generated, generated_share=generated_share, generation_seed=generation_seed)
+                   n_generated=n_generated, generated_share=generated_share, exact_share=exact_share, generation_seed=generation_seed,
+                   **({'min_zipf': min_zipf, 'alpha': alpha} if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else {}))
     items = load_palindromes(source)
     def build(tmp):
         fits = [s for s in items if len(s.encode('utf-8')) + 2 <= row_width]
         if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); raise row_width')
         train, val = split_by_normal_form(fits, val_fraction, seed)
-        gen = _generate(n_generated if generated_share > 0 else 0, generation_seed, row_width, exclude=items)
+        gen = _generate(n_generated if generated_share > 0 else 0, generation_seed, row_width, items, exact_share,
+                        dict(min_zipf=min_zipf, alpha=alpha))
         rows, n_gen, n_real = mix_rows(gen, train, generated_share, np.random.default_rng(seed))
         write_text_rows(tmp / 'train.bin', rows, row_width)
         write_text_rows(tmp / 'val.bin', val, row_width)
@@ -64,16 +72,18 @@ def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_
         return dict(name='palindromes-mix', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
                     vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
                     row_width=row_width, entries=len(items), skipped_too_long=len(items) - len(fits),
-                    real_train=len(train), generated=len(gen), generated_rows=n_gen, real_rows=n_real,
+                    real_train=len(train), generated=len(gen), exact_generated=round(len(gen) * exact_share), generated_rows=n_gen, real_rows=n_real,
                     share=n_gen / max(1, len(rows)), train_rows=len(rows), val_rows=len(val),
                     train_tokens=len(rows) * row_width, val_tokens=len(val) * row_width, source_md5=_file_md5(source))
     return _prepare(out_dir, options, overwrite, build)
 
-def _generate(n: int, seed: int, row_width: int, exclude) -> list[str]:
-    "`n` generated phrases that fit a row, none with the normal form of a text in `exclude`."
+def _generate(n: int, seed: int, row_width: int, exclude, exact_share: float = 0.0, vocab: dict | None = None) -> list[str]:
+    "`n` generated phrases that fit a row (a share `exact_share` exact), no two and none of `exclude` with one normal form."
     if n == 0: return []
-    from diffusion_lm.palindrome_corpus import generate_palindromes
-    return generate_palindromes(n, seed=seed, max_chars=min(40, row_width - 2), exclude=exclude)
+    from diffusion_lm.palindrome_corpus import generate_palindromes, generate_exact_palindromes
+    n_exact, lim = round(n * exact_share), min(40, row_width - 2)
+    exact = generate_exact_palindromes(n_exact, seed=seed, max_chars=lim, exclude=exclude, **(vocab or {})) if n_exact else []
+    return exact + generate_palindromes(n - n_exact, seed=seed, max_chars=lim, exclude=list(exclude) + exact, **(vocab or {}))
 
 # %% ../nbs/12b_palindrome_mix.ipynb #c129831b
 def training_texts(splits: dict) -> list[str]:
