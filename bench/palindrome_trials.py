@@ -63,6 +63,7 @@ def main(argv=None):
     ap.add_argument('--n-samples', type=int, default=64)
     ap.add_argument('--repair-rounds', type=int, default=4)
     ap.add_argument('--repair-steps', type=int, default=None, help='sampler steps of a repair round (default: --steps)')
+    ap.add_argument('--repair-candidates', type=int, default=1, help='fills per row and repair round (best by the word test)')
     ap.add_argument('--lengths', default='8,12,16,24,train')
     ap.add_argument('--trials', default=str(TRIALS), help='the JSON-lines file to append to')
     args = ap.parse_args(argv)
@@ -80,7 +81,7 @@ def main(argv=None):
     lengths = [L if L == 'train' else int(L) for L in args.lengths.split(',')]
     res = evaluate_model(model, method, tok, lengths=lengths, n_samples=args.n_samples, steps=args.steps, sampler=args.sampler,
                          splits=palindrome_splits(mcfg.dataset), repair_rounds=args.repair_rounds, device=device, log=None,
-                         repair_steps=args.repair_steps,
+                         repair_steps=args.repair_steps, repair_candidates=args.repair_candidates,
                          shapes=None if args.shapes == 'none' else args.shapes, temperature=args.temperature)
     res['settings'].update(graph=mcfg.graph, checkpoint=str(ckpt), dataset=mcfg.dataset)
     rec = dict(name=args.name, graph=mcfg.graph, pretrain=args.pretrain, pretrain_seconds=args.pretrain_seconds,
@@ -89,7 +90,7 @@ def main(argv=None):
                           dataset=mcfg.dataset),
                sampling=dict(steps=args.steps, sampler=args.sampler or method.default_sampler, temperature=args.temperature,
                              shapes=args.shapes, n_samples=args.n_samples, repair_rounds=args.repair_rounds, lengths=args.lengths,
-                             repair_steps=args.repair_steps or args.steps),
+                             repair_steps=args.repair_steps or args.steps, repair_candidates=args.repair_candidates),
                eval_seconds=round(time.time() - t0, 1), figures=pooled(res), loadavg=[load0[0], os.getloadavg()[0]],
                note=args.note, date=time.strftime('%Y-%m-%dT%H:%M:%S'), commit=bl.git_state().get('commit'))
     Path(args.trials).parent.mkdir(parents=True, exist_ok=True)

@@ -214,7 +214,8 @@ def shape_skeletons(lengths, shapes, word_lengths, generator: torch.Generator | 
 def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: str | None = None, mode: str = 'exact',
                        constrained: bool = True, alphabet: str = DEFAULT_ALPHABET, word_lengths=None, shapes=None,
                        seq_len: int | None = None, batch_size: int = 64, generator: torch.Generator | None = None, device=None,
-                       hook=None, repair_rounds: int = 0, repair_steps: int | None = None, return_stats: bool = False, **kw):
+                       hook=None, repair_rounds: int = 0, repair_steps: int | None = None, repair_candidates: int = 1,
+                       return_stats: bool = False, **kw):
     "One sample text per entry of `lengths` (text lengths in bytes), with or without the palindrome constraint."
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
     seq_len = seq_len or getattr(getattr(model, 'cfg', None), 'context_length', None)
@@ -236,7 +237,7 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
         before += tok.decode_batch(x.cpu())
         if repair_rounds:
             x, rs = repair_words(model, method, tok, x, cons, repair_rounds, steps=repair_steps or steps, sampler=sampler,
-                                 generator=generator, device=device, **kw)
+                                 generator=generator, device=device, candidates=repair_candidates, **kw)
             for k in ('calls', 'row_calls'): stats[f'repair_{k}'] += rs[k]
             stats['repair_rounds'] = max(stats['repair_rounds'], rs['rounds'])
         texts += tok.decode_batch(x.cpu())
@@ -276,17 +277,24 @@ def bad_word_mask(texts, cons: PalindromeConstraint, min_zipf: float = MIN_ZIPF,
 
 def repair_words(model, method, tok, x: torch.Tensor, cons: PalindromeConstraint, rounds: int = 4, steps: int = 64,
                  sampler: str | None = None, generator=None, device=None, min_zipf: float = MIN_ZIPF, names: bool = True,
-                 **kw) -> tuple[torch.Tensor, dict]:
+                 candidates: int = 1, **kw) -> tuple[torch.Tensor, dict]:
     "Resample the words of `x` that fail the word test (and their mirror positions) under `cons`, up to `rounds` times."
+    if candidates < 1: raise ValueError(f'candidates must be >= 1, got {candidates}')
     x, stats = x.clone(), dict(rounds=0, calls=0, row_calls=0, rows=[])
     for _ in range(rounds):
         bad = bad_word_mask(row_texts(tok, x, cons), cons, min_zipf, names)
         rows = bad.any(1).nonzero()[:, 0]
         if len(rows) == 0: break
-        y, st = method.sample(model, len(rows), x.shape[1], steps=steps, sampler=sampler, constraint=cons.fix(x, ~bad, rows),
+        each = rows.repeat_interleave(candidates)                   # every row `candidates` times, side by side
+        sub = cons.fix(x, ~bad, each)
+        y, st = method.sample(model, len(each), x.shape[1], steps=steps, sampler=sampler, constraint=sub,
                               generator=generator, device=device, return_stats=True, **kw)
+        y = y.cpu()
+        if candidates > 1:                                          # keep the candidate with the fewest marked positions
+            left = bad_word_mask(row_texts(tok, y, sub), sub, min_zipf, names).sum(1).view(len(rows), candidates)
+            y = y[torch.arange(len(rows)) * candidates + left.argmin(1)]
         x[rows.to(x.device)] = y.to(x.device)
-        stats = dict(rounds=stats['rounds'] + 1, calls=stats['calls'] + st['nfe'], row_calls=stats['row_calls'] + st['nfe'] * len(rows),
+        stats = dict(rounds=stats['rounds'] + 1, calls=stats['calls'] + st['nfe'], row_calls=stats['row_calls'] + st['nfe'] * len(each),
                      rows=stats['rows'] + [len(rows)])
     return x, stats
 
