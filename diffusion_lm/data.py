@@ -269,7 +269,13 @@ def write_text_rows(path, texts, row_width: int):
     rows.reshape(-1).tofile(path)
 
 # %% ../nbs/01_data.ipynb #b3c7a425
-DATASETS = {'shakespeare-char': prepare_shakespeare, 'wiki-bytes': prepare_byte_data, 'palindromes': prepare_palindromes}
+def _prepare_palindromes_mix(**kwargs) -> Path:
+    "The palindromes plus generated phrases: `diffusion_lm.palindrome_mix.prepare_palindromes_mix` (12b_palindrome_mix)."
+    from diffusion_lm.palindrome_mix import prepare_palindromes_mix
+    return prepare_palindromes_mix(**kwargs)
+
+DATASETS = {'shakespeare-char': prepare_shakespeare, 'wiki-bytes': prepare_byte_data, 'palindromes': prepare_palindromes,
+            'palindromes-mix': _prepare_palindromes_mix}
 
 def prepare_dataset(name_or_path, **kwargs) -> Path:
     "Prepare (or reuse) the data set `name_or_path` and return its folder."

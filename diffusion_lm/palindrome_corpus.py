@@ -14,10 +14,10 @@ from .data import data_dir, normalize_palindrome, is_palindrome
 
 # %% auto #0
 __all__ = ['DICTIONARIES', 'NOT_WORDS', 'SHORT_WORDS', 'PRONOUN_I', 'MIN_ZIPF', 'GEN_MIN_ZIPF', 'ALPHA', 'STYLE', 'words_dir',
-           'dictionary', 'zipf', 'is_dictionary_word', 'word_spans', 'word_flags', 'all_words_english',
+           'dictionary', 'zipf', 'is_dictionary_word', 'word_spans', 'word_bounds', 'word_flags', 'all_words_english',
            'english_word_share', 'english_word_rates', 'build_trie', 'below', 'PalindromeSearch', 'corpus_vocabulary',
-           'corpus_search', 'style_phrase', 'generate_palindromes', 'real_in_range', 'phrase_stats', 'write_corpus',
-           'plot_corpus', 'save_png', 'main']
+           'corpus_search', 'style_phrase', 'generate_palindromes', 'real_in_range', 'phrase_stats', 'exact_vocabulary',
+           'generate_exact_palindromes', 'write_corpus', 'plot_corpus', 'save_png', 'main']
 
 # %% ../nbs/12a_palindrome_corpus.ipynb #b47ddf18
 DICTIONARIES = ('american-english', 'british-english')
@@ -88,6 +88,10 @@ def word_spans(text: str) -> list[tuple[str, bool]]:
         out.append((m.group(), not out or any(c in '.!?' for c in text[prev:m.start()])))
         prev = m.end()
     return out
+
+def word_bounds(text: str) -> list[tuple[int, int]]:
+    "(start, end) character offsets of the words of `text`, in the order of `word_spans`."
+    return [m.span() for m in _WORD.finditer(text)]
 
 def word_flags(text: str, min_zipf: float = MIN_ZIPF, names: bool = True) -> list[bool]:
     "`is_dictionary_word` of each word of `text`; with `names`, a capitalised word inside a sentence may be a name."
@@ -311,6 +315,39 @@ def phrase_stats(texts) -> dict:
     if not ws: raise ValueError('no words in the texts')
     return dict(words=len(ws) / len(texts), letters=np.mean([len(w) for w in ws]),
                 short=np.mean([len(w) <= 2 for w in ws]), zipf=np.mean([zipf(w) for w in ws]))
+
+# %% ../nbs/12a_palindrome_corpus.ipynb #56902f69
+def exact_vocabulary(min_zipf: float = GEN_MIN_ZIPF) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    "(word, frequency) of the generator's words whose reversal is one of them, and of those that are palindromes."
+    vocab = corpus_vocabulary(min_zipf)
+    words = {w for w, _ in vocab}
+    sem = [(w, f) for w, f in vocab if "'" not in w and w[::-1] in words]
+    return sem, [(w, f) for w, f in sem if w == w[::-1]]
+
+def generate_exact_palindromes(n: int, seed: int = 0, min_words: int = 2, max_words: int = 6, min_chars: int = 5,
+                               max_chars: int = 40, exclude=(), min_zipf: float = GEN_MIN_ZIPF, alpha: float = ALPHA,
+                               patience: int = 100_000) -> list[str]:
+    "`n` distinct lower-case phrases of dictionary words that equal their reverse character for character."
+    _check_limits(n, min_words, max_words, min_chars, max_chars)
+    sem, mid = exact_vocabulary(min_zipf)
+    ws, ww = [w for w, _ in sem], [f ** alpha for _, f in sem]
+    ms, mw = [w for w, _ in mid], [f ** alpha for _, f in mid]
+    ks = [k for k in range(1, max_words // 2 + 1) if 2 * k + 1 >= min_words]
+    if not ks: raise ValueError(f'max_words={max_words} leaves no room for a word and its reversal: use max_words >= 2')
+    rng, banned, out, seen, idle = random.Random(seed), {normalize_palindrome(t) for t in exclude}, [], set(), 0
+    while len(out) < n:
+        k = rng.choice(ks)
+        half = rng.choices(ws, weights=ww, k=k)
+        middle = rng.choices(ms, weights=mw, k=1) if rng.random() < 0.5 or 2 * k < min_words else []
+        words = half + middle + [w[::-1] for w in half[::-1]]
+        text, idle = ' '.join(words), idle + 1
+        if (len(words) > max_words or not min_chars <= len(text) <= max_chars or text in seen
+                or any(a == b for a, b in zip(words, words[1:])) or normalize_palindrome(text) in banned):
+            if idle > patience: raise ValueError(f'found only {len(out)} of {n} exact phrases ({patience} draws in a row found '
+                                                 'nothing new): ask for fewer, or widen the word/character limits')
+            continue
+        seen.add(text); out.append(text); idle = 0
+    return out
 
 # %% ../nbs/12a_palindrome_corpus.ipynb #9e93e1d7
 def write_corpus(texts, path, overwrite: bool = False) -> Path:

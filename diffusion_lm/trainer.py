@@ -147,15 +147,18 @@ PRESETS = {
     'wiki-sedd-gpu': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='wiki-bytes', **_GPU, cond_dim=128,
                           batch_size=512, lr=3e-4, min_lr=3e-5, warmup_steps=2500, max_steps=200000, eval_interval=2000,
                           eval_batches=20, checkpoint_interval=5000, sample_steps=128, out_dir='runs/wiki_sedd_gpu'),
-    'palindrome-sedd': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='palindromes', n_layer=4,
-                            n_head=4, n_embd=128, cond_dim=64, batch_size=64, lr=5e-4, min_lr=5e-5, warmup_steps=50,
-                            max_steps=600, eval_interval=100, eval_batches=2, checkpoint_interval=100, sample_steps=32,
+    'palindrome-sedd': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='palindromes-mix', n_layer=4,
+                            n_head=4, n_embd=128, cond_dim=64, batch_size=64, lr=1.5e-3, min_lr=1.5e-4, warmup_steps=100,
+                            max_steps=2000, eval_interval=500, eval_batches=2, checkpoint_interval=500, sample_steps=32,
                             ema_decay=0.99, init_from='runs/wiki_sedd', out_dir='runs/palindrome_sedd'),
-    'palindrome-sedd-gpu': dict(_GPU, method='sedd', graph='absorbing', noise='loglinear', dataset='palindromes',
+    'palindrome-sedd-gpu': dict(_GPU, method='sedd', graph='absorbing', noise='loglinear', dataset='palindromes-mix',
                                 cond_dim=128, batch_size=128, lr=1e-4, min_lr=1e-5, warmup_steps=200, max_steps=5000,
                                 eval_interval=500, eval_batches=2, checkpoint_interval=1000, sample_steps=128,
                                 ema_decay=0.999, init_from='runs/wiki_sedd_gpu', out_dir='runs/palindrome_sedd_gpu'),
 }
+for _name in ('wiki-sedd', 'palindrome-sedd'):           # the same recipes on the uniform graph
+    PRESETS[f'{_name}-uniform'] = dict(PRESETS[_name], graph='uniform', out_dir=PRESETS[_name]['out_dir'] + '_uniform',
+                                       **({'init_from': 'runs/wiki_sedd_uniform'} if _name == 'palindrome-sedd' else {}))
 
 def config_from_preset(preset: str | None = None, **overrides) -> TrainConfig:
     "The `TrainConfig` of `preset` (or the defaults) with `overrides` applied; `None` overrides are ignored."

@@ -493,7 +493,7 @@ CASES = [
     P('palindromes-default-alphabet-digits', ['--model', '{w}/run', '--length', '5', '--steps', '2'],
       "alphabet character '0' is not in the vocabulary", exec='module'),
     P('palindromes-count-not-a-number', ['--model', '{w}/run', '--n-samples', 'abc'], "invalid int value: 'abc'"),
-    P('palindromes-no-samples', ['--model', '{w}/run', '--n-samples', '0'], 'both must be >= 1'),
+    P('palindromes-no-samples', ['--model', '{w}/run', '--n-samples', '0'], 'must be >= 1'),
     P('palindromes-length-too-long', ['--model', '{w}/run', '--length', '999'], 'give a text length in 1..30'),
     P('palindromes-mode-unknown', ['--model', '{w}/run', '--mode', 'fuzzy'], "invalid choice: 'fuzzy'"),
     P('palindromes-device-cuda', ['--model', '{w}/run', '--device', 'cuda'], "device='cuda' but no CUDA device"),

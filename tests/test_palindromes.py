@@ -1,11 +1,17 @@
 """The palindrome command line (`diffusion-lm-palindromes`, `python -m diffusion_lm.palindromes`) against a tiny
-checkpoint trained here: every constrained sample is printed as a palindrome, the summary says 100%, the JSON holds
-what was printed, and the unconstrained run, the letters mode and bad arguments behave."""
+checkpoint trained here on a small `palindromes-mix`: every constrained sample is printed as a palindrome (with word
+repair too), the summary says 100%, the JSON holds what was printed, and the unconstrained run, the letters mode and
+bad arguments behave. Then the mix at a realistic size: the requested share, and every generated phrase a
+palindrome of words of the shipped word lists."""
 import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from diffusion_lm.data import is_palindrome
 from diffusion_lm.trainer import train, config_from_preset
+from diffusion_lm.data import prepare_dataset, load_metadata, normalize_palindrome, load_palindromes
+from diffusion_lm.palindrome_corpus import word_spans, dictionary, PRONOUN_I, SHORT_WORDS
+from diffusion_lm.tokenizers import ByteTokenizer
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(max_steps=3, n_layer=1, n_embd=32, n_head=2, cond_dim=16, batch_size=8, eval_interval=3, eval_batches=1,
@@ -13,9 +19,14 @@ TINY = dict(max_steps=3, n_layer=1, n_embd=32, n_head=2, cond_dim=16, batch_size
 
 
 @pytest.fixture(scope='module')
-def ckpt(tmp_path_factory):
+def mix(tmp_path_factory):
+    return prepare_dataset('palindromes-mix', out_dir=tmp_path_factory.mktemp('mix') / 'm', n_generated=100)
+
+
+@pytest.fixture(scope='module')
+def ckpt(tmp_path_factory, mix):
     d = tmp_path_factory.mktemp('pal')
-    train(config_from_preset('palindrome-sedd', **TINY, out_dir=str(d / 'run')), progress=False)
+    train(config_from_preset('palindrome-sedd', **TINY, dataset=str(mix), out_dir=str(d / 'run')), progress=False)
     return d / 'run'
 
 
@@ -26,10 +37,10 @@ def run(args, cmd=None):
 
 
 def sample_lines(stdout):
-    "(verdict is palindrome, text) of each printed sample line `  1. palindrome      0/1 English words  'text'`."
+    "(verdict is palindrome, text) of each line `  1. palindrome      0/1 dictionary words  (lenient 0/1)  'text'`."
     out = []
     for line in stdout.splitlines():
-        m = re.match(r"\s*\d+\. (palindrome    |NOT palindrome)  \d+/\d+ English words  (.*)$", line)
+        m = re.match(r"\s*\d+\. (palindrome    |NOT palindrome)  \d+/\d+ dictionary words  \(lenient \d+/\d+\)  (.*)$", line)
         if m: out.append((m.group(1).strip() == 'palindrome', eval(m.group(2))))
     return out
 
@@ -56,10 +67,11 @@ def test_console_script_letters_mode_and_train_lengths(ckpt):
     assert len(lines) == 5 and all(v and is_palindrome(t) for v, t in lines)
 
 
-def test_uniform_graph_checkpoint(tmp_path):
-    train(config_from_preset('palindrome-sedd', **TINY, graph='uniform', out_dir=str(tmp_path / 'u')), progress=False)
+def test_uniform_graph_checkpoint(tmp_path, mix):
+    train(config_from_preset('palindrome-sedd-uniform', **TINY, dataset=str(mix), out_dir=str(tmp_path / 'u')), progress=False)
     for sampler in ('euler', 'analytic'):
-        r = run(['--model', tmp_path / 'u', '--n-samples', 4, '--length', 11, '--steps', 4, '--device', 'cpu', '--sampler', sampler])
+        r = run(['--model', tmp_path / 'u', '--n-samples', 4, '--length', 11, '--steps', 4, '--device', 'cpu', '--sampler', sampler,
+                 '--repair-rounds', 2])
         assert r.returncode == 0, r.stderr
         assert '(uniform)' in r.stdout
         lines = sample_lines(r.stdout)
@@ -76,3 +88,42 @@ def test_unconstrained_and_errors(ckpt):
     assert bad.returncode != 0 and 'no such checkpoint' in bad.stderr
     bad = run(['--model', ckpt, '--length', 40, '--device', 'cpu', '--n-samples', 2, '--steps', 2])
     assert bad.returncode != 0 and '1..30' in bad.stderr
+
+
+def test_word_repair_cli(ckpt, tmp_path):
+    js = tmp_path / 'r.json'
+    r = run(['--model', ckpt, '--n-samples', 6, '--length', 12, '--steps', 4, '--device', 'cpu', '--mode', 'letters',
+             '--repair-rounds', 3, '--json', js])
+    assert r.returncode == 0, r.stderr
+    lines = sample_lines(r.stdout)
+    assert len(lines) == 6 and all(v and is_palindrome(t) and len(t) == 12 for v, t in lines)
+    assert 'before repair' in r.stdout and 'extra network calls per sample' in r.stdout
+    d = json.loads(js.read_text())
+    assert d['calls']['repair'] <= 3 * 5 * 6            # at most 3 rounds of 5 calls over 6 rows
+    assert len(d['unrepaired']) == 6 and all(is_palindrome(t) for t in d['unrepaired'])
+    bad = run(['--model', ckpt, '--unconstrained', '--repair-rounds', 2, '--device', 'cpu'])
+    assert bad.returncode != 0 and 'drop --unconstrained' in bad.stderr
+
+
+def listed(word):
+    "A word of the shipped lists (lower-case entry, the pronoun I and its contractions, or a listed short word)."
+    w = word.lower()
+    base = w[:-2] if w.endswith("'s") and w[:-2] in dictionary().lower else w
+    return base in dictionary().lower or w in PRONOUN_I or w in SHORT_WORDS
+
+
+@pytest.mark.parametrize('share', [0.3, 0.8])
+def test_mix_share_and_generated_phrases(tmp_path, share):
+    out = prepare_dataset('palindromes-mix', out_dir=tmp_path / 'm', n_generated=3000, generated_share=share)
+    meta, splits = load_metadata(out), json.loads((out / 'splits.json').read_text())
+    texts = ByteTokenizer().decode_batch(np.fromfile(out / 'train.bin', dtype=np.uint16).reshape(-1, 32))
+    gen = set(splits['generated'])
+    n_gen = sum(t in gen for t in texts)
+    assert n_gen == 3000 == meta['generated_rows'] and len(texts) - n_gen == meta['real_rows']
+    assert abs(n_gen / len(texts) - share) <= 1 / len(texts)
+    assert all(t in gen or t in set(splits['train']) for t in texts)
+    assert [t for t in splits['generated'] if not is_palindrome(t)] == []
+    assert [t for t in splits['generated'] if not all(listed(w) for w, _ in word_spans(t))] == []
+    assert all(len(t.encode()) <= 30 for t in splits['generated'])
+    real = {normalize_palindrome(t) for t in load_palindromes()}
+    assert {normalize_palindrome(t) for t in splits['generated']} & real == set()
