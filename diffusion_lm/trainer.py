@@ -23,148 +23,14 @@ from .model_size import memory_estimate, fmt_bytes
 from .methods import make_method, METHODS, METHOD_ALIASES
 from .checkpoint import save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights, load_config, NonFiniteError
 from .runs import append_jsonl, read_jsonl, truncate_metrics, check_same_run, init_weights_from
-from .runtime import explain_os_error
+from .runtime import explain_os_error, write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints
+from .train_config import *
 
 # %% auto #0
-__all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'validate', 'config_from_preset', 'Run', 'build_model', 'check_memory',
-           'prepare_run', 'train_step', 'evaluate', 'train', 'load_trained', 'ddp_gradient', 'main']
-
-# %% ../nbs/09_trainer.ipynb #1e1de1c2
-@dataclass
-class TrainConfig:
-    "Everything a training run needs; papermill parameters and `--set KEY=VALUE` map one to one onto these fields."
-    # what is learned
-    method: str = 'masked'              # 'ar', 'masked' ('llada', 'mdlm'), 'sedd' or 'block' ('bd3lm')
-    graph: str = 'absorbing'            # SEDD graph: 'absorbing' or 'uniform'
-    noise: str = 'loglinear'            # SEDD noise: 'loglinear' or 'geometric'
-    block_size: int = 4                 # block diffusion: tokens per block (a divisor of context_length)
-    estimator: str = 'time'             # masked and block diffusion: 'time' or 'count' (see 06_masked)
-    clip: list | None = None            # block diffusion: training mask rates drawn from [lo, hi]
-    dataset: str = 'shakespeare-char'   # 'shakespeare-char', 'wiki-bytes', 'palindromes', 'palindromes-mix' or a prepared folder
-    context_length: int = 256           # tokens per sequence (row data: its row width)
-    # model
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    cond_dim: int = 128                 # SEDD time conditioning width (0: absorbing SEDD without time input)
-    init: str = 'torch'                 # weight initialisation: 'torch' or 'gpt2' (see 03_model)
-    # optimisation
-    batch_size: int = 32                # sequences per optimizer step and process, before accumulation
-    grad_accum: int = 1
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
-    lr_schedule: str = 'cosine'         # 'cosine', 'linear' or 'constant' after warmup
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0              # 0 switches clipping off
-    ema_decay: float = 0.999            # 0 disables EMA
-    max_steps: int = 1000
-    epochs: float | None = None         # if set, max_steps = epochs * train tokens / tokens per step
-    # evaluation, samples, checkpoints
-    eval_interval: int = 200
-    eval_batches: int = 4
-    log_interval: int = 10
-    sample_interval: int = 0            # 0: samples only at the end
-    n_samples: int = 4
-    sample_steps: int = 64
-    sampler: str | None = None          # None: the method's default (see method.samplers)
-    temperature: float = 1.0
-    sample_options: dict | None = None  # method-specific sampling options, e.g. {'block_size': 32, 'threshold': 0.9}
-    checkpoint_interval: int = 200
-    keep_last: int = 3
-    # system
-    precision: str = 'auto'             # 'fp32', 'bf16' (autocast) or 'auto' (bf16 on CUDA, fp32 on CPU)
-    compile: bool = False
-    device: str = 'auto'
-    seed: int = 0
-    out_dir: str = 'runs/default'
-    init_from: str | None = None        # checkpoint (or run dir) to fine-tune from ('' switches a preset's off)
-    resume: str = 'auto'                # 'auto': continue from out_dir's newest checkpoint if any; 'never'; 'must'
-
-    def __post_init__(self): validate(self)
-    def to_dict(self) -> dict: return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        "A config from a dict (older field names accepted); unknown or mistyped fields are errors that name them."
-        return apply_overrides(cls, {RENAMED.get(k, k): v for k, v in d.items()})
-
-RENAMED = {'sequence_length': 'context_length'}   # field names of earlier versions
-
-# %% ../nbs/09_trainer.ipynb #b71f1521
-_CHOICES = dict(graph=('absorbing', 'uniform'), noise=('loglinear', 'geometric'), estimator=('time', 'count'),
-                lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'), resume=('auto', 'never', 'must'),
-                init=('torch', 'gpt2'))
-_AT_LEAST_1 = ('batch_size', 'grad_accum', 'max_steps', 'n_layer', 'n_head', 'n_embd', 'eval_batches', 'keep_last',
-               'eval_interval', 'log_interval', 'checkpoint_interval', 'n_samples', 'sample_steps', 'context_length', 'block_size')
-
-def validate(c: TrainConfig):
-    "Check (and normalise) every field of `c`: types, choices, ranges, and how the fields fit together."
-    if c.init_from in ('', 'none', 'None'): c.init_from = None
-    if isinstance(c.method, str): c.method = METHOD_ALIASES.get(c.method, c.method)
-    check_types(c)
-    check_choice(c, 'method', METHODS)
-    for k, ok in _CHOICES.items(): check_choice(c, k, ok)
-    for k in _AT_LEAST_1: check_range(c, k, 1)
-    check_range(c, 'lr', 0, lo_open=True, fix='use e.g. lr=1e-3')
-    check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
-    for k in ('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'): check_range(c, k, 0)
-    for k in ('dropout', 'ema_decay', 'beta1', 'beta2'): check_range(c, k, 0, 1, hi_open=True)
-    check_range(c, 'epochs', 0, lo_open=True)
-    if c.clip is not None and not (len(c.clip) == 2 and 0 <= c.clip[0] < c.clip[1] <= 1):
-        raise UserError(f'TrainConfig.clip={c.clip!r}: give [lo, hi] with 0 <= lo < hi <= 1, e.g. [0.3, 0.8], or None')
-    if c.method == 'block' and c.context_length % c.block_size:
-        raise UserError(f'TrainConfig.block_size={c.block_size} must divide context_length={c.context_length}')
-    if c.method == 'sedd' and c.graph == 'uniform' and c.cond_dim == 0:
-        raise UserError('SEDD on the uniform graph needs time conditioning: give cond_dim >= 1 (cond_dim=0 is for the absorbing graph)')
-
-# %% ../nbs/09_trainer.ipynb #adc9bdc3
-_SHAKES = dict(dataset='shakespeare-char', context_length=128, n_layer=4, n_head=4, n_embd=128, batch_size=32, lr=2e-3,
-               min_lr=2e-4, warmup_steps=100, max_steps=2000, eval_interval=250, eval_batches=8, checkpoint_interval=250,
-               sample_steps=128, ema_decay=0.995)
-_GPU = dict(n_layer=12, n_head=12, n_embd=768, dropout=0.1, ema_decay=0.9999, precision='bf16')
-PRESETS = {
-    # the README's main job: masked diffusion on Tiny Shakespeare, a few minutes on 2 CPU cores
-    'shakespeare-llada': dict(_SHAKES, method='masked', out_dir='runs/shakespeare_llada'),
-    'shakespeare-ar': dict(_SHAKES, method='ar', sample_steps=128, out_dir='runs/shakespeare_ar'),
-    'shakespeare-block': dict(_SHAKES, method='block', block_size=4, out_dir='runs/shakespeare_block'),
-    'shakespeare-llada-gpu': dict(_SHAKES, **_GPU, method='masked', context_length=1024, batch_size=64, lr=3e-4, min_lr=3e-5,
-                                  warmup_steps=500, max_steps=20000, eval_interval=1000, eval_batches=20, checkpoint_interval=1000,
-                                  sample_steps=256, out_dir='runs/shakespeare_llada_gpu'),
-    'shakespeare-block-gpu': dict(_SHAKES, **_GPU, method='block', block_size=16, context_length=1024, batch_size=64, lr=3e-4,
-                                  min_lr=3e-5, warmup_steps=500, max_steps=20000, eval_interval=1000, eval_batches=20,
-                                  checkpoint_interval=1000, sample_steps=256, out_dir='runs/shakespeare_block_gpu'),
-    # the palindrome project: SEDD pre-training on Wikipedia bytes, then fine-tuning on palindromes
-    'wiki-sedd': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='wiki-bytes', n_layer=4, n_head=4,
-                      n_embd=128, cond_dim=64, batch_size=64, lr=2e-3, min_lr=2e-4, warmup_steps=100, max_steps=1500,
-                      eval_interval=250, eval_batches=8, checkpoint_interval=250, sample_steps=32, ema_decay=0.99,
-                      out_dir='runs/wiki_sedd'),
-    'wiki-sedd-gpu': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='wiki-bytes', **_GPU, cond_dim=128,
-                          batch_size=512, lr=3e-4, min_lr=3e-5, warmup_steps=2500, max_steps=200000, eval_interval=2000,
-                          eval_batches=20, checkpoint_interval=5000, sample_steps=128, out_dir='runs/wiki_sedd_gpu'),
-    'palindrome-sedd': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='palindromes-mix', n_layer=4,
-                            n_head=4, n_embd=128, cond_dim=64, batch_size=64, lr=1.5e-3, min_lr=1.5e-4, warmup_steps=100,
-                            max_steps=2000, eval_interval=500, eval_batches=2, checkpoint_interval=500, sample_steps=32,
-                            ema_decay=0.99, init_from='runs/wiki_sedd', out_dir='runs/palindrome_sedd'),
-    'palindrome-sedd-gpu': dict(_GPU, method='sedd', graph='absorbing', noise='loglinear', dataset='palindromes-mix',
-                                cond_dim=128, batch_size=128, lr=1e-4, min_lr=1e-5, warmup_steps=200, max_steps=5000,
-                                eval_interval=500, eval_batches=2, checkpoint_interval=1000, sample_steps=128,
-                                ema_decay=0.999, init_from='runs/wiki_sedd_gpu', out_dir='runs/palindrome_sedd_gpu'),
-}
-for _name in ('wiki-sedd', 'palindrome-sedd'):           # the same recipes on the uniform graph
-    PRESETS[f'{_name}-uniform'] = dict(PRESETS[_name], graph='uniform', out_dir=PRESETS[_name]['out_dir'] + '_uniform',
-                                       **({'init_from': 'runs/wiki_sedd_uniform'} if _name == 'palindrome-sedd' else {}))
-
-def config_from_preset(preset: str | None = None, **overrides) -> TrainConfig:
-    "The `TrainConfig` of `preset` (or the defaults) with `overrides` applied; `None` overrides are ignored."
-    if preset is not None and preset not in PRESETS:
-        raise UserError(f'unknown preset {preset!r}; choose one of {", ".join(sorted(PRESETS))}')
-    return TrainConfig.from_dict({**PRESETS.get(preset, {}), **{k: v for k, v in overrides.items() if v is not None}})
+__all__ = ['Run', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'train', 'load_trained', 'ddp_gradient',
+           'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -367,7 +233,7 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
         out.mkdir(parents=True, exist_ok=True)
         truncate_metrics(metrics, step)                      # a damaged log is refused before anything is written
         (out / 'train.pid').write_text(str(os.getpid()))
-        (out / 'config.json').write_text(json.dumps(cfg.to_dict(), indent=1))
+        write_text_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=1))
     eval_model = ema.module if ema is not None else model
     loss_fn = lambda m, x: method.loss(m, x.to(device))
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.length
@@ -404,7 +270,7 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
     samples = _samples(run, eval_model, device, step, out if dinfo.is_main else None) if step == max_steps else []
     result = {'out_dir': str(out), 'step': step, 'max_steps': max_steps, 'finished': step == max_steps,
               'stopped_by_signal': bool(stop), 'params': num_params(model), 'last': last, 'samples': samples, 'config': cfg.to_dict()}
-    if dinfo.is_main: (out / 'result.json').write_text(json.dumps(result, indent=1))
+    if dinfo.is_main: write_text_atomic(out / 'result.json', json.dumps(result, indent=1))
     return result
 
 # %% ../nbs/09_trainer.ipynb #29333d02

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 import pytest, torch
 from conftest import ROOT, kernel_name
-from diffusion_lm import trainer, slurm, palindromes
+from diffusion_lm import trainer, slurm, palindromes, finetune
 from diffusion_lm.runtime import run_cli, TEMP_RE, make_optimizer, make_ema
 from diffusion_lm.checkpoint import load_checkpoint, list_checkpoints, find_latest_checkpoint, save_checkpoint, load_weights
 from diffusion_lm.data import prepare_shakespeare, prepare_palindromes
@@ -38,9 +38,9 @@ DEAD_PID = 2**22 + 17             # above Linux's PID_MAX_LIMIT: never a live pr
 TINY = dict(n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, warmup_steps=2, eval_batches=1, sample_steps=4,
             n_samples=2, log_interval=1, max_steps=4, checkpoint_interval=2, eval_interval=2, keep_last=5)
 PROGRAMS = {'train': 'diffusion-lm-train', 'slurm': 'diffusion-lm-slurm', 'palindromes': 'diffusion-lm-palindromes',
-            'api': 'diffusion_lm'}
-MAINS = {'train': trainer.main, 'slurm': slurm.main, 'palindromes': palindromes.main}
-MODULES = {'train': 'diffusion_lm.trainer', 'palindromes': 'diffusion_lm.palindromes'}
+            'finetune': 'diffusion-lm-finetune', 'api': 'diffusion_lm'}
+MAINS = {'train': trainer.main, 'slurm': slurm.main, 'palindromes': palindromes.main, 'finetune': finetune.main}
+MODULES = {'train': 'diffusion_lm.trainer', 'palindromes': 'diffusion_lm.palindromes', 'finetune': 'diffusion_lm.finetune'}
 
 
 # ---------------------------------------------------------------- processes
@@ -338,6 +338,11 @@ def P(id, argv, message, **kw) -> Case:
     kw.setdefault('setup', with_run)
     return Case(id, 'palindromes', lambda w, a=tuple(argv): [x.format(w=w) for x in a], message, **kw)
 
+def F(id, sets, message, **kw) -> Case:
+    "A diffusion-lm-finetune row: a model folder that does not exist, `sets` after it (values are checked before the model is read)."
+    return Case(id, 'finetune', lambda w, s=tuple(sets): ['--set', f'model={w}/nothing', f'data={w}/chat.jsonl', f'out_dir={w}/ft', *s],
+                message, after=lambda w, before, p: not (w / 'ft').exists() or pytest.fail('a run folder was created'), **kw)
+
 def A(id, call, message, **kw) -> Case:
     "A call into the library, run as a command (`run_cli`): `call(w)`."
     return Case(id, 'api', lambda w, c=call: api(lambda: c(w)), message, **kw)
@@ -497,6 +502,13 @@ CASES = [
     P('palindromes-length-too-long', ['--model', '{w}/run', '--length', '999'], 'give a text length in 1..30'),
     P('palindromes-mode-unknown', ['--model', '{w}/run', '--mode', 'fuzzy'], "invalid choice: 'fuzzy'"),
     P('palindromes-device-cuda', ['--model', '{w}/run', '--device', 'cuda'], "device='cuda' but no CUDA device"),
+    # ---- diffusion-lm-finetune (a real LLaDA-format model: tests/test_finetune.py)
+    F('finetune-lr-text', ['lr=abc'], "FinetuneConfig.lr='abc' is not a number", exec='script'),
+    F('finetune-lr-negative', ['lr=-1'], 'FinetuneConfig.lr=-1.0 is out of range (0, inf]'),
+    F('finetune-max-steps-fractional', ['max_steps=2.5'], 'FinetuneConfig.max_steps=2.5 is not an integer'),
+    F('finetune-lora-rank-zero', ['lora_rank=0'], 'FinetuneConfig.lora_rank=0 is out of range [1, inf]'),
+    F('finetune-unknown-field', ['bogus=1'], "FinetuneConfig has no field 'bogus'", exec='module'),
+    F('finetune-model-missing', [], 'no such folder'),
     # ---- the notebooks under papermill (-p values typed by papermill, as a user types them)
     Case('nb-train-lr-text', 'nb-train', lambda w: {'lr': 'abc'}, "TrainConfig.lr='abc' is not a number"),
     Case('nb-train-batch-size-text', 'nb-train', lambda w: {'batch_size': 'abc'}, "TrainConfig.batch_size='abc' is not an integer"),
@@ -506,7 +518,6 @@ CASES = [
     Case('nb-sample-checkpoint-pickle', 'nb-sample', lambda w: {'checkpoint': str(w / 'evil.pt')}, 'evil.pt holds no complete checkpoint',
          setup=with_evil_pt, error='FileNotFoundError', after=no_pwned),
 ]
-SKIPPED = [pytest.param(None, id='finetune-cli', marks=pytest.mark.skip(reason='finetune CLI pending'))]
 
 
 def papermill(nb: str, w: Path, logs: Path, params: dict) -> Proc:
@@ -528,7 +539,7 @@ def notebook_errors(path: Path) -> list[tuple[str, str]]:
     return [(o['ename'], o['evalue']) for c in nb['cells'] for o in c.get('outputs', []) if o.get('output_type') == 'error']
 
 
-@pytest.mark.parametrize('case', [pytest.param(c, id=c.id) for c in CASES] + SKIPPED)
+@pytest.mark.parametrize('case', [pytest.param(c, id=c.id) for c in CASES])
 def test_bad_input(case: Case, trained, tmp_path):
     w, logs = tmp_path / 'w', tmp_path / 'logs'
     w.mkdir()
