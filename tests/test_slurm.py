@@ -376,3 +376,17 @@ def test_multi_process_jobs(slurm, tmp_path):
                     'term': 'forwarding SIGTERM to the training process'}[k]
         assert expected in log, show(rd, jid)
     assert log_of(dirs['gpus'], ids['gpus']).count('GPUs on the node: 2') == 2   # nproc_per_node from SLURM_GPUS_ON_NODE
+
+
+def test_fsdp2_finetune_job_script():
+    "scripts/finetune_fsdp2.sbatch: shellcheck-clean, and its --set values make a valid FSDP2 FinetuneConfig."
+    import shlex
+    from diffusion_lm.finetune import FinetuneConfig
+    from diffusion_lm.runtime import parse_overrides
+    text = (ROOT / 'scripts' / 'finetune_fsdp2.sbatch').read_text()
+    assert shellcheck(text) == ''
+    cmd = text.split('-m diffusion_lm.finetune', 1)[1].split('&\n', 1)[0].replace('\\\n', ' ')
+    words = shlex.split(cmd.replace('"$MODEL"', 'm').replace('"$DATA"', 'd.jsonl').replace('"$OUT"', 'o'))
+    sets = words[words.index('--set') + 1:]
+    cfg = FinetuneConfig.from_dict(parse_overrides(sets))
+    assert (cfg.fsdp, cfg.gradient_checkpointing, cfg.precision, cfg.model) == (True, True, 'bf16', 'm')
