@@ -18,8 +18,8 @@ from ablations import NANOGPT_CPU, QUICK, VARIANTS
 from diffusion_lm.trainer import TrainConfig
 
 # method -> its recipe, a row of the ablation table (the presets adopt the same settings)
-RECIPES = {'ar': 'ar-torch', 'masked': 'masked-torch-count-lr2e-3', 'sedd-absorbing': 'sedd-abs-radd-lr2e-3',
-           'sedd-uniform': 'sedd-uni-torch', 'block-4': 'block4-count-lr2e-3'}
+RECIPES = {'ar': 'ar-torch', 'masked': 'masked-gpt2', 'sedd-absorbing': 'sedd-abs-radd', 'sedd-uniform': 'sedd-uni-torch',
+           'block-4': 'block4-count'}
 TARGETS = {'masked': 1.20, 'sedd-absorbing': 1.20, 'sedd-uniform': 1.30, 'block-4': 1.10}
 BEFORE = {'ar': 2.587, 'masked': 3.581, 'sedd-absorbing': 3.500, 'sedd-uniform': 3.689}   # the same table at 2dc0a01
 

@@ -23,7 +23,7 @@ class TrainConfig:
     block_size: int = 4                 # block diffusion: tokens per block (a divisor of context_length)
     estimator: str = 'time'             # masked and block diffusion: 'time' or 'count' (see 06_masked)
     clip: list | None = None            # block diffusion: training mask rates drawn from [lo, hi]
-    dataset: str = 'shakespeare-char'   # 'shakespeare-char', 'wiki-bytes', 'palindromes', 'palindromes-mix' or a prepared folder
+    dataset: str = 'shakespeare-char'   # shakespeare-char, wiki-bytes, palindromes, palindromes-mix, or a folder
     context_length: int = 256           # tokens per sequence (row data: its row width)
     # model
     n_layer: int = 4
@@ -79,10 +79,11 @@ RENAMED = {'sequence_length': 'context_length'}   # field names of earlier versi
 
 # %% ../nbs/08b_train_config.ipynb #b71f1521
 _CHOICES = dict(graph=('absorbing', 'uniform'), noise=('loglinear', 'geometric'), estimator=('time', 'count'),
-                lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'), resume=('auto', 'never', 'must'),
-                init=('torch', 'gpt2'))
+                lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'),
+                resume=('auto', 'never', 'must'), init=('torch', 'gpt2'))
 _AT_LEAST_1 = ('batch_size', 'grad_accum', 'max_steps', 'n_layer', 'n_head', 'n_embd', 'eval_batches', 'keep_last',
-               'eval_interval', 'log_interval', 'checkpoint_interval', 'n_samples', 'sample_steps', 'context_length', 'block_size')
+               'eval_interval', 'log_interval', 'checkpoint_interval', 'n_samples', 'sample_steps', 'context_length',
+               'block_size')
 
 def validate(c: TrainConfig):
     "Check (and normalise) every field of `c`: types, choices, ranges, and how the fields fit together."
@@ -94,7 +95,8 @@ def validate(c: TrainConfig):
     for k in _AT_LEAST_1: check_range(c, k, 1)
     check_range(c, 'lr', 0, lo_open=True, fix='use e.g. lr=1e-3')
     check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
-    for k in ('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'): check_range(c, k, 0)
+    for k in ('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'):
+        check_range(c, k, 0)
     for k in ('dropout', 'ema_decay', 'beta1', 'beta2'): check_range(c, k, 0, 1, hi_open=True)
     check_range(c, 'epochs', 0, lo_open=True)
     if c.clip is not None and not (len(c.clip) == 2 and 0 <= c.clip[0] < c.clip[1] <= 1):
@@ -102,7 +104,8 @@ def validate(c: TrainConfig):
     if c.method == 'block' and c.context_length % c.block_size:
         raise UserError(f'TrainConfig.block_size={c.block_size} must divide context_length={c.context_length}')
     if c.method == 'sedd' and c.graph == 'uniform' and c.cond_dim == 0:
-        raise UserError('SEDD on the uniform graph needs time conditioning: give cond_dim >= 1 (cond_dim=0 is for the absorbing graph)')
+        raise UserError('SEDD on the uniform graph needs time conditioning: give cond_dim >= 1 '
+                        '(cond_dim=0 is for the absorbing graph)')
 
 # %% ../nbs/08b_train_config.ipynb #adc9bdc3
 _SHAKES = dict(dataset='shakespeare-char', context_length=128, n_layer=4, n_head=4, n_embd=128, batch_size=32, lr=2e-3,
@@ -111,14 +114,17 @@ _SHAKES = dict(dataset='shakespeare-char', context_length=128, n_layer=4, n_head
 _GPU = dict(n_layer=12, n_head=12, n_embd=768, dropout=0.1, ema_decay=0.9999, precision='bf16')
 PRESETS = {
     # the README's main job: masked diffusion on Tiny Shakespeare, a few minutes on 2 CPU cores
-    'shakespeare-llada': dict(_SHAKES, method='masked', out_dir='runs/shakespeare_llada'),
+    'shakespeare-llada': dict(_SHAKES, method='masked', init='gpt2', out_dir='runs/shakespeare_llada'),
     'shakespeare-ar': dict(_SHAKES, method='ar', sample_steps=128, out_dir='runs/shakespeare_ar'),
-    'shakespeare-block': dict(_SHAKES, method='block', block_size=4, out_dir='runs/shakespeare_block'),
-    'shakespeare-llada-gpu': dict(_SHAKES, **_GPU, method='masked', context_length=1024, batch_size=64, lr=3e-4, min_lr=3e-5,
-                                  warmup_steps=500, max_steps=20000, eval_interval=1000, eval_batches=20, checkpoint_interval=1000,
-                                  sample_steps=256, out_dir='runs/shakespeare_llada_gpu'),
-    'shakespeare-block-gpu': dict(_SHAKES, **_GPU, method='block', block_size=16, context_length=1024, batch_size=64, lr=3e-4,
-                                  min_lr=3e-5, warmup_steps=500, max_steps=20000, eval_interval=1000, eval_batches=20,
+    'shakespeare-block': dict(_SHAKES, method='block', block_size=4, estimator='count',
+                              out_dir='runs/shakespeare_block'),
+    'shakespeare-llada-gpu': dict(_SHAKES, **_GPU, method='masked', init='gpt2', context_length=1024, batch_size=64,
+                                  lr=3e-4, min_lr=3e-5, warmup_steps=500, max_steps=20000, eval_interval=1000,
+                                  eval_batches=20, checkpoint_interval=1000, sample_steps=256,
+                                  out_dir='runs/shakespeare_llada_gpu'),
+    'shakespeare-block-gpu': dict(_SHAKES, **_GPU, method='block', block_size=16, estimator='count',
+                                  context_length=1024, batch_size=64, lr=3e-4, min_lr=3e-5, warmup_steps=500,
+                                  max_steps=20000, eval_interval=1000, eval_batches=20,
                                   checkpoint_interval=1000, sample_steps=256, out_dir='runs/shakespeare_block_gpu'),
     # the palindrome project: SEDD pre-training on Wikipedia bytes, then fine-tuning on palindromes
     'wiki-sedd': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='wiki-bytes', n_layer=4, n_head=4,
