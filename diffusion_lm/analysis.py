@@ -63,13 +63,16 @@ def batch_composition(batch, tok) -> dict:
 def plot_batch(batch, tok, title: str = '', ax=None, max_cols: int = 64):
     "Draw a batch as an image: text grey, PAD white, BOS green, EOS red, MASK black; characters written in."
     b = np.asarray(batch)[:, :max_cols]
-    kind = np.zeros(b.shape); kind[b == tok.pad_id] = 1; kind[b == tok.bos_id] = 2; kind[b == tok.eos_id] = 3; kind[b == tok.mask_id] = 4
+    kind = np.zeros(b.shape); kind[b == tok.pad_id] = 1; kind[b == tok.bos_id] = 2; kind[b == tok.eos_id] = 3
+    kind[b == tok.mask_id] = 4
     from matplotlib.colors import ListedColormap
     ax = ax or plt.subplots(figsize=(max(6, b.shape[1] * .2), max(2, b.shape[0] * .25)))[1]
-    ax.imshow(kind, cmap=ListedColormap(['#dddddd', 'white', 'tab:green', 'tab:red', 'black']), vmin=0, vmax=4, aspect='auto')
+    ax.imshow(kind, cmap=ListedColormap(['#dddddd', 'white', 'tab:green', 'tab:red', 'black']), vmin=0, vmax=4,
+              aspect='auto')
     if b.size <= 2500:
         for (r, c), v in np.ndenumerate(b):
-            if v < tok.pad_id: ax.text(c, r, token_glyph(tok, int(v), compact=False), ha='center', va='center', fontsize=6)
+            if v < tok.pad_id: ax.text(c, r, token_glyph(tok, int(v), compact=False), ha='center', va='center',
+                                       fontsize=6)
     ax.set_xlabel('position'); ax.set_ylabel('sample'); ax.set_title(title)
     return ax
 

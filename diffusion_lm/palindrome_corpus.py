@@ -343,7 +343,8 @@ def generate_exact_palindromes(n: int, seed: int = 0, min_words: int = 2, max_wo
         text, idle = ' '.join(words), idle + 1
         if (len(words) > max_words or not min_chars <= len(text) <= max_chars or text in seen
                 or any(a == b for a, b in zip(words, words[1:])) or normalize_palindrome(text) in banned):
-            if idle > patience: raise ValueError(f'found only {len(out)} of {n} exact phrases ({patience} draws in a row found '
+            if idle > patience: raise ValueError(f'found only {len(out)} of {n} exact phrases ({patience} draws in '
+                                                 'a row found '
                                                  'nothing new): ask for fewer, or widen the word/character limits')
             continue
         seen.add(text); out.append(text); idle = 0

@@ -41,7 +41,8 @@ def project_path(p) -> Path:
 class UserError(ValueError):
     "A mistake in what the user asked for; the message says what is wrong and how to fix it."
 
-USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
+USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError,
+               NotADirectoryError,
                IsADirectoryError, TimeoutError)
 
 def one_line(msg) -> str:
@@ -68,7 +69,8 @@ def run_cli(prog: str, body, argv=None) -> int:
     try: body(argv)
     except KeyboardInterrupt:
         print(f'{prog}: interrupted', file=sys.stderr); return 130
-    except SystemExit as e: return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)   # argparse, --help
+    # argparse, --help
+    except SystemExit as e: return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException as e:
         if debug or not is_user_error(e): raise
         print(f'{prog}: {one_line(e)}', file=sys.stderr); return 2
@@ -99,7 +101,8 @@ def _accepts(tp) -> tuple:
     return (origin or tp,)
 
 def coerce_field(cls, name: str, value):
-    "`value` for field `name` of dataclass `cls`, converted from text if needed; a UserError naming the field if it does not fit."
+    ("`value` for field `name` of dataclass `cls`, converted from text if needed; "
+     "a UserError naming the field if it does not fit.")
     hints = _field_types(cls)
     if name not in hints:
         close = difflib.get_close_matches(name, hints, n=3)
@@ -112,7 +115,8 @@ def coerce_field(cls, name: str, value):
     if bool in ok and isinstance(value, bool): return value
     if int in ok and isinstance(value, int) and not isinstance(value, bool): return value
     if float in ok and isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
-    if any(t in ok for t in (str, list, dict)) and isinstance(value, tuple(t for t in (str, list, dict) if t in ok)): return value
+    if any(t in ok for t in (str, list, dict)) and isinstance(value, tuple(t for t in (str, list, dict) if t in ok)):
+        return value
     want = ' or '.join({int: 'an integer', float: 'a number', bool: 'True or False', str: 'a string', list: 'a list',
                         dict: 'a dict', type(None): 'None'}.get(t, t.__name__) for t in ok)
     raise UserError(f'{cls.__name__}.{name}={value!r} is not {want}; give e.g. {name}={_example(cls, name)}')
@@ -134,17 +138,20 @@ def check_range(obj, name: str, lo=None, hi=None, lo_open=False, hi_open=False, 
     bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi))
     if isinstance(v, float) and not math.isfinite(v): bad = True
     if bad:
-        rng = f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{')' if hi_open else ']'}"
+        rng = (f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, "
+               f"{'inf' if hi is None else hi}{')' if hi_open else ']'}")
         raise UserError(f'{type(obj).__name__}.{name}={v!r} is out of range {rng}' + (f'; {fix}' if fix else ''))
 
 def check_choice(obj, name: str, choices):
     "A UserError unless obj.name is one of `choices`."
     v = getattr(obj, name)
-    if v not in choices: raise UserError(f'{type(obj).__name__}.{name}={v!r}: choose one of {", ".join(map(str, choices))}')
+    if v not in choices: raise UserError(f'{type(obj).__name__}.{name}={v!r}: '
+                                         f'choose one of {", ".join(map(str, choices))}')
 
 # %% ../nbs/00a_runtime.ipynb #5b5076c5
 def parse_overrides(items) -> dict:
-    "`['k=v', ...]` (or a dict) as a dict of the raw texts (typed later by the field); a UserError for an item without '='."
+    ("`['k=v', ...]` (or a dict) as a dict of the raw texts (typed later by the field); "
+     "a UserError for an item without '='.")
     if isinstance(items, dict): return dict(items)
     out = {}
     for it in items or []:
@@ -168,7 +175,8 @@ def resolve_device(device: str = 'auto') -> torch.device:
     "The device for `device` ('auto': CUDA if available, else CPU); a UserError if CUDA is asked for but absent."
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: d = torch.device(device)
-    except RuntimeError: raise UserError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    except RuntimeError:
+        raise UserError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if d.type == 'cuda' and not torch.cuda.is_available():
         raise UserError(f"device={device!r} but no CUDA device is available here; use device='auto' or 'cpu'")
     return d
@@ -251,7 +259,8 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 0
 
 def make_scheduler(optimizer, warmup_steps: int, max_steps: int, min_ratio: float = 0.1, schedule: str = 'cosine'):
     "A LambdaLR following `lr_factor`."
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup_steps, max_steps, min_ratio, schedule))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                             lambda s: lr_factor(s, warmup_steps, max_steps, min_ratio, schedule))
 
 def make_ema(model: nn.Module, decay: float):
     "An exponential moving average of `model`'s weights (None when `decay` is 0)."
@@ -347,7 +356,8 @@ def replace_dir(tmp, final):
 def atomic_dir(final, overwrite: bool = False):
     "Yield a temporary folder; on success it replaces `final` in one rename (`overwrite` to replace an existing one)."
     final = Path(final)
-    if final.exists() and not overwrite: raise FileExistsError(f'{final} exists; choose another folder or allow overwriting it')
+    if final.exists() and not overwrite: raise FileExistsError(f'{final} exists; '
+                                                               'choose another folder or allow overwriting it')
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(final)
     _ACTIVE.add(tmp.name)
@@ -355,7 +365,8 @@ def atomic_dir(final, overwrite: bool = False):
         tmp.mkdir()
         yield tmp
         fsync_tree(tmp)
-        if final.exists() and not overwrite: raise FileExistsError(f'{final} appeared while it was being written (another process?)')
+        if final.exists() and not overwrite: raise FileExistsError(f'{final} appeared while it was being written '
+                                                                   '(another process?)')
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
@@ -421,9 +432,11 @@ class RunLock:
         except BlockingIOError:
             os.close(fd); h = self.holder() or {}
             raise RunLockedError(f"{self.folder} is in use by process {h.get('pid', '?')} on host {h.get('host', '?')} "
-                                 f"(since {h.get('started', '?')}); wait for it to finish, stop it, or choose another out_dir") from None
+                                 f"(since {h.get('started', '?')}); wait for it to finish, stop it, "
+                                 "or choose another out_dir") from None
         self.stale, self.fd = self.holder(), fd
-        rec = json.dumps({'pid': os.getpid(), 'host': socket.gethostname(), 'started': time.strftime('%Y-%m-%dT%H:%M:%S')})
+        rec = json.dumps({'pid': os.getpid(), 'host': socket.gethostname(),
+                          'started': time.strftime('%Y-%m-%dT%H:%M:%S')})
         os.ftruncate(fd, 0); os.write(fd, rec.encode()); os.fsync(fd)
         return self
     def release(self):

@@ -97,7 +97,8 @@ class CharTokenizer:
         "Read a vocabulary written by `save` (a `vocab.json` file or its folder)."
         path = Path(path)
         if path.is_dir(): path = path/'vocab.json'
-        if not path.exists(): raise FileNotFoundError(f'no vocabulary at {path}: prepare the data first (it writes vocab.json)')
+        if not path.exists(): raise FileNotFoundError(f'no vocabulary at {path}: '
+                                                      'prepare the data first (it writes vocab.json)')
         d = json.loads(path.read_text())
         if not isinstance(d, dict) or d.get('type') != 'chars':
             raise ValueError(f'{path} is not a character vocabulary written by CharTokenizer.save')
