@@ -23,6 +23,7 @@ def data_dir() -> Path:
     "Folder with the shipped corpora (`$DIFFUSION_LM_DATA` or the repository's `data/`)."
     return Path(os.environ['DIFFUSION_LM_DATA']) if os.environ.get('DIFFUSION_LM_DATA') else repo_root() / 'data'
 
+# %% ../nbs/01_data.ipynb #be66c43a
 def prepared_dir() -> Path:
     "Default folder for prepared data sets."
     return data_dir() / 'prepared'
@@ -40,6 +41,7 @@ def read_text(path) -> str:
     if not text.strip(): raise ValueError(f'{path} is empty: the corpus needs some text')
     return text
 
+# %% ../nbs/01_data.ipynb #a57e7a59
 def _file_md5(path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 FORMAT = 2   # prepared folders of an older layout are prepared again, never misread
@@ -87,6 +89,7 @@ def shakespeare_path() -> Path:
     "The shipped Tiny Shakespeare text."
     return data_dir() / 'tinyshakespeare' / 'input.txt'
 
+# %% ../nbs/01_data.ipynb #7ea08836
 def prepare_shakespeare(out_dir=None, train_fraction: float = 0.9, source=None, overwrite: bool = False) -> Path:
     "Encode a character corpus (Tiny Shakespeare by default) into `train.npy`/`val.npy`, `vocab.json`, `metadata.json`."
     source = Path(source or shakespeare_path())
@@ -119,6 +122,7 @@ def detokenize_wikitext(line: str) -> str:
     for pat, rep in _WT_SUBS: line = re.sub(pat, rep, line)
     return line.strip()
 
+# %% ../nbs/01_data.ipynb #e7cee79e
 def wikitext_articles(text: str) -> list[str]:
     "Split a WikiText file into detokenised articles (a top-level ` = Title = ` heading starts one)."
     arts, cur = [], []
@@ -212,6 +216,7 @@ def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float 
                     seconds=round(time.time() - t0, 2))
     return _prepare(out_dir, options, overwrite, build)
 
+# %% ../nbs/01_data.ipynb #aef3177a
 def _write_rows(path, part) -> dict:
     "Write a `datasets` column of rows to a uint16 file; its row and token counts and PAD share."
     arr = np.asarray(part.with_format('numpy')['ids'], dtype=np.uint16).reshape(-1)
@@ -224,13 +229,16 @@ def normalize_palindrome(s: str) -> str:
     "Letters and digits of `s`, lower-cased (the form palindromes are judged and split by)."
     return ''.join(c for c in s.lower() if c.isalnum())
 
+# %% ../nbs/01_data.ipynb #9d983fea
 def is_palindrome(s: str) -> bool:
     "True if the normalised form of `s` is non-empty and reads the same backwards."
     n = normalize_palindrome(s)
     return bool(n) and n == n[::-1]
 
+# %% ../nbs/01_data.ipynb #47c3dbc2
 def palindromes_path() -> Path: return data_dir() / 'palindromes' / 'palindromes.json'
 
+# %% ../nbs/01_data.ipynb #1491c15f
 def load_palindromes(path=None) -> list[str]:
     "The JSON list of strings at `path` (the shipped palindromes by default)."
     path = Path(path or palindromes_path())
@@ -242,6 +250,7 @@ def load_palindromes(path=None) -> list[str]:
     if not items: raise ValueError(f'{path} is an empty list: the corpus needs at least one palindrome')
     return items
 
+# %% ../nbs/01_data.ipynb #f2e93dfd
 def split_by_normal_form(items: list[str], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[str], list[str]]:
     "Split `items` so that all strings with one normalised form fall on the same side."
     forms = sorted({normalize_palindrome(s) for s in items})
@@ -250,6 +259,7 @@ def split_by_normal_form(items: list[str], val_fraction: float = 0.1, seed: int 
     return ([s for s in items if normalize_palindrome(s) not in val_forms],
             [s for s in items if normalize_palindrome(s) in val_forms])
 
+# %% ../nbs/01_data.ipynb #16da1f55
 def case_variants(s: str) -> list[str]:
     "`s` with its lower-case, upper-case and capitalised variants (distinct, `s` first)."
     return list(dict.fromkeys([s, s.lower(), s.upper(), s[:1].upper() + s[1:].lower()]))
@@ -281,6 +291,7 @@ def prepare_palindromes(out_dir=None, source=None, row_width: int = 32, val_frac
                     val_tokens=len(val) * row_width, source_md5=_file_md5(source))
     return _prepare(out_dir, options, overwrite, build)
 
+# %% ../nbs/01_data.ipynb #48dae8e2
 def write_text_rows(path, texts, row_width: int):
     "Write one `BOS + bytes + EOS + PAD` row per text to a uint16 file (every text must fit)."
     rows = np.concatenate([chunk_bytes(s, row_width) for s in texts]) if texts else np.zeros((0, row_width), np.uint16)
@@ -307,6 +318,7 @@ def prepare_dataset(name_or_path, **kwargs) -> Path:
                      'prepared folder '
                      '(one with metadata.json)')
 
+# %% ../nbs/01_data.ipynb #9c39d21d
 def load_tokenizer(data_path):
     "The tokenizer a prepared data folder was made with."
     return tokenizer_from_dict(load_metadata(data_path)['tokenizer'])
@@ -325,10 +337,12 @@ def open_split(data_path, split: str = 'train') -> np.ndarray:
                                       f'replaced; prepare {p} again (overwrite=True)')
     return arr
 
+# %% ../nbs/01_data.ipynb #f221562b
 def step_seed(*keys: int) -> int:
     "A 63-bit seed mixed from integer `keys` (seed, rank, step, ...): independent streams, no state to save."
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
+# %% ../nbs/01_data.ipynb #c64a6fc3
 def data_length(data_path, context_length: int | None = None) -> int:
     "The length of the sequences a prepared folder yields: its row width for rows, else `context_length`."
     meta = load_metadata(data_path)
@@ -373,6 +387,7 @@ class RandomBatches:
     def state_dict(self) -> dict: return {'batches_drawn': self.k}
     def load_state_dict(self, d: dict): self.k = int(d['batches_drawn'])
 
+# %% ../nbs/01_data.ipynb #60d791d6
 def eval_batches(data: np.ndarray, batch_size: int, length: int, max_batches: int | None = None):
     "Consecutive non-overlapping `[B, L]` batches of `data`, in order (the tail that does not fill a row is dropped)."
     n = len(data) // length

@@ -57,6 +57,7 @@ def prompt_mask_from_lengths(prompt_lengths, length: int) -> torch.Tensor:
     pl = torch.as_tensor(prompt_lengths)
     return torch.arange(length, device=pl.device)[None] < pl[:, None]
 
+# %% ../nbs/06_masked.ipynb #ca02615a
 def forward_mask(x0: torch.Tensor, mask_id: int, t=None, min_mask_rate: float = 1e-3,
                  generator: torch.Generator | None = None,
                  low_discrepancy: bool = False, prompt_mask=None):
@@ -95,6 +96,7 @@ def token_nll(model: Callable, x0: torch.Tensor, xt: torch.Tensor, mask_id: int,
     nll = -rows.log_softmax(-1).gather(-1, x0[masked][:, None])[:, 0]
     return torch.zeros(xt.shape, dtype=nll.dtype, device=xt.device).masked_scatter(masked, nll)
 
+# %% ../nbs/06_masked.ipynb #d384822a
 def forward_mask_count(x0: torch.Tensor, mask_id: int, generator=None, low_discrepancy: bool = False, prompt_mask=None):
     "Mask m ~ U{1..A} of each row's A free positions uniformly; returns (xt, weight A/m [B], masked [B, L])."
     pm = _as_prompt_mask(prompt_mask, x0)

@@ -79,11 +79,13 @@ def rotary_cos_sin(seq_len: int, head_dim: int,
     angles = torch.cat([angles, angles], dim=-1)                                                   # [L, D]
     return angles.cos(), angles.sin()
 
+# %% ../nbs/03_model.ipynb #76a3a3aa
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     "(x1, x2) -> (-x2, x1) on the two halves of the last dimension."
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([-x2, x1], dim=-1)
 
+# %% ../nbs/03_model.ipynb #64280bc2
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     "Rotate the channel pairs of `x [..., L, D]` by each position's angles."
     return x * cos + rotate_half(x) * sin
@@ -128,6 +130,7 @@ class SelfAttention(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)   # [B, H, L, D]
         return self.c_proj(y.transpose(1, 2).reshape(B, L, C)), (k, v)   # [B, L, C]
 
+# %% ../nbs/03_model.ipynb #e1a10654
 class MLP(nn.Module):
     "Position-wise feed-forward network W2 GELU(W1 x)."
     def __init__(self, cfg: ModelConfig):
@@ -142,6 +145,7 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     "adaLN: x * (1 + scale) + shift."
     return x * (1 + scale) + shift
 
+# %% ../nbs/03_model.ipynb #0b17cf9d
 class Block(nn.Module):
     "Pre-norm transformer block; adaLN-Zero modulation when `cfg.cond_dim > 0`."
     def __init__(self, cfg: ModelConfig):
@@ -175,6 +179,7 @@ def timestep_embedding(sigma_bar: torch.Tensor, dim: int = TIME_FREQ_DIM, max_pe
     args = sigma_bar.float()[:, None] * freqs[None]  # [B, dim/2]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
+# %% ../nbs/03_model.ipynb #cf74f940
 class TimestepEmbedder(nn.Module):
     "Noise level sigma_bar [B] -> conditioning vector [B, cond_dim]."
     def __init__(self, cond_dim: int, freq_dim: int = TIME_FREQ_DIM):
@@ -287,6 +292,7 @@ def num_params(model: nn.Module, trainable_only: bool = False) -> int:
     "Number of (trainable) parameters of `model`."
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
+# %% ../nbs/03_model.ipynb #5fca240e
 def model_device(model) -> torch.device:
     ("The device of `model`'s first parameter; the CPU for a plain function (a toy or exact model) "
      "or a module without parameters.")

@@ -27,6 +27,7 @@ def param_breakdown(cfg: ModelConfig) -> dict[str, int]:
         'output': d * V + b * V,
     }
 
+# %% ../nbs/04_model_size.ipynb #1a490e35
 def count_params(cfg: ModelConfig) -> int:
     "Number of parameters of `DiffusionTransformer(cfg)`, without building it."
     return sum(param_breakdown(cfg).values())

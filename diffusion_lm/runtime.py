@@ -30,6 +30,7 @@ def repo_root() -> Path:
     raise FileNotFoundError('cannot find the diffusion_lm project folder (settings.ini); install the package with '
                             '`pip install -e .` from a clone, or give absolute paths')
 
+# %% ../nbs/00a_runtime.ipynb #ceb07e13
 def project_path(p) -> Path:
     "A relative path taken from the project folder (so runs land in `runs/` wherever a notebook runs), else as is."
     p = Path(p).expanduser()
@@ -41,6 +42,7 @@ def project_path(p) -> Path:
 class UserError(ValueError):
     "A mistake in what the user asked for; the message says what is wrong and how to fix it."
 
+# %% ../nbs/00a_runtime.ipynb #e0683f1d
 USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError,
                NotADirectoryError,
                IsADirectoryError, TimeoutError)
@@ -50,6 +52,7 @@ def one_line(msg) -> str:
     parts = [' '.join(l.split()) for l in str(msg).splitlines()]
     return '; '.join(p for p in parts if p)
 
+# %% ../nbs/00a_runtime.ipynb #41a08f81
 def is_user_error(e: BaseException) -> bool:
     "True for the errors that bad input causes (see `USER_ERRORS`), a full disk and other user-caused OS errors."
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES): return True
@@ -61,6 +64,7 @@ class ArgParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f'{self.prog}: {one_line(message)}; see {self.prog} --help\n')
 
+# %% ../nbs/00a_runtime.ipynb #552b7991
 def run_cli(prog: str, body, argv=None) -> int:
     "Run `body(argv)` as the command `prog`: user errors as one line and exit code 2 (traceback with --debug)."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -131,6 +135,7 @@ def check_types(obj):
     for f in dataclasses.fields(obj):
         setattr(obj, f.name, coerce_field(type(obj), f.name, getattr(obj, f.name)))
 
+# %% ../nbs/00a_runtime.ipynb #49dae1dc
 def check_range(obj, name: str, lo=None, hi=None, lo_open=False, hi_open=False, fix: str = ''):
     "A UserError unless lo <= obj.name <= hi (open bounds with `lo_open`/`hi_open`); None values pass."
     v = getattr(obj, name)
@@ -142,6 +147,7 @@ def check_range(obj, name: str, lo=None, hi=None, lo_open=False, hi_open=False, 
                f"{'inf' if hi is None else hi}{')' if hi_open else ']'}")
         raise UserError(f'{type(obj).__name__}.{name}={v!r} is out of range {rng}' + (f'; {fix}' if fix else ''))
 
+# %% ../nbs/00a_runtime.ipynb #3821cbb6
 def check_choice(obj, name: str, choices):
     "A UserError unless obj.name is one of `choices`."
     v = getattr(obj, name)
@@ -160,11 +166,13 @@ def parse_overrides(items) -> dict:
         out[k.strip()] = v
     return out
 
+# %% ../nbs/00a_runtime.ipynb #599e55c0
 def apply_overrides(cls, base: dict | None = None, overrides=None):
     "An instance of dataclass `cls` from `base` with `overrides` (`KEY=VALUE` strings or a dict), every value checked."
     d = {**(base or {}), **parse_overrides(overrides)}
     return cls(**{k: coerce_field(cls, k, v) for k, v in d.items()})
 
+# %% ../nbs/00a_runtime.ipynb #d719e012
 def add_set_argument(parser, what: str = 'config'):
     "Add the library's one override option, `--set KEY=VALUE ...`, to `parser`."
     parser.add_argument('--set', nargs='+', action='extend', default=[], metavar='KEY=VALUE',
@@ -181,11 +189,13 @@ def resolve_device(device: str = 'auto') -> torch.device:
         raise UserError(f"device={device!r} but no CUDA device is available here; use device='auto' or 'cpu'")
     return d
 
+# %% ../nbs/00a_runtime.ipynb #12de2e8f
 def autocast_context(device: torch.device, precision: str):
     "bf16 autocast on CUDA ('auto' or 'bf16'), or where `precision='bf16'`; otherwise nothing."
     use_bf16 = precision == 'bf16' or (precision == 'auto' and device.type == 'cuda')
     return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
+# %% ../nbs/00a_runtime.ipynb #191bade4
 def free_memory(device: torch.device) -> int | None:
     "Bytes the device can still give (CUDA: free device memory; CPU: MemAvailable), None if unknown."
     if device.type == 'cuda': return torch.cuda.mem_get_info(device)[0]
@@ -205,6 +215,7 @@ class DistInfo:
     @property
     def is_main(self) -> bool: return self.rank == 0
 
+# %% ../nbs/00a_runtime.ipynb #25408447
 def setup_distributed(device: str = 'auto') -> tuple[DistInfo, torch.device]:
     "Join the torchrun process group if there is one; the process's rank info and device."
     import torch.distributed as dist
@@ -216,6 +227,7 @@ def setup_distributed(device: str = 'auto') -> tuple[DistInfo, torch.device]:
     if not dist.is_initialized(): dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return info, dev
 
+# %% ../nbs/00a_runtime.ipynb #a3e270c9
 def teardown_distributed():
     "Leave the process group, all ranks together."
     import torch.distributed as dist
@@ -249,6 +261,7 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, betas
     fused = params[0].device.type == 'cuda'
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
 
+# %% ../nbs/00a_runtime.ipynb #2e2bc95a
 def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 0.1, schedule: str = 'cosine') -> float:
     "Multiplier of the peak learning rate at `step`: linear warm-up, then `schedule` down to `min_ratio`."
     if step < warmup_steps: return (step + 1) / warmup_steps
@@ -257,11 +270,13 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 0
     decay = 0.5 * (1 + math.cos(math.pi * p)) if schedule == 'cosine' else 1 - p
     return min_ratio + (1 - min_ratio) * decay
 
+# %% ../nbs/00a_runtime.ipynb #89789e2c
 def make_scheduler(optimizer, warmup_steps: int, max_steps: int, min_ratio: float = 0.1, schedule: str = 'cosine'):
     "A LambdaLR following `lr_factor`."
     return torch.optim.lr_scheduler.LambdaLR(optimizer,
                                              lambda s: lr_factor(s, warmup_steps, max_steps, min_ratio, schedule))
 
+# %% ../nbs/00a_runtime.ipynb #69cc3d2a
 def make_ema(model: nn.Module, decay: float):
     "An exponential moving average of `model`'s weights (None when `decay` is 0)."
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -275,6 +290,7 @@ def fsync_file(path):
     try: os.fsync(fd)
     finally: os.close(fd)
 
+# %% ../nbs/00a_runtime.ipynb #7da87a9b
 def fsync_dir(path):
     "Flush a folder's entries to disk (POSIX)."
     if os.name != 'posix': return
@@ -282,6 +298,7 @@ def fsync_dir(path):
     try: os.fsync(fd)
     finally: os.close(fd)
 
+# %% ../nbs/00a_runtime.ipynb #a8d67e9e
 def fsync_tree(d):
     "fsync every file under `d`, then every folder."
     d = Path(d)
@@ -289,6 +306,7 @@ def fsync_tree(d):
         if p.is_file(): fsync_file(p)
     for q in [d, *[p for p in d.rglob('*') if p.is_dir()]]: fsync_dir(q)
 
+# %% ../nbs/00a_runtime.ipynb #93de4726
 def write_text_synced(path, text: str):
     "Write `text` to `path` and fsync it (inside a folder that is published atomically)."
     with open(path, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
@@ -302,6 +320,7 @@ def temp_sibling(path, tag: str = 'tmp') -> Path:
     path = Path(path)
     return path.parent / f'{path.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}'
 
+# %% ../nbs/00a_runtime.ipynb #ea166daa
 def pid_alive(pid: int) -> bool:
     "Is process `pid` alive (on this host)?"
     if os.name != 'posix': return False
@@ -310,6 +329,7 @@ def pid_alive(pid: int) -> bool:
     except PermissionError: return True
     return True
 
+# %% ../nbs/00a_runtime.ipynb #f482d5b7
 def is_stale(name: str) -> bool:
     "Is `name` a temporary left by a writer that is no longer writing it?"
     m = TEMP_RE.match(name)
@@ -352,6 +372,7 @@ def replace_dir(tmp, final):
         shutil.rmtree(old)
     finally: _ACTIVE.discard(old.name)
 
+# %% ../nbs/00a_runtime.ipynb #e41e391b
 @contextlib.contextmanager
 def atomic_dir(final, overwrite: bool = False):
     "Yield a temporary folder; on success it replaces `final` in one rename (`overwrite` to replace an existing one)."
@@ -385,6 +406,7 @@ def remove_dir(path):
         shutil.rmtree(trash, ignore_errors=True)
     finally: _ACTIVE.discard(trash.name)
 
+# %% ../nbs/00a_runtime.ipynb #29a52ac7
 def sweep_stale(folder, restore=lambda p: True) -> int:
     "Delete the stale temporaries in `folder`; an `.old-` copy whose original is missing is put back if `restore(p)`."
     folder, n = Path(folder), 0
@@ -406,6 +428,7 @@ def disk_free(path) -> int:
     while not p.exists() and p != p.parent: p = p.parent
     return shutil.disk_usage(p).free
 
+# %% ../nbs/00a_runtime.ipynb #921d93e7
 def explain_os_error(e: OSError, folder, what: str = 'writing') -> UserError | OSError:
     "A UserError naming the folder, the free space and the fix for a full disk; `e` itself otherwise."
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -418,6 +441,7 @@ def explain_os_error(e: OSError, folder, what: str = 'writing') -> UserError | O
 class RunLockedError(UserError):
     "The run folder is in use by another process."
 
+# %% ../nbs/00a_runtime.ipynb #00a0838d
 class RunLock:
     "An exclusive lock on a run folder, held while the context is open."
     def __init__(self, folder): self.folder, self.fd, self.stale = Path(folder), None, None
@@ -452,6 +476,7 @@ def unwrap(model):
         elif isinstance(model, nn.Module) and hasattr(model, '_orig_mod'): model = model._orig_mod
         else: return model
 
+# %% ../nbs/00a_runtime.ipynb #c95eb575
 @contextlib.contextmanager
 def eval_mode(model):
     "Eval mode inside the block, the previous mode restored after; non-modules pass through."

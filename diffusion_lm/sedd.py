@@ -45,6 +45,7 @@ class LogLinearNoise(Noise):
     def rate_noise(self, t): return (1 - self.clean_at_end) / (1 - (1 - self.clean_at_end) * _as_float(t))
     def __repr__(self): return f'LogLinearNoise(clean_at_end={self.clean_at_end})'
 
+# %% ../nbs/05_sedd.ipynb #b73765e3
 class GeometricNoise(Noise):
     "sigma_bar(t) = sigma_min^(1-t) sigma_max^t."
     def __init__(self, sigma_min: float = 1e-4, sigma_max: float = 20.0):
@@ -209,6 +210,7 @@ def score_entropy(self: UniformGraph, log_score, sigma_bar, x, x0):
     terms = torch.where(y == x[..., None], torch.zeros_like(terms), terms)
     return terms.sum(-1) / self.N
 
+# %% ../nbs/05_sedd.ipynb #9be70fe7
 @patch
 def score_entropy(self: AbsorbingGraph, log_score, sigma_bar, x, x0):
     "Per-token denoising score entropy on the absorbing graph (masked positions only)."
@@ -320,6 +322,7 @@ def euler_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, rate_dt)
     stay = F.one_hot(x, graph.dim).to(R.dtype)
     return _normalise(stay + R, stay)
 
+# %% ../nbs/05_sedd.ipynb #2a4609a6
 def analytic_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, dsigma_bar) -> torch.Tensor:
     "Analytic step law [B, L, dim] in float64: staggered score * exp(dsigma_bar Q)[:, x], clamped and normalised."
     log_score = log_score.double()
@@ -367,6 +370,7 @@ def sedd_sample(model, graph: Graph, noise: Noise, batch_size: int, length: int,
         x = after(steps, 0.0, draw(probs))
     return x
 
+# %% ../nbs/05_sedd.ipynb #56a08dbc
 SEDD_SAMPLERS = ('analytic', 'euler')
 
 def _tempered(probs: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -112,6 +112,7 @@ def tokenizer_to_dict(tok) -> dict:
     "A JSON-ready description of `tok`."
     return {'type': 'bytes'} if isinstance(tok, ByteTokenizer) else {'type': 'chars', 'chars': tok.chars}
 
+# %% ../nbs/00_tokenizers.ipynb #6fa72e04
 def tokenizer_from_dict(d: dict):
     "The tokenizer described by `d` (see `tokenizer_to_dict`)."
     if d.get('type') == 'bytes': return ByteTokenizer()
@@ -131,6 +132,7 @@ def token_glyph(tok, i: int, compact: bool = True) -> str:
     if compact: return s if s.isprintable() and len(s) == 1 else ('⏎' if s == '\n' else '?')
     return _WHITE.get(s, s if s.isprintable() and s != '\ufffd' else f'0x{i:02x}')
 
+# %% ../nbs/00_tokenizers.ipynb #b8e5d368
 def render_ids(tok, ids) -> str:
     "A row of ids as one character each (see `token_glyph`)."
     return ''.join(token_glyph(tok, i) for i in ids)
