@@ -23,11 +23,13 @@ def check_block_size(length: int, block_size: int):
         ok = [d for d in range(1, length + 1) if length % d == 0]
         raise ValueError(f'block_size={block_size!r} must divide the length {length}: choose one of {ok}')
 
+# %% ../nbs/06b_block.ipynb #7b05b0dd
 def block_causal_mask(length: int, block_size: int, device=None) -> torch.Tensor:
     "[L, L] bool: position i attends to j iff j's block is not after i's."
     blk = torch.arange(length, device=device) // block_size
     return blk[:, None] >= blk[None]
 
+# %% ../nbs/06b_block.ipynb #c6c453c8
 def block_diffusion_mask(length: int, block_size: int, device=None) -> torch.Tensor:
     ("[2L, 2L] bool over [x_t ; x_0]: noisy blocks see themselves and earlier clean blocks; "
      "clean blocks are block-causal.")

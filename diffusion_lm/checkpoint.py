@@ -30,9 +30,11 @@ CONFIG_FILE, META_FILE, LATEST_FILE = 'config.json', 'meta.json', 'latest'
 class CheckpointError(Exception):
     "A checkpoint that cannot be used as asked; the message names the path and the fix."
 
+# %% ../nbs/08_checkpoint.ipynb #a0958995
 class CorruptCheckpointError(CheckpointError):
     "A checkpoint file that is missing, truncated, corrupt, or unsafe to unpickle."
 
+# %% ../nbs/08_checkpoint.ipynb #d62baa0b
 def step_dir_name(step: int) -> str:
     "The folder name of checkpoint `step`: `step_000123`."
     return f'step_{step:06d}'
@@ -78,6 +80,7 @@ def _state_dict(obj) -> dict:
 class NonFiniteError(UserError):
     "Weights that are NaN or infinite: a diverged run, never checkpointed."
 
+# %% ../nbs/08_checkpoint.ipynb #3d16f66c
 def check_finite(sd: dict, what: str = 'model'):
     "A NonFiniteError naming the first floating tensor of `sd` that holds NaN or inf."
     for k, v in sd.items():
@@ -86,6 +89,7 @@ def check_finite(sd: dict, what: str = 'model'):
                                  'no checkpoint is written (lower lr or raise warmup_steps, '
                                  'then resume from the last checkpoint)')
 
+# %% ../nbs/08_checkpoint.ipynb #2742897a
 def _for_safetensors(sd: dict) -> tuple[dict, dict]:
     "Split `sd` into CPU, contiguous, unshared tensors (for safetensors) and the non-tensor rest."
     tensors, other, seen = {}, {}, set()
@@ -482,6 +486,7 @@ def load_weights(path, which: str = 'ema', map_location='cpu') -> dict:
     if which == 'model': return _load_tensors(d, meta, MODEL_FILE, map_location)
     return _strip_averaged(_load_tensors(d, meta, EMA_FILE, map_location))
 
+# %% ../nbs/08_checkpoint.ipynb #6f92c4fe
 def load_config(path) -> dict | None:
     "The run configuration stored with a checkpoint (a step dir, or a run dir's latest)."
     d = _resolve(path)

@@ -17,6 +17,7 @@ def append_jsonl(path, rec: dict):
     "Append one JSON line to `path` and flush it."
     with open(path, 'a', encoding='utf-8') as f: f.write(json.dumps(rec) + '\n'); f.flush()
 
+# %% ../nbs/08a_runs.ipynb #eab05a1f
 def read_jsonl(path, repair: bool = False) -> list[dict]:
     "The records of a JSON-lines file; an unreadable last line (a crash mid-write) is dropped with a warning."
     path = Path(path)
@@ -35,6 +36,7 @@ def read_jsonl(path, repair: bool = False) -> list[dict]:
         if repair: write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in recs))
     return recs
 
+# %% ../nbs/08a_runs.ipynb #3a177d09
 def truncate_metrics(path, step: int):
     "Keep the records up to `step` (those after it were written by a run that died after its last checkpoint)."
     recs = read_jsonl(path, repair=True)

@@ -38,6 +38,7 @@ def restrict_logp(logp: torch.Tensor, top_k: int | None = None, top_p: float | N
         logp = logp.masked_fill(torch.zeros_like(logp, dtype=torch.bool).scatter(-1, idx, before >= top_p), -math.inf)
     return logp
 
+# %% ../nbs/06a_samplers.ipynb #ca488ce1
 def draw_tokens(logp: torch.Tensor, temperature: float = 1.0, constraint: Constraint | None = None,
                 generator: torch.Generator | None = None, top_k: int | None = None,
                 top_p: float | None = None) -> torch.Tensor:
@@ -88,6 +89,7 @@ def sampler_name(sampler: str) -> str:
                                                  f'not {sampler!r}')
     return sampler
 
+# %% ../nbs/06a_samplers.ipynb #f656df0a
 def order_scores(logp, x0, sampler: str, lead=None, generator=None) -> torch.Tensor:
     "Score [B, L] of each position for `sampler` (higher: committed earlier), from log-probs [B, L, V] and draws x0."
     if sampler == 'random': return torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
@@ -105,6 +107,7 @@ def gumbel_like(x: torch.Tensor, generator=None) -> torch.Tensor:
     u = torch.rand(x.shape, dtype=torch.float64, device=x.device, generator=generator)
     return -torch.log(-torch.log(u.clamp_min(1e-300)))
 
+# %% ../nbs/06a_samplers.ipynb #f5b23c86
 def commit_mask(conf, candidates, k=None, threshold=None, factor=None, order_temperature: float = 0.0, generator=None):
     ("Boolean [B, L]: the candidates to commit this step (k best, or by threshold / factor; "
      "at least one per row that has one).")
