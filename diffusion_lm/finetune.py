@@ -83,6 +83,7 @@ class FinetuneConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FinetuneConfig: return apply_overrides(cls, d)
 
+# %% ../nbs/16_finetune.ipynb #be5b0b8a
 _CHOICES = dict(lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'),
                 dtype=('auto', 'float32', 'bfloat16'), resume=('auto', 'never', 'must'))
 _AT_LEAST_1 = ('max_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval', 'keep_last',
@@ -124,6 +125,7 @@ def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | N
     load = lambda f, limit=None: load_sft_data(project_path(f), tok, cfg.max_length, cfg.truncate, mask_id, limit)
     return tok, mask_id, load(cfg.data), load(cfg.val_data or cfg.data, cfg.eval_examples) if cfg.eval_draws else None
 
+# %% ../nbs/16_finetune.ipynb #f3c576a5
 def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
     ("The model to train: loaded, then gradient checkpointing, LoRA and (fsdp on several ranks) FSDP2; (model, "
      "checkpointing on).")
@@ -148,6 +150,7 @@ def step_batches(data: SFTData, cfg: FinetuneConfig, step: int, start: int, dinf
         out.append((x0, pl, step_seed(cfg.seed, step, j)))
     return out
 
+# %% ../nbs/16_finetune.ipynb #b91268fd
 def make_loss(mask_id: int, min_mask_rate: float, device):
     "loss_fn(model, micro-batch) for train_step: LLaDA's SFT loss with the micro-batch's own draws (subs=False)."
     def loss_fn(model, batch):
@@ -196,6 +199,7 @@ def latest_checkpoint(out: Path, fsdp: bool) -> Path | None:
     return (out / SHARDED / name if name and (out / SHARDED / name / CKPT_META).is_file()
             else (found[-1] if found else None))
 
+# %% ../nbs/16_finetune.ipynb #e9cb1521
 def check_run_folder(out: Path, cfg: FinetuneConfig):
     "A UserError if `out` holds another fine-tuning run, or (resume='never') any run."
     held = bool(list_checkpoints(out) or _sharded_list(out)) or (out / 'metrics.jsonl').exists()
@@ -228,6 +232,7 @@ def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int, model, opti
                         keep_last=cfg.keep_last)
     if dinfo.world_size > 1: dist.barrier()
 
+# %% ../nbs/16_finetune.ipynb #15217779
 def resume_state(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, device) -> tuple[int, int]:
     "(step, examples consumed) of the newest checkpoint in `out`, its states loaded; (0, 0) if there is none."
     ckpt = latest_checkpoint(out, cfg.fsdp) if cfg.resume != 'never' else None
@@ -257,6 +262,7 @@ def fsdp_no_sync(model):
     try: yield
     finally: model.set_requires_gradient_sync(True)
 
+# %% ../nbs/16_finetune.ipynb #72cf76d0
 def _all_mean(x: float, dinfo: DistInfo, device) -> float:
     if dinfo.world_size == 1: return x
     t = torch.tensor([x], dtype=torch.float64, device=device); dist.all_reduce(t)
@@ -353,6 +359,7 @@ def parse_gib(text: str) -> float:
                                                   '141GiB or 80 (GiB)')
     return float(m[1]) * _UNITS[m[2].upper()]
 
+# %% ../nbs/16_finetune.ipynb #eee6ed6a
 def plan_devices(n: int | None = None, memory: str | None = None) -> tuple[list[float], str]:
     "GiB of each device to plan for and what they are: as named, the CUDA devices seen, or this CPU's free memory."
     if n is not None or memory is not None:
@@ -377,6 +384,7 @@ def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tu
     mode = 'lora' if cfg.lora else 'fsdp2' if cfg.fsdp else 'full'
     return rows, next(r for r in rows if r['mode'] == mode and r['checkpointing'] == cfg.gradient_checkpointing), shape
 
+# %% ../nbs/16_finetune.ipynb #3e20611f
 def plan_text(cfg: FinetuneConfig, n_devices: int | None = None, device_memory: str | None = None) -> str:
     "The --plan report: the table of memory_plan.format_plan and a line on the configured choice."
     devices, kind = plan_devices(n_devices, device_memory)

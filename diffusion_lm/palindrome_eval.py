@@ -24,6 +24,7 @@ def words_of(text: str) -> list[str]:
     "The lower-cased words of `text`: runs of letters and digits, apostrophes inside allowed."
     return _WORD.findall(text.lower())
 
+# %% ../nbs/12c_palindrome_eval.ipynb #8b4d4327
 def is_english_word(word: str, min_zipf: float = 3.0) -> bool:
     "The lenient test: `a`, `i`, and alphabetic words of 2+ letters with a `wordfreq` Zipf frequency >= `min_zipf`."
     from wordfreq import zipf_frequency
@@ -141,6 +142,7 @@ def results_markdown(results, examples: int = 2) -> str:
             lines.append('| ' + ' | '.join(map(str, cells)) + f' | {ex} |')
     return '\n'.join(lines) + '\n'
 
+# %% ../nbs/12c_palindrome_eval.ipynb #7995002b
 def save_results(results, out_dir, name: str = 'palindrome_eval') -> tuple[Path, Path]:
     "Write `results` (one or a list) as `name.json` and their table as `name.md` in `out_dir`; returns both paths."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,7 @@ def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_
                     train_tokens=len(rows) * row_width, val_tokens=len(val) * row_width, source_md5=_file_md5(source))
     return _prepare(out_dir, options, overwrite, build)
 
+# %% ../nbs/12b_palindrome_mix.ipynb #5895b916
 def _generate(n: int, seed: int, row_width: int, exclude, exact_share: float = 0.0,
               vocab: dict | None = None) -> list[str]:
     ("`n` generated phrases that fit a row (a share `exact_share` exact), no two and none of `exclude` with one "

@@ -53,6 +53,7 @@ def word_skeleton(n: int, word_lengths, generator: torch.Generator | None = None
         out.extend([True] * min(w, n - len(out)))
     return out
 
+# %% ../nbs/12_palindromes.ipynb #b2f0c33f
 def palindrome_layout(lengths, seq_len: int, tok, mode: str = 'exact', skeletons=None) -> dict:
     ("Frame, kinds and partners of rows `BOS + text + EOS + PAD` with text lengths `lengths [B]` in windows "
      "of `seq_len`.")
@@ -196,6 +197,7 @@ class PalindromeConstraint(Constraint):
     def __repr__(self): return (f'PalindromeConstraint(mode={self.mode!r}, lengths={self.lengths.tolist()}, '
                                 f'seq_len={self.seq_len})')
 
+# %% ../nbs/12_palindromes.ipynb #80b7497a
 def corpus_word_lengths(items=None) -> list[int]:
     "Lengths of the words (runs of letters and digits) of the palindromes `items` (the shipped corpus by default)."
     items = load_palindromes() if items is None else items
@@ -210,6 +212,7 @@ def palindrome_splits(dataset: str = 'palindromes') -> dict:
                                         'dataset="palindromes")')
     return json.loads(f.read_text())
 
+# %% ../nbs/12_palindromes.ipynb #aa40643d
 def sample_lengths(texts, n: int, generator: torch.Generator | None = None, max_len: int = 30) -> torch.Tensor:
     "`n` text lengths in bytes, drawn uniformly from the lengths of those `texts` that have at most `max_len` bytes."
     pool = torch.tensor([len(t.encode()) for t in texts if 0 < len(t.encode()) <= max_len], dtype=torch.long)
@@ -283,6 +286,7 @@ def fix(self, x: torch.Tensor, keep: torch.Tensor, rows=None) -> PalindromeConst
     new.skeletons = [self.skeletons[i] for i in rows.tolist()] if self.skeletons is not None else None
     return new
 
+# %% ../nbs/12_palindromes.ipynb #199db48b
 def row_texts(tok, x: torch.Tensor, cons: PalindromeConstraint) -> list[str]:
     "The text of each row of `x` (positions 1..n of the constraint's layout)."
     return [tok.decode(r[1:n + 1]) for r, n in zip(x.cpu().tolist(), cons.lengths.tolist())]
@@ -301,6 +305,7 @@ def bad_word_mask(texts, cons: PalindromeConstraint, min_zipf: float = MIN_ZIPF,
             if not ok: bad[b, 1 + s:1 + e] = True
     return bad | bad.gather(1, cons.layout['partner'])
 
+# %% ../nbs/12_palindromes.ipynb #0fc26f08
 def repair_words(model, method, tok, x: torch.Tensor, cons: PalindromeConstraint, rounds: int = 4, steps: int = 64,
                  sampler: str | None = None, generator=None, device=None, min_zipf: float = MIN_ZIPF,
                  names: bool = True,

@@ -32,6 +32,7 @@ class quiet_hf:
 class PretrainedLoadError(UserError):
     "A pre-trained folder that cannot be loaded as asked; the message names the path and the fix."
 
+# %% ../nbs/13_pretrained.ipynb #5f913397
 def check_pretrained_dir(path, tokenizer: bool = True) -> Path:
     "Check that `path` is a local Hugging Face model folder with config, safetensors weights (and tokenizer)."
     p = Path(path).expanduser()

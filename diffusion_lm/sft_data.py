@@ -19,6 +19,7 @@ __all__ = ['ROLES', 'ANSWER_KEYS', 'SFTDataError', 'read_records', 'to_example',
 class SFTDataError(UserError):
     "A bad example in an SFT data file; the message starts with file:line."
 
+# %% ../nbs/16a_sft_data.ipynb #04d6fece
 ROLES = ('system', 'user', 'assistant')
 ANSWER_KEYS = ('response', 'answer', 'completion')
 _FORMATS = ('{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}, '
@@ -83,6 +84,7 @@ def has_chat_template(tok) -> bool:
     "Does the tokenizer carry a chat template?"
     return bool(getattr(tok, 'chat_template', None))
 
+# %% ../nbs/16a_sft_data.ipynb #fb3f0e5f
 def encode_example(tok, example: list[dict] | str, where: str = '') -> tuple[list[int], int]:
     "(token ids, prompt length) of a conversation (prompt: all before the final answer; EOS added) or a text."
     if isinstance(example, str): return _ids(tok, example), 0
@@ -117,6 +119,7 @@ class SFTData:
     @property
     def n_tokens(self) -> int: return sum(len(ids) for ids, _ in self.examples)
 
+# %% ../nbs/16a_sft_data.ipynb #1b930387
 def _fit(ids, pl, max_length, truncate, where):
     if len(ids) <= max_length: return ids, False
     if pl >= max_length:
@@ -150,11 +153,13 @@ def collate(examples, pad_id: int, device=None) -> tuple[torch.Tensor, torch.Ten
     for b, (ids, _) in enumerate(examples): x[b, :len(ids)] = torch.tensor(ids)
     return x.to(device), torch.tensor([pl for _, pl in examples], device=device)
 
+# %% ../nbs/16a_sft_data.ipynb #88d7fcb8
 @functools.lru_cache(maxsize=4)
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     "The order of `n` examples in `epoch`: a permutation drawn from (seed, epoch)."
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
 
+# %% ../nbs/16a_sft_data.ipynb #10713f4d
 def batch_indices(n: int, start: int, size: int, seed: int) -> list[int]:
     "Indices of the examples at positions start .. start + size - 1 of the stream of epochs."
     return [epoch_order(n, seed, j // n)[j % n] for j in range(start, start + size)]
@@ -171,6 +176,7 @@ def speeches(text: str) -> list[tuple[str, str, int]]:
         pos += len(block) + 2
     return out
 
+# %% ../nbs/16a_sft_data.ipynb #65083e3c
 def shakespeare_dialogues(text: str, max_chars: int = 400, val_fraction: float = 0.1) -> dict[str, list[dict]]:
     "{'train': [...], 'val': [...]} of {'messages': [user speech, assistant reply]} from neighbouring speeches."
     sp, cut, out = speeches(text), (1 - val_fraction) * len(text), {'train': [], 'val': []}
@@ -180,6 +186,7 @@ def shakespeare_dialogues(text: str, max_chars: int = 400, val_fraction: float =
                                                                  {'role': 'assistant', 'content': t2}]})
     return out
 
+# %% ../nbs/16a_sft_data.ipynb #598005e3
 def write_jsonl(path, records) -> Path:
     "Write `records` as a JSONL file, atomically."
     write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in records))

@@ -54,6 +54,7 @@ def prepare_run(job: SlurmJob, exist_ok: bool = False) -> Path:
     (rd / 'job.sbatch').write_text(script)
     return rd
 
+# %% ../nbs/11a_slurm.ipynb #b128dba6
 def _record(rd: Path, job: SlurmJob, **extra) -> dict:
     "Add a submission to `job.json` (the newest first-level, earlier ones under 'history')."
     p = rd / 'job.json'
@@ -144,10 +145,12 @@ def job_state(job_id, run_dir=None) -> dict:
             'exit_code': f.get('ExitCode'),
             'restarts': int(f['Restarts']) if f.get('Restarts', '').isdigit() else None, 'source': source}
 
+# %% ../nbs/11a_slurm.ipynb #6573fc0b
 def is_final(state: dict) -> bool:
     "Has the job ended for good (a requeued or pending job has not; one whose dependency can never be met has)?"
     return state['state'] in FINAL_STATES or state.get('reason') == 'DependencyNeverSatisfied'
 
+# %% ../nbs/11a_slurm.ipynb #a4dbb0de
 def wait(job_id, timeout: float | None = None, poll: float = 2.0, run_dir=None, unknown_grace: float = 30.0) -> dict:
     "Wait until job `job_id` has ended for good; its final `job_state`. Gives up on a job SLURM does not know."
     if not str(job_id).isdigit(): raise UserError(f'job id {job_id!r} is not a number; give the id sbatch printed')
@@ -181,6 +184,7 @@ class RunInfo:
     log: Path | None
     dependency: str | None = None
 
+# %% ../nbs/11a_slurm.ipynb #f2731481
 def newest_checkpoint(run_dir) -> Path | None:
     "The newest complete checkpoint of a run (in its ckpt/ folder), or None."
     import warnings
@@ -191,6 +195,7 @@ def newest_checkpoint(run_dir) -> Path | None:
         warnings.simplefilter('ignore')
         return find_latest_checkpoint(ckpt)
 
+# %% ../nbs/11a_slurm.ipynb #2a5ea5d3
 def list_runs(runs_root=None) -> list[RunInfo]:
     "Every run under `runs_root` (default `papermill_runs/`), oldest first, with its current state."
     root = Path(runs_root or default_runs_root())
@@ -205,6 +210,7 @@ def list_runs(runs_root=None) -> list[RunInfo]:
                             nb if nb.exists() else None, log if log.exists() else None, rec.get('dependency')))
     return runs
 
+# %% ../nbs/11a_slurm.ipynb #d02c61e1
 def format_runs(runs: list[RunInfo]) -> str:
     "A plain-text table of `runs`."
     rows = [('NAME', 'JOB', 'STATE', 'EXIT', 'RESTARTS', 'CHECKPOINT', 'NOTEBOOK')]

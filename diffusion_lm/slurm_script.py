@@ -155,6 +155,7 @@ def default_runs_root() -> Path:
     "`<repo>/papermill_runs`, where runs go unless told otherwise."
     return repo_root() / 'papermill_runs'
 
+# %% ../nbs/11_slurm_script.ipynb #a4906ab9
 def _default_name(job: SlurmJob) -> str:
     preset = re.sub(r'[^A-Za-z0-9._+-]', '_', str(job.params.get('preset', 'run')))
     return f'{Path(job.notebook).stem}-{preset}-{datetime.now():%Y%m%d-%H%M%S}'
@@ -168,6 +169,7 @@ def run_dir_of(job: SlurmJob) -> Path:
                          'choose a runs_root and name without them')
     return d
 
+# %% ../nbs/11_slurm_script.ipynb #60050c8c
 def run_params(job: SlurmJob, run_dir) -> dict:
     "The parameters the run really gets: the job's, with `out_dir` = the run's ckpt/ and `resume` = 'auto' unless set."
     if 'out_dir' in job.params:
@@ -183,6 +185,7 @@ def notebook_default(notebook, name: str):
     try: return ast.literal_eval(p['default']) if p else None
     except (ValueError, SyntaxError): return None
 
+# %% ../nbs/11_slurm_script.ipynb #46758aa7
 def check_params(job: SlurmJob):
     "A UserError for a parameter the notebook does not take (papermill would inject it unread)."
     import papermill
@@ -193,6 +196,7 @@ def check_params(job: SlurmJob):
     if unknown: raise UserError(f'{job.notebook} takes no parameter {unknown}; '
                                 f'its parameters are {", ".join(sorted(names))}')
 
+# %% ../nbs/11_slurm_script.ipynb #5890e00a
 def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     "The preset and `--config` overrides with which the trainer's command line trains `job` (checked now)."
     from diffusion_lm.trainer import TrainConfig, config_from_preset
@@ -203,6 +207,7 @@ def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     config_from_preset(preset, **cfg)
     return preset, cfg
 
+# %% ../nbs/11_slurm_script.ipynb #e64a6ee4
 def validate_job(job: SlurmJob, run_dir) -> dict | None:
     "Check `job`'s parameters now: names the notebook takes, and the training config when the notebook has a preset."
     check_params(job)

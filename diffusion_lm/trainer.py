@@ -46,6 +46,7 @@ class Run:
     length: int
     max_steps: int
 
+# %% ../nbs/09_trainer.ipynb #e0066c88
 def build_model(cfg: TrainConfig, method) -> DiffusionTransformer:
     "The transformer for `cfg` and `method` (vocabulary, time conditioning and causality from the method)."
     return DiffusionTransformer(method.model_config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
