@@ -20,6 +20,7 @@ def token_counts(data_path, split: str = 'train') -> np.ndarray:
     "Count of every token id in a split of a prepared folder (length: vocab_size, MASK included)."
     return np.bincount(np.asarray(open_split(data_path, split)), minlength=load_tokenizer(data_path).vocab_size)
 
+# %% ../nbs/10_data_analysis.ipynb #20b705f0
 def plot_token_frequencies(counts: np.ndarray, tok, top: int = 40, title: str = '', ax=None):
     "Bar plot of the `top` most frequent tokens' shares."
     ax = ax or plt.subplots(figsize=(12, 3))[1]
@@ -30,6 +31,7 @@ def plot_token_frequencies(counts: np.ndarray, tok, top: int = 40, title: str = 
     ax.set_ylabel('share of tokens'); ax.set_title(title)
     return ax
 
+# %% ../nbs/10_data_analysis.ipynb #6ae602e1
 def save_fig(fig, path) -> Path:
     "Save `fig` as a PNG at `path` (folders created) and return the path."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +45,7 @@ def text_lengths_in_rows(data_path, split: str = 'train') -> np.ndarray:
     rows = np.asarray(open_split(data_path, split)).reshape(-1, meta['row_width'])
     return (rows < 256).sum(1)
 
+# %% ../nbs/10_data_analysis.ipynb #96a5bc3f
 def plot_length_hist(lengths, cutoff: int | None = None, title: str = '', xlabel: str = 'length', ax=None, bins=40):
     "Histogram of `lengths` with an optional cutoff line."
     ax = ax or plt.subplots(figsize=(6, 3))[1]
@@ -60,16 +63,20 @@ def batch_composition(batch, tok) -> dict:
             'pad': float((b == tok.pad_id).sum() / n), 'bos': float((b == tok.bos_id).sum() / n),
             'eos': float((b == tok.eos_id).sum() / n), 'mask': float((b == tok.mask_id).sum() / n)}
 
+# %% ../nbs/10_data_analysis.ipynb #9f6d5399
 def plot_batch(batch, tok, title: str = '', ax=None, max_cols: int = 64):
     "Draw a batch as an image: text grey, PAD white, BOS green, EOS red, MASK black; characters written in."
     b = np.asarray(batch)[:, :max_cols]
-    kind = np.zeros(b.shape); kind[b == tok.pad_id] = 1; kind[b == tok.bos_id] = 2; kind[b == tok.eos_id] = 3; kind[b == tok.mask_id] = 4
+    kind = np.zeros(b.shape); kind[b == tok.pad_id] = 1; kind[b == tok.bos_id] = 2; kind[b == tok.eos_id] = 3
+    kind[b == tok.mask_id] = 4
     from matplotlib.colors import ListedColormap
     ax = ax or plt.subplots(figsize=(max(6, b.shape[1] * .2), max(2, b.shape[0] * .25)))[1]
-    ax.imshow(kind, cmap=ListedColormap(['#dddddd', 'white', 'tab:green', 'tab:red', 'black']), vmin=0, vmax=4, aspect='auto')
+    ax.imshow(kind, cmap=ListedColormap(['#dddddd', 'white', 'tab:green', 'tab:red', 'black']), vmin=0, vmax=4,
+              aspect='auto')
     if b.size <= 2500:
         for (r, c), v in np.ndenumerate(b):
-            if v < tok.pad_id: ax.text(c, r, token_glyph(tok, int(v), compact=False), ha='center', va='center', fontsize=6)
+            if v < tok.pad_id: ax.text(c, r, token_glyph(tok, int(v), compact=False), ha='center', va='center',
+                                       fontsize=6)
     ax.set_xlabel('position'); ax.set_ylabel('sample'); ax.set_title(title)
     return ax
 

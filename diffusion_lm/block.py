@@ -23,13 +23,16 @@ def check_block_size(length: int, block_size: int):
         ok = [d for d in range(1, length + 1) if length % d == 0]
         raise ValueError(f'block_size={block_size!r} must divide the length {length}: choose one of {ok}')
 
+# %% ../nbs/06b_block.ipynb #7b05b0dd
 def block_causal_mask(length: int, block_size: int, device=None) -> torch.Tensor:
     "[L, L] bool: position i attends to j iff j's block is not after i's."
     blk = torch.arange(length, device=device) // block_size
     return blk[:, None] >= blk[None]
 
+# %% ../nbs/06b_block.ipynb #c6c453c8
 def block_diffusion_mask(length: int, block_size: int, device=None) -> torch.Tensor:
-    "[2L, 2L] bool over [x_t ; x_0]: noisy blocks see themselves and earlier clean blocks; clean blocks are block-causal."
+    ("[2L, 2L] bool over [x_t ; x_0]: noisy blocks see themselves and earlier clean blocks; "
+     "clean blocks are block-causal.")
     check_block_size(length, block_size)
     blk = torch.arange(length, device=device) // block_size
     m = torch.zeros(2 * length, 2 * length, dtype=torch.bool, device=device)
@@ -59,7 +62,7 @@ def block_mask(x0: torch.Tensor, mask_id: int, block_size: int, estimator: str =
         masked = torch.rand(B, L, generator=generator, device=x0.device) < p
         w = 1 / p
     else:
-        k = (u * block_size).long().clamp(max=block_size - 1) + 1                               # [B, nb] on 1..block_size
+        k = (u * block_size).long().clamp(max=block_size - 1) + 1  # [B, nb] on 1..block_size
         rank = torch.rand(B, nb, block_size, generator=generator, device=x0.device).argsort(-1).argsort(-1)
         masked = (rank < k[..., None]).view(B, L)
         w = (block_size / k).repeat_interleave(block_size, 1)
@@ -71,7 +74,8 @@ def block_diffusion_loss(model, x0: torch.Tensor, mask_id: int, block_size: int,
                          generator=None, reduction: str = 'mean') -> torch.Tensor:
     "Block diffusion loss (nats per token; 'sequence': per-sequence NLL bound estimates [B])."
     if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
-    if reduction not in ('mean', 'sequence'): raise ValueError(f"reduction must be 'mean' or 'sequence', not {reduction!r}")
+    if reduction not in ('mean', 'sequence'): raise ValueError("reduction must be 'mean' or 'sequence', "
+                                                               f"not {reduction!r}")
     xt, w, masked = block_mask(x0, mask_id, block_size, estimator, min_mask_rate, clip, low_discrepancy, generator)
     logp = subs_logits(block_logits(model, xt, x0, block_size), xt, mask_id)
     nll = -logp.gather(-1, x0[..., None])[..., 0]
@@ -80,7 +84,8 @@ def block_diffusion_loss(model, x0: torch.Tensor, mask_id: int, block_size: int,
 
 # %% ../nbs/06b_block.ipynb #408e83bb
 class _BlockPredictor:
-    "Logits for the current block from its tokens and the exact cache of the finished blocks (or the full training pass)."
+    ("Logits for the current block from its tokens and the exact cache of the finished blocks (or the full "
+     "training pass).")
     def __init__(self, model, block_size: int, cache: bool):
         self.model, self.b, self.cache = model, block_size, cache
         self.kv, self.pending, self.lo, self.hi, self.nfe, self.tokens = None, None, 0, 0, 0, 0
@@ -111,7 +116,8 @@ class _BlockPredictor:
             1, torch.arange(lo, hi, device=x.device), part)
 
     def _with_pending(self, x):
-        "One call over [clean finished block ; noisy block]: logits of the noisy part, cache extended by the clean part."
+        ("One call over [clean finished block ; noisy block]: logits of the noisy part, "
+         "cache extended by the clean part.")
         (plo, phi), lo, hi = self.pending, self.lo, self.hi
         n, T = phi - plo, (len(self.kv) if self.kv is not None else 0)
         z = torch.cat([x[:, plo:phi], x[:, lo:hi]], 1)
@@ -129,26 +135,33 @@ def block_sample(model, batch_size: int, length: int, mask_id: int, block_size: 
                  prompt=None, sampler: str = 'confidence', temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, order_temperature: float = 0.0, threshold: float | None = None,
                  factor: float | None = None, remask: str | None = None, remask_rate: float = 0.1, cache: bool = True,
-                 constraint: Constraint | None = None, hook=None, generator=None, device=None, return_stats: bool = False):
-    "Block diffusion sampler: blocks left to right, masked diffusion inside each, exact key/value cache; [B, P + length]."
+                 constraint: Constraint | None = None, hook=None, generator=None, device=None,
+                 return_stats: bool = False):
+    ("Block diffusion sampler: blocks left to right, masked diffusion inside each, exact key/value cache; [B, "
+     "P + length].")
     sampler = sampler_name(sampler)
     _check_options(sampler, threshold, factor, remask, remask_rate, None, 0.0, order_temperature)
     check_block_size(length, block_size)
     n_blocks, steps = length // block_size, steps or length
-    if steps % n_blocks: raise ValueError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} (length / block_size)')
+    if steps % n_blocks: raise ValueError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} '
+                                          '(length / block_size)')
     if cache and not isinstance(unwrap(model), DiffusionTransformer):
-        raise ValueError(f'the block cache needs a DiffusionTransformer (it takes a key/value cache), not {type(model).__name__}; use cache=False')
+        raise ValueError('the block cache needs a DiffusionTransformer (it takes a key/value cache), '
+                         f'not {type(model).__name__}; use cache=False')
     constraint = Constraint() if constraint is None else constraint
     device = device or model_device(model)
     x, P = _prepare_state(batch_size, length, mask_id, prompt, constraint, device)
-    if P % block_size: raise ValueError(f'the prompt ({P} tokens) must fill whole blocks of {block_size}: pad or trim it')
+    if P % block_size: raise ValueError(f'the prompt ({P} tokens) must fill whole blocks of {block_size}: '
+                                        'pad or trim it')
     lead = constraint.groups(x)
     if not bool((lead == torch.arange(x.shape[1], device=device)).all()):
-        raise ValueError('block diffusion samples blocks left to right: a constraint that ties positions across the sequence cannot apply')
+        raise ValueError('block diffusion samples blocks left to right: a constraint that ties positions across the '
+                         'sequence cannot apply')
     opts = dict(sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p, order_temperature=order_temperature,
                 threshold=threshold, factor=factor, remask=remask, remask_rate=remask_rate, subs=True,
                 constraint=constraint, generator=generator)
-    state = dict(step=0, fixed=constraint.fixed_mask(batch_size, x.shape[1], device) | (torch.arange(x.shape[1], device=device) < P))
+    state = dict(step=0, fixed=constraint.fixed_mask(batch_size, x.shape[1], device)
+                               | (torch.arange(x.shape[1], device=device) < P))
     predict = _BlockPredictor(model, block_size, cache)
     with eval_mode(model):
         predict.prefill(x, P)

@@ -30,9 +30,11 @@ CONFIG_FILE, META_FILE, LATEST_FILE = 'config.json', 'meta.json', 'latest'
 class CheckpointError(Exception):
     "A checkpoint that cannot be used as asked; the message names the path and the fix."
 
+# %% ../nbs/08_checkpoint.ipynb #a0958995
 class CorruptCheckpointError(CheckpointError):
     "A checkpoint file that is missing, truncated, corrupt, or unsafe to unpickle."
 
+# %% ../nbs/08_checkpoint.ipynb #d62baa0b
 def step_dir_name(step: int) -> str:
     "The folder name of checkpoint `step`: `step_000123`."
     return f'step_{step:06d}'
@@ -53,14 +55,16 @@ def restore_rng_state(state: dict):
     "Put every RNG back to a `capture_rng_state()` result."
     p, n = state['python'], state['numpy']
     random.setstate((p['version'], tuple(p['state']), p['gauss_next']))
-    np.random.set_state((n['kind'], n['keys'].cpu().numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached_gaussian']))
+    np.random.set_state((n['kind'], n['keys'].cpu().numpy().astype(np.uint32), n['pos'], n['has_gauss'],
+                         n['cached_gaussian']))
     torch.set_rng_state(state['torch'].cpu())
     cuda = state.get('cuda')
     if cuda is None: return
     if not torch.cuda.is_available():
         warnings.warn('the checkpoint holds CUDA RNG states but CUDA is not available here: they were not restored')
     elif len(cuda) != torch.cuda.device_count():
-        warnings.warn(f'the checkpoint holds {len(cuda)} CUDA RNG states but {torch.cuda.device_count()} devices are visible: '
+        warnings.warn(f'the checkpoint holds {len(cuda)} CUDA RNG states but {torch.cuda.device_count()} devices '
+                      'are visible: '
                       'restoring the common ones')
         for i, s in enumerate(cuda[:torch.cuda.device_count()]): torch.cuda.set_rng_state(s.cpu(), i)
     else: torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
@@ -70,18 +74,22 @@ def _state_dict(obj) -> dict:
     "The state dict of a module, of an object with `state_dict()`, or a dict itself."
     if isinstance(obj, dict): return dict(obj)
     if hasattr(obj, 'state_dict'): return unwrap(obj).state_dict()
-    raise TypeError(f'cannot checkpoint a {type(obj).__name__}: pass an nn.Module, an object with state_dict(), or a dict of tensors')
+    raise TypeError(f'cannot checkpoint a {type(obj).__name__}: pass an nn.Module, an object with state_dict(), '
+                    'or a dict of tensors')
 
 class NonFiniteError(UserError):
     "Weights that are NaN or infinite: a diverged run, never checkpointed."
 
+# %% ../nbs/08_checkpoint.ipynb #3d16f66c
 def check_finite(sd: dict, what: str = 'model'):
     "A NonFiniteError naming the first floating tensor of `sd` that holds NaN or inf."
     for k, v in sd.items():
         if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise NonFiniteError(f'the {what} weight {k!r} holds NaN or inf values: the run diverged; '
-                                 'no checkpoint is written (lower lr or raise warmup_steps, then resume from the last checkpoint)')
+                                 'no checkpoint is written (lower lr or raise warmup_steps, '
+                                 'then resume from the last checkpoint)')
 
+# %% ../nbs/08_checkpoint.ipynb #2742897a
 def _for_safetensors(sd: dict) -> tuple[dict, dict]:
     "Split `sd` into CPU, contiguous, unshared tensors (for safetensors) and the non-tensor rest."
     tensors, other, seen = {}, {}, set()
@@ -115,7 +123,8 @@ def _check_plain(x, where: str = 'extra'):
     elif type(x) in (list, tuple, set):
         for i, v in enumerate(x): _check_plain(v, f'{where}[{i}]')
     elif not (type(x) in _PLAIN or isinstance(x, (torch.Tensor, torch.dtype, torch.device, torch.Size))):
-        raise TypeError(f'{where} is a {type(x).__module__}.{type(x).__qualname__}, which torch.load(weights_only=True) '
+        raise TypeError(f'{where} is a {type(x).__module__}.{type(x).__qualname__}, '
+                        'which torch.load(weights_only=True) '
                         'refuses: keep only tensors, numbers, strings, None, lists, tuples and dicts in it '
                         '(.item() for NumPy scalars, torch.from_numpy for arrays, .state_dict() for objects)')
 
@@ -131,7 +140,8 @@ def _check_weights_only(path):
     "Read `path` back with weights_only=True; a TypeError if the safe unpickler refuses it."
     try: torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
-        raise TypeError(f'the training state would not load back safely (torch.load weights_only=True: {_unpickler_reason(e)}): '
+        raise TypeError('the training state would not load back safely (torch.load weights_only=True: '
+                        f'{_unpickler_reason(e)}): '
                         'optimizer, scheduler, EMA and `extra` states may hold only tensors, numbers, strings, None, '
                         'lists, tuples and dicts') from None
 
@@ -145,7 +155,8 @@ def _config_json(config) -> str:
         raise TypeError(f'{type(o).__name__} {o!r}')
     try: return json.dumps(config, indent=2, default=default)
     except (TypeError, ValueError) as e:
-        raise TypeError(f'config must be JSON-serialisable (a dict of numbers, strings, lists, dicts), but holds {e}') from None
+        raise TypeError('config must be JSON-serialisable (a dict of numbers, strings, lists, dicts), '
+                        f'but holds {e}') from None
 
 # %% ../nbs/08_checkpoint.ipynb #58b0fa3f
 _STEP_RE = re.compile(r'^step_(\d+)$')
@@ -167,7 +178,8 @@ def _check_complete(d: Path) -> str | None:
         p = d/name
         if Path(name).name != name or not p.is_file(): return f'{p} is missing'
         if not isinstance(rec, dict) or p.stat().st_size != rec.get('bytes'):
-            return f'{p} has {p.stat().st_size} bytes, {META_FILE} says {rec.get("bytes") if isinstance(rec, dict) else "?"}'
+            return (f'{p} has {p.stat().st_size} bytes, {META_FILE} says '
+                    f'{rec.get("bytes") if isinstance(rec, dict) else "?"}')
     return None
 
 # %% ../nbs/08_checkpoint.ipynb #8ba29c55
@@ -292,7 +304,8 @@ def _resolve(path) -> Path:
     if p.is_file() and (p.parent/META_FILE).is_file(): return p.parent
     if (p/META_FILE).is_file(): return p
     if _CKPT_RE.match(p.name) or TEMP_RE.match(p.name):
-        raise CorruptCheckpointError(f'{p} is not a complete checkpoint ({_check_complete(p) or "an unfinished save"}): {_alternatives(p)}')
+        raise CorruptCheckpointError(f'{p} is not a complete checkpoint '
+                                     f'({_check_complete(p) or "an unfinished save"}): {_alternatives(p)}')
     found = find_latest_checkpoint(p)
     if found is None:
         d = _ckpt_dir(p)
@@ -352,7 +365,8 @@ def _load_state(d: Path, meta: dict, map_location='cpu') -> dict:
     try: return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CorruptCheckpointError(
-            f'checkpoint file {p} holds objects that torch.load(weights_only=True) refuses ({_unpickler_reason(e)}), so '
+            f'checkpoint file {p} holds objects that torch.load(weights_only=True) '
+            f'refuses ({_unpickler_reason(e)}), so '
             f'nothing in it was run: it was not written by save_checkpoint or was tampered with. {_alternatives(d)} '
             '(load it with weights_only=False only if you fully trust its source)') from None
     except (RuntimeError, EOFError, OSError) as e:
@@ -363,7 +377,8 @@ def check_compatible(state_dict: dict, model, strict: bool = True) -> list[str]:
     "Every problem loading `state_dict` into `model` (a module or a state dict); empty when it fits."
     target = dict(model) if isinstance(model, dict) else unwrap(model).state_dict()
     problems = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(target[k].shape)}' for k, v in state_dict.items()
-                if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor) and v.shape != target[k].shape]
+                if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor)
+                and v.shape != target[k].shape]
     if strict:
         problems += [f'{k}: missing from the checkpoint' for k in target if k not in state_dict]
         problems += [f'{k}: in the checkpoint but not in the model' for k in state_dict if k not in target]
@@ -394,7 +409,8 @@ def _fit_hint(d: Path, config, model, state_dict) -> str:
     "How to fix a model that does not fit checkpoint `d`."
     target = unwrap(model).state_dict()
     shapes = [(tuple(v.shape), tuple(target[k].shape)) for k, v in state_dict.items()
-              if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor) and v.shape != target[k].shape]
+              if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor)
+              and v.shape != target[k].shape]
     how = f"build the model from the checkpoint's config.json ({d/CONFIG_FILE}) or pass a matching config"
     vc = _find_key(config, 'vocab_size')
     vm = _model_vocab(unwrap(model), vc, shapes) if vc is not None else None
@@ -422,7 +438,8 @@ def _load_ema(ema, state_dict: dict, strict: bool, d: Path, config):
 
 def _load_optim(obj, state, what: str, d: Path):
     if state is None:
-        raise CheckpointError(f'checkpoint {d} has no {what} state (it was saved without one): pass {what}=None and start it afresh')
+        raise CheckpointError(f'checkpoint {d} has no {what} state (it was saved without one): '
+                              f'pass {what}=None and start it afresh')
     try: obj.load_state_dict(state)
     except (ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f'the {what} state of checkpoint {d} does not fit this {what} ({e}): build the {what} '
@@ -431,7 +448,8 @@ def _load_optim(obj, state, what: str, d: Path):
 # %% ../nbs/08_checkpoint.ipynb #1853f489
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None, ema=None, map_location='cpu',
                     strict: bool = True, restore_rng: bool = False) -> dict:
-    "Load a checkpoint (a step dir, or a run dir's latest) into the given objects; returns path, step, config, extra, meta."
+    ("Load a checkpoint (a step dir, or a run dir's latest) into the given objects; returns path, step, config, "
+     "extra, meta.")
     d = _resolve(path)
     meta = _read_meta(d)
     state = _load_state(d, meta, map_location)
@@ -468,6 +486,7 @@ def load_weights(path, which: str = 'ema', map_location='cpu') -> dict:
     if which == 'model': return _load_tensors(d, meta, MODEL_FILE, map_location)
     return _strip_averaged(_load_tensors(d, meta, EMA_FILE, map_location))
 
+# %% ../nbs/08_checkpoint.ipynb #6f92c4fe
 def load_config(path) -> dict | None:
     "The run configuration stored with a checkpoint (a step dir, or a run dir's latest)."
     d = _resolve(path)

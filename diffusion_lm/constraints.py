@@ -13,8 +13,10 @@ __all__ = ['sample_categorical', 'Constraint', 'FixedTokens']
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     "Draw one index per row of non-negative (unnormalised) `probs [..., V]` by Gumbel-max in float64."
     p = probs.double()
-    if (p < 0).any() or torch.isnan(p).any(): raise ValueError('sample_categorical: probabilities must be non-negative and not NaN')
-    if (p.sum(-1) <= 0).any(): raise ValueError('sample_categorical: a row has no positive probability; nothing can be drawn')
+    if (p < 0).any() or torch.isnan(p).any(): raise ValueError('sample_categorical: '
+                                                               'probabilities must be non-negative and not NaN')
+    if (p.sum(-1) <= 0).any(): raise ValueError('sample_categorical: a row has no positive probability; '
+                                                'nothing can be drawn')
     u = torch.rand(p.shape, dtype=torch.float64, device=p.device, generator=generator)
     g = -torch.log(-torch.log(u.clamp_min(1e-300)))
     return (p.log() + g).argmax(-1)
@@ -48,7 +50,8 @@ class FixedTokens(Constraint):
     def __init__(self, tokens: torch.Tensor, mask: torch.Tensor):
         tokens, mask = torch.as_tensor(tokens, dtype=torch.long), torch.as_tensor(mask, dtype=torch.bool)
         if tokens.shape != mask.shape:
-            raise ValueError(f'FixedTokens: tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} must have the same shape')
+            raise ValueError(f'FixedTokens: tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} must have '
+                             'the same shape')
         if tokens.dim() not in (1, 2): raise ValueError('FixedTokens: tokens must be [L] or [B, L]')
         self.tokens, self.mask = tokens, mask
 
@@ -89,7 +92,8 @@ class FixedTokens(Constraint):
         return torch.where(m, t, x)
 
     def fixed_mask(self, batch_size, length, device=None):
-        if self.mask.shape[-1] != length: raise ValueError(f'FixedTokens: template length {self.mask.shape[-1]} != {length}')
+        if self.mask.shape[-1] != length: raise ValueError('FixedTokens: template length '
+                                                           f'{self.mask.shape[-1]} != {length}')
         return self.mask.to(device).expand(batch_size, length).clone()
 
     def check(self, x):

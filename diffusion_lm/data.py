@@ -23,6 +23,7 @@ def data_dir() -> Path:
     "Folder with the shipped corpora (`$DIFFUSION_LM_DATA` or the repository's `data/`)."
     return Path(os.environ['DIFFUSION_LM_DATA']) if os.environ.get('DIFFUSION_LM_DATA') else repo_root() / 'data'
 
+# %% ../nbs/01_data.ipynb #be66c43a
 def prepared_dir() -> Path:
     "Default folder for prepared data sets."
     return data_dir() / 'prepared'
@@ -31,13 +32,16 @@ def prepared_dir() -> Path:
 def read_text(path) -> str:
     "The UTF-8 text of `path`, with clear errors for a missing, non-UTF-8 or empty file."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f'{path}: no such file; check the path (the shipped corpora are in {data_dir()})')
+    if not path.is_file(): raise FileNotFoundError(f'{path}: no such file; '
+                                                   f'check the path (the shipped corpora are in {data_dir()})')
     try: text = path.read_text(encoding='utf-8')
     except UnicodeDecodeError as e:
-        raise ValueError(f'{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, e.g. `iconv -f latin1 -t utf-8`') from None
+        raise ValueError(f'{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, e.g. '
+                         '`iconv -f latin1 -t utf-8`') from None
     if not text.strip(): raise ValueError(f'{path} is empty: the corpus needs some text')
     return text
 
+# %% ../nbs/01_data.ipynb #a57e7a59
 def _file_md5(path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 FORMAT = 2   # prepared folders of an older layout are prepared again, never misread
@@ -71,10 +75,12 @@ def _prepare(out_dir, options: dict, overwrite: bool, build) -> Path:
 def load_metadata(path) -> dict:
     "The `metadata.json` of a prepared data folder."
     meta = Path(path) / 'metadata.json'
-    if not meta.exists(): raise FileNotFoundError(f'{path} is not a prepared data folder (no metadata.json); prepare it first, e.g. `prepare_shakespeare()`')
+    if not meta.exists(): raise FileNotFoundError(f'{path} is not a prepared data folder (no metadata.json); '
+                                                  'prepare it first, e.g. `prepare_shakespeare()`')
     try: d = json.loads(meta.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
-    if not isinstance(d, dict): raise UserError(f'{meta} is unreadable ({d if isinstance(d, str) else "not a JSON object"}): '
+    if not isinstance(d, dict): raise UserError(f'{meta} is unreadable '
+                                                f'({d if isinstance(d, str) else "not a JSON object"}): '
                                                 'prepare the folder again (overwrite=True)')
     return d
 
@@ -83,6 +89,7 @@ def shakespeare_path() -> Path:
     "The shipped Tiny Shakespeare text."
     return data_dir() / 'tinyshakespeare' / 'input.txt'
 
+# %% ../nbs/01_data.ipynb #7ea08836
 def prepare_shakespeare(out_dir=None, train_fraction: float = 0.9, source=None, overwrite: bool = False) -> Path:
     "Encode a character corpus (Tiny Shakespeare by default) into `train.npy`/`val.npy`, `vocab.json`, `metadata.json`."
     source = Path(source or shakespeare_path())
@@ -104,7 +111,8 @@ def prepare_shakespeare(out_dir=None, train_fraction: float = 0.9, source=None, 
     return _prepare(out_dir, dict(source=str(source.resolve()), train_fraction=train_fraction), overwrite, build)
 
 # %% ../nbs/01_data.ipynb #5a231387
-_WT_SUBS = [(r' @(.)@ ', r'\1'), (r' ?<unk> ?', ' '), (r' {2,}', ' '), (r' ([.,;:!?%)\]}])', r'\1'), (r'([(\[{$]) ', r'\1'),
+_WT_SUBS = [(r' @(.)@ ', r'\1'), (r' ?<unk> ?', ' '), (r' {2,}', ' '), (r' ([.,;:!?%)\]}])', r'\1'),
+            (r'([(\[{$]) ', r'\1'),
             (r"n 't\b", "n't"), (r" ('s|'re|'ve|'m|'ll|'d)\b", r'\1'), (r'" (.*?) "', r'"\1"'), (r' {2,}', ' ')]
 
 def detokenize_wikitext(line: str) -> str:
@@ -114,6 +122,7 @@ def detokenize_wikitext(line: str) -> str:
     for pat, rep in _WT_SUBS: line = re.sub(pat, rep, line)
     return line.strip()
 
+# %% ../nbs/01_data.ipynb #e7cee79e
 def wikitext_articles(text: str) -> list[str]:
     "Split a WikiText file into detokenised articles (a top-level ` = Title = ` heading starts one)."
     arts, cur = [], []
@@ -158,11 +167,15 @@ def _load_documents(source, dataset_percent, cache_dir):
     elif source == 'wikipedia':
         hint = ("It needs network access (or a filled cache_dir). Offline, use the shipped sample: "
                 "source='wikitext-2' (the default).")
-        if any(os.environ.get(v, '').lower() in ('1', 'true', 'yes') for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE')) and cache_dir is None:
-            raise ConnectionError(f'English Wikipedia ({WIKIPEDIA[0]}) cannot be downloaded: HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set. {hint}')
+        if (any(os.environ.get(v, '').lower() in ('1', 'true', 'yes')
+                for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
+                and cache_dir is None):
+            raise ConnectionError(f'English Wikipedia ({WIKIPEDIA[0]}) cannot be downloaded: '
+                                  f'HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set. {hint}')
         try: ds = datasets.load_dataset(*WIKIPEDIA, split='train', cache_dir=cache_dir)
         except Exception as e:
-            raise ConnectionError(f'could not load English Wikipedia ({WIKIPEDIA[0]}, {WIKIPEDIA[1]}) through `datasets`: '
+            raise ConnectionError(f'could not load English Wikipedia ({WIKIPEDIA[0]}, {WIKIPEDIA[1]}) '
+                                  'through `datasets`: '
                                   f'{type(e).__name__}: {str(e)[:200]}. {hint}') from None
     else:
         paths = [Path(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
@@ -174,10 +187,12 @@ def _load_documents(source, dataset_percent, cache_dir):
 def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float = 100, row_width: int = 32,
                       num_proc: int = 1, cache_dir=None, lowercase_letters: bool = False, val_fraction: float = 0.05,
                       seed: int = 0, overwrite: bool = False) -> Path:
-    "Byte-level pre-training rows (`BOS + bytes + EOS` chunked to `row_width`) in `train.bin`/`val.bin` + `metadata.json`."
+    ("Byte-level pre-training rows (`BOS + bytes + EOS` chunked to `row_width`) "
+     "in `train.bin`/`val.bin` + `metadata.json`.")
     _check_byte_options(row_width, dataset_percent)
     named = isinstance(source, str) and source in ('wikitext-2', 'wikipedia')
-    src_name = source if named else [str(Path(p).resolve()) for p in ([source] if isinstance(source, (str, Path)) else source)]
+    src_name = (source if named else
+                [str(Path(p).resolve()) for p in ([source] if isinstance(source, (str, Path)) else source)])
     out_dir = Path(out_dir or prepared_dir() / (f'wiki_bytes_w{row_width}' + ('_az' if lowercase_letters else '')))
     options = dict(source=src_name, dataset_percent=dataset_percent, row_width=row_width,
                    lowercase_letters=lowercase_letters, val_fraction=val_fraction, seed=seed)
@@ -185,12 +200,15 @@ def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float 
         t0 = time.time()
         ds = _load_documents(source, dataset_percent, cache_dir)
         def encode(batch):
-            rows = [chunk_bytes(_letters_only(t) if lowercase_letters else t, row_width) for t in batch['text'] if t.strip()]
+            rows = [chunk_bytes(_letters_only(t) if lowercase_letters else t, row_width)
+                    for t in batch['text'] if t.strip()]
             return {'ids': [r for rs in rows for r in rs.tolist()]}
         ds = ds.map(encode, batched=True, remove_columns=ds.column_names, num_proc=num_proc if num_proc > 1 else None,
                     desc='bytes -> rows')
-        split = ds.train_test_split(test_size=val_fraction, seed=seed, shuffle=True) if len(ds) > 1 else {'train': ds, 'test': ds}
-        sizes = {name: _write_rows(tmp / f'{name}.bin', part) for name, part in (('train', split['train']), ('val', split['test']))}
+        split = (ds.train_test_split(test_size=val_fraction, seed=seed, shuffle=True) if len(ds) > 1
+                 else {'train': ds, 'test': ds})
+        sizes = {name: _write_rows(tmp / f'{name}.bin', part)
+                 for name, part in (('train', split['train']), ('val', split['test']))}
         return dict(name='wiki-bytes', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
                     vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
                     row_width=row_width, train_rows=sizes['train']['rows'], val_rows=sizes['val']['rows'],
@@ -198,6 +216,7 @@ def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float 
                     seconds=round(time.time() - t0, 2))
     return _prepare(out_dir, options, overwrite, build)
 
+# %% ../nbs/01_data.ipynb #aef3177a
 def _write_rows(path, part) -> dict:
     "Write a `datasets` column of rows to a uint16 file; its row and token counts and PAD share."
     arr = np.asarray(part.with_format('numpy')['ids'], dtype=np.uint16).reshape(-1)
@@ -210,30 +229,37 @@ def normalize_palindrome(s: str) -> str:
     "Letters and digits of `s`, lower-cased (the form palindromes are judged and split by)."
     return ''.join(c for c in s.lower() if c.isalnum())
 
+# %% ../nbs/01_data.ipynb #9d983fea
 def is_palindrome(s: str) -> bool:
     "True if the normalised form of `s` is non-empty and reads the same backwards."
     n = normalize_palindrome(s)
     return bool(n) and n == n[::-1]
 
+# %% ../nbs/01_data.ipynb #47c3dbc2
 def palindromes_path() -> Path: return data_dir() / 'palindromes' / 'palindromes.json'
 
+# %% ../nbs/01_data.ipynb #1491c15f
 def load_palindromes(path=None) -> list[str]:
     "The JSON list of strings at `path` (the shipped palindromes by default)."
     path = Path(path or palindromes_path())
     try: items = json.loads(read_text(path))
-    except json.JSONDecodeError as e: raise ValueError(f'{path} is not valid JSON ({e}); it must be a JSON list of strings') from None
+    except json.JSONDecodeError as e: raise ValueError(f'{path} is not valid JSON ({e}); '
+                                                       'it must be a JSON list of strings') from None
     if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
         raise ValueError(f'{path} must hold a JSON list of strings, e.g. ["racecar", "Step on no pets"]')
     if not items: raise ValueError(f'{path} is an empty list: the corpus needs at least one palindrome')
     return items
 
+# %% ../nbs/01_data.ipynb #f2e93dfd
 def split_by_normal_form(items: list[str], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[str], list[str]]:
     "Split `items` so that all strings with one normalised form fall on the same side."
     forms = sorted({normalize_palindrome(s) for s in items})
     rng = np.random.default_rng(seed)
     val_forms = set(rng.permutation(forms)[:max(1, round(len(forms) * val_fraction))].tolist())
-    return [s for s in items if normalize_palindrome(s) not in val_forms], [s for s in items if normalize_palindrome(s) in val_forms]
+    return ([s for s in items if normalize_palindrome(s) not in val_forms],
+            [s for s in items if normalize_palindrome(s) in val_forms])
 
+# %% ../nbs/01_data.ipynb #16da1f55
 def case_variants(s: str) -> list[str]:
     "`s` with its lower-case, upper-case and capitalised variants (distinct, `s` first)."
     return list(dict.fromkeys([s, s.lower(), s.upper(), s[:1].upper() + s[1:].lower()]))
@@ -245,16 +271,19 @@ def prepare_palindromes(out_dir=None, source=None, row_width: int = 32, val_frac
     _check_byte_options(row_width, 100)
     source = Path(source or palindromes_path())
     out_dir = Path(out_dir or prepared_dir() / (f'palindromes_w{row_width}' + ('_aug' if augment_case else '')))
-    options = dict(source=str(source.resolve()), row_width=row_width, val_fraction=val_fraction, seed=seed, augment_case=augment_case)
+    options = dict(source=str(source.resolve()), row_width=row_width, val_fraction=val_fraction, seed=seed,
+                   augment_case=augment_case)
     items = load_palindromes(source)
     def build(tmp):
         fits = [s for s in items if len(s.encode('utf-8')) + 2 <= row_width]
-        if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); raise row_width')
+        if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); '
+                                     'raise row_width')
         train, val = split_by_normal_form(fits, val_fraction, seed)
         if augment_case: train = list(dict.fromkeys(v for s in train for v in case_variants(s)))
         for name, part in (('train', train), ('val', val)): write_text_rows(tmp / f'{name}.bin', part, row_width)
         (tmp / 'splits.json').write_text(json.dumps({'train': train, 'val': val}, ensure_ascii=False, indent=0))
-        print(f'palindromes: {len(train)} train, {len(val)} val rows; skipped {len(items) - len(fits)} entries longer than {row_width - 2} bytes')
+        print(f'palindromes: {len(train)} train, {len(val)} val rows; skipped {len(items) - len(fits)} entries longer '
+              f'than {row_width - 2} bytes')
         return dict(name='palindromes', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
                     vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
                     row_width=row_width, entries=len(items), skipped_too_long=len(items) - len(fits),
@@ -262,6 +291,7 @@ def prepare_palindromes(out_dir=None, source=None, row_width: int = 32, val_frac
                     val_tokens=len(val) * row_width, source_md5=_file_md5(source))
     return _prepare(out_dir, options, overwrite, build)
 
+# %% ../nbs/01_data.ipynb #48dae8e2
 def write_text_rows(path, texts, row_width: int):
     "Write one `BOS + bytes + EOS + PAD` row per text to a uint16 file (every text must fit)."
     rows = np.concatenate([chunk_bytes(s, row_width) for s in texts]) if texts else np.zeros((0, row_width), np.uint16)
@@ -270,11 +300,13 @@ def write_text_rows(path, texts, row_width: int):
 
 # %% ../nbs/01_data.ipynb #b3c7a425
 def _prepare_palindromes_mix(**kwargs) -> Path:
-    "The palindromes plus generated phrases: `diffusion_lm.palindrome_mix.prepare_palindromes_mix` (12b_palindrome_mix)."
+    ("The palindromes plus generated phrases: `diffusion_lm.palindrome_mix.prepare_palindromes_mix` "
+     "(12b_palindrome_mix).")
     from diffusion_lm.palindrome_mix import prepare_palindromes_mix
     return prepare_palindromes_mix(**kwargs)
 
-DATASETS = {'shakespeare-char': prepare_shakespeare, 'wiki-bytes': prepare_byte_data, 'palindromes': prepare_palindromes,
+DATASETS = {'shakespeare-char': prepare_shakespeare, 'wiki-bytes': prepare_byte_data,
+            'palindromes': prepare_palindromes,
             'palindromes-mix': _prepare_palindromes_mix}
 
 def prepare_dataset(name_or_path, **kwargs) -> Path:
@@ -282,9 +314,11 @@ def prepare_dataset(name_or_path, **kwargs) -> Path:
     if str(name_or_path) in DATASETS: return DATASETS[str(name_or_path)](**kwargs)
     p = Path(name_or_path)
     if (p / 'metadata.json').exists(): return p
-    raise ValueError(f'unknown data set {name_or_path!r}: use one of {sorted(DATASETS)} or the path of a prepared folder '
+    raise ValueError(f'unknown data set {name_or_path!r}: use one of {sorted(DATASETS)} or the path of a '
+                     'prepared folder '
                      '(one with metadata.json)')
 
+# %% ../nbs/01_data.ipynb #9c39d21d
 def load_tokenizer(data_path):
     "The tokenizer a prepared data folder was made with."
     return tokenizer_from_dict(load_metadata(data_path)['tokenizer'])
@@ -296,21 +330,25 @@ def open_split(data_path, split: str = 'train') -> np.ndarray:
     if split not in ('train', 'val'): raise UserError(f"split must be 'train' or 'val', got {split!r}")
     f = p / f'{split}.{"npy" if meta["format"] == "npy" else "bin"}'
     try: arr = np.load(f, mmap_mode='r') if meta['format'] == 'npy' else np.memmap(f, dtype=np.uint16, mode='r')
-    except (OSError, ValueError) as e: raise UserError(f'{f} is unreadable ({e}): prepare {p} again (overwrite=True)') from None
+    except (OSError, ValueError) as e:
+        raise UserError(f'{f} is unreadable ({e}): prepare {p} again (overwrite=True)') from None
     n = meta.get(f'{split}_tokens', len(arr))
     if len(arr) != n: raise UserError(f'{f} holds {len(arr)} tokens, but metadata.json says {n}: it was cut short or '
                                       f'replaced; prepare {p} again (overwrite=True)')
     return arr
 
+# %% ../nbs/01_data.ipynb #f221562b
 def step_seed(*keys: int) -> int:
     "A 63-bit seed mixed from integer `keys` (seed, rank, step, ...): independent streams, no state to save."
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
+# %% ../nbs/01_data.ipynb #c64a6fc3
 def data_length(data_path, context_length: int | None = None) -> int:
     "The length of the sequences a prepared folder yields: its row width for rows, else `context_length`."
     meta = load_metadata(data_path)
     if meta['layout'] == 'rows': return meta['row_width']
-    if context_length is None: raise UserError(f'{data_path} is a token stream: give the window length (context_length)')
+    if context_length is None:
+        raise UserError(f'{data_path} is a token stream: give the window length (context_length)')
     return context_length
 
 # %% ../nbs/01_data.ipynb #d579693d
@@ -322,7 +360,8 @@ class RandomBatches:
         n = len(data) // length if rows else len(data) - length + 1
         if n < 1: raise UserError(f'the data ({len(data)} tokens) is shorter than one sequence of {length}; '
                                   'use a shorter context_length or more data')
-        self.data, self.batch_size, self.length, self.rows, self.n, self.device = data, batch_size, length, rows, n, device
+        (self.data, self.batch_size, self.length, self.rows, self.n,
+         self.device) = data, batch_size, length, rows, n, device
         self.seed, self.rank, self.k = seed, rank, 0
         self.offsets = torch.arange(length)
 
@@ -348,6 +387,7 @@ class RandomBatches:
     def state_dict(self) -> dict: return {'batches_drawn': self.k}
     def load_state_dict(self, d: dict): self.k = int(d['batches_drawn'])
 
+# %% ../nbs/01_data.ipynb #60d791d6
 def eval_batches(data: np.ndarray, batch_size: int, length: int, max_batches: int | None = None):
     "Consecutive non-overlapping `[B, L]` batches of `data`, in order (the tail that does not fill a row is dropped)."
     n = len(data) // length

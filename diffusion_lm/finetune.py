@@ -18,10 +18,13 @@ from .runtime import (UserError, check_types, check_range, check_choice, apply_o
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step
-from .checkpoint import save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints, load_weights, step_dir_name
+from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
+                                     load_weights, step_dir_name)
 from .runs import append_jsonl, truncate_metrics
-from .pretrained import load_pretrained, check_pretrained_dir, resolve_mask_id, enable_gradient_checkpointing
-from .scale import (apply_lora, enable_block_checkpointing, shard_model, save_sharded, load_sharded, save_adapter,
+from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
+                                     enable_gradient_checkpointing)
+from .scale import (apply_lora, enable_block_checkpointing, shard_model, save_sharded, load_sharded,
+                                save_adapter,
                                 merge_lora, export_pretrained, CKPT_META)
 from .sft_data import load_sft_data, collate, batch_indices, SFTData
 from .memory_plan import shape_from_config, plan, format_plan
@@ -36,8 +39,8 @@ __all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate', 'prepa
 @dataclass
 class FinetuneConfig:
     "Everything a fine-tuning run needs; `--set KEY=VALUE` and papermill parameters map one to one onto these fields."
-    model: str = ''                     # folder of a LLaDA-format Hugging Face model (config.json, safetensors, tokenizer)
-    data: str = ''                      # JSONL, one example a line: {"messages": [...]}, {"prompt", "response"} or {"text"}
+    model: str = ''  # folder of a LLaDA-format Hugging Face model (config.json, safetensors, tokenizer)
+    data: str = ''  # JSONL, one example a line: {"messages": [...]}, {"prompt", "response"} or {"text"}
     out_dir: str = 'runs/finetune'      # the run folder; at the end model/ (and adapter/) in it
     val_data: str | None = None         # JSONL scored before and after training (eval_draws > 0); None: data
     max_length: int = 2048              # longest example in tokens (prompt + answer + EOS)
@@ -80,6 +83,7 @@ class FinetuneConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FinetuneConfig: return apply_overrides(cls, d)
 
+# %% ../nbs/16_finetune.ipynb #be5b0b8a
 _CHOICES = dict(lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'),
                 dtype=('auto', 'float32', 'bfloat16'), resume=('auto', 'never', 'must'))
 _AT_LEAST_1 = ('max_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval', 'keep_last',
@@ -88,7 +92,8 @@ _AT_LEAST_1 = ('max_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank
 def validate(c: FinetuneConfig):
     "Check every field of `c`: types, choices and ranges; a one-line UserError naming the field otherwise."
     check_types(c)
-    if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, a LLaDA-format Hugging Face model')
+    if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, '
+                                    'a LLaDA-format Hugging Face model')
     for k, ok in _CHOICES.items(): check_choice(c, k, ok)
     for k in _AT_LEAST_1: check_range(c, k, 1)
     check_range(c, 'lr', 0, lo_open=True, fix='use e.g. lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
@@ -97,14 +102,17 @@ def validate(c: FinetuneConfig):
     for k in ('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'): check_range(c, k, 0, 1, hi_open=True)
     for k in ('lora_alpha', 'epochs'): check_range(c, k, 0, lo_open=True)
     if c.lora_targets is not None and not (c.lora_targets and all(isinstance(t, str) for t in c.lora_targets)):
-        raise UserError(f'FinetuneConfig.lora_targets={c.lora_targets!r}: give a list of layer names, e.g. ["q_proj", "v_proj"]')
+        raise UserError(f'FinetuneConfig.lora_targets={c.lora_targets!r}: give a list of layer names, e.g. '
+                        '["q_proj", "v_proj"]')
 
 # %% ../nbs/16_finetune.ipynb #c3883764
-def _bf16(cfg: FinetuneConfig, device) -> bool: return cfg.precision == 'bf16' or (cfg.precision == 'auto' and device.type == 'cuda')
+def _bf16(cfg: FinetuneConfig, device) -> bool:
+    return cfg.precision == 'bf16' or (cfg.precision == 'auto' and device.type == 'cuda')
 
 def _dtype(cfg: FinetuneConfig, device) -> str:
     if cfg.dtype != 'auto': return cfg.dtype
-    return 'bfloat16' if cfg.lora and device.type == 'cuda' and not cfg.fsdp else 'float32'   # (FSDP2: one dtype per unit)
+    # (FSDP2: one dtype per unit)
+    return 'bfloat16' if cfg.lora and device.type == 'cuda' and not cfg.fsdp else 'float32'
 
 def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | None]:
     "(tokenizer, mask id, training data, evaluation data or None), read and checked before any weight is loaded."
@@ -117,8 +125,10 @@ def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | N
     load = lambda f, limit=None: load_sft_data(project_path(f), tok, cfg.max_length, cfg.truncate, mask_id, limit)
     return tok, mask_id, load(cfg.data), load(cfg.val_data or cfg.data, cfg.eval_examples) if cfg.eval_draws else None
 
+# %% ../nbs/16_finetune.ipynb #f3c576a5
 def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
-    "The model to train: loaded, then gradient checkpointing, LoRA and (fsdp on several ranks) FSDP2; (model, checkpointing on)."
+    ("The model to train: loaded, then gradient checkpointing, LoRA and (fsdp on several ranks) FSDP2; (model, "
+     "checkpointing on).")
     sharded = cfg.fsdp and world_size > 1
     torch.manual_seed(cfg.seed)                                          # the same adapters on every rank and run
     m = load_pretrained(project_path(cfg.model), cfg.mask_id, _dtype(cfg, device), 'cpu' if sharded else device,
@@ -140,13 +150,15 @@ def step_batches(data: SFTData, cfg: FinetuneConfig, step: int, start: int, dinf
         out.append((x0, pl, step_seed(cfg.seed, step, j)))
     return out
 
+# %% ../nbs/16_finetune.ipynb #b91268fd
 def make_loss(mask_id: int, min_mask_rate: float, device):
     "loss_fn(model, micro-batch) for train_step: LLaDA's SFT loss with the micro-batch's own draws (subs=False)."
     def loss_fn(model, batch):
         x0, pl, seed = batch
         torch.manual_seed(seed)                                          # LoRA dropout: the micro-batch's draws too
         g = torch.Generator(device=device).manual_seed(seed)
-        return sft_loss(model, x0.to(device), pl.to(device), mask_id, min_mask_rate=min_mask_rate, generator=g, subs=False)
+        return sft_loss(model, x0.to(device), pl.to(device), mask_id, min_mask_rate=min_mask_rate, generator=g,
+                        subs=False)
     return loss_fn
 
 # %% ../nbs/16_finetune.ipynb #3f9965fe
@@ -167,7 +179,8 @@ def evaluate(model, data: SFTData, mask_id: int, pad_id: int, batch_size: int = 
 
 # %% ../nbs/16_finetune.ipynb #8d49fb73
 SHARDED, CONFIG = 'sharded', 'finetune_config.json'
-IDENTITY = ('model', 'data', 'max_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets', 'fsdp', 'seed')
+IDENTITY = ('model', 'data', 'max_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets', 'fsdp',
+            'seed')
 
 def _identity(d: dict) -> dict:
     return {k: str(project_path(d[k])) if k in ('model', 'data') else d.get(k) for k in IDENTITY}
@@ -183,40 +196,49 @@ def latest_checkpoint(out: Path, fsdp: bool) -> Path | None:
     try: name = (out / SHARDED / 'latest').read_text().strip()
     except OSError: name = ''
     found = _sharded_list(out)
-    return out / SHARDED / name if name and (out / SHARDED / name / CKPT_META).is_file() else (found[-1] if found else None)
+    return (out / SHARDED / name if name and (out / SHARDED / name / CKPT_META).is_file()
+            else (found[-1] if found else None))
 
+# %% ../nbs/16_finetune.ipynb #e9cb1521
 def check_run_folder(out: Path, cfg: FinetuneConfig):
     "A UserError if `out` holds another fine-tuning run, or (resume='never') any run."
     held = bool(list_checkpoints(out) or _sharded_list(out)) or (out / 'metrics.jsonl').exists()
     if held and cfg.resume == 'never':
-        raise UserError(f"{out} already holds a run and resume='never'; choose another out_dir, or resume='auto' to continue it")
+        raise UserError(f"{out} already holds a run and resume='never'; choose another out_dir, "
+                        "or resume='auto' to continue it")
     if not held or not (out / CONFIG).is_file(): return
     old, new = _identity(json.loads((out / CONFIG).read_text())), _identity(cfg.to_dict())
     if diff := [f'{k}: {old[k]!r} there, {new[k]!r} here' for k in IDENTITY if old[k] != new[k]]:
-        raise UserError(f'{out} holds another fine-tuning run ({"; ".join(diff)}); it is not resumed or overwritten: choose another out_dir')
+        raise UserError(f'{out} holds another fine-tuning run ({"; ".join(diff)}); it is not resumed or overwritten: '
+                        'choose another out_dir')
 
 # %% ../nbs/16_finetune.ipynb #b1d802f7
 def _trainable(model) -> dict: return {n: p.detach() for n, p in unwrap(model).named_parameters() if p.requires_grad}
 
 def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int, model, optimizer, scheduler, dinfo: DistInfo):
-    "Checkpoint `step` (every rank calls it): sharded with fsdp, else the library's checkpoint of the trainable weights."
+    ("Checkpoint `step` (every rank calls it): sharded with fsdp, else the library's checkpoint of the "
+     "trainable weights.")
     extra = {'examples_seen': seen, 'world_size': dinfo.world_size}
     if cfg.fsdp:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='torch.distributed is disabled')   # (one process: fine)
-            path = save_sharded(out / SHARDED / step_dir_name(step), model, optimizer, step, {**extra, 'scheduler': scheduler.state_dict()})
+            path = save_sharded(out / SHARDED / step_dir_name(step), model, optimizer, step,
+                                {**extra, 'scheduler': scheduler.state_dict()})
         if dinfo.is_main:
             write_text_atomic(out / SHARDED / 'latest', path.name + '\n')
             for old in _sharded_list(out)[:-cfg.keep_last]: remove_dir(old)
     elif dinfo.is_main:
-        save_checkpoint(out, step, _trainable(model), optimizer, scheduler, config=cfg.to_dict(), extra=extra, keep_last=cfg.keep_last)
+        save_checkpoint(out, step, _trainable(model), optimizer, scheduler, config=cfg.to_dict(), extra=extra,
+                        keep_last=cfg.keep_last)
     if dinfo.world_size > 1: dist.barrier()
 
+# %% ../nbs/16_finetune.ipynb #15217779
 def resume_state(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, device) -> tuple[int, int]:
     "(step, examples consumed) of the newest checkpoint in `out`, its states loaded; (0, 0) if there is none."
     ckpt = latest_checkpoint(out, cfg.fsdp) if cfg.resume != 'never' else None
     if ckpt is None:
-        if cfg.resume == 'must': raise UserError(f"resume='must' but {out} holds no checkpoint of this kind (fsdp={cfg.fsdp})")
+        if cfg.resume == 'must': raise UserError(f"resume='must' but {out} holds no checkpoint of this kind "
+                                                 f"(fsdp={cfg.fsdp})")
         return 0, 0
     if cfg.fsdp:
         with warnings.catch_warnings():
@@ -240,6 +262,7 @@ def fsdp_no_sync(model):
     try: yield
     finally: model.set_requires_gradient_sync(True)
 
+# %% ../nbs/16_finetune.ipynb #72cf76d0
 def _all_mean(x: float, dinfo: DistInfo, device) -> float:
     if dinfo.world_size == 1: return x
     t = torch.tensor([x], dtype=torch.float64, device=device); dist.all_reduce(t)
@@ -279,19 +302,23 @@ def _start(cfg, out, dinfo, device, n_examples):
 def _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress) -> dict:
     model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G = _start(cfg, out, dinfo, device, len(data))
     precision = 'fp32' if cfg.fsdp and dinfo.world_size > 1 else cfg.precision      # FSDP2 casts itself, no autocast
-    score = lambda: evaluate(model, val, mask_id, tok.eos_token_id, cfg.batch_size, cfg.eval_draws, cfg.seed + 1234, device,
+    score = lambda: evaluate(model, val, mask_id, tok.eos_token_id, cfg.batch_size, cfg.eval_draws, cfg.seed + 1234,
+                             device,
                              cfg.precision, cfg.min_mask_rate)
-    res = dict(out_dir=str(out), n_examples=len(data), truncated=data.truncated, world_size=dinfo.world_size, gradient_checkpointing=gc,
+    res = dict(out_dir=str(out), n_examples=len(data), truncated=data.truncated, world_size=dinfo.world_size,
+               gradient_checkpointing=gc,
                trainable=sum(p.numel() for p in model.parameters() if p.requires_grad), start_step=step)
     if val is not None and step == 0: res['eval_before'] = score()
     loss_fn, params = make_loss(mask_id, cfg.min_mask_rate, device), [p for p in model.parameters() if p.requires_grad]
-    bar = tqdm(total=max_steps, initial=step, disable=not (progress and dinfo.is_main), desc='fine-tune', dynamic_ncols=True,
+    bar = tqdm(total=max_steps, initial=step, disable=not (progress and dinfo.is_main), desc='fine-tune',
+               dynamic_ncols=True,
                mininterval=1.0)
     t_last, n_tok, stopping = time.time(), 0, False
     with StopFlag() as stop:
         while step < max_steps and not stopping:
             batches, lr = step_batches(data, cfg, step, seen, dinfo, tok.eos_token_id), scheduler.get_last_lr()[0]
-            loss, gnorm = train_step(net, loss_fn, batches, optimizer, scheduler, None, cfg.grad_clip, device, precision,
+            loss, gnorm = train_step(net, loss_fn, batches, optimizer, scheduler, None, cfg.grad_clip, device,
+                                     precision,
                                      no_sync, step, params)
             loss, step, seen = _all_mean(loss, dinfo, device), step + 1, seen + G
             n_tok += sum(b[0].numel() for b in batches) * dinfo.world_size
@@ -317,7 +344,8 @@ def _finish(cfg, out, dinfo, model, res, step, max_steps, signalled, score) -> d
         if cfg.lora: res['adapter_dir'] = str(save_adapter(model, out / 'adapter', overwrite=True))
         res['model_dir'] = str((merge_lora if cfg.lora else export_pretrained)(model, out / 'model', overwrite=True))
     elif dinfo.is_main:
-        print(f'stopped at step {step} of {max_steps} with a checkpoint; run the same command again to continue', file=sys.stderr)
+        print(f'stopped at step {step} of {max_steps} with a checkpoint; run the same command again to continue',
+              file=sys.stderr)
     if dinfo.is_main: write_text_atomic(out / 'result.json', json.dumps(res, indent=1))
     return {**res, 'model': model}
 
@@ -327,9 +355,11 @@ _UNITS = {'': 1.0, 'K': 2.0**-20, 'M': 2.0**-10, 'G': 1.0, 'T': 1024.0}
 def parse_gib(text: str) -> float:
     "GiB in a memory size such as '80GB', '141GiB', '512M' or '80' (GiB); GB is taken as GiB, as GPUs are sold."
     m = re.fullmatch(r'\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*', str(text), re.I)
-    if not m or float(m[1]) <= 0: raise UserError(f'--device-memory {text!r}: give a size such as 80GB, 141GiB or 80 (GiB)')
+    if not m or float(m[1]) <= 0: raise UserError(f'--device-memory {text!r}: give a size such as 80GB, '
+                                                  '141GiB or 80 (GiB)')
     return float(m[1]) * _UNITS[m[2].upper()]
 
+# %% ../nbs/16_finetune.ipynb #eee6ed6a
 def plan_devices(n: int | None = None, memory: str | None = None) -> tuple[list[float], str]:
     "GiB of each device to plan for and what they are: as named, the CUDA devices seen, or this CPU's free memory."
     if n is not None or memory is not None:
@@ -337,27 +367,33 @@ def plan_devices(n: int | None = None, memory: str | None = None) -> tuple[list[
         if n is not None and n < 1: raise UserError(f'--devices {n}: give 1 or more')
         return [parse_gib(memory)] * (n or 1), 'named'
     if torch.cuda.is_available():
-        return [torch.cuda.get_device_properties(i).total_memory / 2**30 for i in range(torch.cuda.device_count())], 'cuda'
+        return ([torch.cuda.get_device_properties(i).total_memory / 2**30 for i in range(torch.cuda.device_count())],
+                'cuda')
     return [(free_memory(torch.device('cpu')) or 0) / 2**30 or 1.0], 'cpu'
 
 # %% ../nbs/16_finetune.ipynb #d5384045
 def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tuple[list[dict], dict, object]:
     "memory_plan.plan for `cfg`'s model, max_length and batch_size on `devices`; (rows, the configured row, shape)."
     p = project_path(cfg.model)
-    if not (p / 'config.json').is_file(): raise FileNotFoundError(f'{p}: no config.json there; give model=FOLDER of a Hugging Face model')
+    if not (p / 'config.json').is_file(): raise FileNotFoundError(f'{p}: no config.json there; '
+                                                                  'give model=FOLDER of a Hugging Face model')
     shape = shape_from_config(json.loads((p / 'config.json').read_text()))
     prec = 'bf16' if cfg.precision == 'bf16' or (cfg.precision == 'auto' and gpu) else 'fp32'
-    rows = plan(shape, cfg.max_length, cfg.batch_size, devices=devices, precision=prec, lora_rank=cfg.lora_rank, fused_optimizer=gpu)
+    rows = plan(shape, cfg.max_length, cfg.batch_size, devices=devices, precision=prec, lora_rank=cfg.lora_rank,
+                fused_optimizer=gpu)
     mode = 'lora' if cfg.lora else 'fsdp2' if cfg.fsdp else 'full'
     return rows, next(r for r in rows if r['mode'] == mode and r['checkpointing'] == cfg.gradient_checkpointing), shape
 
+# %% ../nbs/16_finetune.ipynb #3e20611f
 def plan_text(cfg: FinetuneConfig, n_devices: int | None = None, device_memory: str | None = None) -> str:
     "The --plan report: the table of memory_plan.format_plan and a line on the configured choice."
     devices, kind = plan_devices(n_devices, device_memory)
     rows, mine, shape = plan_rows(cfg, devices, gpu=kind != 'cpu')
     what = {'named': 'as named', 'cuda': 'the CUDA devices seen', 'cpu': "this CPU's available memory, float32"}[kind]
-    head = (f'{Path(cfg.model).name}: {shape.n_params / 1e9:.3g} B parameters; one step of batch_size={cfg.batch_size} x '
-            f'max_length={cfg.max_length} per device; devices: {len(devices)} x {min(devices):.1f} GiB ({what}); fits = peak <= 90%')
+    head = (f'{Path(cfg.model).name}: {shape.n_params / 1e9:.3g} B parameters; '
+            f'one step of batch_size={cfg.batch_size} x '
+            f'max_length={cfg.max_length} per device; devices: {len(devices)} x {min(devices):.1f} GiB ({what}); '
+            'fits = peak <= 90%')
     choice = (f"this configuration: {mine['mode']}{' (+ FSDP2: less)' if cfg.lora and cfg.fsdp else ''}, checkpointing "
               f"{'on' if cfg.gradient_checkpointing else 'off'}: {fmt_bytes(mine['peak'])} per device, "
               f"{'fits' if mine['fits'] else 'does NOT fit'}")
@@ -366,7 +402,8 @@ def plan_text(cfg: FinetuneConfig, n_devices: int | None = None, device_memory: 
 # %% ../nbs/16_finetune.ipynb #ad30b5a5
 def _read_config(path) -> dict:
     try: d = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e: raise UserError(f'--config {path}: {e}; give a JSON file of FinetuneConfig fields') from None
+    except (OSError, ValueError) as e: raise UserError(f'--config {path}: {e}; '
+                                                       'give a JSON file of FinetuneConfig fields') from None
     if not isinstance(d, dict): raise UserError(f'--config {path}: a JSON object of FinetuneConfig fields is expected')
     return d
 

@@ -18,7 +18,8 @@ __all__ = ['ESTIMATORS', 'subs_logits', 'sample_t', 'prompt_mask_from_lengths', 
 def subs_logits(logits: torch.Tensor, x: torch.Tensor, mask_id: int) -> torch.Tensor:
     "MDLM SUBS: log-probabilities with MASK at -inf, unmasked positions copied (one-hot in log space)."
     if logits.shape[:-1] != x.shape:
-        raise ValueError(f'subs_logits: logits {tuple(logits.shape)} do not match x {tuple(x.shape)}: expected [B, L, V] for x [B, L]')
+        raise ValueError(f'subs_logits: logits {tuple(logits.shape)} do not match x {tuple(x.shape)}: expected [B, L, '
+                         'V] for x [B, L]')
     if not 0 <= mask_id < logits.shape[-1]:
         raise ValueError(f'subs_logits: mask_id {mask_id} is not an output of a model with {logits.shape[-1]} logits; '
                          'a masked-diffusion model needs tokenizer.vocab_size outputs with MASK the last')
@@ -30,7 +31,8 @@ def subs_logits(logits: torch.Tensor, x: torch.Tensor, mask_id: int) -> torch.Te
     return torch.where((x != mask_id).unsqueeze(-1), copy, logp)
 
 # %% ../nbs/06_masked.ipynb #6da4fbc7
-def sample_t(shape, low_discrepancy: bool = False, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+def sample_t(shape, low_discrepancy: bool = False, generator: torch.Generator | None = None,
+             device=None) -> torch.Tensor:
     "Times in [0, 1): iid U(0,1), or per row of the last dim the low-discrepancy grid (u + i/n) mod 1."
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if not low_discrepancy: return torch.rand(shape, generator=generator, device=device)
@@ -43,9 +45,11 @@ def _as_prompt_mask(prompt_mask, x0):
     "Boolean prompt mask broadcast to x0's shape [B, L]."
     if prompt_mask is None: return torch.zeros_like(x0, dtype=torch.bool)
     pm = torch.as_tensor(prompt_mask, device=x0.device)
-    if pm.dtype != torch.bool or pm.shape[-1] != x0.shape[-1] or pm.dim() > 2 or (pm.dim() == 2 and pm.shape[0] != x0.shape[0]):
+    if (pm.dtype != torch.bool or pm.shape[-1] != x0.shape[-1] or pm.dim() > 2
+            or (pm.dim() == 2 and pm.shape[0] != x0.shape[0])):
         raise ValueError(f'prompt_mask must be a bool tensor [L] or [B, L] matching x0 {tuple(x0.shape)}, '
-                         f'got {pm.dtype} {tuple(pm.shape)}; build it from prompt lengths with `prompt_mask_from_lengths`')
+                         f'got {pm.dtype} {tuple(pm.shape)}; build it from prompt lengths with '
+                         '`prompt_mask_from_lengths`')
     return pm.expand_as(x0)
 
 def prompt_mask_from_lengths(prompt_lengths, length: int) -> torch.Tensor:
@@ -53,7 +57,9 @@ def prompt_mask_from_lengths(prompt_lengths, length: int) -> torch.Tensor:
     pl = torch.as_tensor(prompt_lengths)
     return torch.arange(length, device=pl.device)[None] < pl[:, None]
 
-def forward_mask(x0: torch.Tensor, mask_id: int, t=None, min_mask_rate: float = 1e-3, generator: torch.Generator | None = None,
+# %% ../nbs/06_masked.ipynb #ca02615a
+def forward_mask(x0: torch.Tensor, mask_id: int, t=None, min_mask_rate: float = 1e-3,
+                 generator: torch.Generator | None = None,
                  low_discrepancy: bool = False, prompt_mask=None):
     "Mask each token of x0 [B, L] independently with p_mask = (1-m) t + m; returns (xt, p_mask [B], masked [B, L])."
     if x0.dim() != 2: raise ValueError(f'forward_mask: x0 must be [B, L] token ids, got shape {tuple(x0.shape)}')
@@ -90,6 +96,7 @@ def token_nll(model: Callable, x0: torch.Tensor, xt: torch.Tensor, mask_id: int,
     nll = -rows.log_softmax(-1).gather(-1, x0[masked][:, None])[:, 0]
     return torch.zeros(xt.shape, dtype=nll.dtype, device=xt.device).masked_scatter(masked, nll)
 
+# %% ../nbs/06_masked.ipynb #d384822a
 def forward_mask_count(x0: torch.Tensor, mask_id: int, generator=None, low_discrepancy: bool = False, prompt_mask=None):
     "Mask m ~ U{1..A} of each row's A free positions uniformly; returns (xt, weight A/m [B], masked [B, L])."
     pm = _as_prompt_mask(prompt_mask, x0)
@@ -107,8 +114,10 @@ ESTIMATORS = ('time', 'count')
 def masked_diffusion_loss(model: Callable, x0: torch.Tensor, mask_id: int, t=None, min_mask_rate: float = 1e-3,
                           generator: torch.Generator | None = None, low_discrepancy: bool = False, prompt_mask=None,
                           subs: bool = True, reduction: str = 'mean', estimator: str = 'time') -> torch.Tensor:
-    "Masked-diffusion loss: sum over masked tokens of -log p(x0^i|xt) times the estimator's weight, / B*L (nats per token)."
-    if reduction not in ('mean', 'sequence', 'token'): raise ValueError(f"reduction must be 'mean', 'sequence' or 'token', not {reduction!r}")
+    ("Masked-diffusion loss: sum over masked tokens of -log p(x0^i|xt) times the estimator's weight, "
+     "/ B*L (nats per token).")
+    if reduction not in ('mean', 'sequence', 'token'): raise ValueError("reduction must be 'mean', "
+                                                                        f"'sequence' or 'token', not {reduction!r}")
     if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
     if estimator == 'count': xt, w, masked = forward_mask_count(x0, mask_id, generator, low_discrepancy, prompt_mask)
     else:
@@ -120,22 +129,27 @@ def masked_diffusion_loss(model: Callable, x0: torch.Tensor, mask_id: int, t=Non
 
 # %% ../nbs/06_masked.ipynb #ae836be9
 def sft_loss(model: Callable, x0: torch.Tensor, prompt, mask_id: int, t=None, min_mask_rate: float = 1e-3,
-             generator: torch.Generator | None = None, low_discrepancy: bool = False, subs: bool = True) -> torch.Tensor:
+             generator: torch.Generator | None = None, low_discrepancy: bool = False,
+             subs: bool = True) -> torch.Tensor:
     "LLaDA's SFT loss: prompt never masked, each sequence normalised by its answer length, mean over the batch."
     prompt = torch.as_tensor(prompt, device=x0.device)
     pm = prompt if prompt.dtype == torch.bool else prompt_mask_from_lengths(prompt, x0.shape[1])
     pm = _as_prompt_mask(pm, x0)
     answer_len = (~pm).sum(1)
-    if (answer_len == 0).any(): raise ValueError('sft_loss: a sequence has no answer tokens (its prompt covers the whole length)')
-    per_seq = masked_diffusion_loss(model, x0, mask_id, t, min_mask_rate, generator, low_discrepancy, pm, subs, 'sequence')
+    if (answer_len == 0).any(): raise ValueError('sft_loss: a sequence has no answer tokens (its prompt covers the '
+                                                 'whole length)')
+    per_seq = masked_diffusion_loss(model, x0, mask_id, t, min_mask_rate, generator, low_discrepancy, pm, subs,
+                                    'sequence')
     return (per_seq / answer_len).mean()
 
 # %% ../nbs/06_masked.ipynb #c0a530ee
 def exact_denoiser(seqs: torch.Tensor, probs: torch.Tensor, mask_id: int) -> Callable:
-    "Bayes-optimal masked denoiser for data seqs [N, L] with probabilities probs [N]: x [B, L] -> log p(x0^i | x) [B, L, mask_id+1]."
+    ("Bayes-optimal masked denoiser for data seqs [N, L] with probabilities probs [N]: x [B, L] -> log p(x0^i | x) [B, "
+     "L, mask_id+1].")
     seqs = torch.as_tensor(seqs, dtype=torch.long)
     probs = torch.as_tensor(probs, dtype=torch.float64)
-    if seqs.dim() != 2 or probs.shape != seqs.shape[:1]: raise ValueError('exact_denoiser: expected seqs [N, L] and probs [N]')
+    if seqs.dim() != 2 or probs.shape != seqs.shape[:1]: raise ValueError('exact_denoiser: expected seqs [N, '
+                                                                          'L] and probs [N]')
     onehot = F.one_hot(seqs, mask_id + 1).double()                                           # [N, L, V]
     def model(x):
         s, p, oh = seqs.to(x.device), probs.to(x.device), onehot.to(x.device)
@@ -150,14 +164,16 @@ def exact_denoiser(seqs: torch.Tensor, probs: torch.Tensor, mask_id: int) -> Cal
 def estimate_nll(model: Callable, x0: torch.Tensor, mask_id: int, n_samples: int = 128, batch_size: int = 256,
                  min_mask_rate: float = 1e-3, generator: torch.Generator | None = None, estimator: str = 'time',
                  low_discrepancy: bool = False, prompt_mask=None, subs: bool = True) -> dict:
-    "Monte-Carlo estimate of the masked-diffusion NLL bound of x0 [N, L], with its standard error, in nats and bits per token."
+    ("Monte-Carlo estimate of the masked-diffusion NLL bound of x0 [N, L], with its standard error, "
+     "in nats and bits per token.")
     if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
     if n_samples < 2: raise ValueError('estimate_nll needs n_samples >= 2 to report a standard error')
     x0 = x0[None] if x0.dim() == 1 else x0
     (N, L), S, dev = x0.shape, n_samples, x0.device
     pm = _as_prompt_mask(prompt_mask, x0)
     A = (~pm).sum(1)
-    if (A == 0).any(): raise ValueError('estimate_nll: a sequence has no tokens to score (its prompt covers the whole length)')
+    if (A == 0).any(): raise ValueError('estimate_nll: a sequence has no tokens to score (its prompt covers the '
+                                        'whole length)')
     rows = torch.arange(N, device=dev).repeat_interleave(S)
     t = sample_t((N, S), low_discrepancy, generator, dev).flatten() if estimator == 'time' else None
     vals = torch.empty(N * S, dtype=torch.float64, device=dev)
@@ -166,11 +182,13 @@ def estimate_nll(model: Callable, x0: torch.Tensor, mask_id: int, n_samples: int
             r = rows[i:i + batch_size]
             x, p = x0[r], pm[r]
             if estimator == 'time':
-                xt, p_mask, masked = forward_mask(x, mask_id, t[i:i + batch_size], min_mask_rate, generator, prompt_mask=p)
+                xt, p_mask, masked = forward_mask(x, mask_id, t[i:i + batch_size], min_mask_rate, generator,
+                                                  prompt_mask=p)
                 w = 1 / p_mask.double()
             else:
                 xt, w, masked = forward_mask_count(x, mask_id, generator, prompt_mask=p)
-            vals[i:i + batch_size] = torch.where(masked, token_nll(model, x, xt, mask_id, subs), 0.0).sum(1).double() * w
+            vals[i:i + batch_size] = torch.where(masked,
+                                                 token_nll(model, x, xt, mask_id, subs), 0.0).sum(1).double() * w
     vals = vals.view(N, S)
     per_seq, per_seq_se = vals.mean(1), vals.std(1) / S ** 0.5
     n_tok = A.sum().item()

@@ -90,10 +90,12 @@ def block_activation_bytes(shape: ModelShape, a: int, r: int, norms_train: bool 
         per += len(proj) * a * lora_rank + (a * sum(i for i, _ in proj.values()) if lora_input_copies else 0)
     return per
 
+# %% ../nbs/15_memory_plan.ipynb #417a9b55
 def head_activation_bytes(shape: ModelShape, a: int, r: int, head_trains: bool = True) -> int:
     "Bytes autograd keeps per token at the head: final norm (input, normalised if trained), output-layer input, ids."
     return 4 * shape.hidden + ((r + a) * shape.hidden if head_trains else 0) + 8
 
+# %% ../nbs/15_memory_plan.ipynb #77c8a96e
 def logits_bytes(shape: ModelShape, tokens: int, a: int, masked_fraction: float = 1.0) -> int:
     "Peak bytes of the logits and the SFT loss's V-sized tensors, for `tokens` = B * L positions."
     V, n = shape.vocab, int(masked_fraction * tokens)
@@ -189,6 +191,7 @@ def plan(shape: ModelShape, seq_len: int, batch_size: int, devices=(80,) * 8, pr
                              estimate=est))
     return rows
 
+# %% ../nbs/15_memory_plan.ipynb #eedb3b8a
 def format_plan(rows: list[dict]) -> str:
     "A text table of plan(...)'s rows."
     cols = ('weights', 'grads', 'optimizer', 'activations', 'logits', 'peak')
@@ -234,6 +237,7 @@ class MemoryTracker:
         t0, t1 = self.regions[name]
         return max((v for t, v in self.totals if t0 <= t <= t1), default=0)
 
+# %% ../nbs/15_memory_plan.ipynb #a1698b7d
 def measure_step_peak(build, step, n_steps: int = 2, device: str = 'cpu') -> int:
     "Peak bytes allocated in the last of n_steps `step(model, optimizer)`, counting (model, optimizer) = build()."
     with MemoryTracker(device) as mt:

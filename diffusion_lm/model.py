@@ -46,7 +46,8 @@ class ModelConfig:
             raise ValueError(f'n_embd={self.n_embd} is not divisible by n_head={self.n_head}: '
                              f'choose n_head among {ok} (or change n_embd)')
         if self.head_dim % 2:
-            raise ValueError(f'head dimension n_embd/n_head = {self.n_embd}/{self.n_head} = {self.head_dim} is odd, but '
+            raise ValueError(f'head dimension n_embd/n_head = {self.n_embd}/{self.n_head} = {self.head_dim} '
+                             'is odd, but '
                              f'rotary embedding rotates channels in pairs: choose n_head among {ok}')
 
     @property
@@ -70,18 +71,21 @@ INITS = ('torch', 'gpt2')
 RENAMED = {'block_size': 'context_length'}   # names of earlier versions, still read from old checkpoints
 
 # %% ../nbs/03_model.ipynb #e668736e
-def rotary_cos_sin(seq_len: int, head_dim: int, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_cos_sin(seq_len: int, head_dim: int,
+                   base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     "The cos and sin tables `[seq_len, head_dim]` of rotary embedding."
     inv_freq = base ** -(torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)  # theta_k [D/2]
     angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)      # p theta_k [L, D/2]
     angles = torch.cat([angles, angles], dim=-1)                                                   # [L, D]
     return angles.cos(), angles.sin()
 
+# %% ../nbs/03_model.ipynb #76a3a3aa
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     "(x1, x2) -> (-x2, x1) on the two halves of the last dimension."
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([-x2, x1], dim=-1)
 
+# %% ../nbs/03_model.ipynb #64280bc2
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     "Rotate the channel pairs of `x [..., L, D]` by each position's angles."
     return x * cos + rotate_half(x) * sin
@@ -126,6 +130,7 @@ class SelfAttention(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)   # [B, H, L, D]
         return self.c_proj(y.transpose(1, 2).reshape(B, L, C)), (k, v)   # [B, L, C]
 
+# %% ../nbs/03_model.ipynb #e1a10654
 class MLP(nn.Module):
     "Position-wise feed-forward network W2 GELU(W1 x)."
     def __init__(self, cfg: ModelConfig):
@@ -140,6 +145,7 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     "adaLN: x * (1 + scale) + shift."
     return x * (1 + scale) + shift
 
+# %% ../nbs/03_model.ipynb #0b17cf9d
 class Block(nn.Module):
     "Pre-norm transformer block; adaLN-Zero modulation when `cfg.cond_dim > 0`."
     def __init__(self, cfg: ModelConfig):
@@ -157,7 +163,8 @@ class Block(nn.Module):
             a, kv = self.attn(self.ln_1(x), cos, sin, attn_mask, past)
             x = x + self.drop(a)
             return x + self.drop(self.mlp(self.ln_2(x))), kv
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c)[:, None].chunk(6, dim=-1)  # 6 x [B, 1, C]
+        # 6 x [B, 1, C]
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c)[:, None].chunk(6, dim=-1)
         a, kv = self.attn(modulate(self.ln_1(x), shift_a, scale_a), cos, sin, attn_mask, past)
         x = x + gate_a * self.drop(a)
         return x + gate_m * self.drop(self.mlp(modulate(self.ln_2(x), shift_m, scale_m))), kv
@@ -172,6 +179,7 @@ def timestep_embedding(sigma_bar: torch.Tensor, dim: int = TIME_FREQ_DIM, max_pe
     args = sigma_bar.float()[:, None] * freqs[None]  # [B, dim/2]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
+# %% ../nbs/03_model.ipynb #cf74f940
 class TimestepEmbedder(nn.Module):
     "Noise level sigma_bar [B] -> conditioning vector [B, cond_dim]."
     def __init__(self, cond_dim: int, freq_dim: int = TIME_FREQ_DIM):
@@ -179,7 +187,8 @@ class TimestepEmbedder(nn.Module):
         self.freq_dim = freq_dim
         self.mlp = nn.Sequential(nn.Linear(freq_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
 
-    def forward(self, sigma_bar: torch.Tensor) -> torch.Tensor: return self.mlp(timestep_embedding(sigma_bar, self.freq_dim))
+    def forward(self, sigma_bar: torch.Tensor) -> torch.Tensor:
+        return self.mlp(timestep_embedding(sigma_bar, self.freq_dim))
 
 # %% ../nbs/03_model.ipynb #fead7e39
 class DiffusionTransformer(nn.Module):
@@ -233,7 +242,8 @@ def reset_parameters(self: DiffusionTransformer):
             if m.bias is not None: nn.init.zeros_(m.bias)
     if gpt2:
         for b in self.blocks:
-            for proj in (b.attn.c_proj, b.mlp.c_proj): nn.init.normal_(proj.weight, 0.0, 0.02 / math.sqrt(2 * self.cfg.n_layer))
+            for proj in (b.attn.c_proj, b.mlp.c_proj):
+                nn.init.normal_(proj.weight, 0.0, 0.02 / math.sqrt(2 * self.cfg.n_layer))
     zero = [b.adaLN_modulation for b in self.blocks] + [self.adaLN_final]
     if self.cfg.cond_dim or not gpt2: zero.append(self.lm_head)
     for m in zero:
@@ -273,7 +283,8 @@ def _check_sigma(self: DiffusionTransformer, sigma_bar, B, device):
     sigma_bar = torch.as_tensor(sigma_bar, dtype=torch.float32, device=device)
     if sigma_bar.dim() == 0: sigma_bar = sigma_bar.expand(B)
     if sigma_bar.numel() != B:
-        raise ValueError(f'sigma_bar needs one noise level per sequence, shape [{B}]; got shape {tuple(sigma_bar.shape)}')
+        raise ValueError(f'sigma_bar needs one noise level per sequence, shape [{B}]; '
+                         f'got shape {tuple(sigma_bar.shape)}')
     return sigma_bar.reshape(B)
 
 # %% ../nbs/03_model.ipynb #d81bc60a
@@ -281,7 +292,9 @@ def num_params(model: nn.Module, trainable_only: bool = False) -> int:
     "Number of (trainable) parameters of `model`."
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
+# %% ../nbs/03_model.ipynb #5fca240e
 def model_device(model) -> torch.device:
-    "The device of `model`'s first parameter; the CPU for a plain function (a toy or exact model) or a module without parameters."
+    ("The device of `model`'s first parameter; the CPU for a plain function (a toy or exact model) "
+     "or a module without parameters.")
     p = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     return torch.device('cpu') if p is None else p.device

@@ -27,6 +27,7 @@ def param_breakdown(cfg: ModelConfig) -> dict[str, int]:
         'output': d * V + b * V,
     }
 
+# %% ../nbs/04_model_size.ipynb #1a490e35
 def count_params(cfg: ModelConfig) -> int:
     "Number of parameters of `DiffusionTransformer(cfg)`, without building it."
     return sum(param_breakdown(cfg).values())
@@ -90,7 +91,8 @@ class MemoryEstimate:
     activations: int
     logits: int
     @property
-    def parts(self) -> dict[str, int]: return {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'params'}
+    def parts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'params'}
     @property
     def total(self) -> int: return sum(self.parts.values())
     def __str__(self):
@@ -111,7 +113,8 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, length: int | None = None
                     training: bool = True, optimizer: str | None = 'adamw', ema: bool = True) -> MemoryEstimate:
     "Memory of a training step (or, with `training=False`, of a forward pass) of `DiffusionTransformer(cfg)`."
     r, a = _precision(precision)
-    if optimizer not in OPTIMIZER_BYTES: raise ValueError(f'optimizer must be one of {list(OPTIMIZER_BYTES)}, got {optimizer!r}')
+    if optimizer not in OPTIMIZER_BYTES: raise ValueError(f'optimizer must be one of {list(OPTIMIZER_BYTES)}, '
+                                                          f'got {optimizer!r}')
     L = cfg.context_length if length is None else length
     pb = param_breakdown(cfg)
     P, BL = sum(pb.values()), batch_size * L
@@ -121,7 +124,8 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, length: int | None = None
     linear = P - pb['embedding'] - pb['norms']
     return MemoryEstimate(P, weights=4 * P, weight_copies=2 * linear if a == 2 else 0, gradients=4 * P,
                           optimizer=OPTIMIZER_BYTES[optimizer] * P, ema=4 * P if ema else 0,
-                          activations=activation_bytes(cfg, batch_size, L, precision), logits=3 * 4 * BL * cfg.vocab_size)
+                          activations=activation_bytes(cfg, batch_size, L, precision),
+                          logits=3 * 4 * BL * cfg.vocab_size)
 
 # %% ../nbs/04_model_size.ipynb #ad50d86a
 CPU_PRESET = ModelConfig(vocab_size=69, n_embd=128, n_layer=4, n_head=4, context_length=256)
@@ -131,12 +135,14 @@ def memory_table(rows: dict[str, MemoryEstimate]) -> str:
     "A text table with one column per named estimate."
     names = list(rows)
     parts = ['params', *next(iter(rows.values())).parts, 'total']
-    cell = lambda e, k: f'{e.params / 1e6:.2f} M' if k == 'params' else fmt_bytes(e.total if k == 'total' else getattr(e, k))
+    cell = lambda e, k: (f'{e.params / 1e6:.2f} M' if k == 'params'
+                         else fmt_bytes(e.total if k == 'total' else getattr(e, k)))
     lines = [f'{"":>13} ' + ' '.join(f'{n:>16}' for n in names)]
     return '\n'.join(lines + [f'{k:>13} ' + ' '.join(f'{cell(rows[n], k):>16}' for n in names) for k in parts])
 
 # %% ../nbs/04_model_size.ipynb #15150d75
-def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, length: int | None = None, headroom: float = 0.9, **kwargs) -> int:
+def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, length: int | None = None, headroom: float = 0.9,
+                   **kwargs) -> int:
     "Largest batch whose training step (`memory_estimate`) fits in `headroom * gpu_mem_gb` GiB; 0 if none."
     fits = lambda b: memory_estimate(cfg, b, length, **kwargs).total <= headroom * gpu_mem_gb * 2**30
     lo, hi = 0, 1
@@ -158,7 +164,8 @@ def suggest_configs(gpu_mem_gb: float, length: int, batch_size: int, precision: 
     fits = []
     for d in GRID_N_EMBD:
         for n in GRID_N_LAYER:
-            cfg = ModelConfig(vocab_size=vocab_size, n_embd=d, n_layer=n, n_head=d // 64, context_length=length, cond_dim=cond_dim)
+            cfg = ModelConfig(vocab_size=vocab_size, n_embd=d, n_layer=n, n_head=d // 64, context_length=length,
+                              cond_dim=cond_dim)
             est = memory_estimate(cfg, batch_size, precision=precision, **kwargs)
             if est.total <= budget: fits.append((cfg, est))
     return sorted(fits, key=lambda ce: (-ce[1].params, ce[1].total))

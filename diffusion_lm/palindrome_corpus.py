@@ -27,6 +27,7 @@ def words_dir() -> Path:
     "Folder with the shipped word lists (`data/words` of the data folder)."
     return data_dir() / 'words'
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #bca6a4a8
 def _read_list(path: Path) -> list[str]:
     "The non-empty lines of a word list, `#` comment lines left out."
     if not path.is_file():
@@ -89,10 +90,12 @@ def word_spans(text: str) -> list[tuple[str, bool]]:
         prev = m.end()
     return out
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #5c9f24f5
 def word_bounds(text: str) -> list[tuple[int, int]]:
     "(start, end) character offsets of the words of `text`, in the order of `word_spans`."
     return [m.span() for m in _WORD.finditer(text)]
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #f9202e05
 def word_flags(text: str, min_zipf: float = MIN_ZIPF, names: bool = True) -> list[bool]:
     "`is_dictionary_word` of each word of `text`; with `names`, a capitalised word inside a sentence may be a name."
     return [is_dictionary_word(w, min_zipf, names and not first) for w, first in word_spans(text)]
@@ -103,11 +106,13 @@ def all_words_english(text: str, min_zipf: float = MIN_ZIPF, names: bool = True)
     f = word_flags(text, min_zipf, names)
     return bool(f) and all(f)
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #ada1042e
 def english_word_share(text: str, min_zipf: float = MIN_ZIPF, names: bool = True) -> float:
     "The share of the words of `text` that are English (0.0 for a text without words)."
     f = word_flags(text, min_zipf, names)
     return sum(f) / len(f) if f else 0.0
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #84e0a884
 def english_word_rates(texts, min_zipf: float = MIN_ZIPF, names: bool = True) -> dict:
     "`all_words_english`: share of `texts` with all words English; `english_word_share`: share of all their words."
     flags = [word_flags(t, min_zipf, names) for t in texts]
@@ -130,6 +135,7 @@ def build_trie(keys, weights) -> SimpleNamespace:
         node.setdefault('$', []).append(i)
     return SimpleNamespace(root=root, order=order, cum=list(itertools.accumulate(weights[i] for i in order)))
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #efdb0af5
 def below(trie: SimpleNamespace, node: dict) -> list[int]:
     "The ids of the keys at or below `node` (those that start with its prefix)."
     lo, hi = node['#']
@@ -163,6 +169,7 @@ def candidates(self, side: str, need: str) -> tuple[list[int], dict | None]:
         if node is None: return short, None
     return short, node
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #1f7e857a
 @patch_to(PalindromeSearch)
 def step(self, side: str, need: str, i: int) -> tuple[str, str]:
     "(side, need) after word `i` is added on `side` (it must agree with `need`)."
@@ -210,6 +217,7 @@ def draw(self, rng: random.Random, side: str, need: str) -> int | None:
     if node is None: return short[-1]
     return trie.order[min(bisect.bisect_right(trie.cum, base + u, lo, hi), hi - 1)]
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #81fd383e
 @patch_to(PalindromeSearch)
 def walk(self, rng: random.Random, max_words: int = 6, max_chars: int = 40) -> list[tuple[int, ...]]:
     "The complete phrases (word-id tuples, no word twice in a row) met on one random path of the search."
@@ -235,6 +243,7 @@ def corpus_vocabulary(min_zipf: float = GEN_MIN_ZIPF) -> tuple[tuple[str, float]
     "(word, `wordfreq` frequency) of the generator's words, most frequent first; all pass `is_dictionary_word`."
     return _vocabulary(float(min_zipf))
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #a484d210
 @functools.lru_cache(maxsize=4)
 def _vocabulary(min_zipf: float) -> tuple[tuple[str, float], ...]:
     "`corpus_vocabulary`, cached by the float value of `min_zipf`."
@@ -249,6 +258,7 @@ def corpus_search(min_zipf: float = GEN_MIN_ZIPF, alpha: float = ALPHA) -> Palin
     "The `PalindromeSearch` over `corpus_vocabulary(min_zipf)` with weights frequency ** `alpha` (cached)."
     return _search(float(min_zipf), float(alpha))
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #b9d56bbf
 @functools.lru_cache(maxsize=4)
 def _search(min_zipf: float, alpha: float) -> PalindromeSearch:
     "`corpus_search`, cached by the float values of its arguments."
@@ -309,6 +319,7 @@ def real_in_range(texts, min_words: int = 2, max_words: int = 6, min_chars: int 
     "The `texts` with `min_words`..`max_words` words and `min_chars`..`max_chars` characters."
     return [t for t in texts if min_words <= len(word_spans(t)) <= max_words and min_chars <= len(t) <= max_chars]
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #659b0fee
 def phrase_stats(texts) -> dict:
     "Mean words per text, letters per word, share of words of 1-2 letters and mean word Zipf frequency."
     ws = [_letters(w.lower()) for t in texts for w, _ in word_spans(t)]
@@ -324,6 +335,7 @@ def exact_vocabulary(min_zipf: float = GEN_MIN_ZIPF) -> tuple[list[tuple[str, fl
     sem = [(w, f) for w, f in vocab if "'" not in w and w[::-1] in words]
     return sem, [(w, f) for w, f in sem if w == w[::-1]]
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #d96d89f1
 def generate_exact_palindromes(n: int, seed: int = 0, min_words: int = 2, max_words: int = 6, min_chars: int = 5,
                                max_chars: int = 40, exclude=(), min_zipf: float = GEN_MIN_ZIPF, alpha: float = ALPHA,
                                patience: int = 100_000) -> list[str]:
@@ -343,7 +355,8 @@ def generate_exact_palindromes(n: int, seed: int = 0, min_words: int = 2, max_wo
         text, idle = ' '.join(words), idle + 1
         if (len(words) > max_words or not min_chars <= len(text) <= max_chars or text in seen
                 or any(a == b for a, b in zip(words, words[1:])) or normalize_palindrome(text) in banned):
-            if idle > patience: raise ValueError(f'found only {len(out)} of {n} exact phrases ({patience} draws in a row found '
+            if idle > patience: raise ValueError(f'found only {len(out)} of {n} exact phrases ({patience} draws in '
+                                                 'a row found '
                                                  'nothing new): ask for fewer, or widen the word/character limits')
             continue
         seen.add(text); out.append(text); idle = 0

@@ -24,6 +24,7 @@ def words_of(text: str) -> list[str]:
     "The lower-cased words of `text`: runs of letters and digits, apostrophes inside allowed."
     return _WORD.findall(text.lower())
 
+# %% ../nbs/12c_palindrome_eval.ipynb #8b4d4327
 def is_english_word(word: str, min_zipf: float = 3.0) -> bool:
     "The lenient test: `a`, `i`, and alphabetic words of 2+ letters with a `wordfreq` Zipf frequency >= `min_zipf`."
     from wordfreq import zipf_frequency
@@ -46,7 +47,8 @@ def evaluate_samples(texts, train_texts=(), min_zipf: float = MIN_ZIPF, lenient_
     return dict(n=n, palindrome_rate=sum(map(is_palindrome, texts)) / n, empty_rate=sum(not f for f in forms) / n,
                 all_words_english=sum(bool(f) and all(f) for f in flags) / n,
                 english_word_share=sum(map(sum, flags)) / n_words if n_words else 0.0,
-                lenient_all_words_english=sum(bool(s) and all(is_english_word(w, lenient_zipf) for w in s) for s in ws) / n,
+                lenient_all_words_english=sum(bool(s) and all(is_english_word(w, lenient_zipf) for w in s)
+                                              for s in ws) / n,
                 distinct=len(set(texts)) / n, distinct_2=len(set(bigrams)) / len(bigrams) if bigrams else None,
                 novel=sum(bool(f) and f not in train_forms for f in forms) / n,
                 mean_length=sum(len(t) for t in texts) / n, mean_words=n_words / n)
@@ -62,7 +64,8 @@ def _row(mode, L, before, after, st, train, min_zipf, unc, secs) -> dict:
 
 def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_samples: int = 64, steps: int = 64,
                    sampler: str | None = None, modes=MODES, splits: dict | None = None, repair_rounds: int = 4,
-                   repair_steps: int | None = None, repair_candidates: int = 1, shapes: str | None = 'train', seed: int = 0, device=None,
+                   repair_steps: int | None = None, repair_candidates: int = 1, shapes: str | None = 'train',
+                   seed: int = 0, device=None,
                    min_zipf: float = MIN_ZIPF, log=print, **kw) -> dict:
     "Rows of figures (one per length and mode, constrained, with repair; pooled rows `all`) and the samples."
     splits = splits or palindrome_splits()
@@ -70,9 +73,11 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
     kw |= dict(word_lengths=corpus_word_lengths(splits['train']), shapes=train if shapes == 'train' else None)
     seq_len = getattr(getattr(model, 'cfg', None), 'context_length', 32)
     if splits.get('val'):
-        rows.append(dict(mode='reference', length='validation', run='reference', **evaluate_samples(splits['val'], train, min_zipf)))
+        rows.append(dict(mode='reference', length='validation', run='reference',
+                         **evaluate_samples(splits['val'], train, min_zipf)))
     for L in lengths:
-        lens = (sample_lengths(splits['train'], n_samples, torch.Generator().manual_seed(seed), seq_len - 2) if L == 'train'
+        lens = (sample_lengths(splits['train'], n_samples, torch.Generator().manual_seed(seed),
+                               seq_len - 2) if L == 'train'
                 else [int(L)] * n_samples)
         def draw(**a):
             g = torch.Generator(device=device or 'cpu').manual_seed(seed)
@@ -82,23 +87,28 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
         unc = evaluate_samples(samples[f'{L}/unconstrained'], train, min_zipf)['palindrome_rate']
         for mode in modes:
             t0 = time.time()
-            texts, st = draw(mode=mode, repair_rounds=repair_rounds, repair_steps=repair_steps, repair_candidates=repair_candidates)
+            texts, st = draw(mode=mode, repair_rounds=repair_rounds, repair_steps=repair_steps,
+                             repair_candidates=repair_candidates)
             samples[f'{L}/{mode}'], samples[f'{L}/{mode}/repaired'], stats[f'{L}/{mode}'] = st['unrepaired'], texts, st
             rows.append(_row(mode, L, st['unrepaired'], texts, st, train, min_zipf, unc, time.time() - t0))
             if log: log(f"length {L}, {mode}: palindromes {rows[-1]['palindrome_rate']:.0%}, all words English "
-                        f"{rows[-1]['all_words_english']:.0%} -> {rows[-1]['all_words_english_repaired']:.0%} after repair, "
+                        f"{rows[-1]['all_words_english']:.0%} -> {rows[-1]['all_words_english_repaired']:.0%} "
+                        "after repair, "
                         f"e.g. {texts[:3]} ({rows[-1]['seconds']:.1f} s)")
     for mode in modes:                                      # every length pooled
         ks = [f'{L}/{mode}' for L in lengths]
         pool = lambda suffix: [t for k in ks for t in samples[k + suffix]]
         st = {k: sum(stats[x][k] for x in ks) for k in ('row_calls', 'repair_row_calls')}
         free = [t for L in lengths for t in samples[f'{L}/unconstrained']]
-        rows.append(_row(mode, 'all', pool(''), pool('/repaired'), dict(st, repair_rounds=max(stats[k]['repair_rounds'] for k in ks)),
+        rows.append(_row(mode, 'all', pool(''), pool('/repaired'),
+                         dict(st, repair_rounds=max(stats[k]['repair_rounds'] for k in ks)),
                          train, min_zipf, evaluate_samples(free, train, min_zipf)['palindrome_rate'],
                          sum(r['seconds'] for r in rows if r.get('mode') == mode and r['length'] != 'all')))
-    return dict(rows=rows, samples=samples, settings=dict(lengths=[str(L) for L in lengths], n_samples=n_samples, steps=steps,
+    return dict(rows=rows, samples=samples,
+                settings=dict(lengths=[str(L) for L in lengths], n_samples=n_samples, steps=steps,
                 sampler=sampler or method.default_sampler, modes=list(modes), repair_rounds=repair_rounds,
-                repair_steps=repair_steps or steps, repair_candidates=repair_candidates, shapes=shapes, seed=seed, min_zipf=min_zipf, method=repr(method),
+                repair_steps=repair_steps or steps, repair_candidates=repair_candidates, shapes=shapes, seed=seed,
+                min_zipf=min_zipf, method=repr(method),
                 temperature=kw.get('temperature', 1.0)))
 
 # %% ../nbs/12c_palindrome_eval.ipynb #00c1b2af
@@ -106,7 +116,8 @@ def _pct(v): return '–' if v is None else f'{v:.0%}'
 
 def _cell(r, k): return f"{_pct(r[k])} / {_pct(r[k + '_repaired'])}" if k + '_repaired' in r else _pct(r[k])
 
-COLUMNS = ['graph', 'mode', 'length', 'palindromes', 'all words English', 'after repair', 'extra calls', 'English words',
+COLUMNS = ['graph', 'mode', 'length', 'palindromes', 'all words English', 'after repair', 'extra calls',
+           'English words',
            'distinct', 'novel', 'lenient (zipf>=3)', 'unconstrained palindromes']
 
 def results_markdown(results, examples: int = 2) -> str:
@@ -117,17 +128,21 @@ def results_markdown(results, examples: int = 2) -> str:
         graph, rounds = res['settings'].get('graph', ''), res['settings'].get('repair_rounds', 0)
         for r in res['rows']:
             if r['run'] == 'reference' and i: continue              # the validation palindromes once
-            ex = res['samples'].get(f"{r['length']}/{r['mode']}/repaired", res['samples'].get(f"{r['length']}/{r['mode']}", []))[:examples]
+            ex = res['samples'].get(f"{r['length']}/{r['mode']}/repaired",
+                                    res['samples'].get(f"{r['length']}/{r['mode']}", []))[:examples]
             ex = ', '.join('`' + t.replace('|', '\\|').replace('`', "'") + '`' for t in ex)
             con = r['run'] == 'constrained'
-            calls = f"+{r['repair_calls_per_sample']:.0f} ({r['repair_calls_per_sample'] / r['calls_per_sample']:.0%})" if con else '–'
+            calls = (f"+{r['repair_calls_per_sample']:.0f} ({r['repair_calls_per_sample'] / r['calls_per_sample']:.0%})"
+                     if con else '–')
             cells = [graph, r['mode'], r['length'], _pct(r['palindrome_rate']), _pct(r['all_words_english']),
-                     _pct(r['all_words_english_repaired']) + f' (≤{rounds})' if con else '–', calls, _pct(r['english_word_share']),
+                     _pct(r['all_words_english_repaired']) + f' (≤{rounds})' if con else '–', calls,
+                     _pct(r['english_word_share']),
                      _cell(r, 'distinct'), _cell(r, 'novel'), _pct(r['lenient_all_words_english']),
                      _pct(r['unconstrained_palindrome_rate']) if con else '–']
             lines.append('| ' + ' | '.join(map(str, cells)) + f' | {ex} |')
     return '\n'.join(lines) + '\n'
 
+# %% ../nbs/12c_palindrome_eval.ipynb #7995002b
 def save_results(results, out_dir, name: str = 'palindrome_eval') -> tuple[Path, Path]:
     "Write `results` (one or a list) as `name.json` and their table as `name.md` in `out_dir`; returns both paths."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -146,19 +161,25 @@ def verdict(text: str, min_zipf: float = MIN_ZIPF) -> str:
 # %% ../nbs/12c_palindrome_eval.ipynb #4215bde1
 def _parser() -> argparse.ArgumentParser:
     from diffusion_lm.runtime import ArgParser
-    ap = ArgParser(prog='diffusion-lm-palindromes', description='Sample palindromes from a trained checkpoint and judge them.')
+    ap = ArgParser(prog='diffusion-lm-palindromes',
+                   description='Sample palindromes from a trained checkpoint and judge them.')
     ap.add_argument('--model', required=True, help='a run folder (its newest checkpoint) or a checkpoint step folder')
     ap.add_argument('--n-samples', type=int, default=16)
-    ap.add_argument('--length', default='train', help="text length in bytes, or 'train' (drawn per sample from the training palindromes)")
+    ap.add_argument('--length', default='train',
+                    help="text length in bytes, or 'train' (drawn per sample from the training palindromes)")
     ap.add_argument('--steps', type=int, default=64)
     ap.add_argument('--device', default='auto')
-    ap.add_argument('--unconstrained', action='store_true', help='same frame and lengths, without the palindrome constraint')
+    ap.add_argument('--unconstrained', action='store_true',
+                    help='same frame and lengths, without the palindrome constraint')
     ap.add_argument('--mode', choices=MODES, default='exact')
     ap.add_argument('--sampler', default=None, help="SEDD: 'analytic' or 'euler'; masked: 'low_confidence' or 'random'")
     ap.add_argument('--temperature', type=float, default=1.0)
-    ap.add_argument('--repair-rounds', type=int, default=0, help='resample the words that fail the dictionary test up to this many times')
-    ap.add_argument('--repair-candidates', type=int, default=1, help='fills drawn per row and repair round; the best by the word test is kept')
-    ap.add_argument('--alphabet', default=DEFAULT_ALPHABET, help='characters the text may use (default: ASCII letters, digits, space, common punctuation)')
+    ap.add_argument('--repair-rounds', type=int, default=0,
+                    help='resample the words that fail the dictionary test up to this many times')
+    ap.add_argument('--repair-candidates', type=int, default=1,
+                    help='fills drawn per row and repair round; the best by the word test is kept')
+    ap.add_argument('--alphabet', default=DEFAULT_ALPHABET,
+                    help='characters the text may use (default: ASCII letters, digits, space, common punctuation)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--min-zipf', type=float, default=MIN_ZIPF, help='wordfreq Zipf frequency a dictionary word needs')
     ap.add_argument('--json', default=None, help='also write the samples and the summary to this file')
@@ -174,37 +195,48 @@ def run_palindrome_sample(argv=None) -> dict:
     path = project_path(a.model)
     if not path.exists(): ap.error(f'--model {a.model}: no such checkpoint or run folder')
     if min(a.n_samples, a.steps, a.repair_candidates) < 1 or a.repair_rounds < 0:
-        ap.error(f'--n-samples {a.n_samples} --steps {a.steps} --repair-candidates {a.repair_candidates} must be >= 1, --repair-rounds {a.repair_rounds} >= 0')
-    if a.unconstrained and a.repair_rounds: ap.error('--repair-rounds resamples under the constraint: drop --unconstrained')
+        ap.error(f'--n-samples {a.n_samples} --steps {a.steps} --repair-candidates {a.repair_candidates} must be >= 1, '
+                 f'--repair-rounds {a.repair_rounds} >= 0')
+    if a.unconstrained and a.repair_rounds: ap.error('--repair-rounds resamples under the constraint: '
+                                                     'drop --unconstrained')
     ckpt = find_latest_checkpoint(path) or path
     dev = resolve_device(a.device)
     model, method, tok, cfg = load_trained(ckpt, device=dev)
     try: splits = palindrome_splits(cfg.dataset)
     except ValueError: splits = palindrome_splits('palindromes')
-    if a.length == 'train': lengths = sample_lengths(splits['train'], a.n_samples, torch.Generator().manual_seed(a.seed), cfg.context_length - 2)
+    if a.length == 'train': lengths = sample_lengths(splits['train'], a.n_samples,
+                                                     torch.Generator().manual_seed(a.seed), cfg.context_length - 2)
     else:
         if not a.length.isdigit() or not 1 <= int(a.length) <= cfg.context_length - 2:
-            ap.error(f"--length {a.length}: give a text length in 1..{cfg.context_length - 2} bytes (the model's window less BOS and EOS) or 'train'")
+            ap.error(f"--length {a.length}: give a text length in 1..{cfg.context_length - 2} bytes (the model's "
+                     "window less BOS and EOS) or 'train'")
         lengths = [int(a.length)] * a.n_samples
     t0 = time.time()
-    texts, st = sample_palindromes(model, method, tok, lengths, steps=a.steps, sampler=a.sampler, mode=a.mode, alphabet=a.alphabet,
-                                   constrained=not a.unconstrained, generator=torch.Generator(device=dev).manual_seed(a.seed), device=dev,
+    texts, st = sample_palindromes(model, method, tok, lengths, steps=a.steps, sampler=a.sampler, mode=a.mode,
+                                   alphabet=a.alphabet,
+                                   constrained=not a.unconstrained,
+                                   generator=torch.Generator(device=dev).manual_seed(a.seed), device=dev,
                                    word_lengths=corpus_word_lengths(splits['train']), shapes=training_texts(splits),
-                                   repair_rounds=a.repair_rounds, repair_candidates=a.repair_candidates, temperature=a.temperature,
+                                   repair_rounds=a.repair_rounds, repair_candidates=a.repair_candidates,
+                                   temperature=a.temperature,
                                    return_stats=True)
     secs = time.time() - t0
     run = 'unconstrained' if a.unconstrained else f'constrained ({a.mode})'
-    print(f'{ckpt}: {cfg.method} ({cfg.graph}) on {cfg.dataset}; {a.n_samples} samples, {run}, {a.steps} steps, {secs:.1f} s')
+    print(f'{ckpt}: {cfg.method} ({cfg.graph}) on {cfg.dataset}; {a.n_samples} samples, {run}, {a.steps} steps, '
+          f'{secs:.1f} s')
     for i, t in enumerate(texts): print(f'{i + 1:4d}. {verdict(t, a.min_zipf)}  {t!r}')
     s = evaluate_samples(texts, training_texts(splits), a.min_zipf)
     if a.repair_rounds:
         s0 = evaluate_samples(st['unrepaired'], training_texts(splits), a.min_zipf)
-        print(f"before repair: all words English {s0['all_words_english']:.1%}; repair: {st['repair_rounds']} round(s), "
-              f"{st['repair_row_calls'] / len(texts):.1f} extra network calls per sample (sampling: {st['row_calls'] / len(texts):.1f})")
+        print(f"before repair: all words English {s0['all_words_english']:.1%}; repair: "
+              f"{st['repair_rounds']} round(s), "
+              f"{st['repair_row_calls'] / len(texts):.1f} extra network calls per sample (sampling: "
+              f"{st['row_calls'] / len(texts):.1f})")
     print(f"summary: palindromes {s['palindrome_rate']:.1%} ({round(s['palindrome_rate'] * s['n'])}/{s['n']}), "
           f"all words English {s['all_words_english']:.1%} (lenient {s['lenient_all_words_english']:.1%}), "
           f"dictionary words {s['english_word_share']:.1%}, distinct {s['distinct']:.1%}, novel {s['novel']:.1%}")
-    out = dict(checkpoint=str(ckpt), run=run, steps=a.steps, seed=a.seed, samples=texts, unrepaired=st['unrepaired'], summary=s,
+    out = dict(checkpoint=str(ckpt), run=run, steps=a.steps, seed=a.seed, samples=texts, unrepaired=st['unrepaired'],
+               summary=s,
                calls=dict(sampling=st['row_calls'], repair=st['repair_row_calls']), seconds=round(secs, 2))
     if a.json: Path(a.json).write_text(json.dumps(out, indent=1, ensure_ascii=False))
     return out

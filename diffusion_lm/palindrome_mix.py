@@ -23,14 +23,16 @@ def mix_rows(generated, real, share: float, rng: np.random.Generator) -> tuple[l
     "Training texts with a share `share` of `generated` rows (each once) and the `real` ones repeated; shuffled."
     generated, real = list(generated), list(real)
     if not 0 <= share <= 1: raise UserError(f'generated_share must be in [0, 1], got {share!r}')
-    if share > 0 and not generated: raise UserError('generated_share > 0 needs generated phrases: give n_generated >= 1')
+    if share > 0 and not generated:
+        raise UserError('generated_share > 0 needs generated phrases: give n_generated >= 1')
     if share < 1 and not real: raise UserError('generated_share < 1 needs real palindromes that fit the rows')
     if share == 0: n_real = len(real)
     elif share == 1: n_real = 0
     else: n_real = round(len(generated) * (1 - share) / share)
     n_gen = len(generated) if share > 0 else 0
     if n_gen + n_real > MAX_ROWS:
-        raise UserError(f'generated_share={share} with {len(generated)} generated phrases needs {n_gen + n_real:,} rows '
+        raise UserError(f'generated_share={share} with {len(generated)} generated phrases needs '
+                        f'{n_gen + n_real:,} rows '
                         f'(more than {MAX_ROWS:,}); raise generated_share or lower n_generated')
     reps = -(-n_real // len(real)) if n_real else 0
     cycled = [real[i] for _ in range(reps) for i in rng.permutation(len(real))][:n_real]
@@ -39,7 +41,8 @@ def mix_rows(generated, real, share: float, rng: np.random.Generator) -> tuple[l
 
 # %% ../nbs/12b_palindrome_mix.ipynb #7f4ffe6d
 N_GENERATED, GENERATED_SHARE, EXACT_SHARE = 50_000, 0.8, 0.3
-MIX_MIN_ZIPF, MIX_ALPHA = 4.0, 0.5     # commoner words, shorter phrases than the generator's defaults: see 'Choosing the defaults' at the end
+# commoner words, shorter phrases than the generator's defaults: see 'Choosing the defaults' at the end
+MIX_MIN_ZIPF, MIX_ALPHA = 4.0, 0.5
 
 def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_fraction: float = 0.1, seed: int = 0,
                             n_generated: int = N_GENERATED, generated_share: float = GENERATED_SHARE,
@@ -47,43 +50,55 @@ def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_
                             generation_seed: int = 0, overwrite: bool = False) -> Path:
     "Real training palindromes plus generated phrases (share `generated_share` of the rows); the real validation split."
     _check_byte_options(row_width, 100)
-    if not isinstance(n_generated, int) or n_generated < 0: raise UserError(f'n_generated must be an integer >= 0, got {n_generated!r}')
+    if not isinstance(n_generated, int) or n_generated < 0:
+        raise UserError(f'n_generated must be an integer >= 0, got {n_generated!r}')
     if not 0 <= exact_share <= 1: raise UserError(f'exact_share must be in [0, 1], got {exact_share!r}')
     source = Path(source or palindromes_path())
     from diffusion_lm.palindrome_corpus import GEN_MIN_ZIPF, ALPHA
     name = (f'palindromes_mix_w{row_width}_n{n_generated}_g{generated_share:g}_e{exact_share:g}'
-            + (f'_z{min_zipf:g}_a{alpha:g}' if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else '') + f'_s{generation_seed}')
+            + (f'_z{min_zipf:g}_a{alpha:g}' if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else '')
+            + f'_s{generation_seed}')
     out_dir = Path(out_dir or prepared_dir() / name)
     options = dict(source=str(source.resolve()), row_width=row_width, val_fraction=val_fraction, seed=seed,
-                   n_generated=n_generated, generated_share=generated_share, exact_share=exact_share, generation_seed=generation_seed,
+                   n_generated=n_generated, generated_share=generated_share, exact_share=exact_share,
+                   generation_seed=generation_seed,
                    **({'min_zipf': min_zipf, 'alpha': alpha} if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else {}))
     items = load_palindromes(source)
     def build(tmp):
         fits = [s for s in items if len(s.encode('utf-8')) + 2 <= row_width]
-        if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); raise row_width')
+        if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); '
+                                     'raise row_width')
         train, val = split_by_normal_form(fits, val_fraction, seed)
         gen = _generate(n_generated if generated_share > 0 else 0, generation_seed, row_width, items, exact_share,
                         dict(min_zipf=min_zipf, alpha=alpha))
         rows, n_gen, n_real = mix_rows(gen, train, generated_share, np.random.default_rng(seed))
         write_text_rows(tmp / 'train.bin', rows, row_width)
         write_text_rows(tmp / 'val.bin', val, row_width)
-        (tmp / 'splits.json').write_text(json.dumps({'train': train, 'val': val, 'generated': gen}, ensure_ascii=False, indent=0))
-        print(f'palindromes-mix: {n_gen} generated + {n_real} real rows ({len(train)} real palindromes), {len(val)} val rows')
+        (tmp / 'splits.json').write_text(json.dumps({'train': train, 'val': val, 'generated': gen}, ensure_ascii=False,
+                                                    indent=0))
+        print(f'palindromes-mix: {n_gen} generated + {n_real} real rows ({len(train)} real palindromes), '
+              f'{len(val)} val rows')
         return dict(name='palindromes-mix', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
                     vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
                     row_width=row_width, entries=len(items), skipped_too_long=len(items) - len(fits),
-                    real_train=len(train), generated=len(gen), exact_generated=round(len(gen) * exact_share), generated_rows=n_gen, real_rows=n_real,
+                    real_train=len(train), generated=len(gen), exact_generated=round(len(gen) * exact_share),
+                    generated_rows=n_gen, real_rows=n_real,
                     share=n_gen / max(1, len(rows)), train_rows=len(rows), val_rows=len(val),
                     train_tokens=len(rows) * row_width, val_tokens=len(val) * row_width, source_md5=_file_md5(source))
     return _prepare(out_dir, options, overwrite, build)
 
-def _generate(n: int, seed: int, row_width: int, exclude, exact_share: float = 0.0, vocab: dict | None = None) -> list[str]:
-    "`n` generated phrases that fit a row (a share `exact_share` exact), no two and none of `exclude` with one normal form."
+# %% ../nbs/12b_palindrome_mix.ipynb #5895b916
+def _generate(n: int, seed: int, row_width: int, exclude, exact_share: float = 0.0,
+              vocab: dict | None = None) -> list[str]:
+    ("`n` generated phrases that fit a row (a share `exact_share` exact), no two and none of `exclude` with one "
+     "normal form.")
     if n == 0: return []
     from diffusion_lm.palindrome_corpus import generate_palindromes, generate_exact_palindromes
     n_exact, lim = round(n * exact_share), min(40, row_width - 2)
-    exact = generate_exact_palindromes(n_exact, seed=seed, max_chars=lim, exclude=exclude, **(vocab or {})) if n_exact else []
-    return exact + generate_palindromes(n - n_exact, seed=seed, max_chars=lim, exclude=list(exclude) + exact, **(vocab or {}))
+    exact = generate_exact_palindromes(n_exact, seed=seed, max_chars=lim, exclude=exclude,
+                                       **(vocab or {})) if n_exact else []
+    return exact + generate_palindromes(n - n_exact, seed=seed, max_chars=lim, exclude=list(exclude) + exact,
+                                        **(vocab or {}))
 
 # %% ../nbs/12b_palindrome_mix.ipynb #c129831b
 def training_texts(splits: dict) -> list[str]:
@@ -95,12 +110,15 @@ def plot_mix(splits: dict, path=None, title: str = ''):
     "Histograms of characters and words per text: generated phrases, real training and validation palindromes."
     import matplotlib.pyplot as plt
     from diffusion_lm.palindrome_corpus import word_spans, save_png
-    sets = [('generated', splits.get('generated', []), 'C0'), ('real train', splits['train'], 'C1'), ('real val', splits['val'], 'C2')]
+    sets = [('generated', splits.get('generated', []), 'C0'), ('real train', splits['train'], 'C1'),
+            ('real val', splits['val'], 'C2')]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.2))
-    feats = [('characters', lambda t: len(t), np.arange(0.5, 31.5, 1)), ('words', lambda t: len(word_spans(t)), np.arange(0.5, 9.5))]
+    feats = [('characters', lambda t: len(t), np.arange(0.5, 31.5, 1)),
+             ('words', lambda t: len(word_spans(t)), np.arange(0.5, 9.5))]
     for ax, (name, f, bins) in zip(axes, feats):
         for label, ts, c in sets:
-            if ts: ax.hist([f(t) for t in ts], bins=bins, density=True, histtype='step', lw=2, color=c, label=f'{label} ({len(ts):,})')
+            if ts: ax.hist([f(t) for t in ts], bins=bins, density=True, histtype='step', lw=2, color=c,
+                           label=f'{label} ({len(ts):,})')
         ax.set_xlabel(f'{name} per text'); ax.set_ylabel('share')
     axes[0].legend(fontsize=8); fig.suptitle(title or 'palindromes-mix: generated vs real'); fig.tight_layout()
     if path is not None: save_png(fig, path)

@@ -30,33 +30,39 @@ def _char_ids(tok, chars: str) -> list[int]:
     for c in chars:
         try: t = tok.encode(c, add_special=False)
         except KeyError:
-            raise ValueError(f'alphabet character {c!r} is not in the vocabulary of {tok}: give an alphabet of characters '
+            raise ValueError(f'alphabet character {c!r} is not in the vocabulary of {tok}: '
+                             'give an alphabet of characters '
                              'the model knows (--alphabet)') from None
-        if len(t) != 1: raise ValueError(f'alphabet character {c!r} is {len(t)} tokens of {tok}; use characters that are one token each (ASCII for bytes)')
+        if len(t) != 1: raise ValueError(f'alphabet character {c!r} is {len(t)} tokens of {tok}; '
+                                         'use characters that are one token each (ASCII for bytes)')
         ids.append(t[0])
     return ids
 
 # %% ../nbs/12_palindromes.ipynb #9f3a3923
 def word_skeleton(n: int, word_lengths, generator: torch.Generator | None = None) -> list[bool]:
-    "A letters-mode skeleton of `n` slots (True: letter/digit): words of lengths drawn from `word_lengths`, one separator between."
+    ("A letters-mode skeleton of `n` slots (True: letter/digit): words of lengths drawn from `word_lengths`, "
+     "one separator between.")
     wl = torch.as_tensor(list(word_lengths), dtype=torch.long)
     if len(wl) == 0 or (wl < 1).any(): raise ValueError('word_lengths must be a non-empty list of positive lengths')
     out = []
     while len(out) < n:
         if out:
-            if n - len(out) < 2: out.append(True); continue        # no room for a separator and a word: extend the last word
+            if n - len(out) < 2: out.append(True); continue  # no room for a separator and a word: extend the last word
             out.append(False)
         w = int(wl[torch.randint(len(wl), (1,), generator=generator)])
         out.extend([True] * min(w, n - len(out)))
     return out
 
+# %% ../nbs/12_palindromes.ipynb #b2f0c33f
 def palindrome_layout(lengths, seq_len: int, tok, mode: str = 'exact', skeletons=None) -> dict:
-    "Frame, kinds and partners of rows `BOS + text + EOS + PAD` with text lengths `lengths [B]` in windows of `seq_len`."
+    ("Frame, kinds and partners of rows `BOS + text + EOS + PAD` with text lengths `lengths [B]` in windows "
+     "of `seq_len`.")
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
     if mode not in MODES: raise ValueError(f'mode must be one of {MODES}, not {mode!r}')
     if len(lengths) == 0: raise ValueError('lengths is empty: give one text length per row')
     if lengths.min() < 1 or lengths.max() > seq_len - 2:
-        raise ValueError(f'text lengths must be in 1..{seq_len - 2} (BOS and EOS take 2 of the {seq_len} positions); got '
+        raise ValueError(f'text lengths must be in 1..{seq_len - 2} (BOS and EOS take 2 of the {seq_len} '
+                         'positions); got '
                          f'{lengths.min().item()}..{lengths.max().item()}')
     B = len(lengths)
     tmpl = torch.full((B, seq_len), tok.pad_id, dtype=torch.long)
@@ -70,7 +76,8 @@ def palindrome_layout(lengths, seq_len: int, tok, mode: str = 'exact', skeletons
             partner[b, 1:n + 1] = torch.arange(n, 0, -1)
         else:
             sk = skeletons[b]
-            if len(sk) != n or not any(sk): raise ValueError(f'row {b}: the skeleton needs {n} slots with at least one letter slot')
+            if len(sk) != n or not any(sk): raise ValueError(f'row {b}: the skeleton needs {n} slots with at least '
+                                                             'one letter slot')
             slots = [1 + i for i, s in enumerate(sk) if s]
             kind[b, 1:n + 1] = torch.tensor([_ALNUM if s else _SEP for s in sk])
             partner[b, slots] = torch.tensor(slots[::-1])
@@ -80,9 +87,11 @@ def palindrome_layout(lengths, seq_len: int, tok, mode: str = 'exact', skeletons
 
 # %% ../nbs/12_palindromes.ipynb #929c2ec2
 class PalindromeConstraint(Constraint):
-    "Rows `BOS + text + EOS + PAD` whose text is a palindrome ('exact' or 'letters' mode); mirrored pairs are drawn once."
+    ("Rows `BOS + text + EOS + PAD` whose text is a palindrome ('exact' or 'letters' mode); "
+     "mirrored pairs are drawn once.")
     def __init__(self, lengths, seq_len: int, tok, mode: str = 'exact', alphabet: str = DEFAULT_ALPHABET,
-                 word_lengths=None, skeletons=None, mask_id: int | None = None, generator: torch.Generator | None = None):
+                 word_lengths=None, skeletons=None, mask_id: int | None = None,
+                 generator: torch.Generator | None = None):
         lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
         if mode == 'letters' and skeletons is None:
             wl = word_lengths if word_lengths is not None else corpus_word_lengths()
@@ -98,7 +107,8 @@ class PalindromeConstraint(Constraint):
         if mode == 'letters' and any(not s for sk in skeletons for s in sk) and not sep:
             raise ValueError('letters mode with separator slots needs a space or punctuation mark in the alphabet')
         self._sets = {_ALNUM: alnum, _FREE: ids, _SEP: sep}
-        self._fold = {i: tok.encode(c.lower(), add_special=False)[0] for i, c in zip(ids, alphabet)} if mode == 'letters' else {}
+        self._fold = ({i: tok.encode(c.lower(), add_special=False)[0] for i, c in zip(ids, alphabet)}
+                      if mode == 'letters' else {})
         self._cache = {}
 
     def _tables(self, V: int, device):
@@ -129,14 +139,15 @@ class PalindromeConstraint(Constraint):
     def _draw(self, probs, generator=None, greedy=False):
         B, L, V = probs.shape
         if (B, L) != tuple(self.layout['fixed'].shape):
-            raise ValueError(f'PalindromeConstraint was built for [{self.layout["fixed"].shape[0]}, {self.seq_len}] rows, got probs for [{B}, {L}]')
+            raise ValueError(f'PalindromeConstraint was built for [{self.layout["fixed"].shape[0]}, '
+                             f'{self.seq_len}] rows, got probs for [{B}, {L}]')
         pick = (lambda w: w.argmax(-1)) if greedy else (lambda w: sample_categorical(w, generator))
         allowed, cls = self._tables(V, probs.device)
         kind, partner, lead = self._lay('kind', probs), self._lay('partner', probs), self._lay('lead', probs)
         p = torch.nan_to_num(probs.double(), nan=0.0, posinf=0.0).clamp_min(0)
         has_mask = self.mask_id < V
         q = p[..., self.mask_id] if has_mask else torch.zeros(B, L, dtype=p.dtype, device=p.device)
-        tot = p.sum(-1)                                                # the reveal time ignores the alphabet; the value does not
+        tot = p.sum(-1)  # the reveal time ignores the alphabet; the value does not
         q = torch.where(tot > 0, q / tot.clamp_min(1e-300), torch.zeros_like(q))
         real = p * allowed[kind]
         if has_mask: real[..., self.mask_id] = 0
@@ -154,15 +165,17 @@ class PalindromeConstraint(Constraint):
                 self.fallbacks += int((bad & ~self._lay('fixed', probs)).sum())
                 law = torch.where(bad[..., None], alt, law)
         c = pick(law).gather(1, lead)                                  # the pair's class, drawn once at its leader
-        if self._fold:                                                 # letters: each position draws its case within the class
+        if self._fold:  # letters: each position draws its case within the class
             within = real * (cls[None, None] == c[..., None])
-            within = torch.where(within.sum(-1, keepdim=True) > 0, within, ok_allowed * (cls[None, None] == c[..., None]))
+            within = torch.where(within.sum(-1, keepdim=True) > 0, within,
+                                 ok_allowed * (cls[None, None] == c[..., None]))
             tok_ = pick(within)
         else: tok_ = c
         if has_mask:
             overlap = (Pf * Pf_b).sum(-1) / (Pf.sum(-1) * Pf_b.sum(-1)).clamp_min(1e-300)
             stay = torch.where(paired, self._pair_stay(q, part(q), overlap), q)
-            u = torch.full_like(stay, 0.5) if greedy else torch.rand(stay.shape, dtype=stay.dtype, device=stay.device, generator=generator)
+            u = torch.full_like(stay, 0.5) if greedy else torch.rand(stay.shape, dtype=stay.dtype, device=stay.device,
+                                                                     generator=generator)
             masked = (u < stay).gather(1, lead)
             tok_ = torch.where(masked, self.mask_id, tok_)
         return torch.where(self._lay('fixed', probs), self._lay('template', probs), tok_)
@@ -171,7 +184,8 @@ class PalindromeConstraint(Constraint):
     def argmax(self, logp): return self._draw(logp.double().exp(), greedy=True)
 
     def check(self, x):
-        "Per row: the frame is in place, every text token is allowed for its slot, and mirrored slots agree (case-folded in letters mode)."
+        ("Per row: the frame is in place, every text token is allowed for its slot, "
+         "and mirrored slots agree (case-folded in letters mode).")
         V = max(int(x.max()) + 1, self.mask_id + 1)
         allowed, cls = self._tables(V, x.device)
         kind, partner = self._lay('kind', x), self._lay('partner', x)
@@ -180,8 +194,10 @@ class PalindromeConstraint(Constraint):
         ok_mirror = (cls[x] == cls[x.gather(1, partner)]).all(1)
         return ok_frame & ok_tok & ok_mirror
 
-    def __repr__(self): return f'PalindromeConstraint(mode={self.mode!r}, lengths={self.lengths.tolist()}, seq_len={self.seq_len})'
+    def __repr__(self): return (f'PalindromeConstraint(mode={self.mode!r}, lengths={self.lengths.tolist()}, '
+                                f'seq_len={self.seq_len})')
 
+# %% ../nbs/12_palindromes.ipynb #80b7497a
 def corpus_word_lengths(items=None) -> list[int]:
     "Lengths of the words (runs of letters and digits) of the palindromes `items` (the shipped corpus by default)."
     items = load_palindromes() if items is None else items
@@ -192,9 +208,11 @@ def palindrome_splits(dataset: str = 'palindromes') -> dict:
     "{'train': [...], 'val': [...]}: the split of a prepared palindrome set (the shipped one is prepared if needed)."
     path = Path(prepare_dataset(dataset))
     f = path / 'splits.json'
-    if not f.exists(): raise ValueError(f'{path} has no splits.json: it is not a prepared palindrome set (use dataset="palindromes")')
+    if not f.exists(): raise ValueError(f'{path} has no splits.json: it is not a prepared palindrome set (use '
+                                        'dataset="palindromes")')
     return json.loads(f.read_text())
 
+# %% ../nbs/12_palindromes.ipynb #aa40643d
 def sample_lengths(texts, n: int, generator: torch.Generator | None = None, max_len: int = 30) -> torch.Tensor:
     "`n` text lengths in bytes, drawn uniformly from the lengths of those `texts` that have at most `max_len` bytes."
     pool = torch.tensor([len(t.encode()) for t in texts if 0 < len(t.encode()) <= max_len], dtype=torch.long)
@@ -211,20 +229,23 @@ def shape_skeletons(lengths, shapes, word_lengths, generator: torch.Generator | 
     for n in torch.as_tensor(lengths).reshape(-1).tolist():
         pool = by_len.get(n)
         if pool: out.append([c.isalnum() for c in pool[int(torch.randint(len(pool), (1,), generator=generator))]])
-        else: out.append(word_skeleton(n, word_lengths if word_lengths is not None else corpus_word_lengths(), generator))
+        else: out.append(word_skeleton(n, word_lengths if word_lengths is not None else corpus_word_lengths(),
+                                       generator))
     return out
 
 # %% ../nbs/12_palindromes.ipynb #5559684a
 def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: str | None = None, mode: str = 'exact',
                        constrained: bool = True, alphabet: str = DEFAULT_ALPHABET, word_lengths=None, shapes=None,
-                       seq_len: int | None = None, batch_size: int = 64, generator: torch.Generator | None = None, device=None,
+                       seq_len: int | None = None, batch_size: int = 64, generator: torch.Generator | None = None,
+                       device=None,
                        hook=None, repair_rounds: int = 0, repair_steps: int | None = None, repair_candidates: int = 1,
                        return_stats: bool = False, **kw):
     "One sample text per entry of `lengths` (text lengths in bytes), with or without the palindrome constraint."
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
     seq_len = seq_len or getattr(getattr(model, 'cfg', None), 'context_length', None)
     if seq_len is None: raise ValueError('give seq_len: the model has no cfg.context_length to take it from')
-    if repair_rounds and not constrained: raise ValueError('word repair resamples under the palindrome constraint: use constrained=True')
+    if repair_rounds and not constrained: raise ValueError('word repair resamples under the palindrome constraint: '
+                                                           'use constrained=True')
     texts, before, stats = [], [], dict(calls=0, row_calls=0, repair_calls=0, repair_row_calls=0, repair_rounds=0)
     for i in range(0, len(lengths), batch_size):
         lb = lengths[i:i + batch_size]
@@ -232,7 +253,8 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
         # unconstrained run must see the same sampling stream as the constrained one
         skel = torch.Generator().manual_seed(generator.initial_seed() + i) if generator is not None else None
         sks = shape_skeletons(lb, shapes, word_lengths, skel) if mode == 'letters' and shapes is not None else None
-        cons = PalindromeConstraint(lb, seq_len, tok, mode=mode, alphabet=alphabet, word_lengths=word_lengths, skeletons=sks,
+        cons = PalindromeConstraint(lb, seq_len, tok, mode=mode, alphabet=alphabet, word_lengths=word_lengths,
+                                    skeletons=sks,
                                     generator=skel)
         c = cons if constrained else FixedTokens(cons.layout['template'], cons.layout['fixed'])
         x, st = method.sample(model, len(lb), seq_len, steps=steps, sampler=sampler, generator=generator, device=device,
@@ -240,7 +262,8 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
         stats['calls'] += st['nfe']; stats['row_calls'] += st['nfe'] * len(lb)
         before += tok.decode_batch(x.cpu())
         if repair_rounds:
-            x, rs = repair_words(model, method, tok, x, cons, repair_rounds, steps=repair_steps or steps, sampler=sampler,
+            x, rs = repair_words(model, method, tok, x, cons, repair_rounds, steps=repair_steps or steps,
+                                 sampler=sampler,
                                  generator=generator, device=device, candidates=repair_candidates, **kw)
             for k in ('calls', 'row_calls'): stats[f'repair_{k}'] += rs[k]
             stats['repair_rounds'] = max(stats['repair_rounds'], rs['rounds'])
@@ -255,13 +278,15 @@ def fix(self, x: torch.Tensor, keep: torch.Tensor, rows=None) -> PalindromeConst
     lay = {k: v[rows] for k, v in self.layout.items()}
     keep = keep.cpu()[rows] | lay['fixed']
     if not bool((keep == keep.gather(1, lay['partner'])).all()):
-        raise ValueError('keep must hold both positions of a mirrored pair or neither: add the partners (layout["partner"])')
+        raise ValueError('keep must hold both positions of a mirrored pair or neither: '
+                         'add the partners (layout["partner"])')
     new = copy.copy(self)
     new.layout = {**lay, 'fixed': keep, 'template': torch.where(keep, x.cpu()[rows], lay['template'])}
     new.lengths, new.fallbacks = lay['lengths'], 0
     new.skeletons = [self.skeletons[i] for i in rows.tolist()] if self.skeletons is not None else None
     return new
 
+# %% ../nbs/12_palindromes.ipynb #199db48b
 def row_texts(tok, x: torch.Tensor, cons: PalindromeConstraint) -> list[str]:
     "The text of each row of `x` (positions 1..n of the constraint's layout)."
     return [tok.decode(r[1:n + 1]) for r, n in zip(x.cpu().tolist(), cons.lengths.tolist())]
@@ -272,15 +297,18 @@ def bad_word_mask(texts, cons: PalindromeConstraint, min_zipf: float = MIN_ZIPF,
     B, L = cons.layout['fixed'].shape
     bad = torch.zeros(B, L, dtype=torch.bool)
     for b, (t, n) in enumerate(zip(texts, cons.lengths.tolist())):
-        if len(t) != n: raise ValueError(f'row {b}: {t!r} is not {n} characters; word repair needs one character per byte (ASCII)')
+        if len(t) != n: raise ValueError(f'row {b}: {t!r} is not {n} characters; '
+                                         'word repair needs one character per byte (ASCII)')
         bounds = word_bounds(t)
         if not bounds: bad[b, 1:n + 1] = True                           # no word at all: resample the whole text
         for (s, e), ok in zip(bounds, word_flags(t, min_zipf, names)):
             if not ok: bad[b, 1 + s:1 + e] = True
     return bad | bad.gather(1, cons.layout['partner'])
 
+# %% ../nbs/12_palindromes.ipynb #0fc26f08
 def repair_words(model, method, tok, x: torch.Tensor, cons: PalindromeConstraint, rounds: int = 4, steps: int = 64,
-                 sampler: str | None = None, generator=None, device=None, min_zipf: float = MIN_ZIPF, names: bool = True,
+                 sampler: str | None = None, generator=None, device=None, min_zipf: float = MIN_ZIPF,
+                 names: bool = True,
                  candidates: int = 1, **kw) -> tuple[torch.Tensor, dict]:
     "Resample the words of `x` that fail the word test (and their mirror positions) under `cons`, up to `rounds` times."
     if candidates < 1: raise ValueError(f'candidates must be >= 1, got {candidates}')
@@ -294,17 +322,19 @@ def repair_words(model, method, tok, x: torch.Tensor, cons: PalindromeConstraint
         y, st = method.sample(model, len(each), x.shape[1], steps=steps, sampler=sampler, constraint=sub,
                               generator=generator, device=device, return_stats=True, **kw)
         y = y.cpu()
-        if candidates > 1:                                          # keep the candidate with the fewest marked positions
+        if candidates > 1:  # keep the candidate with the fewest marked positions
             left = bad_word_mask(row_texts(tok, y, sub), sub, min_zipf, names).sum(1).view(len(rows), candidates)
             y = y[torch.arange(len(rows)) * candidates + left.argmin(1)]
         x[rows.to(x.device)] = y.to(x.device)
-        stats = dict(rounds=stats['rounds'] + 1, calls=stats['calls'] + st['nfe'], row_calls=stats['row_calls'] + st['nfe'] * len(each),
+        stats = dict(rounds=stats['rounds'] + 1, calls=stats['calls'] + st['nfe'],
+                     row_calls=stats['row_calls'] + st['nfe'] * len(each),
                      rows=stats['rows'] + [len(rows)])
     return x, stats
 
 # %% ../nbs/12_palindromes.ipynb #847d83b6
 def main(argv=None) -> int:
-    "Command-line entry point (`diffusion-lm-palindromes`, `python -m diffusion_lm.palindromes`): 0, or 2 on a user error."
+    ("Command-line entry point (`diffusion-lm-palindromes`, `python -m diffusion_lm.palindromes`): 0, "
+     "or 2 on a user error.")
     from diffusion_lm.palindrome_eval import run_palindrome_sample
     return run_cli('diffusion-lm-palindromes', run_palindrome_sample, argv)
 

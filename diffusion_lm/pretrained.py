@@ -32,6 +32,7 @@ class quiet_hf:
 class PretrainedLoadError(UserError):
     "A pre-trained folder that cannot be loaded as asked; the message names the path and the fix."
 
+# %% ../nbs/13_pretrained.ipynb #5f913397
 def check_pretrained_dir(path, tokenizer: bool = True) -> Path:
     "Check that `path` is a local Hugging Face model folder with config, safetensors weights (and tokenizer)."
     p = Path(path).expanduser()
@@ -40,19 +41,24 @@ def check_pretrained_dir(path, tokenizer: bool = True) -> Path:
                                   'give the folder holding config.json and the safetensors weights')
     if not p.is_dir(): raise PretrainedLoadError(f'{p} is a file, not a model folder')
     if not (p / 'config.json').is_file():
-        raise PretrainedLoadError(f'{p} has no config.json: not a Hugging Face model folder (found: {sorted(x.name for x in p.iterdir())[:12]})')
+        raise PretrainedLoadError(f'{p} has no config.json: not a Hugging Face model folder (found: '
+                                  f'{sorted(x.name for x in p.iterdir())[:12]})')
     index = p / 'model.safetensors.index.json'
     if index.is_file():
         shards = sorted(set(json.loads(index.read_text())['weight_map'].values()))
         missing = [s for s in shards if not (p / s).is_file()]
-        if missing: raise PretrainedLoadError(f'{p}: {len(missing)} of {len(shards)} weight shards listed in {index.name} are missing '
+        if missing: raise PretrainedLoadError(f'{p}: {len(missing)} of {len(shards)} weight shards listed in '
+                                              f'{index.name} are missing '
                                               f'(e.g. {missing[:3]}); the download is incomplete')
     elif not (p / 'model.safetensors').is_file():
         bins = sorted(x.name for x in p.glob('*.bin'))
-        hint = (f' It has pickled weights ({bins[:2]}), which are not loaded here: convert them to safetensors once.' if bins else '')
-        raise PretrainedLoadError(f'{p} has no weights: expected model.safetensors or model.safetensors.index.json.{hint}')
+        hint = (f' It has pickled weights ({bins[:2]}), which are not loaded here: convert them to safetensors once.'
+                if bins else '')
+        raise PretrainedLoadError(f'{p} has no weights: expected model.safetensors or '
+                                  f'model.safetensors.index.json.{hint}')
     if tokenizer and not ((p / 'tokenizer.json').is_file() or (p / 'tokenizer_config.json').is_file()):
-        raise PretrainedLoadError(f'{p} has no tokenizer (tokenizer.json / tokenizer_config.json); pass tokenizer=False to load the model alone')
+        raise PretrainedLoadError(f'{p} has no tokenizer (tokenizer.json / tokenizer_config.json); '
+                                  'pass tokenizer=False to load the model alone')
     return p
 
 # %% ../nbs/13_pretrained.ipynb #4d1dc36e
@@ -61,30 +67,37 @@ def resolve_mask_id(config, tokenizer=None, mask_id: int | None = None, n_output
     from_cfg = getattr(config, 'mask_token_id', None)
     from_tok = getattr(tokenizer, 'mask_token_id', None) if tokenizer is not None else None
     if from_cfg is not None and from_tok is not None and from_cfg != from_tok:
-        raise PretrainedLoadError(f'config.json says mask_token_id={from_cfg} but the tokenizer\'s mask token is id {from_tok}: '
-                                  'the folder is inconsistent; pass the right one as mask_id= after checking which the model was trained with')
+        raise PretrainedLoadError(f'config.json says mask_token_id={from_cfg} but the tokenizer\'s mask token is id '
+                                  f'{from_tok}: '
+                                  'the folder is inconsistent; pass the right one as mask_id= after checking which the '
+                                  'model was trained with')
     known = from_cfg if from_cfg is not None else from_tok
     if mask_id is None:
         if known is None:
-            raise PretrainedLoadError('no mask id: config.json has no mask_token_id and the tokenizer has no mask token; '
+            raise PretrainedLoadError('no mask id: config.json has no mask_token_id and the tokenizer has no '
+                                      'mask token; '
                                       'pass mask_id= (LLaDA-8B: 126336)')
         mask_id = known
     elif known is not None and mask_id != known:
         raise PretrainedLoadError(f'mask_id={mask_id} is wrong for this model: it was pre-trained with mask id {known} '
-                                  f'({"config.json mask_token_id" if from_cfg is not None else "the tokenizer mask token"})')
+                                  f'''({"config.json mask_token_id" if from_cfg is not None
+                                        else "the tokenizer mask token"})''')
     mask_id = int(mask_id)
     V = n_outputs if n_outputs is not None else getattr(config, 'vocab_size', None)
     if V is not None and not 0 <= mask_id < V:
         raise PretrainedLoadError(f'mask_id={mask_id} is outside the model\'s {V} outputs (0..{V - 1})')
     specials = {n: getattr(config, f'{n}_token_id', None) for n in ('bos', 'eos', 'pad')}
-    if tokenizer is not None: specials.update({f'tokenizer {n}': getattr(tokenizer, f'{n}_token_id', None) for n in ('bos', 'eos', 'pad')})
+    if tokenizer is not None:
+        specials.update({f'tokenizer {n}': getattr(tokenizer, f'{n}_token_id', None) for n in ('bos', 'eos', 'pad')})
     clash = [n for n, v in specials.items() if v is not None and v == mask_id]
-    if clash: raise PretrainedLoadError(f'mask_id={mask_id} is the {clash[0]} token: a mask id must be a token of its own')
+    if clash: raise PretrainedLoadError(f'mask_id={mask_id} is the {clash[0]} token: '
+                                        'a mask id must be a token of its own')
     return mask_id
 
 # %% ../nbs/13_pretrained.ipynb #10e9c2a5
 class PretrainedDenoiser(nn.Module):
-    "A Hugging Face masked-diffusion model as a denoiser: `model(x [B, L]) -> logits [B, L, V]` for diffusion_lm.masked."
+    ("A Hugging Face masked-diffusion model as a denoiser: `model(x [B, L]) -> logits [B, L, "
+     "V]` for diffusion_lm.masked.")
     subs_default = False   # samplers: LLaDA's token choice over every output, MASK included (see 06a_samplers)
     def __init__(self, hf_model: nn.Module, mask_id: int, tokenizer=None, source: str | None = None):
         super().__init__()

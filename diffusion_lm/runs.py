@@ -17,6 +17,7 @@ def append_jsonl(path, rec: dict):
     "Append one JSON line to `path` and flush it."
     with open(path, 'a', encoding='utf-8') as f: f.write(json.dumps(rec) + '\n'); f.flush()
 
+# %% ../nbs/08a_runs.ipynb #eab05a1f
 def read_jsonl(path, repair: bool = False) -> list[dict]:
     "The records of a JSON-lines file; an unreadable last line (a crash mid-write) is dropped with a warning."
     path = Path(path)
@@ -30,10 +31,12 @@ def read_jsonl(path, repair: bool = False) -> list[dict]:
         raise UserError(f'{path} has unreadable lines {[b + 1 for b in bad]} (not only a half-written last line); '
                         'move it aside and resume, the run writes a new one')
     if bad:
-        warnings.warn(f'{path}: dropped a half-written last line ({lines[-1][:60]!r}): the run was interrupted while writing it')
+        warnings.warn(f'{path}: dropped a half-written last line ({lines[-1][:60]!r}): '
+                      'the run was interrupted while writing it')
         if repair: write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in recs))
     return recs
 
+# %% ../nbs/08a_runs.ipynb #3a177d09
 def truncate_metrics(path, step: int):
     "Keep the records up to `step` (those after it were written by a run that died after its last checkpoint)."
     recs = read_jsonl(path, repair=True)
@@ -62,7 +65,8 @@ def _folder_config(out: Path) -> dict | None:
     try: d = json.loads(p.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
     if isinstance(d, dict): return d
-    raise UserError(f'{p} is not a readable run config ({d if isinstance(d, str) else "not a JSON object"}), so {out} cannot be '
+    raise UserError(f'{p} is not a readable run config ({d if isinstance(d, str) else "not a JSON object"}), '
+                    f'so {out} cannot be '
                     'checked to hold this run; nothing was changed: restore config.json, or choose another out_dir')
 
 def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
@@ -70,8 +74,10 @@ def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
     out = Path(out_dir)
     ckpts, metrics = list_checkpoints(out), out / 'metrics.jsonl'
     if resume == 'never' and (ckpts or metrics.exists()):
-        raise UserError(f"{out} already holds a run ({len(ckpts)} checkpoints{', metrics.jsonl' if metrics.exists() else ''}) "
-                        "and resume='never' would mix a new run into it; choose another out_dir (or resume='auto' to continue it)")
+        raise UserError(f"{out} already holds a run ({len(ckpts)} "
+                        f"checkpoints{', metrics.jsonl' if metrics.exists() else ''}) "
+                        "and resume='never' would mix a new run into it; choose another out_dir (or resume='auto' to "
+                        "continue it)")
     if not (ckpts or metrics.exists()): return                                   # nothing here to protect
     old = load_config(ckpts[-1]) if ckpts else _folder_config(out)
     if old is None: return
@@ -82,7 +88,8 @@ def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
 
 # %% ../nbs/08a_runs.ipynb #b1381e24
 def init_weights_from(model, path, device='cpu'):
-    "Load a pre-trained run's EMA weights (raw weights if it has none) into `model`; every mismatch named if they do not fit."
+    ("Load a pre-trained run's EMA weights (raw weights if it has none) into `model`; "
+     "every mismatch named if they do not fit.")
     sd = load_weights(path, which='ema', map_location=str(device))
     problems = check_compatible(sd, model)
     if problems:

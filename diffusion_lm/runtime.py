@@ -30,6 +30,7 @@ def repo_root() -> Path:
     raise FileNotFoundError('cannot find the diffusion_lm project folder (settings.ini); install the package with '
                             '`pip install -e .` from a clone, or give absolute paths')
 
+# %% ../nbs/00a_runtime.ipynb #ceb07e13
 def project_path(p) -> Path:
     "A relative path taken from the project folder (so runs land in `runs/` wherever a notebook runs), else as is."
     p = Path(p).expanduser()
@@ -41,7 +42,9 @@ def project_path(p) -> Path:
 class UserError(ValueError):
     "A mistake in what the user asked for; the message says what is wrong and how to fix it."
 
-USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
+# %% ../nbs/00a_runtime.ipynb #e0683f1d
+USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError,
+               NotADirectoryError,
                IsADirectoryError, TimeoutError)
 
 def one_line(msg) -> str:
@@ -49,6 +52,7 @@ def one_line(msg) -> str:
     parts = [' '.join(l.split()) for l in str(msg).splitlines()]
     return '; '.join(p for p in parts if p)
 
+# %% ../nbs/00a_runtime.ipynb #41a08f81
 def is_user_error(e: BaseException) -> bool:
     "True for the errors that bad input causes (see `USER_ERRORS`), a full disk and other user-caused OS errors."
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES): return True
@@ -60,6 +64,7 @@ class ArgParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f'{self.prog}: {one_line(message)}; see {self.prog} --help\n')
 
+# %% ../nbs/00a_runtime.ipynb #552b7991
 def run_cli(prog: str, body, argv=None) -> int:
     "Run `body(argv)` as the command `prog`: user errors as one line and exit code 2 (traceback with --debug)."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -68,7 +73,8 @@ def run_cli(prog: str, body, argv=None) -> int:
     try: body(argv)
     except KeyboardInterrupt:
         print(f'{prog}: interrupted', file=sys.stderr); return 130
-    except SystemExit as e: return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)   # argparse, --help
+    # argparse, --help
+    except SystemExit as e: return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException as e:
         if debug or not is_user_error(e): raise
         print(f'{prog}: {one_line(e)}', file=sys.stderr); return 2
@@ -99,7 +105,8 @@ def _accepts(tp) -> tuple:
     return (origin or tp,)
 
 def coerce_field(cls, name: str, value):
-    "`value` for field `name` of dataclass `cls`, converted from text if needed; a UserError naming the field if it does not fit."
+    ("`value` for field `name` of dataclass `cls`, converted from text if needed; "
+     "a UserError naming the field if it does not fit.")
     hints = _field_types(cls)
     if name not in hints:
         close = difflib.get_close_matches(name, hints, n=3)
@@ -112,7 +119,8 @@ def coerce_field(cls, name: str, value):
     if bool in ok and isinstance(value, bool): return value
     if int in ok and isinstance(value, int) and not isinstance(value, bool): return value
     if float in ok and isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
-    if any(t in ok for t in (str, list, dict)) and isinstance(value, tuple(t for t in (str, list, dict) if t in ok)): return value
+    if any(t in ok for t in (str, list, dict)) and isinstance(value, tuple(t for t in (str, list, dict) if t in ok)):
+        return value
     want = ' or '.join({int: 'an integer', float: 'a number', bool: 'True or False', str: 'a string', list: 'a list',
                         dict: 'a dict', type(None): 'None'}.get(t, t.__name__) for t in ok)
     raise UserError(f'{cls.__name__}.{name}={value!r} is not {want}; give e.g. {name}={_example(cls, name)}')
@@ -127,6 +135,7 @@ def check_types(obj):
     for f in dataclasses.fields(obj):
         setattr(obj, f.name, coerce_field(type(obj), f.name, getattr(obj, f.name)))
 
+# %% ../nbs/00a_runtime.ipynb #49dae1dc
 def check_range(obj, name: str, lo=None, hi=None, lo_open=False, hi_open=False, fix: str = ''):
     "A UserError unless lo <= obj.name <= hi (open bounds with `lo_open`/`hi_open`); None values pass."
     v = getattr(obj, name)
@@ -134,17 +143,21 @@ def check_range(obj, name: str, lo=None, hi=None, lo_open=False, hi_open=False, 
     bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi))
     if isinstance(v, float) and not math.isfinite(v): bad = True
     if bad:
-        rng = f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{')' if hi_open else ']'}"
+        rng = (f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, "
+               f"{'inf' if hi is None else hi}{')' if hi_open else ']'}")
         raise UserError(f'{type(obj).__name__}.{name}={v!r} is out of range {rng}' + (f'; {fix}' if fix else ''))
 
+# %% ../nbs/00a_runtime.ipynb #3821cbb6
 def check_choice(obj, name: str, choices):
     "A UserError unless obj.name is one of `choices`."
     v = getattr(obj, name)
-    if v not in choices: raise UserError(f'{type(obj).__name__}.{name}={v!r}: choose one of {", ".join(map(str, choices))}')
+    if v not in choices: raise UserError(f'{type(obj).__name__}.{name}={v!r}: '
+                                         f'choose one of {", ".join(map(str, choices))}')
 
 # %% ../nbs/00a_runtime.ipynb #5b5076c5
 def parse_overrides(items) -> dict:
-    "`['k=v', ...]` (or a dict) as a dict of the raw texts (typed later by the field); a UserError for an item without '='."
+    ("`['k=v', ...]` (or a dict) as a dict of the raw texts (typed later by the field); "
+     "a UserError for an item without '='.")
     if isinstance(items, dict): return dict(items)
     out = {}
     for it in items or []:
@@ -153,11 +166,13 @@ def parse_overrides(items) -> dict:
         out[k.strip()] = v
     return out
 
+# %% ../nbs/00a_runtime.ipynb #599e55c0
 def apply_overrides(cls, base: dict | None = None, overrides=None):
     "An instance of dataclass `cls` from `base` with `overrides` (`KEY=VALUE` strings or a dict), every value checked."
     d = {**(base or {}), **parse_overrides(overrides)}
     return cls(**{k: coerce_field(cls, k, v) for k, v in d.items()})
 
+# %% ../nbs/00a_runtime.ipynb #d719e012
 def add_set_argument(parser, what: str = 'config'):
     "Add the library's one override option, `--set KEY=VALUE ...`, to `parser`."
     parser.add_argument('--set', nargs='+', action='extend', default=[], metavar='KEY=VALUE',
@@ -168,16 +183,19 @@ def resolve_device(device: str = 'auto') -> torch.device:
     "The device for `device` ('auto': CUDA if available, else CPU); a UserError if CUDA is asked for but absent."
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: d = torch.device(device)
-    except RuntimeError: raise UserError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    except RuntimeError:
+        raise UserError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if d.type == 'cuda' and not torch.cuda.is_available():
         raise UserError(f"device={device!r} but no CUDA device is available here; use device='auto' or 'cpu'")
     return d
 
+# %% ../nbs/00a_runtime.ipynb #12de2e8f
 def autocast_context(device: torch.device, precision: str):
     "bf16 autocast on CUDA ('auto' or 'bf16'), or where `precision='bf16'`; otherwise nothing."
     use_bf16 = precision == 'bf16' or (precision == 'auto' and device.type == 'cuda')
     return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
+# %% ../nbs/00a_runtime.ipynb #191bade4
 def free_memory(device: torch.device) -> int | None:
     "Bytes the device can still give (CUDA: free device memory; CPU: MemAvailable), None if unknown."
     if device.type == 'cuda': return torch.cuda.mem_get_info(device)[0]
@@ -197,6 +215,7 @@ class DistInfo:
     @property
     def is_main(self) -> bool: return self.rank == 0
 
+# %% ../nbs/00a_runtime.ipynb #25408447
 def setup_distributed(device: str = 'auto') -> tuple[DistInfo, torch.device]:
     "Join the torchrun process group if there is one; the process's rank info and device."
     import torch.distributed as dist
@@ -208,6 +227,7 @@ def setup_distributed(device: str = 'auto') -> tuple[DistInfo, torch.device]:
     if not dist.is_initialized(): dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return info, dev
 
+# %% ../nbs/00a_runtime.ipynb #a3e270c9
 def teardown_distributed():
     "Leave the process group, all ranks together."
     import torch.distributed as dist
@@ -241,6 +261,7 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, betas
     fused = params[0].device.type == 'cuda'
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
 
+# %% ../nbs/00a_runtime.ipynb #2e2bc95a
 def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 0.1, schedule: str = 'cosine') -> float:
     "Multiplier of the peak learning rate at `step`: linear warm-up, then `schedule` down to `min_ratio`."
     if step < warmup_steps: return (step + 1) / warmup_steps
@@ -249,10 +270,13 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 0
     decay = 0.5 * (1 + math.cos(math.pi * p)) if schedule == 'cosine' else 1 - p
     return min_ratio + (1 - min_ratio) * decay
 
+# %% ../nbs/00a_runtime.ipynb #89789e2c
 def make_scheduler(optimizer, warmup_steps: int, max_steps: int, min_ratio: float = 0.1, schedule: str = 'cosine'):
     "A LambdaLR following `lr_factor`."
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup_steps, max_steps, min_ratio, schedule))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                             lambda s: lr_factor(s, warmup_steps, max_steps, min_ratio, schedule))
 
+# %% ../nbs/00a_runtime.ipynb #69cc3d2a
 def make_ema(model: nn.Module, decay: float):
     "An exponential moving average of `model`'s weights (None when `decay` is 0)."
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -266,6 +290,7 @@ def fsync_file(path):
     try: os.fsync(fd)
     finally: os.close(fd)
 
+# %% ../nbs/00a_runtime.ipynb #7da87a9b
 def fsync_dir(path):
     "Flush a folder's entries to disk (POSIX)."
     if os.name != 'posix': return
@@ -273,6 +298,7 @@ def fsync_dir(path):
     try: os.fsync(fd)
     finally: os.close(fd)
 
+# %% ../nbs/00a_runtime.ipynb #a8d67e9e
 def fsync_tree(d):
     "fsync every file under `d`, then every folder."
     d = Path(d)
@@ -280,6 +306,7 @@ def fsync_tree(d):
         if p.is_file(): fsync_file(p)
     for q in [d, *[p for p in d.rglob('*') if p.is_dir()]]: fsync_dir(q)
 
+# %% ../nbs/00a_runtime.ipynb #93de4726
 def write_text_synced(path, text: str):
     "Write `text` to `path` and fsync it (inside a folder that is published atomically)."
     with open(path, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
@@ -293,6 +320,7 @@ def temp_sibling(path, tag: str = 'tmp') -> Path:
     path = Path(path)
     return path.parent / f'{path.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}'
 
+# %% ../nbs/00a_runtime.ipynb #ea166daa
 def pid_alive(pid: int) -> bool:
     "Is process `pid` alive (on this host)?"
     if os.name != 'posix': return False
@@ -301,6 +329,7 @@ def pid_alive(pid: int) -> bool:
     except PermissionError: return True
     return True
 
+# %% ../nbs/00a_runtime.ipynb #f482d5b7
 def is_stale(name: str) -> bool:
     "Is `name` a temporary left by a writer that is no longer writing it?"
     m = TEMP_RE.match(name)
@@ -343,11 +372,13 @@ def replace_dir(tmp, final):
         shutil.rmtree(old)
     finally: _ACTIVE.discard(old.name)
 
+# %% ../nbs/00a_runtime.ipynb #e41e391b
 @contextlib.contextmanager
 def atomic_dir(final, overwrite: bool = False):
     "Yield a temporary folder; on success it replaces `final` in one rename (`overwrite` to replace an existing one)."
     final = Path(final)
-    if final.exists() and not overwrite: raise FileExistsError(f'{final} exists; choose another folder or allow overwriting it')
+    if final.exists() and not overwrite: raise FileExistsError(f'{final} exists; '
+                                                               'choose another folder or allow overwriting it')
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(final)
     _ACTIVE.add(tmp.name)
@@ -355,7 +386,8 @@ def atomic_dir(final, overwrite: bool = False):
         tmp.mkdir()
         yield tmp
         fsync_tree(tmp)
-        if final.exists() and not overwrite: raise FileExistsError(f'{final} appeared while it was being written (another process?)')
+        if final.exists() and not overwrite: raise FileExistsError(f'{final} appeared while it was being written '
+                                                                   '(another process?)')
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
@@ -374,6 +406,7 @@ def remove_dir(path):
         shutil.rmtree(trash, ignore_errors=True)
     finally: _ACTIVE.discard(trash.name)
 
+# %% ../nbs/00a_runtime.ipynb #29a52ac7
 def sweep_stale(folder, restore=lambda p: True) -> int:
     "Delete the stale temporaries in `folder`; an `.old-` copy whose original is missing is put back if `restore(p)`."
     folder, n = Path(folder), 0
@@ -395,6 +428,7 @@ def disk_free(path) -> int:
     while not p.exists() and p != p.parent: p = p.parent
     return shutil.disk_usage(p).free
 
+# %% ../nbs/00a_runtime.ipynb #921d93e7
 def explain_os_error(e: OSError, folder, what: str = 'writing') -> UserError | OSError:
     "A UserError naming the folder, the free space and the fix for a full disk; `e` itself otherwise."
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -407,6 +441,7 @@ def explain_os_error(e: OSError, folder, what: str = 'writing') -> UserError | O
 class RunLockedError(UserError):
     "The run folder is in use by another process."
 
+# %% ../nbs/00a_runtime.ipynb #00a0838d
 class RunLock:
     "An exclusive lock on a run folder, held while the context is open."
     def __init__(self, folder): self.folder, self.fd, self.stale = Path(folder), None, None
@@ -421,9 +456,11 @@ class RunLock:
         except BlockingIOError:
             os.close(fd); h = self.holder() or {}
             raise RunLockedError(f"{self.folder} is in use by process {h.get('pid', '?')} on host {h.get('host', '?')} "
-                                 f"(since {h.get('started', '?')}); wait for it to finish, stop it, or choose another out_dir") from None
+                                 f"(since {h.get('started', '?')}); wait for it to finish, stop it, "
+                                 "or choose another out_dir") from None
         self.stale, self.fd = self.holder(), fd
-        rec = json.dumps({'pid': os.getpid(), 'host': socket.gethostname(), 'started': time.strftime('%Y-%m-%dT%H:%M:%S')})
+        rec = json.dumps({'pid': os.getpid(), 'host': socket.gethostname(),
+                          'started': time.strftime('%Y-%m-%dT%H:%M:%S')})
         os.ftruncate(fd, 0); os.write(fd, rec.encode()); os.fsync(fd)
         return self
     def release(self):
@@ -439,6 +476,7 @@ def unwrap(model):
         elif isinstance(model, nn.Module) and hasattr(model, '_orig_mod'): model = model._orig_mod
         else: return model
 
+# %% ../nbs/00a_runtime.ipynb #c95eb575
 @contextlib.contextmanager
 def eval_mode(model):
     "Eval mode inside the block, the previous mode restored after; non-modules pass through."

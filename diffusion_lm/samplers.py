@@ -19,7 +19,8 @@ __all__ = ['SAMPLERS', 'ALIASES', 'REMASKS', 'CACHES', 'get_num_transfer_tokens'
 
 # %% ../nbs/06a_samplers.ipynb #e91095f8
 def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.Tensor:
-    "LLaDA's schedule [B, steps]: each row's masked count split evenly over the steps, the remainder to the first steps."
+    ("LLaDA's schedule [B, steps]: each row's masked count split evenly over the steps, "
+     "the remainder to the first steps.")
     n = mask_index.sum(1, keepdim=True)
     return n // steps + (torch.arange(steps, device=mask_index.device)[None] < n % steps).long()
 
@@ -37,8 +38,10 @@ def restrict_logp(logp: torch.Tensor, top_k: int | None = None, top_p: float | N
         logp = logp.masked_fill(torch.zeros_like(logp, dtype=torch.bool).scatter(-1, idx, before >= top_p), -math.inf)
     return logp
 
+# %% ../nbs/06a_samplers.ipynb #ca488ce1
 def draw_tokens(logp: torch.Tensor, temperature: float = 1.0, constraint: Constraint | None = None,
-                generator: torch.Generator | None = None, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, top_k: int | None = None,
+                top_p: float | None = None) -> torch.Tensor:
     "Tokens [B, L] from log-probabilities [B, L, V] at `temperature` (0 = argmax), drawn through `constraint`."
     if temperature < 0: raise ValueError(f'temperature must be >= 0, got {temperature}')
     constraint = Constraint() if constraint is None else constraint
@@ -70,8 +73,11 @@ def _group_logp(logp: torch.Tensor, lead: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(logp).scatter_add_(1, lead[..., None].expand_as(logp), logp).log_softmax(-1)
 
 def _group_confidence(logp: torch.Tensor, x0: torch.Tensor, lead: torch.Tensor) -> torch.Tensor:
-    "At each group leader: prod_m p_m(x0_m) / sum_u prod_m p_m(u) over the group's members m (log-probs `logp [B, L, V]`)."
-    num = torch.zeros(x0.shape, dtype=logp.dtype, device=logp.device).scatter_add_(1, lead, logp.gather(-1, x0[..., None])[..., 0])
+    ("At each group leader: prod_m p_m(x0_m) / sum_u prod_m p_m(u) over the group's members m (log-probs `logp "
+     "[B, L, V]`).")
+    num = torch.zeros(x0.shape,
+                      dtype=logp.dtype, device=logp.device).scatter_add_(1, lead,
+                                                                         logp.gather(-1, x0[..., None])[..., 0])
     den = torch.zeros_like(logp).scatter_add_(1, lead[..., None].expand_as(logp), logp).logsumexp(-1)
     return torch.nan_to_num((num - den).exp(), nan=0.0)
 
@@ -79,9 +85,11 @@ def _group_confidence(logp: torch.Tensor, x0: torch.Tensor, lead: torch.Tensor) 
 def sampler_name(sampler: str) -> str:
     "The ordering `sampler` names (LLaDA's 'low_confidence' is 'confidence'); a ValueError listing the choices."
     sampler = ALIASES.get(sampler, sampler)
-    if sampler not in SAMPLERS: raise ValueError(f'sampler must be one of {SAMPLERS} for masked and block diffusion, not {sampler!r}')
+    if sampler not in SAMPLERS: raise ValueError(f'sampler must be one of {SAMPLERS} for masked and block diffusion, '
+                                                 f'not {sampler!r}')
     return sampler
 
+# %% ../nbs/06a_samplers.ipynb #f656df0a
 def order_scores(logp, x0, sampler: str, lead=None, generator=None) -> torch.Tensor:
     "Score [B, L] of each position for `sampler` (higher: committed earlier), from log-probs [B, L, V] and draws x0."
     if sampler == 'random': return torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
@@ -99,14 +107,19 @@ def gumbel_like(x: torch.Tensor, generator=None) -> torch.Tensor:
     u = torch.rand(x.shape, dtype=torch.float64, device=x.device, generator=generator)
     return -torch.log(-torch.log(u.clamp_min(1e-300)))
 
+# %% ../nbs/06a_samplers.ipynb #f5b23c86
 def commit_mask(conf, candidates, k=None, threshold=None, factor=None, order_temperature: float = 0.0, generator=None):
-    "Boolean [B, L]: the candidates to commit this step (k best, or by threshold / factor; at least one per row that has one)."
+    ("Boolean [B, L]: the candidates to commit this step (k best, or by threshold / factor; "
+     "at least one per row that has one).")
     conf = conf.double().masked_fill(~candidates, -math.inf)
-    if threshold is not None: return ((conf > threshold) | _top_k_mask(conf, torch.ones(conf.shape[0], dtype=torch.long, device=conf.device))) & candidates
+    if threshold is not None:
+        return ((conf > threshold) | _top_k_mask(conf,
+                                                 torch.ones(conf.shape[0], dtype=torch.long,
+                                                            device=conf.device))) & candidates
     if factor is not None:
         c = conf.sort(1, descending=True).values
         n = torch.arange(1, conf.shape[1] + 1, device=conf.device, dtype=torch.float64)
-        ok = ((n + 1) * (1 - c) < factor).long().cumprod(1).sum(1).clamp_min(1)           # the longest prefix that passes
+        ok = ((n + 1) * (1 - c) < factor).long().cumprod(1).sum(1).clamp_min(1)  # the longest prefix that passes
         return _top_k_mask(conf, ok.long()) & candidates
     key = conf if order_temperature == 0 else conf / order_temperature + gumbel_like(conf, generator)
     return _top_k_mask(key.masked_fill(~candidates, -math.inf), k) & candidates
@@ -115,8 +128,10 @@ def commit_mask(conf, candidates, k=None, threshold=None, factor=None, order_tem
 REMASKS = ('conf', 'random')
 
 def remask_tokens(x, committed_conf, movable, n, mask_id: int, how: str = 'conf', generator=None):
-    "Return x with `n[b]` of the `movable` committed tokens of each row back to MASK: lowest confidence first, or random."
-    score = -committed_conf if how == 'conf' else torch.rand(x.shape, dtype=torch.float64, generator=generator, device=x.device)
+    ("Return x with `n[b]` of the `movable` committed tokens of each row back to MASK: "
+     "lowest confidence first, or random.")
+    score = -committed_conf if how == 'conf' else torch.rand(x.shape, dtype=torch.float64, generator=generator,
+                                                             device=x.device)
     pick = _top_k_mask(score.masked_fill(~movable, -math.inf), n) & movable
     return torch.where(pick, mask_id, x), pick
 
@@ -136,15 +151,19 @@ class _Predictor:
         self.nfe += 1
         if self.cache is None or self.kv is None:
             self.tokens += x.numel()
-            if self.cache is None: return guided_logits(self.model, x, self.prompt_index, self.mask_id, self.cfg_scale, self.uncond)
+            if self.cache is None: return guided_logits(self.model, x, self.prompt_index, self.mask_id, self.cfg_scale,
+                                                        self.uncond)
             logits, self.kv = self.model(x, return_kv=True)
             return logits
         L, lo, hi = x.shape[1], self.lo, self.hi
         end = hi if self.cache == 'dual' else L
-        past = self.kv.narrow(0, lo) if self.cache == 'prefix' else self.kv.narrow(0, lo).cat(self.kv.narrow(hi, L - hi))
+        past = (self.kv.narrow(0, lo) if self.cache == 'prefix'
+                else self.kv.narrow(0, lo).cat(self.kv.narrow(hi, L - hi)))
         part = self.model(x[:, lo:end], pos=torch.arange(lo, end, device=x.device), past=past)
         self.tokens += x.shape[0] * (end - lo)
-        return torch.zeros(*x.shape, part.shape[-1], dtype=part.dtype, device=x.device).index_copy_(1, torch.arange(lo, end, device=x.device), part)
+        return torch.zeros(*x.shape, part.shape[-1],
+                           dtype=part.dtype, device=x.device).index_copy_(1, torch.arange(lo, end, device=x.device),
+                                                                          part)
 
 # %% ../nbs/06a_samplers.ipynb #58974c8d
 def _log_probs(logits, x, mask_id: int, subs: bool) -> torch.Tensor:
@@ -155,11 +174,13 @@ def _log_probs(logits, x, mask_id: int, subs: bool) -> torch.Tensor:
 def _check_options(sampler, threshold, factor, remask, remask_rate, cache, cfg_scale, order_temperature):
     if threshold is not None and factor is not None: raise ValueError('give threshold or factor, not both')
     if (threshold is not None or factor is not None) and sampler not in ('confidence', 'margin'):
-        raise ValueError(f"threshold and factor compare probabilities: use them with sampler='confidence' or 'margin', not {sampler!r}")
+        raise ValueError("threshold and factor compare probabilities: use them with sampler='confidence' or 'margin', "
+                         f"not {sampler!r}")
     if factor is not None and factor <= 0: raise ValueError(f'factor must be > 0, got {factor}')
     if remask is not None:
         if remask not in REMASKS: raise ValueError(f'remask must be one of {REMASKS} or None, not {remask!r}')
-        if threshold is not None or factor is not None: raise ValueError('remask revises a fixed schedule: use it without threshold or factor')
+        if threshold is not None or factor is not None: raise ValueError('remask revises a fixed schedule: '
+                                                                         'use it without threshold or factor')
         if not 0 <= remask_rate < 1: raise ValueError(f'remask_rate must be in [0, 1), got {remask_rate}')
     if cache is not None:
         if cache not in CACHES: raise ValueError(f'cache must be one of {CACHES} or None, not {cache!r}')
@@ -173,7 +194,8 @@ def _prepare_state(batch_size, length, mask_id, prompt, constraint, device):
     if prompt is not None:
         prompt = torch.as_tensor(prompt, dtype=torch.long, device=device)
         if prompt.dim() == 2 and prompt.shape[0] != batch_size:
-            raise ValueError(f'prompt has {prompt.shape[0]} rows for batch_size {batch_size}: give [P] or [batch_size, P]')
+            raise ValueError(f'prompt has {prompt.shape[0]} rows for batch_size {batch_size}: '
+                             'give [P] or [batch_size, P]')
         x[:, :P] = prompt
     return constraint.apply(x), P
 
@@ -183,7 +205,8 @@ def _window(lo: int, hi: int, P: int, T: int, tied: bool, opts: dict) -> tuple[i
     if tied or type(opts['constraint']) is not Constraint: return 0, T      # ties and constraints see the whole row
     return (lo if opts['subs'] else P), hi
 
-def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, opts: dict, state: dict, hook=None, P: int = 0):
+def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, opts: dict, state: dict, hook=None,
+               P: int = 0):
     "Run one block's steps on x [B, T] (positions lo..hi-1); `predict(x)` gives logits [B, T, V]. Returns x."
     B, T = x.shape
     tied = not bool((lead == torch.arange(T, device=x.device)).all())
@@ -195,7 +218,7 @@ def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, o
     schedule = get_num_transfer_tokens(masked_leaders() & in_block, n_steps)
     conf_at_commit = torch.zeros(B, w1 - w0, dtype=torch.float64, device=x.device)
     parallel = opts['threshold'] is not None or opts['factor'] is not None
-    for i in range(n_steps if not parallel else 4 * (hi - lo)):          # parallel: until done (a drawn MASK may repeat)
+    for i in range(n_steps if not parallel else 4 * (hi - lo)):  # parallel: until done (a drawn MASK may repeat)
         if parallel and not masked_leaders().any(): break
         xw = x[:, w0:w1]
         logp = _log_probs(predict(x)[:, w0:w1], xw, mask_id, opts['subs'])
@@ -206,11 +229,13 @@ def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, o
             k = get_num_transfer_tokens(masked_leaders(), n_steps - i)[:, 0]
             movable = (xw != mask_id) & in_block & ~fixed
             if i < n_steps - 1: r = (opts['remask_rate'] * movable.sum(1)).long(); k = k + r
-        keep = commit_mask(conf, masked_leaders(), k, opts['threshold'], opts['factor'], opts['order_temperature'], opts['generator'])
+        keep = commit_mask(conf, masked_leaders(), k, opts['threshold'], opts['factor'], opts['order_temperature'],
+                           opts['generator'])
         keep = keep.gather(1, lead) & (xw == mask_id)                      # members follow their leader
         xw = torch.where(keep, x0, xw)
         conf_at_commit = torch.where(keep, conf.gather(1, lead), conf_at_commit)
-        if r is not None: xw = remask_tokens(xw, conf_at_commit, movable, r, mask_id, opts['remask'], opts['generator'])[0]
+        if r is not None: xw = remask_tokens(xw, conf_at_commit, movable, r, mask_id, opts['remask'],
+                                             opts['generator'])[0]
         x[:, w0:w1] = xw
         if hook is not None:
             out = hook(state['step'], (x[:, P:] == mask_id).double().mean().item(), x)
@@ -224,18 +249,23 @@ def masked_sample(model: Callable, batch_size: int, length: int, mask_id: int, s
                   block_size: int | None = None, prompt: torch.Tensor | None = None, sampler: str = 'confidence',
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                   order_temperature: float = 0.0, threshold: float | None = None, factor: float | None = None,
-                  remask: str | None = None, remask_rate: float = 0.1, cache: str | None = None, subs: bool | None = None,
-                  cfg_scale: float = 0.0, uncond_model_input: Callable | None = None, constraint: Constraint | None = None,
-                  hook: Callable | None = None, generator: torch.Generator | None = None, device=None, return_stats: bool = False):
+                  remask: str | None = None, remask_rate: float = 0.1, cache: str | None = None,
+                  subs: bool | None = None,
+                  cfg_scale: float = 0.0, uncond_model_input: Callable | None = None,
+                  constraint: Constraint | None = None,
+                  hook: Callable | None = None, generator: torch.Generator | None = None, device=None,
+                  return_stats: bool = False):
     "Masked-diffusion sampler (LLaDA's, with the options above): [B, P + length] tokens (prompt + answer)."
     sampler = sampler_name(sampler)
     _check_options(sampler, threshold, factor, remask, remask_rate, cache, cfg_scale, order_temperature)
     block_size = block_size or length
     if length % block_size: raise ValueError(f'length {length} must be a multiple of block_size {block_size}')
     n_blocks, steps = length // block_size, steps or length
-    if steps % n_blocks: raise ValueError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} (length / block_size)')
+    if steps % n_blocks: raise ValueError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} '
+                                          '(length / block_size)')
     if cache is not None and not isinstance(unwrap(model), DiffusionTransformer):
-        raise ValueError(f'cache={cache!r} needs a model that takes a key/value cache (DiffusionTransformer), not {type(model).__name__}')
+        raise ValueError(f'cache={cache!r} needs a model that takes a key/value cache (DiffusionTransformer), '
+                         f'not {type(model).__name__}')
     constraint = Constraint() if constraint is None else constraint
     device = device or (prompt.device if isinstance(prompt, torch.Tensor) else None) or model_device(model)
     x, P = _prepare_state(batch_size, length, mask_id, prompt, constraint, device)

@@ -113,6 +113,7 @@ def save_adapter(model: nn.Module, path, overwrite: bool = False) -> Path:
     _barrier()
     return Path(path)
 
+# %% ../nbs/14_scale.ipynb #3c901bf2
 def load_adapter(model: nn.Module, path, trainable: bool = False) -> nn.Module:
     "Put the LoRA adapter saved at `path` on the base model (trainable=True to train it further)."
     from peft import PeftModel
@@ -177,6 +178,7 @@ def export_pretrained(model: nn.Module, path, overwrite: bool = False, max_shard
     _barrier()
     return Path(path)
 
+# %% ../nbs/14_scale.ipynb #4b1d6606
 def merge_lora(model: nn.Module, path, overwrite: bool = False, max_shard_size: str = '5GB') -> Path:
     "Write base + LoRA as one full Hugging Face checkpoint that load_pretrained reads; the model is left unchanged."
     _peft(model)
@@ -264,6 +266,7 @@ def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: d
     _barrier()
     return path
 
+# %% ../nbs/14_scale.ipynb #25866c66
 def load_sharded(path, model: nn.Module, optimizer=None) -> dict:
     "Read a save_sharded checkpoint into the model (+ optimizer) on any number of ranks; {'step', 'extra', ...}."
     import torch.distributed.checkpoint as dcp

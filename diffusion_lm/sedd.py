@@ -38,12 +38,14 @@ class Noise(ABC):
 class LogLinearNoise(Noise):
     "sigma_bar(t) = -log(1 - (1-c) t), c = `clean_at_end`: a token is hit with probability (1-c) t."
     def __init__(self, clean_at_end: float = 1e-3):
-        if not 0 < clean_at_end < 1: raise ValueError(f'LogLinearNoise: clean_at_end must be in (0, 1), got {clean_at_end}')
+        if not 0 < clean_at_end < 1: raise ValueError('LogLinearNoise: clean_at_end must be in (0, 1), '
+                                                      f'got {clean_at_end}')
         self.clean_at_end = clean_at_end
     def total_noise(self, t): return -torch.log1p(-(1 - self.clean_at_end) * _as_float(t))
     def rate_noise(self, t): return (1 - self.clean_at_end) / (1 - (1 - self.clean_at_end) * _as_float(t))
     def __repr__(self): return f'LogLinearNoise(clean_at_end={self.clean_at_end})'
 
+# %% ../nbs/05_sedd.ipynb #b73765e3
 class GeometricNoise(Noise):
     "sigma_bar(t) = sigma_min^(1-t) sigma_max^t."
     def __init__(self, sigma_min: float = 1e-4, sigma_max: float = 20.0):
@@ -86,15 +88,18 @@ class Graph(ABC):
     @abstractmethod
     def rate(self, i: torch.Tensor, dtype=None) -> torch.Tensor: "Rows Q[i, :] (rates out of i) -> [*i.shape, dim]."
     @abstractmethod
-    def transp_rate(self, i: torch.Tensor, dtype=None) -> torch.Tensor: "Columns Q[:, i] (rates into i) -> [*i.shape, dim]."
+    def transp_rate(self,
+                    i: torch.Tensor, dtype=None) -> torch.Tensor: "Columns Q[:, i] (rates into i) -> [*i.shape, dim]."
     @abstractmethod
     def transition(self, i, sigma_bar) -> torch.Tensor: "Rows of exp(sigma_bar Q): the law of x_t given x_0 = i."
     @abstractmethod
     def transp_transition(self, i, sigma_bar) -> torch.Tensor: "Columns of exp(sigma_bar Q): P(y -> i) for every y."
     @abstractmethod
-    def sample_transition(self, i, sigma_bar, generator=None) -> torch.Tensor: "Forward-noise tokens `i` to total noise `sigma_bar`."
+    def sample_transition(self, i, sigma_bar, generator=None) -> torch.Tensor:
+        "Forward-noise tokens `i` to total noise `sigma_bar`."
     @abstractmethod
-    def sample_limit(self, *batch_dims, device=None, generator=None) -> torch.Tensor: "Draw from the t -> infinity limit."
+    def sample_limit(self, *batch_dims,
+                     device=None, generator=None) -> torch.Tensor: "Draw from the t -> infinity limit."
     @abstractmethod
     def staggered_score(self, score, dsigma_bar) -> torch.Tensor: "exp(-dsigma_bar Q)^T applied to the ratios `score`."
     def score_entropy(self, log_score, sigma_bar, x, x0) -> torch.Tensor:
@@ -138,7 +143,7 @@ class UniformGraph(Graph):
 
     def staggered_score(self, score, dsigma_bar):
         dsigma_bar = _expand(dsigma_bar, score[..., 0])[..., None]
-        mean = score.mean(-1, keepdim=True)                   # = e^dsigma_bar s - (e^dsigma_bar - 1) mean(s), without the cancellation
+        mean = score.mean(-1, keepdim=True)  # = e^dsigma_bar s - (e^dsigma_bar - 1) mean(s), without the cancellation
         return mean + torch.exp(dsigma_bar) * (score - mean)
 
     def __repr__(self): return f'UniformGraph(N={self.N})'
@@ -152,7 +157,8 @@ class AbsorbingGraph(Graph):
         self.N, self.dim, self.mask_id = N, N + 1, N
 
     def rate(self, i, dtype=None):
-        return (F.one_hot(torch.full_like(i, self.mask_id), self.dim) - F.one_hot(i, self.dim)).to(dtype or torch.get_default_dtype())
+        return ((F.one_hot(torch.full_like(i, self.mask_id), self.dim) - F.one_hot(i, self.dim))
+                .to(dtype or torch.get_default_dtype()))
     def transp_rate(self, i, dtype=None):
         into_mask = (i == self.mask_id)[..., None] & (torch.arange(self.dim, device=i.device) < self.N)
         leave = F.one_hot(i, self.dim) * (i != self.mask_id)[..., None]          # Q[i, i] = -1 for real i, 0 for MASK
@@ -164,7 +170,8 @@ class AbsorbingGraph(Graph):
         return torch.exp(-sigma_bar) * onehot(i) - torch.expm1(-sigma_bar) * onehot(torch.full_like(i, self.mask_id))
     def transp_transition(self, i, sigma_bar):
         sigma_bar = _expand(sigma_bar, i)[..., None]
-        return torch.exp(-sigma_bar) * F.one_hot(i, self.dim).to(sigma_bar.dtype) - torch.expm1(-sigma_bar) * (i == self.mask_id)[..., None]
+        return (torch.exp(-sigma_bar) * F.one_hot(i, self.dim).to(sigma_bar.dtype)
+                - torch.expm1(-sigma_bar) * (i == self.mask_id)[..., None])
 
     def sample_transition(self, i, sigma_bar, generator=None):
         move = torch.rand(i.shape, device=i.device, generator=generator) < -torch.expm1(-_expand(sigma_bar, i))
@@ -203,6 +210,7 @@ def score_entropy(self: UniformGraph, log_score, sigma_bar, x, x0):
     terms = torch.where(y == x[..., None], torch.zeros_like(terms), terms)
     return terms.sum(-1) / self.N
 
+# %% ../nbs/05_sedd.ipynb #9be70fe7
 @patch
 def score_entropy(self: AbsorbingGraph, log_score, sigma_bar, x, x0):
     "Per-token denoising score entropy on the absorbing graph (masked positions only)."
@@ -219,7 +227,8 @@ def _batch_sigma(sigma_bar, x: torch.Tensor) -> torch.Tensor:
     sigma_bar = _as_float(sigma_bar).to(x.device)
     if sigma_bar.numel() == 1: return sigma_bar.reshape(1).expand(x.shape[0])
     if sigma_bar.numel() != x.shape[0]:
-        raise ValueError(f'sigma_bar needs one noise level per sequence, shape [{x.shape[0]}]; got {tuple(sigma_bar.shape)}')
+        raise ValueError(f'sigma_bar needs one noise level per sequence, shape [{x.shape[0]}]; '
+                         f'got {tuple(sigma_bar.shape)}')
     return sigma_bar.reshape(x.shape[0])
 
 def get_score_fn(model, graph: Graph, scale_by_sigma: bool = True, time_conditioned: bool = True):
@@ -234,7 +243,8 @@ def get_score_fn(model, graph: Graph, scale_by_sigma: bool = True, time_conditio
                              f'build the model with vocab_size={graph.dim}')
         if graph.absorb:
             real, shift = out[..., :graph.N], log_expm1(sigma_bar.to(out.dtype))[:, None, None]
-            if not time_conditioned: real = torch.log_softmax(real.float() if real.dtype != torch.float64 else real, -1) - shift
+            if not time_conditioned:
+                real = torch.log_softmax(real.float() if real.dtype != torch.float64 else real, -1) - shift
             elif scale_by_sigma: real = real - shift - math.log(graph.N)
             out = torch.cat([real, torch.full_like(real[..., :1], -math.inf)], -1)
         return out.scatter(-1, x[..., None], 0.0)
@@ -245,14 +255,16 @@ class ExactScoreModel:
     "Toy 'network' whose output `get_score_fn` turns into the exact log-score of p0 (a [N]*L tensor) on `graph`."
     def __init__(self, p0: torch.Tensor, graph: Graph, scale_by_sigma: bool = True):
         if any(n != graph.N for n in p0.shape):
-            raise ValueError(f'p0 must have shape [N]*L with N={graph.N} (the real tokens of {graph}); got {tuple(p0.shape)}')
+            raise ValueError(f'p0 must have shape [N]*L with N={graph.N} (the real tokens of {graph}); '
+                             f'got {tuple(p0.shape)}')
         self.p0, self.graph, self.scale_by_sigma = p0.double() / p0.sum(), graph, scale_by_sigma
         self.L = p0.dim()
 
     def marginal(self, sigma_bar) -> torch.Tensor:
         "p_t over all dim^L states: [*sigma_bar.shape, dim, ..., dim]."
         sigma_bar = _as_float(sigma_bar).double()
-        P = self.graph.transition(torch.arange(self.graph.N, device=sigma_bar.device), sigma_bar.reshape(-1, 1))  # [U, N, dim]
+        # [U, N, dim]
+        P = self.graph.transition(torch.arange(self.graph.N, device=sigma_bar.device), sigma_bar.reshape(-1, 1))
         pt = self.p0.to(sigma_bar.device).expand(P.shape[0], *self.p0.shape)
         for _ in range(self.L): pt = torch.einsum('ua...,uab->u...b', pt, P)   # contract the first token axis
         return pt.reshape(*sigma_bar.shape, *pt.shape[1:])
@@ -279,7 +291,8 @@ def sedd_loss(model, graph: Graph, noise: Noise, x0: torch.Tensor, t=None, t_min
               scale_by_sigma: bool = True, xt: torch.Tensor | None = None, reduction: str = 'sum',
               generator: torch.Generator | None = None, time_conditioned: bool = True) -> torch.Tensor:
     "SEDD loss (nats): sigma(t) * sum of per-token score entropies; [B] ('sum'/'mean') or [B, L] ('none')."
-    if reduction not in ('sum', 'mean', 'none'): raise ValueError(f"reduction must be 'sum', 'mean' or 'none', not {reduction!r}")
+    if reduction not in ('sum', 'mean', 'none'): raise ValueError("reduction must be 'sum', 'mean' or 'none', "
+                                                                  f"not {reduction!r}")
     if x0.dim() != 2: raise ValueError(f'x0 must be a batch of token ids [B, L], got shape {tuple(x0.shape)}')
     if x0.min() < 0 or x0.max() >= graph.N:
         raise ValueError(f'x0 holds ids outside 0..{graph.N - 1}: clean data must be real tokens of {graph} (no MASK)')
@@ -294,19 +307,22 @@ def sedd_loss(model, graph: Graph, noise: Noise, x0: torch.Tensor, t=None, t_min
 
 # %% ../nbs/05_sedd.ipynb #b3bd70f1
 def _normalise(probs: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
-    "Clamp to >= 0 and normalise each row; a row with no finite positive mass (an untrained score at huge noise) takes `fallback`."
+    ("Clamp to >= 0 and normalise each row; a row with no finite positive mass (an untrained score at huge noise) "
+     "takes `fallback`.")
     probs = torch.nan_to_num(probs, nan=0.0, posinf=0.0).clamp_min(0)
     total = probs.sum(-1, keepdim=True)
     ok = torch.isfinite(total) & (total > 0)
     return torch.where(ok, probs / torch.where(ok, total, torch.ones_like(total)), fallback)
 
 def euler_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, rate_dt) -> torch.Tensor:
-    "Euler step law [B, L, dim] in float64: onehot(x) + rate_dt * reverse_rate, clamped and normalised (rate_dt = sigma(t) dt)."
+    ("Euler step law [B, L, dim] in float64: onehot(x) + rate_dt * reverse_rate, "
+     "clamped and normalised (rate_dt = sigma(t) dt).")
     log_score = log_score.double()
     R = graph.reverse_rate(x, torch.exp(log_score)) * _expand(rate_dt, x)[..., None].to(log_score.dtype)
     stay = F.one_hot(x, graph.dim).to(R.dtype)
     return _normalise(stay + R, stay)
 
+# %% ../nbs/05_sedd.ipynb #2a4609a6
 def analytic_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, dsigma_bar) -> torch.Tensor:
     "Analytic step law [B, L, dim] in float64: staggered score * exp(dsigma_bar Q)[:, x], clamped and normalised."
     log_score = log_score.double()
@@ -319,10 +335,12 @@ def analytic_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, dsigm
 # %% ../nbs/05_sedd.ipynb #9049b86b
 @torch.no_grad()
 def sedd_sample(model, graph: Graph, noise: Noise, batch_size: int, length: int, steps: int = 128,
-                sampler: str = 'analytic', denoise: bool = True, t_final: float = 1e-5, constraint: Constraint | None = None,
+                sampler: str = 'analytic', denoise: bool = True, t_final: float = 1e-5,
+                constraint: Constraint | None = None,
                 hook=None, device=None, generator: torch.Generator | None = None, scale_by_sigma: bool = True,
                 time_conditioned: bool = True, temperature: float = 1.0) -> torch.Tensor:
-    "Sample [B, L] token ids by running the reverse chain from t=1 to `t_final` in `steps` steps ('euler' or 'analytic')."
+    ("Sample [B, L] token ids by running the reverse chain from t=1 to `t_final` in `steps` steps ('euler' or "
+     "'analytic').")
     if sampler not in SEDD_SAMPLERS: raise ValueError(f"sampler must be one of {SEDD_SAMPLERS}, not {sampler!r}")
     if steps < 1: raise ValueError(f'steps must be >= 1, got {steps}')
     if not 0 < t_final < 1: raise ValueError(f't_final must be in (0, 1), got {t_final}')
@@ -332,7 +350,8 @@ def sedd_sample(model, graph: Graph, noise: Noise, batch_size: int, length: int,
     score_fn = get_score_fn(model, graph, scale_by_sigma, time_conditioned)
     ts = torch.linspace(1, t_final, steps + 1, dtype=torch.float64)
     x = constraint.apply(graph.sample_limit(batch_size, length, device=device, generator=generator))
-    draw = lambda probs: constraint.sample(_tempered(probs, temperature), generator) if temperature else constraint.argmax(probs.log())
+    draw = lambda probs: (constraint.sample(_tempered(probs, temperature), generator) if temperature
+                          else constraint.argmax(probs.log()))
 
     def after(step, t, x):
         out = hook(step, t, x) if hook is not None else None
@@ -351,6 +370,7 @@ def sedd_sample(model, graph: Graph, noise: Noise, batch_size: int, length: int,
         x = after(steps, 0.0, draw(probs))
     return x
 
+# %% ../nbs/05_sedd.ipynb #56a08dbc
 SEDD_SAMPLERS = ('analytic', 'euler')
 
 def _tempered(probs: torch.Tensor, temperature: float) -> torch.Tensor:

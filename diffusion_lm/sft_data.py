@@ -19,6 +19,7 @@ __all__ = ['ROLES', 'ANSWER_KEYS', 'SFTDataError', 'read_records', 'to_example',
 class SFTDataError(UserError):
     "A bad example in an SFT data file; the message starts with file:line."
 
+# %% ../nbs/16a_sft_data.ipynb #04d6fece
 ROLES = ('system', 'user', 'assistant')
 ANSWER_KEYS = ('response', 'answer', 'completion')
 _FORMATS = ('{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}, '
@@ -27,18 +28,22 @@ _FORMATS = ('{"messages": [{"role": "user", "content": "..."}, {"role": "assista
 def read_records(path) -> list[tuple[str, dict]]:
     "(where, record) for every non-empty line of the JSONL file `path`; `where` is 'file:line'."
     p = Path(path).expanduser()
-    if not p.is_file(): raise FileNotFoundError(f'{p}: no such data file; give a JSONL file with one example a line: {_FORMATS}')
+    if not p.is_file(): raise FileNotFoundError(f'{p}: no such data file; give a JSONL file with one example a '
+                                                f'line: {_FORMATS}')
     out = []
     with open(p, 'rb') as f:
         for i, raw in enumerate(f, 1):
             where = f'{p}:{i}'
             try: line = raw.decode('utf-8')
-            except UnicodeDecodeError as e: raise SFTDataError(f'{where}: not UTF-8 text ({e.reason} at byte {e.start})') from None
+            except UnicodeDecodeError as e:
+                raise SFTDataError(f'{where}: not UTF-8 text ({e.reason} at byte {e.start})') from None
             if not line.strip(): continue
             try: rec = json.loads(line.rstrip('\r\n'))
             except json.JSONDecodeError as e:
-                raise SFTDataError(f'{where}: not valid JSON ({e.msg}, column {e.colno}); each line must be one JSON object') from None
-            if not isinstance(rec, dict): raise SFTDataError(f'{where}: a JSON {type(rec).__name__}, not an object; write {_FORMATS}')
+                raise SFTDataError(f'{where}: not valid JSON ({e.msg}, column {e.colno}); '
+                                   'each line must be one JSON object') from None
+            if not isinstance(rec, dict): raise SFTDataError(f'{where}: a JSON {type(rec).__name__}, not an object; '
+                                                             f'write {_FORMATS}')
             out.append((where, rec))
     if not out: raise SFTDataError(f'{p} holds no examples (every line is empty); write one example a line: {_FORMATS}')
     return out
@@ -46,12 +51,15 @@ def read_records(path) -> list[tuple[str, dict]]:
 # %% ../nbs/16a_sft_data.ipynb #ef945f2a
 def _check_messages(msgs, where) -> list[dict]:
     if not isinstance(msgs, list) or len(msgs) < 2:
-        raise SFTDataError(f'{where}: "messages" must be a list of at least two messages (a user turn, then the assistant answer)')
+        raise SFTDataError(f'{where}: "messages" must be a list of at least two messages (a user turn, '
+                           'then the assistant answer)')
     for k, m in enumerate(msgs):
         if not isinstance(m, dict) or m.get('role') not in ROLES or not isinstance(m.get('content'), str):
-            raise SFTDataError(f'{where}: message {k} must be {{"role": one of {list(ROLES)}, "content": a string}}, got {str(m)[:80]}')
+            raise SFTDataError(f'{where}: message {k} must be {{"role": one of {list(ROLES)}, "content": a string}}, '
+                               f'got {str(m)[:80]}')
     if msgs[-1]['role'] != 'assistant':
-        raise SFTDataError(f'{where}: the last message is from {msgs[-1]["role"]!r}; it must be the assistant answer to train on')
+        raise SFTDataError(f'{where}: the last message is from {msgs[-1]["role"]!r}; '
+                           'it must be the assistant answer to train on')
     return [{'role': m['role'], 'content': m['content']} for m in msgs]
 
 def to_example(rec: dict, where: str) -> list[dict] | str:
@@ -64,7 +72,8 @@ def to_example(rec: dict, where: str) -> list[dict] | str:
             raise SFTDataError(f'{where}: "prompt" and "{key}" must be strings')
         return [{'role': 'user', 'content': rec['prompt']}, {'role': 'assistant', 'content': rec[key]}]
     if 'text' in rec:
-        if not isinstance(rec['text'], str) or not rec['text']: raise SFTDataError(f'{where}: "text" must be a non-empty string')
+        if not isinstance(rec['text'], str) or not rec['text']:
+            raise SFTDataError(f'{where}: "text" must be a non-empty string')
         return rec['text']
     raise SFTDataError(f'{where}: no "messages", "prompt" or "text" key (it has {sorted(rec)[:8]}); write {_FORMATS}')
 
@@ -75,21 +84,26 @@ def has_chat_template(tok) -> bool:
     "Does the tokenizer carry a chat template?"
     return bool(getattr(tok, 'chat_template', None))
 
+# %% ../nbs/16a_sft_data.ipynb #fb3f0e5f
 def encode_example(tok, example: list[dict] | str, where: str = '') -> tuple[list[int], int]:
     "(token ids, prompt length) of a conversation (prompt: all before the final answer; EOS added) or a text."
     if isinstance(example, str): return _ids(tok, example), 0
     eos = tok.eos_token_id
-    if eos is None: raise SFTDataError(f'{where}: the tokenizer has no EOS token, which ends every answer; give a tokenizer with one')
+    if eos is None: raise SFTDataError(f'{where}: the tokenizer has no EOS token, which ends every answer; '
+                                       'give a tokenizer with one')
     if not has_chat_template(tok):
         if [m['role'] for m in example] != ['user', 'assistant']:
-            raise SFTDataError(f'{where}: a conversation needs a chat template, and the tokenizer has none; use a model whose '
-                               'tokenizer has one (tokenizer_config.json "chat_template"), or write {"prompt": ..., "response": ...} pairs')
+            raise SFTDataError(f'{where}: a conversation needs a chat template, and the tokenizer has none; '
+                               'use a model whose '
+                               'tokenizer has one (tokenizer_config.json "chat_template"), or write {"prompt": ..., '
+                               '"response": ...} pairs')
         p = ([tok.bos_token_id] if tok.bos_token_id is not None else []) + _ids(tok, example[0]['content'])
         return p + _ids(tok, example[1]['content']) + [eos], len(p)
     prompt = tok.apply_chat_template(example[:-1], add_generation_prompt=True, tokenize=False)
     full = tok.apply_chat_template(example, tokenize=False)
     if not full.startswith(prompt):
-        raise SFTDataError(f'{where}: the chat template does not render the conversation as its prompt followed by the answer, '
+        raise SFTDataError(f'{where}: the chat template does not render the conversation as its prompt followed by '
+                           'the answer, '
                            'so the prompt cannot be told from the answer; use a template that appends the answer')
     p, a = _ids(tok, prompt), _ids(tok, full[len(prompt):])
     return p + a + ([] if a and a[-1] == eos else [eos]), len(p)
@@ -105,6 +119,7 @@ class SFTData:
     @property
     def n_tokens(self) -> int: return sum(len(ids) for ids, _ in self.examples)
 
+# %% ../nbs/16a_sft_data.ipynb #1b930387
 def _fit(ids, pl, max_length, truncate, where):
     if len(ids) <= max_length: return ids, False
     if pl >= max_length:
@@ -115,7 +130,8 @@ def _fit(ids, pl, max_length, truncate, where):
                            'the example, or set truncate=True to cut such answers (their end and EOS are lost)')
     return ids[:max_length], True
 
-def load_sft_data(path, tok, max_length: int, truncate: bool = False, mask_id: int | None = None, limit: int | None = None) -> SFTData:
+def load_sft_data(path, tok, max_length: int, truncate: bool = False, mask_id: int | None = None,
+                  limit: int | None = None) -> SFTData:
     "Read, check and encode the JSONL file `path` (its first `limit` examples) for SFT with tokenizer `tok`."
     recs = read_records(path)[:limit]
     data = SFTData([])
@@ -123,7 +139,8 @@ def load_sft_data(path, tok, max_length: int, truncate: bool = False, mask_id: i
         ids, pl = encode_example(tok, to_example(rec, where), where)
         if len(ids) <= pl: raise SFTDataError(f'{where}: the example has no answer tokens (an empty text)')
         if mask_id is not None and mask_id in ids:
-            raise SFTDataError(f'{where}: holds the mask token (id {mask_id}, {tok.convert_ids_to_tokens(mask_id)!r}); remove it from the text')
+            raise SFTDataError(f'{where}: holds the mask token (id {mask_id}, {tok.convert_ids_to_tokens(mask_id)!r}); '
+                               'remove it from the text')
         ids, cut = _fit(ids, pl, max_length, truncate, where)
         data.examples.append((ids, pl)); data.where.append(where); data.truncated += cut
     return data
@@ -136,11 +153,13 @@ def collate(examples, pad_id: int, device=None) -> tuple[torch.Tensor, torch.Ten
     for b, (ids, _) in enumerate(examples): x[b, :len(ids)] = torch.tensor(ids)
     return x.to(device), torch.tensor([pl for _, pl in examples], device=device)
 
+# %% ../nbs/16a_sft_data.ipynb #88d7fcb8
 @functools.lru_cache(maxsize=4)
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     "The order of `n` examples in `epoch`: a permutation drawn from (seed, epoch)."
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
 
+# %% ../nbs/16a_sft_data.ipynb #10713f4d
 def batch_indices(n: int, start: int, size: int, seed: int) -> list[int]:
     "Indices of the examples at positions start .. start + size - 1 of the stream of epochs."
     return [epoch_order(n, seed, j // n)[j % n] for j in range(start, start + size)]
@@ -157,14 +176,17 @@ def speeches(text: str) -> list[tuple[str, str, int]]:
         pos += len(block) + 2
     return out
 
+# %% ../nbs/16a_sft_data.ipynb #65083e3c
 def shakespeare_dialogues(text: str, max_chars: int = 400, val_fraction: float = 0.1) -> dict[str, list[dict]]:
     "{'train': [...], 'val': [...]} of {'messages': [user speech, assistant reply]} from neighbouring speeches."
     sp, cut, out = speeches(text), (1 - val_fraction) * len(text), {'train': [], 'val': []}
     for (s1, t1, p1), (s2, t2, p2) in zip(sp, sp[1:]):
         if s1 == s2 or len(t1) + len(t2) > max_chars or (p1 < cut) != (p2 < cut): continue
-        out['train' if p2 < cut else 'val'].append({'messages': [{'role': 'user', 'content': t1}, {'role': 'assistant', 'content': t2}]})
+        out['train' if p2 < cut else 'val'].append({'messages': [{'role': 'user', 'content': t1},
+                                                                 {'role': 'assistant', 'content': t2}]})
     return out
 
+# %% ../nbs/16a_sft_data.ipynb #598005e3
 def write_jsonl(path, records) -> Path:
     "Write `records` as a JSONL file, atomically."
     write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in records))

@@ -25,12 +25,15 @@ def _slurm(cmd: str, *args, check: bool = True, timeout: float = 60) -> subproce
     "Run the SLURM client `cmd` with `args`; a SlurmError if it is not installed or (with `check`) fails."
     exe = shutil.which(cmd)
     if exe is None:
-        raise SlurmError(f'SLURM is not installed here: {cmd} not found; run this on a cluster login node, or install the '
+        raise SlurmError(f'SLURM is not installed here: {cmd} not found; run this on a cluster login node, '
+                         'or install the '
                          'client (Debian/Ubuntu: apt-get install slurm-client) and point SLURM_CONF at the cluster. '
-                         'To see the job script without submitting: sbatch_script(job) or `diffusion-lm-slurm submit --dry-run`')
+                         'To see the job script without submitting: sbatch_script(job) '
+                         'or `diffusion-lm-slurm submit --dry-run`')
     r = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=timeout)
     if check and r.returncode:
-        raise SlurmError(f'`{shlex.join([cmd, *map(str, args)])}` failed ({r.returncode}): {(r.stderr or r.stdout).strip()}')
+        raise SlurmError(f'`{shlex.join([cmd, *map(str, args)])}` failed ({r.returncode}): '
+                         f'{(r.stderr or r.stdout).strip()}')
     return r
 
 # %% ../nbs/11a_slurm.ipynb #de6a84a8
@@ -38,10 +41,12 @@ def prepare_run(job: SlurmJob, exist_ok: bool = False) -> Path:
     "Create the run directory of `job` with its job.sbatch (and config.json for torchrun), logs/ and ckpt/; returns it."
     rd = run_dir_of(job)
     if (rd / 'job.json').exists() and not exist_ok:
-        raise FileExistsError(f'{rd} already holds a run: choose another name, or pass exist_ok=True (--continue) to submit '
+        raise FileExistsError(f'{rd} already holds a run: choose another name, '
+                              'or pass exist_ok=True (--continue) to submit '
                               'it again and continue from its newest checkpoint')
     nb = Path(job.notebook)
-    if not nb.is_file(): raise FileNotFoundError(f'notebook {nb.absolute()} not found: give its path relative to {Path.cwd()} or absolute')
+    if not nb.is_file(): raise FileNotFoundError(f'notebook {nb.absolute()} not found: '
+                                                 f'give its path relative to {Path.cwd()} or absolute')
     cfg = validate_job(job, rd)
     script = sbatch_script(job, rd)
     for sub in ('logs', 'ckpt'): (rd / sub).mkdir(parents=True, exist_ok=True)
@@ -49,12 +54,14 @@ def prepare_run(job: SlurmJob, exist_ok: bool = False) -> Path:
     (rd / 'job.sbatch').write_text(script)
     return rd
 
+# %% ../nbs/11a_slurm.ipynb #b128dba6
 def _record(rd: Path, job: SlurmJob, **extra) -> dict:
     "Add a submission to `job.json` (the newest first-level, earlier ones under 'history')."
     p = rd / 'job.json'
     old = json.loads(p.read_text()) if p.exists() else None
     rec = {'name': job.name, 'run_dir': str(rd), 'notebook': str(Path(job.notebook).absolute()), 'mode': job.mode,
-           'params': run_params(job, rd), 'job': dataclasses.asdict(job), 'submitted_at': datetime.now().isoformat(timespec='seconds'),
+           'params': run_params(job, rd), 'job': dataclasses.asdict(job),
+           'submitted_at': datetime.now().isoformat(timespec='seconds'),
            'submit_host': socket.gethostname(), 'diffusion_lm': __version__, **extra,
            'history': ([{k: v for k, v in old.items() if k != 'history'}] + old.get('history', [])) if old else []}
     p.write_text(json.dumps(rec, indent=1) + '\n')
@@ -74,16 +81,21 @@ def submit(job: SlurmJob, dependency: str | None = None, exist_ok: bool = False)
     return job_id
 
 # %% ../nbs/11a_slurm.ipynb #afc87e3b
-def submit_pipeline(pretrain_params: dict, finetune_params: dict, name: str | None = None, notebook: str = 'nbs/train.ipynb',
-                    finetune_notebook: str | None = None, finetune_resources: dict | None = None, exist_ok: bool = False,
+def submit_pipeline(pretrain_params: dict, finetune_params: dict, name: str | None = None,
+                    notebook: str = 'nbs/train.ipynb',
+                    finetune_notebook: str | None = None, finetune_resources: dict | None = None,
+                    exist_ok: bool = False,
                     **resources) -> tuple[str, str]:
-    "Submit a pre-train run and a fine-tune run that starts, after it succeeds, from its newest checkpoint; the two job ids."
+    ("Submit a pre-train run and a fine-tune run that starts, after it succeeds, from its newest checkpoint; "
+     "the two job ids.")
     name = name or f'pipeline-{datetime.now():%Y%m%d-%H%M%S}'
-    if 'init_from' in finetune_params: raise ValueError('finetune_params sets init_from, but the pipeline sets it to the pre-train run: leave it out')
+    if 'init_from' in finetune_params: raise ValueError('finetune_params sets init_from, '
+                                                        'but the pipeline sets it to the pre-train run: leave it out')
     pre = SlurmJob(notebook=notebook, params=dict(pretrain_params), name=f'{name}-pretrain', **resources)
     pre_dir = run_dir_of(pre)
     fine = SlurmJob(notebook=finetune_notebook or notebook, name=f'{name}-finetune',
-                    params={**finetune_params, 'init_from': str(pre_dir / 'ckpt')}, **{**resources, **(finetune_resources or {})})
+                    params={**finetune_params, 'init_from': str(pre_dir / 'ckpt')},
+                    **{**resources, **(finetune_resources or {})})
     for j in (pre, fine):   # fail early (a run dir that exists, a bad parameter) before submitting anything
         if (run_dir_of(j) / 'job.json').exists() and not exist_ok: prepare_run(j)
         sbatch_script(j)
@@ -126,15 +138,19 @@ def job_state(job_id, run_dir=None) -> dict:
                         ('log', lambda i: _log_state(Path(run_dir) / 'logs' / f'{i}.out' if run_dir else None))):
         f = get(job_id)
         if f: break
-    else: return {'job_id': job_id, 'state': 'UNKNOWN', 'reason': None, 'exit_code': None, 'restarts': None, 'source': None}
-    return {'job_id': job_id, 'state': f['JobState'], 'reason': None if f.get('Reason') in (None, 'None') else f['Reason'],
+    else: return {'job_id': job_id, 'state': 'UNKNOWN', 'reason': None, 'exit_code': None, 'restarts': None,
+                  'source': None}
+    return {'job_id': job_id, 'state': f['JobState'],
+            'reason': None if f.get('Reason') in (None, 'None') else f['Reason'],
             'exit_code': f.get('ExitCode'),
             'restarts': int(f['Restarts']) if f.get('Restarts', '').isdigit() else None, 'source': source}
 
+# %% ../nbs/11a_slurm.ipynb #6573fc0b
 def is_final(state: dict) -> bool:
     "Has the job ended for good (a requeued or pending job has not; one whose dependency can never be met has)?"
     return state['state'] in FINAL_STATES or state.get('reason') == 'DependencyNeverSatisfied'
 
+# %% ../nbs/11a_slurm.ipynb #a4dbb0de
 def wait(job_id, timeout: float | None = None, poll: float = 2.0, run_dir=None, unknown_grace: float = 30.0) -> dict:
     "Wait until job `job_id` has ended for good; its final `job_state`. Gives up on a job SLURM does not know."
     if not str(job_id).isdigit(): raise UserError(f'job id {job_id!r} is not a number; give the id sbatch printed')
@@ -146,7 +162,8 @@ def wait(job_id, timeout: float | None = None, poll: float = 2.0, run_dir=None, 
         if is_final(st): return st
         waited = time.monotonic() - t0
         if st['state'] == 'UNKNOWN' and waited > unknown_grace:
-            raise SlurmError(f'job {job_id} is not known to SLURM (no scontrol or sacct record, no log) after {waited:.0f} s: '
+            raise SlurmError(f'job {job_id} is not known to SLURM (no scontrol or sacct record, no log) '
+                             f'after {waited:.0f} s: '
                              'check the job id (diffusion-lm-slurm list shows the runs and their jobs)')
         if timeout is not None and waited > timeout:
             raise TimeoutError(f'job {job_id} still {st["state"]} ({st.get("reason")}) after {timeout:.0f} s')
@@ -167,6 +184,7 @@ class RunInfo:
     log: Path | None
     dependency: str | None = None
 
+# %% ../nbs/11a_slurm.ipynb #f2731481
 def newest_checkpoint(run_dir) -> Path | None:
     "The newest complete checkpoint of a run (in its ckpt/ folder), or None."
     import warnings
@@ -177,6 +195,7 @@ def newest_checkpoint(run_dir) -> Path | None:
         warnings.simplefilter('ignore')
         return find_latest_checkpoint(ckpt)
 
+# %% ../nbs/11a_slurm.ipynb #2a5ea5d3
 def list_runs(runs_root=None) -> list[RunInfo]:
     "Every run under `runs_root` (default `papermill_runs/`), oldest first, with its current state."
     root = Path(runs_root or default_runs_root())
@@ -186,15 +205,18 @@ def list_runs(runs_root=None) -> list[RunInfo]:
         jid = rec.get('job_id')
         st = job_state(jid, rd) if jid else {'state': 'NOT SUBMITTED', 'exit_code': None, 'restarts': None}
         nb, log = rd / 'notebook.ipynb', rd / 'logs' / f'{jid}.out'
-        runs.append(RunInfo(rec.get('name', rd.name), rd, jid, st['state'], st['exit_code'], st['restarts'], newest_checkpoint(rd),
+        runs.append(RunInfo(rec.get('name', rd.name), rd, jid, st['state'], st['exit_code'], st['restarts'],
+                            newest_checkpoint(rd),
                             nb if nb.exists() else None, log if log.exists() else None, rec.get('dependency')))
     return runs
 
+# %% ../nbs/11a_slurm.ipynb #d02c61e1
 def format_runs(runs: list[RunInfo]) -> str:
     "A plain-text table of `runs`."
     rows = [('NAME', 'JOB', 'STATE', 'EXIT', 'RESTARTS', 'CHECKPOINT', 'NOTEBOOK')]
     for r in runs:
-        rows.append((r.name, r.job_id or '-', r.state, r.exit_code or '-', '-' if r.restarts is None else str(r.restarts),
+        rows.append((r.name, r.job_id or '-', r.state, r.exit_code or '-',
+                     '-' if r.restarts is None else str(r.restarts),
                      r.checkpoint.name if r.checkpoint else '-', str(r.notebook) if r.notebook else '-'))
     w = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return '\n'.join('  '.join(c.ljust(w[i]) for i, c in enumerate(row[:-1])) + '  ' + row[-1] for row in rows)
@@ -207,15 +229,20 @@ def _resource_args(p):
     g.add_argument('--gpu-type'); g.add_argument('--procs-per-node', type=int)
     g.add_argument('--cpus-per-task', type=int); g.add_argument('--mem'); g.add_argument('--time', default='48:00:00')
     g.add_argument('--signal-seconds', type=int, default=300, help='SIGUSR1 this long before the limit (0: none)')
-    g.add_argument('--no-requeue', action='store_true'); g.add_argument('--env-setup', help="shell line run first ('' for none)")
-    g.add_argument('--sbatch', action='append', default=[], metavar='OPTION', help='an extra sbatch option, e.g. --sbatch=--exclusive')
+    g.add_argument('--no-requeue', action='store_true')
+    g.add_argument('--env-setup', help="shell line run first ('' for none)")
+    g.add_argument('--sbatch', action='append', default=[], metavar='OPTION',
+                   help='an extra sbatch option, e.g. --sbatch=--exclusive')
     g.add_argument('--kernel'); g.add_argument('--launcher', choices=LAUNCHERS, default='auto')
     g.add_argument('--runs-root'); g.add_argument('--continue', dest='exist_ok', action='store_true',
-                                                  help='submit again into an existing run directory (resumes from its checkpoints)')
+                                                  help='submit again into an existing run directory (resumes from its '
+                                                       'checkpoints)')
 
 def _resources(a) -> dict:
-    return dict(runs_root=a.runs_root, partition=a.partition, nodes=a.nodes, gpus_per_node=a.gpus_per_node, gpu_type=a.gpu_type,
-                procs_per_node=a.procs_per_node, cpus_per_task=a.cpus_per_task, mem=a.mem, time=a.time, account=a.account,
+    return dict(runs_root=a.runs_root, partition=a.partition, nodes=a.nodes, gpus_per_node=a.gpus_per_node,
+                gpu_type=a.gpu_type,
+                procs_per_node=a.procs_per_node, cpus_per_task=a.cpus_per_task, mem=a.mem, time=a.time,
+                account=a.account,
                 qos=a.qos, signal_seconds=a.signal_seconds or None, requeue=not a.no_requeue, env_setup=a.env_setup,
                 extra_sbatch=a.sbatch, kernel=a.kernel, launcher=a.launcher)
 
@@ -240,7 +267,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--after', help='start after this job id succeeds (afterok)')
     _resource_args(s); s.set_defaults(params={})
     pl = sub.add_parser('pipeline', help='pre-train, then fine-tune from its newest checkpoint (two chained jobs)')
-    pl.add_argument('--notebook', default='nbs/train.ipynb'); pl.add_argument('--finetune-notebook'); pl.add_argument('--name')
+    pl.add_argument('--notebook', default='nbs/train.ipynb'); pl.add_argument('--finetune-notebook')
+    pl.add_argument('--name')
     pl.add_argument('--pretrain', nargs=0, action=_Section, help='the --set after this are the pre-train parameters')
     pl.add_argument('--finetune', nargs=0, action=_Section, help='the --set after this are the fine-tune parameters')
     pl.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE')
@@ -261,13 +289,16 @@ def _main(argv):
         jid = submit(job, dependency=a.after, exist_ok=a.exist_ok)
         print(f'submitted job {jid}: run directory {run_dir_of(job)}')
     elif a.cmd == 'pipeline':
-        ids = submit_pipeline(a.pretrain, a.finetune, name=a.name, notebook=a.notebook, finetune_notebook=a.finetune_notebook,
+        ids = submit_pipeline(a.pretrain, a.finetune, name=a.name, notebook=a.notebook,
+                              finetune_notebook=a.finetune_notebook,
                               finetune_resources={'time': a.finetune_time} if a.finetune_time else None,
                               exist_ok=a.exist_ok, **_resources(a))
         print(f'submitted pre-train job {ids[0]} and fine-tune job {ids[1]} (afterok:{ids[0]})')
     elif a.cmd == 'list':
         runs = list_runs(a.runs_root)
-        if a.json: print(json.dumps([{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(r).items()} for r in runs], indent=1))
+        if a.json:
+            print(json.dumps([{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(r).items()}
+                              for r in runs], indent=1))
         else: print(format_runs(runs) if runs else f'no runs under {a.runs_root or default_runs_root()}')
     elif a.cmd == 'wait':
         st = wait(a.job_id, timeout=a.timeout)
@@ -275,5 +306,6 @@ def _main(argv):
         if st['state'] != 'COMPLETED': raise SystemExit(1)
 
 def main(argv=None) -> int:
-    "The `diffusion-lm-slurm` command: exit code 0 on success, 1 for `wait` on a job that did not complete, 2 on a user error."
+    ("The `diffusion-lm-slurm` command: exit code 0 on success, 1 for `wait` on a job that did not complete, "
+     "2 on a user error.")
     return run_cli('diffusion-lm-slurm', _main, argv)

@@ -20,7 +20,8 @@ __all__ = ['LAUNCHERS', 'papermill_params', 'papermill_command', 'time_limit_sec
 # %% ../nbs/11_slurm_script.ipynb #38b7fae0
 def _check_param_name(name):
     if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)):
-        raise ValueError(f'parameter name {name!r} is not a Python identifier: papermill writes `name = value` into the '
+        raise ValueError(f'parameter name {name!r} is not a Python identifier: '
+                         'papermill writes `name = value` into the '
                          "notebook, so use the notebook's parameter names (letters, digits, _)")
 
 def papermill_params(params: dict) -> list[str]:
@@ -34,16 +35,19 @@ def papermill_params(params: dict) -> list[str]:
         elif v is None or isinstance(v, (bool, int, float)): flags += ['-p', k, repr(v)]
         elif isinstance(v, (list, tuple, dict)):
             text = yaml.safe_dump({k: v}, default_flow_style=True, width=math.inf).strip()
-            if yaml.safe_load(text) != {k: v}: raise ValueError(f'parameter {k!r}={v!r} does not survive YAML; pass simpler values')
+            if yaml.safe_load(text) != {k: v}: raise ValueError(f'parameter {k!r}={v!r} does not survive YAML; '
+                                                                'pass simpler values')
             flags += ['-y', text]
-        else: raise TypeError(f'parameter {k!r} is a {type(v).__name__}: pass str, int, float, bool, None, list or dict')
+        else:
+            raise TypeError(f'parameter {k!r} is a {type(v).__name__}: pass str, int, float, bool, None, list or dict')
     return flags
 
 # %% ../nbs/11_slurm_script.ipynb #acd9a78c
 def papermill_command(notebook, output, params: dict | None = None, kernel: str | None = None, cwd=None,
                       python: str = 'python') -> str:
     "The shell command (every word quoted) that executes `notebook` into `output` with `params` under papermill."
-    args = ['-m', 'papermill', str(notebook), str(output), *papermill_params(params or {}), '--log-output', '--no-progress-bar']
+    args = ['-m', 'papermill', str(notebook), str(output), *papermill_params(params or {}), '--log-output',
+            '--no-progress-bar']
     if kernel: args += ['-k', kernel]
     if cwd is not None: args += ['--cwd', str(cwd)]
     return python + ' ' + shlex.join(args)
@@ -54,7 +58,8 @@ _TIME_RE = re.compile(r'^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$')
 def time_limit_seconds(t: str) -> int:
     "Seconds in a SLURM time limit (`MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`)."
     m = _TIME_RE.match(str(t))
-    if not m: raise ValueError(f'time={t!r} is not a SLURM time limit: use e.g. "48:00:00", "2-00:00:00" or "90" (minutes)')
+    if not m: raise ValueError(f'time={t!r} is not a SLURM time limit: use e.g. "48:00:00", '
+                               '"2-00:00:00" or "90" (minutes)')
     d, a, b, c = (int(x) if x else None for x in m.groups())
     if d is None:   # MM, MM:SS, HH:MM:SS
         return a * 60 if b is None else a * 60 + b if c is None else a * 3600 + b * 60 + c
@@ -98,27 +103,38 @@ class SlurmJob:
                 raise ValueError(f'{f}={v!r}: use an int >= {1 if f == "nodes" else 0}')
         for f in ('procs_per_node', 'cpus_per_task'):
             v = getattr(self, f)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1): raise ValueError(f'{f}={v!r}: use an int >= 1 or None')
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f'{f}={v!r}: use an int >= 1 or None')
         if self.name is not None and not _NAME_RE.match(self.name):
-            raise ValueError(f'name={self.name!r}: use letters, digits, ".", "_", "+", "-" (it names a folder and the job)')
-        if self.mem is not None and not _MEM_RE.match(str(self.mem)): raise ValueError(f'mem={self.mem!r}: use e.g. "64G" or "500M"')
+            raise ValueError(f'name={self.name!r}: use letters, digits, ".", "_", "+", '
+                             '"-" (it names a folder and the job)')
+        if self.mem is not None and not _MEM_RE.match(str(self.mem)):
+            raise ValueError(f'mem={self.mem!r}: use e.g. "64G" or "500M"')
         limit = time_limit_seconds(self.time)
         if self.signal_seconds is not None:
-            if isinstance(self.signal_seconds, bool) or not isinstance(self.signal_seconds, int) or not 0 < self.signal_seconds < limit:
-                raise ValueError(f'signal_seconds={self.signal_seconds!r} must be an int between 0 and the time limit ({limit} s): '
+            if (isinstance(self.signal_seconds, bool) or not isinstance(self.signal_seconds, int)
+                    or not 0 < self.signal_seconds < limit):
+                raise ValueError(f'signal_seconds={self.signal_seconds!r} must be an int between 0 and the time limit '
+                                 f'({limit} s): '
                                  'it is how long before the limit the job is told to checkpoint')
-        if self.open_mode not in ('append', 'truncate'): raise ValueError(f"open_mode={self.open_mode!r}: use 'append' or 'truncate'")
+        if self.open_mode not in ('append', 'truncate'): raise ValueError(f"open_mode={self.open_mode!r}: "
+                                                                          "use 'append' or 'truncate'")
         if self.launcher not in LAUNCHERS: raise ValueError(f'launcher={self.launcher!r}: use one of {LAUNCHERS}')
         if self.launcher == 'notebook' and (self.nodes > 1 or self.nprocs > 1):
-            raise ValueError("launcher='notebook' runs one process: with several GPUs or nodes use 'auto', 'torchrun' or 'srun'")
-        if self.launcher == 'torchrun' and self.nodes > 1: raise ValueError("launcher='torchrun' is for one node: use 'srun' (or 'auto') for several")
+            raise ValueError("launcher='notebook' runs one process: with several GPUs or nodes use 'auto', "
+                             "'torchrun' or 'srun'")
+        if self.launcher == 'torchrun' and self.nodes > 1:
+            raise ValueError("launcher='torchrun' is for one node: use 'srun' (or 'auto') for several")
         for line in self.extra_sbatch:
             if not isinstance(line, str) or '\n' in line or not line.strip().startswith('-'):
-                raise ValueError(f'extra_sbatch entry {line!r}: give one sbatch option per entry, e.g. "--constraint=a100"')
-        if not isinstance(self.params, dict): raise TypeError(f'params must be a dict, not {type(self.params).__name__}')
+                raise ValueError(f'extra_sbatch entry {line!r}: give one sbatch option per entry, e.g. '
+                                 '"--constraint=a100"')
+        if not isinstance(self.params, dict):
+            raise TypeError(f'params must be a dict, not {type(self.params).__name__}')
         papermill_params(self.params)   # names and types checked now, not in the job
         try: json.dumps(self.params)
-        except (TypeError, ValueError) as e: raise TypeError(f'params must be JSON-serialisable (they are saved in job.json): {e}') from None
+        except (TypeError, ValueError) as e: raise TypeError('params must be JSON-serialisable (they are saved in '
+                                                             f'job.json): {e}') from None
 
     @property
     def nprocs(self) -> int:
@@ -127,7 +143,8 @@ class SlurmJob:
 
     @property
     def mode(self) -> str:
-        "How the job trains: 'notebook' (one process), 'torchrun' (one node, several) or 'srun' (torchrun on each node)."
+        ("How the job trains: 'notebook' (one process), 'torchrun' (one node, several) "
+         "or 'srun' (torchrun on each node).")
         if self.launcher != 'auto': return self.launcher
         return 'srun' if self.nodes > 1 else 'torchrun' if self.nprocs > 1 else 'notebook'
 
@@ -138,6 +155,7 @@ def default_runs_root() -> Path:
     "`<repo>/papermill_runs`, where runs go unless told otherwise."
     return repo_root() / 'papermill_runs'
 
+# %% ../nbs/11_slurm_script.ipynb #a4906ab9
 def _default_name(job: SlurmJob) -> str:
     preset = re.sub(r'[^A-Za-z0-9._+-]', '_', str(job.params.get('preset', 'run')))
     return f'{Path(job.notebook).stem}-{preset}-{datetime.now():%Y%m%d-%H%M%S}'
@@ -151,6 +169,7 @@ def run_dir_of(job: SlurmJob) -> Path:
                          'choose a runs_root and name without them')
     return d
 
+# %% ../nbs/11_slurm_script.ipynb #60050c8c
 def run_params(job: SlurmJob, run_dir) -> dict:
     "The parameters the run really gets: the job's, with `out_dir` = the run's ckpt/ and `resume` = 'auto' unless set."
     if 'out_dir' in job.params:
@@ -166,14 +185,18 @@ def notebook_default(notebook, name: str):
     try: return ast.literal_eval(p['default']) if p else None
     except (ValueError, SyntaxError): return None
 
+# %% ../nbs/11_slurm_script.ipynb #46758aa7
 def check_params(job: SlurmJob):
     "A UserError for a parameter the notebook does not take (papermill would inject it unread)."
     import papermill
     names = set(papermill.inspect_notebook(str(job.notebook)))
-    if not names: raise UserError(f'{job.notebook} has no parameters cell (a cell tagged "parameters"): papermill cannot pass it values')
+    if not names: raise UserError(f'{job.notebook} has no parameters cell (a cell tagged "parameters"): '
+                                  'papermill cannot pass it values')
     unknown = sorted(set(job.params) - names)
-    if unknown: raise UserError(f'{job.notebook} takes no parameter {unknown}; its parameters are {", ".join(sorted(names))}')
+    if unknown: raise UserError(f'{job.notebook} takes no parameter {unknown}; '
+                                f'its parameters are {", ".join(sorted(names))}')
 
+# %% ../nbs/11_slurm_script.ipynb #5890e00a
 def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     "The preset and `--config` overrides with which the trainer's command line trains `job` (checked now)."
     from diffusion_lm.trainer import TrainConfig, config_from_preset
@@ -184,10 +207,12 @@ def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     config_from_preset(preset, **cfg)
     return preset, cfg
 
+# %% ../nbs/11_slurm_script.ipynb #e64a6ee4
 def validate_job(job: SlurmJob, run_dir) -> dict | None:
     "Check `job`'s parameters now: names the notebook takes, and the training config when the notebook has a preset."
     check_params(job)
-    if job.mode != 'notebook' or notebook_default(job.notebook, 'preset') is not None: return trainer_config(job, run_dir)[1]
+    if job.mode != 'notebook' or notebook_default(job.notebook, 'preset') is not None:
+        return trainer_config(job, run_dir)[1]
     return None
 
 # %% ../nbs/11_slurm_script.ipynb #513847ac
@@ -227,7 +252,8 @@ def sbatch_header(job: SlurmJob, run_dir) -> list[str]:
     opts += [l.strip() for l in job.extra_sbatch]
     for o in opts:
         if any(c.isspace() for c in o) or '#' in o[1:]:
-            raise ValueError(f'sbatch option {o!r} holds a space or "#": #SBATCH lines are split on spaces; check the value')
+            raise ValueError(f'sbatch option {o!r} holds a space or "#": #SBATCH lines are split on spaces; '
+                             'check the value')
     return [f'#SBATCH {o}' for o in opts]
 
 # %% ../nbs/11_slurm_script.ipynb #0a9bd91f
@@ -237,26 +263,33 @@ def _nproc(job: SlurmJob) -> str:
 def training_commands(job: SlurmJob, run_dir, python: str = 'python') -> list[str]:
     "The script lines that run the training of `job` (each through `_run`)."
     rd, nb = Path(run_dir), Path(job.notebook).absolute()
-    notebook = [f'_run notebook {papermill_command(nb, rd / "notebook.ipynb", run_params(job, rd), kernel=job.kernel or _default_kernel(), cwd=nb.parent, python=python)}']
+    notebook = ['_run notebook '
+                f'''{papermill_command(nb, rd / "notebook.ipynb", run_params(job, rd),
+                                       kernel=job.kernel or _default_kernel(), cwd=nb.parent, python=python)}''']
     if job.mode == 'notebook': return notebook
     preset, _ = trainer_config(job, rd)
     entry = (f'-m diffusion_lm.trainer --config {shlex.quote(str(rd / "config.json"))}'
              + (f' --preset {shlex.quote(preset)}' if preset else '') + ' --no-progress')
     if job.mode == 'torchrun':
-        ddp = [f'_run torchrun {python} -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="{_nproc(job)}" {entry}']
+        ddp = [f'_run torchrun {python} -m torch.distributed.run --standalone --nnodes=1 '
+               f'--nproc_per_node="{_nproc(job)}" {entry}']
     else:
         cpus = f' --cpus-per-task={job.cpus_per_task}' if job.cpus_per_task else ''
         ddp = ['_head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
                '_port=$((20000 + ${SLURM_JOB_ID:-0} % 20000))',
-               f'_run srun srun --nodes={job.nodes} --ntasks-per-node=1{cpus} --kill-on-bad-exit=1 {python} -m torch.distributed.run '
+               f'_run srun srun --nodes={job.nodes} --ntasks-per-node=1{cpus} --kill-on-bad-exit=1 {python} -m '
+               'torch.distributed.run '
                f'--nnodes={job.nodes} --nproc_per_node="{_nproc(job)}" --rdzv_backend=c10d --rdzv_id="$SLURM_JOB_ID" '
                f'--rdzv_endpoint="$_head:$_port" {entry}']
     wait_s = max(30, job.signal_seconds or 0)
-    ddp = ['export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1  # torchrun --signals-to-handle: pass SIGUSR1 on',
-           f'export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${{TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-{wait_s}}}  # time the workers get to checkpoint',
+    ddp = ['export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1  # torchrun --signals-to-handle: '
+           'pass SIGUSR1 on',
+           f'export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${{TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-{wait_s}}}  # time the workers '
+           'get to checkpoint',
            *ddp]
     if not job.notebook_after_ddp: return ddp
-    return ddp + ['if [ "$_rc" = 0 ] && [ "$_preempted" = 0 ] && [ "$_terminated" = 0 ]; then', *('  ' + l for l in notebook), 'fi']
+    return ddp + ['if [ "$_rc" = 0 ] && [ "$_preempted" = 0 ] && [ "$_terminated" = 0 ]; then',
+                  *('  ' + l for l in notebook), 'fi']
 
 # %% ../nbs/11_slurm_script.ipynb #e364bc9e
 def _threads(job: SlurmJob) -> str:
@@ -273,8 +306,10 @@ def sbatch_script(job: SlurmJob, run_dir=None) -> str:
     env = job.env_setup if job.env_setup is not None else _default_env_setup()
     python = 'python' if env.strip() else shlex.quote(sys.executable)
     lines = {'# @SBATCH@': sbatch_header(job, rd),
-             '# @ABOUT@': [f'# Written by diffusion_lm.slurm {__version__} on {datetime.now():%Y-%m-%d %H:%M:%S}: {job.mode} run of '
-                           f'{str(job.notebook)!r}', f'# Run directory {rd}; sbatch this file again to continue from the newest '
+             '# @ABOUT@': [f'# Written by diffusion_lm.slurm {__version__} on {datetime.now():%Y-%m-%d %H:%M:%S}: '
+                           f'{job.mode} run of '
+                           f'{str(job.notebook)!r}',
+                           f'# Run directory {rd}; sbatch this file again to continue from the newest '
                            'checkpoint in ckpt/.'],
              '# @ENV_SETUP@': [env] if env.strip() else [], '# @THREADS@': [_threads(job)],
              '# @TRAINING@': training_commands(job, rd, python)}

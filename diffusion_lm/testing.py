@@ -62,8 +62,10 @@ def make_tiny_llada(path, d_model: int = 32, n_layers: int = 2, n_heads: int = 2
                              'AutoModel': 'modeling_tiny_llada.TinyLLaDAModelLM',
                              'AutoModelForCausalLM': 'modeling_tiny_llada.TinyLLaDAModelLM'},
                    vocab_size=112, d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_hidden_size=mlp_hidden_size,
-                   max_sequence_length=max_sequence_length, mask_token_id=tok.mask_token_id, bos_token_id=tok.bos_token_id,
-                   eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False, use_cache=False)
+                   max_sequence_length=max_sequence_length, mask_token_id=tok.mask_token_id,
+                   bos_token_id=tok.bos_token_id,
+                   eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
+                   use_cache=False)
         (tmp / 'config.json').write_text(json.dumps(cfg, indent=2))
         config = AutoConfig.from_pretrained(tmp, local_files_only=True, trust_remote_code=True)
         with _seeded(seed): model = AutoModel.from_config(config, trust_remote_code=True)

@@ -97,7 +97,8 @@ class CharTokenizer:
         "Read a vocabulary written by `save` (a `vocab.json` file or its folder)."
         path = Path(path)
         if path.is_dir(): path = path/'vocab.json'
-        if not path.exists(): raise FileNotFoundError(f'no vocabulary at {path}: prepare the data first (it writes vocab.json)')
+        if not path.exists(): raise FileNotFoundError(f'no vocabulary at {path}: '
+                                                      'prepare the data first (it writes vocab.json)')
         d = json.loads(path.read_text())
         if not isinstance(d, dict) or d.get('type') != 'chars':
             raise ValueError(f'{path} is not a character vocabulary written by CharTokenizer.save')
@@ -111,6 +112,7 @@ def tokenizer_to_dict(tok) -> dict:
     "A JSON-ready description of `tok`."
     return {'type': 'bytes'} if isinstance(tok, ByteTokenizer) else {'type': 'chars', 'chars': tok.chars}
 
+# %% ../nbs/00_tokenizers.ipynb #6fa72e04
 def tokenizer_from_dict(d: dict):
     "The tokenizer described by `d` (see `tokenizer_to_dict`)."
     if d.get('type') == 'bytes': return ByteTokenizer()
@@ -130,6 +132,7 @@ def token_glyph(tok, i: int, compact: bool = True) -> str:
     if compact: return s if s.isprintable() and len(s) == 1 else ('⏎' if s == '\n' else '?')
     return _WHITE.get(s, s if s.isprintable() and s != '\ufffd' else f'0x{i:02x}')
 
+# %% ../nbs/00_tokenizers.ipynb #b8e5d368
 def render_ids(tok, ids) -> str:
     "A row of ids as one character each (see `token_glyph`)."
     return ''.join(token_glyph(tok, i) for i in ids)

@@ -16,12 +16,14 @@ from .runtime import (UserError, check_types, check_range, check_choice, apply_o
                                   ArgParser, run_cli, project_path, resolve_device, autocast_context, free_memory,
                                   setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock, make_optimizer,
                                   make_scheduler, make_ema, eval_mode, parse_overrides)
-from .data import prepare_dataset, load_metadata, load_tokenizer, RandomBatches, open_split, eval_batches, step_seed
+from .data import (prepare_dataset, load_metadata, load_tokenizer, RandomBatches, open_split, eval_batches,
+                               step_seed)
 from .tokenizers import tokenizer_from_dict
 from .model import ModelConfig, DiffusionTransformer, num_params
 from .model_size import memory_estimate, fmt_bytes
 from .methods import make_method, METHODS, METHOD_ALIASES
-from .checkpoint import save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights, load_config, NonFiniteError
+from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
+                                     load_config, NonFiniteError)
 from .runs import append_jsonl, read_jsonl, truncate_metrics, check_same_run, init_weights_from
 from .runtime import explain_os_error, write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
@@ -44,16 +46,20 @@ class Run:
     length: int
     max_steps: int
 
+# %% ../nbs/09_trainer.ipynb #e0066c88
 def build_model(cfg: TrainConfig, method) -> DiffusionTransformer:
     "The transformer for `cfg` and `method` (vocabulary, time conditioning and causality from the method)."
-    return DiffusionTransformer(method.model_config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, init=cfg.init,
-                                                    dropout=cfg.dropout, context_length=cfg.context_length, cond_dim=cfg.cond_dim))
+    return DiffusionTransformer(method.model_config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+                                                    init=cfg.init,
+                                                    dropout=cfg.dropout, context_length=cfg.context_length,
+                                                    cond_dim=cfg.cond_dim))
 
 # %% ../nbs/09_trainer.ipynb #81919bcd
 def _check_fits_data(cfg, meta, length):
     for split in ('train', 'val'):
         n = meta[f'{split}_tokens']
-        if n < length: raise UserError(f'context_length={length} is longer than the {split} split of {cfg.dataset} ({n} tokens); '
+        if n < length: raise UserError(f'context_length={length} is longer than the {split} split of {cfg.dataset} '
+                                       f'({n} tokens); '
                                        f'use context_length <= {min(meta["train_tokens"], meta["val_tokens"])}')
 
 def check_memory(cfg: TrainConfig, method, device, world: int = 1):
@@ -66,7 +72,8 @@ def check_memory(cfg: TrainConfig, method, device, world: int = 1):
     free = free_memory(device)
     if free is not None and need > 0.9 * free:
         raise UserError(f'a training step needs about {fmt_bytes(need)} but {device} has {fmt_bytes(free)} free '
-                        f'(batch_size={cfg.batch_size}, context_length={cfg.context_length}); lower them or use a larger device')
+                        f'(batch_size={cfg.batch_size}, context_length={cfg.context_length}); '
+                        'lower them or use a larger device')
     return need
 
 def _check_sampling(cfg: TrainConfig, method):
@@ -148,16 +155,19 @@ def _autocast_batches(data, batch_size, length, n_batches, device, precision):
 def _checkpoint(run: Run, out: Path, step, model, optimizer, scheduler, ema, loader, dinfo):
     "Write checkpoint `step` (rank 0), all ranks waiting for it."
     if dinfo.is_main:
-        config = run.cfg.to_dict() | {'model': model.cfg.to_dict(), 'tokenizer_meta': run.meta['tokenizer'], 'data_path': str(run.data_path)}
+        config = run.cfg.to_dict() | {'model': model.cfg.to_dict(), 'tokenizer_meta': run.meta['tokenizer'],
+                                      'data_path': str(run.data_path)}
         save_checkpoint(out, step, model, optimizer=optimizer, scheduler=scheduler, ema=ema, config=config,
-                        extra={'loader': loader.state_dict(), 'world_size': dinfo.world_size}, keep_last=run.cfg.keep_last)
+                        extra={'loader': loader.state_dict(), 'world_size': dinfo.world_size},
+                        keep_last=run.cfg.keep_last)
     if dinfo.world_size > 1: dist.barrier()
 
 def _samples(run: Run, model, device, step, out=None) -> list[str]:
     "The run's samples from `model` (the EMA weights), appended to samples.jsonl when `out` is given."
     cfg, g = run.cfg, torch.Generator(device=device).manual_seed(run.cfg.seed + 12345)
     with autocast_context(device, cfg.precision):
-        xs = run.method.sample(model, cfg.n_samples, run.length, steps=None if run.method.name == 'ar' else cfg.sample_steps,
+        xs = run.method.sample(model, cfg.n_samples, run.length,
+                               steps=None if run.method.name == 'ar' else cfg.sample_steps,
                                sampler=cfg.sampler, temperature=cfg.temperature, generator=g, device=device,
                                **(cfg.sample_options or {}))
     texts = run.tok.decode_batch(xs.cpu())
@@ -177,15 +187,19 @@ def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, 
     cfg = run.cfg
     if dinfo.is_main and out.exists(): check_same_run(out, cfg.to_dict(), cfg.resume)
     latest = find_latest_checkpoint(out) if (out.exists() and cfg.resume != 'never') else None
-    if cfg.resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint to resume from")
+    if cfg.resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint "
+                                                                "to resume from")
     if latest is None and cfg.resume != 'never' and (bad := _unusable_checkpoints(out)):
-        raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt files), so the '
-                        f'run is not started again over them; restore them from a backup, or move {out / "checkpoints"} aside '
+        raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt '
+                        'files), so the '
+                        'run is not started again over them; restore them from a backup, '
+                        f'or move {out / "checkpoints"} aside '
                         'to train from scratch')
     if latest is None:
         if cfg.init_from: init_weights_from(model, project_path(cfg.init_from), device)
         return 0
-    info = load_checkpoint(latest, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema, map_location=str(device))
+    info = load_checkpoint(latest, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema,
+                           map_location=str(device))
     ld = info['extra'].get('loader', {})
     loader.load_state_dict(ld if 'batches_drawn' in ld else {'batches_drawn': info['step'] * cfg.grad_accum})
     return info['step']
@@ -238,13 +252,15 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
     loss_fn = lambda m, x: method.loss(m, x.to(device))
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.length
     last, t_last, tok_last = {'step': step}, time.time(), 0
-    bar = tqdm(total=max_steps, initial=step, disable=not (progress and dinfo.is_main), desc=f'{cfg.method} {cfg.dataset}',
+    bar = tqdm(total=max_steps, initial=step, disable=not (progress and dinfo.is_main),
+               desc=f'{cfg.method} {cfg.dataset}',
                dynamic_ncols=True, mininterval=1.0)
     with StopFlag() as stop:
         while step < max_steps:
             torch.manual_seed(step_seed(cfg.seed, dinfo.rank, step))         # step s of rank r: its own noise
             batches = [loader.get_batch() for _ in range(cfg.grad_accum)]
-            loss, gnorm = train_step(fwd, loss_fn, batches, optimizer, scheduler, ema, cfg.grad_clip, device, cfg.precision,
+            loss, gnorm = train_step(fwd, loss_fn, batches, optimizer, scheduler, ema, cfg.grad_clip, device,
+                                     cfg.precision,
                                      net.no_sync if dinfo.world_size > 1 else None, step, list(model.parameters()))
             if dinfo.world_size > 1:
                 lt = torch.tensor([loss], device=device); dist.all_reduce(lt); loss = lt.item() / dinfo.world_size
@@ -259,17 +275,21 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
                                   val if do_eval else None, device)
                 t_last, tok_last, last = time.time(), 0, rec
                 if dinfo.is_main: append_jsonl(metrics, rec)
-                bar.set_postfix(loss=f'{loss:.3f}', tok_s=f"{rec['tokens_per_s']:.0f}", **({'val_bits': f"{rec['val_bits']:.3f}"} if do_eval else {}))
-            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:   # after the step's log line: see below
+                bar.set_postfix(loss=f'{loss:.3f}', tok_s=f"{rec['tokens_per_s']:.0f}",
+                                **({'val_bits': f"{rec['val_bits']:.3f}"} if do_eval else {}))
+            # after the step's log line: see below
+            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
                 _checkpoint(run, out, step, model, optimizer, scheduler, ema, loader, dinfo)
             if cfg.sample_interval and step % cfg.sample_interval == 0 and step < max_steps:
                 _samples(run, eval_model, device, step, out if dinfo.is_main else None)
             if stopping: break
     bar.close()
-    if step == max_steps and 'val_bits' not in last: last = _final_eval(run, metrics, step, eval_model, val, device, dinfo)
+    if step == max_steps and 'val_bits' not in last:
+        last = _final_eval(run, metrics, step, eval_model, val, device, dinfo)
     samples = _samples(run, eval_model, device, step, out if dinfo.is_main else None) if step == max_steps else []
     result = {'out_dir': str(out), 'step': step, 'max_steps': max_steps, 'finished': step == max_steps,
-              'stopped_by_signal': bool(stop), 'params': num_params(model), 'last': last, 'samples': samples, 'config': cfg.to_dict()}
+              'stopped_by_signal': bool(stop), 'params': num_params(model), 'last': last, 'samples': samples,
+              'config': cfg.to_dict()}
     if dinfo.is_main: write_text_atomic(out / 'result.json', json.dumps(result, indent=1))
     return result
 
@@ -278,7 +298,8 @@ def _final_eval(run, metrics, step, model, val, device, dinfo) -> dict:
     "The finished run's evaluation, from its log or (a run that died after its final checkpoint) computed now."
     recs = [r for r in read_jsonl(metrics) if r.get('step') == step and 'val_bits' in r]
     if recs: return recs[-1]
-    rec = {'step': step, **evaluate(model, run.method, val, run.length, run.cfg.batch_size, run.cfg.eval_batches, device,
+    rec = {'step': step,
+           **evaluate(model, run.method, val, run.length, run.cfg.batch_size, run.cfg.eval_batches, device,
                                     run.cfg.precision, seed=run.cfg.seed + step)}
     if dinfo.is_main: append_jsonl(metrics, rec)
     return rec
@@ -289,7 +310,8 @@ def load_trained(path, which: str = 'ema', device='cpu'):
     path = project_path(path)
     d = load_config(path)
     if not d or 'model' not in d:
-        raise UserError(f'{path} has no run configuration (config.json with a model section); it was not written by train()')
+        raise UserError(f'{path} has no run configuration (config.json with a model section); '
+                        'it was not written by train()')
     tok = tokenizer_from_dict(d['tokenizer_meta'])
     cfg = TrainConfig.from_dict({k: v for k, v in d.items() if k not in ('model', 'tokenizer_meta', 'data_path')})
     method = make_method(cfg, tok)
@@ -299,7 +321,8 @@ def load_trained(path, which: str = 'ema', device='cpu'):
 
 # %% ../nbs/09_trainer.ipynb #0ad37e68
 def ddp_gradient(config: TrainConfig | dict, simulate_ranks: int | None = None, batch_seed: int = 1234) -> dict:
-    "The gradient of the first training step on a fixed global batch, as `train` computes it: {'grad', 'loss', 'world_size'}."
+    ("The gradient of the first training step on a fixed global batch, as `train` computes it: {'grad', 'loss', "
+     "'world_size'}.")
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     dinfo, device = setup_distributed(cfg.device)
     run = prepare_run(cfg, dinfo, device)
@@ -307,7 +330,8 @@ def ddp_gradient(config: TrainConfig | dict, simulate_ranks: int | None = None, 
     torch.manual_seed(cfg.seed)
     model = build_model(run.cfg, run.method).to(device)
     per_rank = cfg.batch_size * cfg.grad_accum
-    glob = RandomBatches.from_prepared(run.data_path, 'train', batch_size=world * per_rank, length=run.length, seed=batch_seed).get_batch()
+    glob = RandomBatches.from_prepared(run.data_path, 'train', batch_size=world * per_rank, length=run.length,
+                                       seed=batch_seed).get_batch()
     shard = lambda r: list(glob[r * per_rank:(r + 1) * per_rank].split(cfg.batch_size))
     ranks = [dinfo.rank] if dinfo.world_size > 1 else range(world)
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if dinfo.world_size > 1 else model
@@ -333,13 +357,16 @@ def _main(argv):
     ap.add_argument('--config', default=None, help='a JSON file of TrainConfig fields')
     add_set_argument(ap, 'TrainConfig')
     ap.add_argument('--no-progress', action='store_true')
-    ap.add_argument('--grad-check', default=None, metavar='FILE.safetensors', help='do not train: write the first step\'s gradient (ddp_gradient)')
-    ap.add_argument('--simulate-ranks', type=int, default=None, help='with --grad-check in one process: shards to average')
+    ap.add_argument('--grad-check', default=None, metavar='FILE.safetensors',
+                    help='do not train: write the first step\'s gradient (ddp_gradient)')
+    ap.add_argument('--simulate-ranks', type=int, default=None,
+                    help='with --grad-check in one process: shards to average')
     a = ap.parse_args(argv)
     overrides = {}
     if a.config:
         try: overrides = json.loads(Path(a.config).read_text())
-        except (OSError, ValueError) as e: raise UserError(f'--config {a.config}: {e}; give a JSON file of TrainConfig fields') from None
+        except (OSError, ValueError) as e: raise UserError(f'--config {a.config}: {e}; '
+                                                           'give a JSON file of TrainConfig fields') from None
     cfg = config_from_preset(a.preset, **{**overrides, **parse_overrides(a.set)})
     rank0 = int(os.environ.get('RANK', 0)) == 0
     try:
