@@ -48,9 +48,11 @@ def sample(self: Method, model, n: int, length: int, steps: int | None = None, s
             **options):
     "Tokens [n, P + length] (the prompt first); with `return_stats`, also {'nfe', 'steps', 'tokens'}."
     sampler = ALIASES.get(sampler, sampler) or self.default_sampler
-    if sampler not in self.samplers: raise ValueError(f'{self.name}: sampler must be one of {self.samplers}, not {sampler!r}')
+    if sampler not in self.samplers:
+        raise ValueError(f'{self.name}: sampler must be one of {self.samplers}, not {sampler!r}')
     unknown = sorted(set(options) - set(self.options))
-    if unknown: raise ValueError(f'{self.name}: unknown sampling option(s) {unknown}; it takes {list(self.options) or "none"}')
+    if unknown:
+        raise ValueError(f'{self.name}: unknown sampling option(s) {unknown}; it takes {list(self.options) or "none"}')
     if temperature < 0: raise ValueError(f'temperature must be >= 0, got {temperature}')
     x, stats = self._sample(model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook,
                             generator, device or model_device(model), **options)
@@ -80,8 +82,10 @@ class Autoregressive(Method):
 @patch
 def _sample(self: Autoregressive, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint,
                hook, generator, device, cache: bool = True):
-    if steps not in (None, length): raise ValueError(f'the autoregressive model writes one token per call: steps must be {length} or None')
-    prompt = torch.zeros(n, 0, dtype=torch.long, device=device) if prompt is None else torch.as_tensor(prompt, device=device).expand(n, -1)
+    if steps not in (None, length):
+        raise ValueError(f'the autoregressive model writes one token per call: steps must be {length} or None')
+    prompt = (torch.zeros(n, 0, dtype=torch.long, device=device) if prompt is None
+              else torch.as_tensor(prompt, device=device).expand(n, -1))
     x = torch.cat([torch.full((n, 1), self.bos_id, device=device), prompt.long()], 1)
     P, kv, stats = prompt.shape[1], None, dict(nfe=0, steps=0, tokens=0)
     fixed = constraint.apply(torch.zeros(n, P + length, dtype=torch.long, device=device)) if constraint else None
@@ -91,8 +95,10 @@ def _sample(self: Autoregressive, model, n, length, steps, sampler, temperature,
             logits, new = model(feed, past=kv if cache else None, return_kv=True)
             kv = (new if kv is None else kv.cat(new)) if cache else None
             logp = restrict_logp(logits[:, -1].double().log_softmax(-1), top_k, top_p)
-            nxt = logp.argmax(-1) if temperature == 0 else sample_categorical(torch.softmax(logp / temperature, -1), generator)
-            if constraint is not None: nxt = torch.where(constraint.fixed_mask(n, P + length, device)[:, P + i], fixed[:, P + i], nxt)
+            nxt = (logp.argmax(-1) if temperature == 0
+                   else sample_categorical(torch.softmax(logp / temperature, -1), generator))
+            if constraint is not None:
+                nxt = torch.where(constraint.fixed_mask(n, P + length, device)[:, P + i], fixed[:, P + i], nxt)
             x = torch.cat([x, nxt[:, None]], 1)
             stats = dict(nfe=stats['nfe'] + 1, steps=i + 1, tokens=stats['tokens'] + feed.numel())
             if hook is not None: hook(i, 1 - (i + 1) / length, x[:, 1:])
@@ -117,7 +123,8 @@ class MaskedDiffusion(Method):
                                      low_discrepancy=self.low_discrepancy, estimator=self.estimator)
 
     def sequence_nll(self, model, x0, generator=None):
-        return masked_diffusion_loss(model, x0, self.mask_id, generator=generator, reduction='sequence', estimator='count')
+        return masked_diffusion_loss(model, x0, self.mask_id, generator=generator, reduction='sequence',
+                                     estimator='count')
 
     def _sample(self, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook, generator,
                 device, **options):
@@ -125,7 +132,8 @@ class MaskedDiffusion(Method):
                              temperature=temperature, top_k=top_k, top_p=top_p, constraint=constraint, hook=hook,
                              generator=generator, device=device, return_stats=True, **options)
 
-    def __repr__(self): return f'MaskedDiffusion(n_real={self.n_real}, mask_id={self.mask_id}, estimator={self.estimator!r})'
+    def __repr__(self): return (f'MaskedDiffusion(n_real={self.n_real}, mask_id={self.mask_id}, '
+                                f'estimator={self.estimator!r})')
 
 # %% ../nbs/07_methods.ipynb #e6b3bcaa
 class SEDD(Method):
@@ -135,15 +143,18 @@ class SEDD(Method):
                  scale_by_sigma: bool = True, low_discrepancy: bool = True, time_conditioned: bool = True):
         self.n_real, self.graph, self.noise = n_real, get_graph(graph, n_real), get_noise(noise)
         if not time_conditioned and not self.graph.absorb:
-            raise ValueError('SEDD without time input (cond_dim=0) exists only on the absorbing graph: give cond_dim >= 1')
+            raise ValueError('SEDD without time input (cond_dim=0) exists only on the absorbing graph: '
+                             'give cond_dim >= 1')
         self.mask_id = self.graph.mask_id if self.graph.absorb else None
         self.t_min, self.scale_by_sigma, self.low_discrepancy = t_min, scale_by_sigma, low_discrepancy
         self.time_conditioned = time_conditioned
 
     def model_config(self, **sizes) -> ModelConfig:
         if self.time_conditioned and sizes.get('cond_dim', 0) < 1:
-            raise ValueError('SEDD with time conditioning needs cond_dim >= 1 (e.g. 128); cond_dim=0 is the absorbing graph without it')
-        return ModelConfig(vocab_size=self.graph.dim, **{**sizes, 'cond_dim': sizes.get('cond_dim', 0) if self.time_conditioned else 0})
+            raise ValueError('SEDD with time conditioning needs cond_dim >= 1 (e.g. 128); '
+                             'cond_dim=0 is the absorbing graph without it')
+        return ModelConfig(vocab_size=self.graph.dim,
+                           **{**sizes, 'cond_dim': sizes.get('cond_dim', 0) if self.time_conditioned else 0})
 
     def _loss(self, model, x0, generator, reduction, t=None):
         return sedd_loss(model, self.graph, self.noise, x0, t=t, t_min=self.t_min, scale_by_sigma=self.scale_by_sigma,
@@ -157,10 +168,12 @@ class SEDD(Method):
 
     def _sample(self, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook, generator,
                 device, t_final: float = 1e-5):
-        if top_k is not None or top_p is not None: raise ValueError('SEDD draws from step laws, not logits: top_k and top_p do not apply')
+        if top_k is not None or top_p is not None:
+            raise ValueError('SEDD draws from step laws, not logits: top_k and top_p do not apply')
         P = 0 if prompt is None else torch.as_tensor(prompt).shape[-1]
         if prompt is not None:
-            if constraint is not None: raise ValueError('give a prompt or a constraint to SEDD, not both (a prompt is a fixed prefix)')
+            if constraint is not None:
+                raise ValueError('give a prompt or a constraint to SEDD, not both (a prompt is a fixed prefix)')
             constraint = FixedTokens.prefix(torch.as_tensor(prompt), P + length)
         steps = steps or length
         x = sedd_sample(model, self.graph, self.noise, n, P + length, steps=steps, sampler=sampler, t_final=t_final,
@@ -178,7 +191,8 @@ class BlockDiffusion(Method):
     def __init__(self, n_real: int, block_size: int = 4, min_mask_rate: float = 1e-3, low_discrepancy: bool = True,
                  estimator: str = 'time', clip: tuple | None = None):
         if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
-        if clip is not None and not 0 <= clip[0] < clip[1] <= 1: raise ValueError(f'clip must be (lo, hi) with 0 <= lo < hi <= 1, got {clip}')
+        if clip is not None and not 0 <= clip[0] < clip[1] <= 1:
+            raise ValueError(f'clip must be (lo, hi) with 0 <= lo < hi <= 1, got {clip}')
         self.n_real, self.mask_id, self.block_size, self.min_mask_rate = n_real, n_real, block_size, min_mask_rate
         self.low_discrepancy, self.estimator, self.clip = low_discrepancy, estimator, clip
 
@@ -187,21 +201,23 @@ class BlockDiffusion(Method):
         return ModelConfig(vocab_size=self.n_real + 1, **{**sizes, 'cond_dim': 0})
 
     def loss(self, model, x0, generator=None):
-        return block_diffusion_loss(model, x0, self.mask_id, self.block_size, self.estimator, self.min_mask_rate, self.clip,
-                                    self.low_discrepancy, generator)
+        return block_diffusion_loss(model, x0, self.mask_id, self.block_size, self.estimator, self.min_mask_rate,
+                                    self.clip, self.low_discrepancy, generator)
 
     def sequence_nll(self, model, x0, generator=None):
-        return block_diffusion_loss(model, x0, self.mask_id, self.block_size, 'count', generator=generator, reduction='sequence')
+        return block_diffusion_loss(model, x0, self.mask_id, self.block_size, 'count', generator=generator,
+                                    reduction='sequence')
 
     def tokens_read(self, length: int) -> int: return 2 * length
 
     def _sample(self, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook, generator,
                 device, **options):
-        return block_sample(model, n, length, self.mask_id, self.block_size, steps=steps, prompt=prompt, sampler=sampler,
-                            temperature=temperature, top_k=top_k, top_p=top_p, constraint=constraint, hook=hook,
-                            generator=generator, device=device, return_stats=True, **options)
+        return block_sample(model, n, length, self.mask_id, self.block_size, steps=steps, prompt=prompt,
+                            sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p, constraint=constraint,
+                            hook=hook, generator=generator, device=device, return_stats=True, **options)
 
-    def __repr__(self): return f'BlockDiffusion(n_real={self.n_real}, block_size={self.block_size}, estimator={self.estimator!r})'
+    def __repr__(self): return (f'BlockDiffusion(n_real={self.n_real}, block_size={self.block_size}, '
+                                f'estimator={self.estimator!r})')
 
 # %% ../nbs/07_methods.ipynb #318c5ada
 METHODS = ('ar', 'masked', 'sedd', 'block')
@@ -213,7 +229,8 @@ def make_method(cfg, tok) -> Method:
     est = getattr(cfg, 'estimator', 'time')
     if name == 'ar': return Autoregressive(tok.n_real, tok.bos_id)
     if name == 'masked': return MaskedDiffusion(tok.n_real, estimator=est)
-    if name == 'sedd': return SEDD(tok.n_real, graph=cfg.graph, noise=cfg.noise, time_conditioned=getattr(cfg, 'cond_dim', 1) > 0)
+    if name == 'sedd': return SEDD(tok.n_real, graph=cfg.graph, noise=cfg.noise,
+                                   time_conditioned=getattr(cfg, 'cond_dim', 1) > 0)
     if name == 'block':
         clip = getattr(cfg, 'clip', None)
         return BlockDiffusion(tok.n_real, block_size=cfg.block_size, estimator=est, clip=tuple(clip) if clip else None)
