@@ -107,7 +107,7 @@ def _sample(self: Autoregressive, model, n, length, steps, sampler, temperature,
 # %% ../nbs/07_methods.ipynb #0fdc5706
 class MaskedDiffusion(Method):
     "LLaDA / MDLM masked diffusion over a tokenizer's real tokens plus MASK."
-    name, samplers, default_sampler = 'masked', SAMPLERS, 'confidence'
+    name, samplers, default_sampler = 'masked', SAMPLERS, 'random'     # measured: see the prose above
     options = ('block_size', 'threshold', 'factor', 'remask', 'remask_rate', 'cache', 'order_temperature', 'subs',
                'cfg_scale', 'uncond_model_input')
     def __init__(self, n_real: int, min_mask_rate: float = 1e-3, low_discrepancy: bool = True, estimator: str = 'time'):
@@ -186,7 +186,7 @@ class SEDD(Method):
 # %% ../nbs/07_methods.ipynb #641c44d0
 class BlockDiffusion(Method):
     "BD3-LM block diffusion: blocks of `block_size` tokens left to right, masked diffusion inside each."
-    name, samplers, default_sampler = 'block', SAMPLERS, 'confidence'
+    name, samplers, default_sampler = 'block', SAMPLERS, 'entropy'     # measured: see the prose above
     options = ('threshold', 'factor', 'remask', 'remask_rate', 'order_temperature', 'cache')
     def __init__(self, n_real: int, block_size: int = 4, min_mask_rate: float = 1e-3, low_discrepancy: bool = True,
                  estimator: str = 'time', clip: tuple | None = None):
