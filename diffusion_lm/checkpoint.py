@@ -15,12 +15,12 @@ from safetensors.torch import save_file, load_file
 from . import __version__
 from .runtime import (unwrap, fsync_dir, fsync_file, write_text_synced, write_text_atomic, atomic_dir,
                                   remove_dir, sweep_stale, TEMP_RE, UserError, explain_os_error)
+from .state import *
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'EMA_FILE', 'STATE_FILE', 'CONFIG_FILE', 'META_FILE', 'LATEST_FILE', 'CheckpointError',
-           'CorruptCheckpointError', 'step_dir_name', 'capture_rng_state', 'restore_rng_state', 'NonFiniteError',
-           'check_finite', 'list_checkpoints', 'find_latest_checkpoint', 'save_checkpoint', 'check_compatible',
-           'load_checkpoint', 'load_weights', 'load_config']
+           'CorruptCheckpointError', 'step_dir_name', 'NonFiniteError', 'check_finite', 'list_checkpoints',
+           'find_latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'load_weights', 'load_config']
 
 # %% ../nbs/08_checkpoint.ipynb #57f3846b
 FORMAT_VERSION = 1  # bump when the layout changes; loaders refuse newer versions
@@ -38,36 +38,6 @@ class CorruptCheckpointError(CheckpointError):
 def step_dir_name(step: int) -> str:
     "The folder name of checkpoint `step`: `step_000123`."
     return f'step_{step:06d}'
-
-# %% ../nbs/08_checkpoint.ipynb #abb08503
-def capture_rng_state() -> dict:
-    "The states of Python's, NumPy's, torch's CPU and every CUDA device's RNG, in weights_only-safe types."
-    version, internal, gauss_next = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {'python': {'version': version, 'state': list(internal), 'gauss_next': gauss_next},
-            'numpy': {'kind': str(kind), 'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
-                      'has_gauss': int(has_gauss), 'cached_gaussian': float(cached)},
-            'torch': torch.get_rng_state(),
-            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-# %% ../nbs/08_checkpoint.ipynb #03b98125
-def restore_rng_state(state: dict):
-    "Put every RNG back to a `capture_rng_state()` result."
-    p, n = state['python'], state['numpy']
-    random.setstate((p['version'], tuple(p['state']), p['gauss_next']))
-    np.random.set_state((n['kind'], n['keys'].cpu().numpy().astype(np.uint32), n['pos'], n['has_gauss'],
-                         n['cached_gaussian']))
-    torch.set_rng_state(state['torch'].cpu())
-    cuda = state.get('cuda')
-    if cuda is None: return
-    if not torch.cuda.is_available():
-        warnings.warn('the checkpoint holds CUDA RNG states but CUDA is not available here: they were not restored')
-    elif len(cuda) != torch.cuda.device_count():
-        warnings.warn(f'the checkpoint holds {len(cuda)} CUDA RNG states but {torch.cuda.device_count()} devices '
-                      'are visible: '
-                      'restoring the common ones')
-        for i, s in enumerate(cuda[:torch.cuda.device_count()]): torch.cuda.set_rng_state(s.cpu(), i)
-    else: torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 # %% ../nbs/08_checkpoint.ipynb #d2d4a1e4
 def _state_dict(obj) -> dict:
@@ -371,18 +341,6 @@ def _load_state(d: Path, meta: dict, map_location='cpu') -> dict:
             '(load it with weights_only=False only if you fully trust its source)') from None
     except (RuntimeError, EOFError, OSError) as e:
         raise CorruptCheckpointError(f'checkpoint file {p} is corrupt or truncated ({e}): {_alternatives(d)}') from None
-
-# %% ../nbs/08_checkpoint.ipynb #9859b742
-def check_compatible(state_dict: dict, model, strict: bool = True) -> list[str]:
-    "Every problem loading `state_dict` into `model` (a module or a state dict); empty when it fits."
-    target = dict(model) if isinstance(model, dict) else unwrap(model).state_dict()
-    problems = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(target[k].shape)}' for k, v in state_dict.items()
-                if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor)
-                and v.shape != target[k].shape]
-    if strict:
-        problems += [f'{k}: missing from the checkpoint' for k in target if k not in state_dict]
-        problems += [f'{k}: in the checkpoint but not in the model' for k in state_dict if k not in target]
-    return problems
 
 # %% ../nbs/08_checkpoint.ipynb #b7f6551f
 def _find_key(d, key):

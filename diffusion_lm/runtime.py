@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn
+from .files import *
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'TEMP_RE', 'repo_root', 'project_path', 'UserError', 'one_line', 'is_user_error', 'ArgParser',
-           'run_cli', 'parse_value', 'coerce_field', 'check_types', 'check_range', 'check_choice', 'parse_overrides',
+__all__ = ['USER_ERRORS', 'repo_root', 'project_path', 'UserError', 'one_line', 'is_user_error', 'ArgParser', 'run_cli',
+           'parse_value', 'coerce_field', 'check_types', 'check_range', 'check_choice', 'parse_overrides',
            'apply_overrides', 'add_set_argument', 'resolve_device', 'autocast_context', 'free_memory', 'DistInfo',
            'setup_distributed', 'teardown_distributed', 'StopFlag', 'make_optimizer', 'lr_factor', 'make_scheduler',
-           'make_ema', 'fsync_file', 'fsync_dir', 'fsync_tree', 'write_text_synced', 'temp_sibling', 'pid_alive',
-           'is_stale', 'write_text_atomic', 'replace_dir', 'atomic_dir', 'remove_dir', 'sweep_stale', 'disk_free',
-           'explain_os_error', 'RunLockedError', 'RunLock', 'unwrap', 'eval_mode']
+           'make_ema', 'explain_os_error', 'RunLockedError', 'RunLock', 'unwrap', 'eval_mode']
 
 # %% ../nbs/00a_runtime.ipynb #eac1d67f
 def repo_root() -> Path:
@@ -282,151 +281,6 @@ def make_ema(model: nn.Module, decay: float):
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     if not decay: return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-# %% ../nbs/00a_runtime.ipynb #ae47224b
-def fsync_file(path):
-    "Flush a file's data to disk."
-    fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-# %% ../nbs/00a_runtime.ipynb #7da87a9b
-def fsync_dir(path):
-    "Flush a folder's entries to disk (POSIX)."
-    if os.name != 'posix': return
-    fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-# %% ../nbs/00a_runtime.ipynb #a8d67e9e
-def fsync_tree(d):
-    "fsync every file under `d`, then every folder."
-    d = Path(d)
-    for p in sorted(d.rglob('*')):
-        if p.is_file(): fsync_file(p)
-    for q in [d, *[p for p in d.rglob('*') if p.is_dir()]]: fsync_dir(q)
-
-# %% ../nbs/00a_runtime.ipynb #93de4726
-def write_text_synced(path, text: str):
-    "Write `text` to `path` and fsync it (inside a folder that is published atomically)."
-    with open(path, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-
-# %% ../nbs/00a_runtime.ipynb #da495185
-TEMP_RE = re.compile(r'^(?P<name>.+)\.(?P<tag>tmp|old|trash)-(?P<pid>\d+)-[0-9a-f]+$')
-_ACTIVE: set[str] = set()   # temporary names this process is writing right now
-
-def temp_sibling(path, tag: str = 'tmp') -> Path:
-    "A fresh name beside `path` for a temporary: `<name>.<tag>-<pid>-<random>`."
-    path = Path(path)
-    return path.parent / f'{path.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}'
-
-# %% ../nbs/00a_runtime.ipynb #ea166daa
-def pid_alive(pid: int) -> bool:
-    "Is process `pid` alive (on this host)?"
-    if os.name != 'posix': return False
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
-# %% ../nbs/00a_runtime.ipynb #f482d5b7
-def is_stale(name: str) -> bool:
-    "Is `name` a temporary left by a writer that is no longer writing it?"
-    m = TEMP_RE.match(name)
-    if m is None: return False
-    pid = int(m['pid'])
-    return name not in _ACTIVE if pid == os.getpid() else not pid_alive(pid)
-
-# %% ../nbs/00a_runtime.ipynb #2410ef88
-def write_text_atomic(path, text: str):
-    "Write `text` to `path` through a temporary file, fsync and rename: the file is the old one or the new one."
-    path = Path(path)
-    tmp = temp_sibling(path)
-    _ACTIVE.add(tmp.name)
-    try:
-        write_text_synced(tmp, text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    finally: _ACTIVE.discard(tmp.name)
-    fsync_dir(path.parent)
-
-# %% ../nbs/00a_runtime.ipynb #732edf91
-def replace_dir(tmp, final):
-    "Rename the complete folder `tmp` to `final`; an existing `final` is renamed aside first and deleted after."
-    tmp, final = Path(tmp), Path(final)
-    if not final.exists():
-        try: os.rename(tmp, final)
-        except OSError as e:
-            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                raise FileExistsError(f'{final} appeared while it was being written (another process?)') from None
-            raise
-        fsync_dir(final.parent); return
-    old = temp_sibling(final, 'old')
-    _ACTIVE.add(old.name)
-    try:
-        os.rename(final, old)
-        try: os.rename(tmp, final)
-        except BaseException: os.rename(old, final); raise
-        fsync_dir(final.parent)
-        shutil.rmtree(old)
-    finally: _ACTIVE.discard(old.name)
-
-# %% ../nbs/00a_runtime.ipynb #e41e391b
-@contextlib.contextmanager
-def atomic_dir(final, overwrite: bool = False):
-    "Yield a temporary folder; on success it replaces `final` in one rename (`overwrite` to replace an existing one)."
-    final = Path(final)
-    if final.exists() and not overwrite: raise FileExistsError(f'{final} exists; '
-                                                               'choose another folder or allow overwriting it')
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(final)
-    _ACTIVE.add(tmp.name)
-    try:
-        tmp.mkdir()
-        yield tmp
-        fsync_tree(tmp)
-        if final.exists() and not overwrite: raise FileExistsError(f'{final} appeared while it was being written '
-                                                                   '(another process?)')
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    finally: _ACTIVE.discard(tmp.name)
-
-# %% ../nbs/00a_runtime.ipynb #dacae591
-def remove_dir(path):
-    "Delete folder `path`: renamed to a trash name first, so an interrupted delete leaves nothing half-deleted."
-    path = Path(path)
-    if not path.exists(): return
-    trash = temp_sibling(path, 'trash')
-    _ACTIVE.add(trash.name)
-    try:
-        os.rename(path, trash)
-        fsync_dir(path.parent)
-        shutil.rmtree(trash, ignore_errors=True)
-    finally: _ACTIVE.discard(trash.name)
-
-# %% ../nbs/00a_runtime.ipynb #29a52ac7
-def sweep_stale(folder, restore=lambda p: True) -> int:
-    "Delete the stale temporaries in `folder`; an `.old-` copy whose original is missing is put back if `restore(p)`."
-    folder, n = Path(folder), 0
-    for p in sorted(folder.iterdir()):
-        if not is_stale(p.name): continue
-        m = TEMP_RE.match(p.name)
-        if m['tag'] == 'old' and not (folder / m['name']).exists() and restore(p):
-            os.rename(p, folder / m['name']); continue        # the only copy: put it back
-        if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
-        else: p.unlink(missing_ok=True)
-        n += 1
-    fsync_dir(folder)
-    return n
-
-# %% ../nbs/00a_runtime.ipynb #743eea99
-def disk_free(path) -> int:
-    "Free bytes on the file system holding `path` (or its nearest existing parent)."
-    p = Path(path)
-    while not p.exists() and p != p.parent: p = p.parent
-    return shutil.disk_usage(p).free
 
 # %% ../nbs/00a_runtime.ipynb #921d93e7
 def explain_os_error(e: OSError, folder, what: str = 'writing') -> UserError | OSError:
