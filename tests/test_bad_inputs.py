@@ -564,7 +564,7 @@ def test_bad_input(case: Case, trained, tmp_path):
 def test_catalogue_size():
     "At least 40 rows, over every entry point."
     assert len(CASES) >= 40
-    assert {c.prog for c in CASES} == {'train', 'slurm', 'palindromes', 'api', 'nb-train', 'nb-sample'}
+    assert {c.prog for c in CASES} == {'train', 'slurm', 'palindromes', 'finetune', 'api', 'nb-train', 'nb-sample'}
     assert {c.exec for c in CASES} == {None, 'module', 'script'}
 
 
