@@ -15,8 +15,9 @@ from .tokenizers import ByteTokenizer, CharTokenizer, tokenizer_to_dict, tokeniz
 __all__ = ['FORMAT', 'WIKIPEDIA', 'DATASETS', 'data_dir', 'prepared_dir', 'read_text', 'load_metadata', 'shakespeare_path',
            'prepare_shakespeare', 'detokenize_wikitext', 'wikitext_articles', 'chunk_bytes', 'prepare_byte_data',
            'normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_palindromes', 'split_by_normal_form',
-           'case_variants', 'prepare_palindromes', 'write_text_rows', 'prepare_dataset', 'load_tokenizer', 'open_split',
-           'step_seed', 'data_length', 'RandomBatches', 'eval_batches']
+           'case_variants', 'fitting_split', 'byte_rows_metadata', 'prepare_palindromes', 'write_text_rows',
+           'prepare_dataset', 'load_tokenizer', 'open_split', 'step_seed', 'data_length', 'RandomBatches',
+           'eval_batches']
 
 # %% ../nbs/01_data.ipynb #ef286cf2
 def data_dir() -> Path:
@@ -209,11 +210,9 @@ def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float 
                  else {'train': ds, 'test': ds})
         sizes = {name: _write_rows(tmp / f'{name}.bin', part)
                  for name, part in (('train', split['train']), ('val', split['test']))}
-        return dict(name='wiki-bytes', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
-                    vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
-                    row_width=row_width, train_rows=sizes['train']['rows'], val_rows=sizes['val']['rows'],
-                    train_tokens=sizes['train']['tokens'], val_tokens=sizes['val']['tokens'], sizes=sizes,
-                    seconds=round(time.time() - t0, 2))
+        return byte_rows_metadata('wiki-bytes', row_width, train_rows=sizes['train']['rows'],
+                                  val_rows=sizes['val']['rows'], train_tokens=sizes['train']['tokens'],
+                                  val_tokens=sizes['val']['tokens'], sizes=sizes, seconds=round(time.time() - t0, 2))
     return _prepare(out_dir, options, overwrite, build)
 
 # %% ../nbs/01_data.ipynb #aef3177a
@@ -264,6 +263,22 @@ def case_variants(s: str) -> list[str]:
     "`s` with its lower-case, upper-case and capitalised variants (distinct, `s` first)."
     return list(dict.fromkeys([s, s.lower(), s.upper(), s[:1].upper() + s[1:].lower()]))
 
+# %% ../nbs/01_data.ipynb #a7f3c2d1
+def fitting_split(items: list[str], source, row_width: int, val_fraction: float = 0.1,
+                  seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    "(the entries that fit a row with BOS and EOS, train, val): split by normal form; a UserError if none fits."
+    fits = [s for s in items if len(s.encode('utf-8')) + 2 <= row_width]
+    if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); '
+                                 'raise row_width')
+    return (fits, *split_by_normal_form(fits, val_fraction, seed))
+
+# %% ../nbs/01_data.ipynb #b8e4d3f2
+def byte_rows_metadata(name: str, row_width: int, **more) -> dict:
+    "The `metadata.json` of a data set of byte rows (`BOS + bytes + EOS + PAD`), with `more` fields."
+    return dict(name=name, format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
+                vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
+                row_width=row_width, **more)
+
 # %% ../nbs/01_data.ipynb #7c787dc1
 def prepare_palindromes(out_dir=None, source=None, row_width: int = 32, val_fraction: float = 0.1, seed: int = 0,
                         augment_case: bool = False, overwrite: bool = False) -> Path:
@@ -275,20 +290,16 @@ def prepare_palindromes(out_dir=None, source=None, row_width: int = 32, val_frac
                    augment_case=augment_case)
     items = load_palindromes(source)
     def build(tmp):
-        fits = [s for s in items if len(s.encode('utf-8')) + 2 <= row_width]
-        if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); '
-                                     'raise row_width')
-        train, val = split_by_normal_form(fits, val_fraction, seed)
+        fits, train, val = fitting_split(items, source, row_width, val_fraction, seed)
         if augment_case: train = list(dict.fromkeys(v for s in train for v in case_variants(s)))
         for name, part in (('train', train), ('val', val)): write_text_rows(tmp / f'{name}.bin', part, row_width)
         (tmp / 'splits.json').write_text(json.dumps({'train': train, 'val': val}, ensure_ascii=False, indent=0))
         print(f'palindromes: {len(train)} train, {len(val)} val rows; skipped {len(items) - len(fits)} entries longer '
               f'than {row_width - 2} bytes')
-        return dict(name='palindromes', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
-                    vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
-                    row_width=row_width, entries=len(items), skipped_too_long=len(items) - len(fits),
-                    train_rows=len(train), val_rows=len(val), train_tokens=len(train) * row_width,
-                    val_tokens=len(val) * row_width, source_md5=_file_md5(source))
+        return byte_rows_metadata('palindromes', row_width, entries=len(items),
+                                  skipped_too_long=len(items) - len(fits), train_rows=len(train), val_rows=len(val),
+                                  train_tokens=len(train) * row_width, val_tokens=len(val) * row_width,
+                                  source_md5=_file_md5(source))
     return _prepare(out_dir, options, overwrite, build)
 
 # %% ../nbs/01_data.ipynb #48dae8e2

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import numpy as np
-from .data import (load_palindromes, palindromes_path, split_by_normal_form, normalize_palindrome,
-                               write_text_rows, prepared_dir, _prepare, _check_byte_options, _file_md5)
+from .data import (load_palindromes, palindromes_path, fitting_split, byte_rows_metadata,
+                               normalize_palindrome, write_text_rows, prepared_dir, _prepare, _check_byte_options,
+                               _file_md5)
 from .runtime import UserError
-from .tokenizers import ByteTokenizer, tokenizer_to_dict
+from .tokenizers import ByteTokenizer
 
 # %% auto #0
 __all__ = ['MAX_ROWS', 'N_GENERATED', 'GENERATED_SHARE', 'EXACT_SHARE', 'MIX_MIN_ZIPF', 'MIX_ALPHA', 'mix_rows',
@@ -65,10 +66,7 @@ def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_
                    **({'min_zipf': min_zipf, 'alpha': alpha} if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else {}))
     items = load_palindromes(source)
     def build(tmp):
-        fits = [s for s in items if len(s.encode('utf-8')) + 2 <= row_width]
-        if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); '
-                                     'raise row_width')
-        train, val = split_by_normal_form(fits, val_fraction, seed)
+        fits, train, val = fitting_split(items, source, row_width, val_fraction, seed)
         gen = _generate(n_generated if generated_share > 0 else 0, generation_seed, row_width, items, exact_share,
                         dict(min_zipf=min_zipf, alpha=alpha))
         rows, n_gen, n_real = mix_rows(gen, train, generated_share, np.random.default_rng(seed))
@@ -78,13 +76,12 @@ def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_
                                                     indent=0))
         print(f'palindromes-mix: {n_gen} generated + {n_real} real rows ({len(train)} real palindromes), '
               f'{len(val)} val rows')
-        return dict(name='palindromes-mix', format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
-                    vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
-                    row_width=row_width, entries=len(items), skipped_too_long=len(items) - len(fits),
-                    real_train=len(train), generated=len(gen), exact_generated=round(len(gen) * exact_share),
-                    generated_rows=n_gen, real_rows=n_real,
-                    share=n_gen / max(1, len(rows)), train_rows=len(rows), val_rows=len(val),
-                    train_tokens=len(rows) * row_width, val_tokens=len(val) * row_width, source_md5=_file_md5(source))
+        return byte_rows_metadata('palindromes-mix', row_width, entries=len(items),
+                                  skipped_too_long=len(items) - len(fits), real_train=len(train), generated=len(gen),
+                                  exact_generated=round(len(gen) * exact_share), generated_rows=n_gen,
+                                  real_rows=n_real, share=n_gen / max(1, len(rows)), train_rows=len(rows),
+                                  val_rows=len(val), train_tokens=len(rows) * row_width,
+                                  val_tokens=len(val) * row_width, source_md5=_file_md5(source))
     return _prepare(out_dir, options, overwrite, build)
 
 # %% ../nbs/12b_palindrome_mix.ipynb #5895b916

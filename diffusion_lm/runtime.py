@@ -13,8 +13,8 @@ from torch import nn
 from .files import *
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'repo_root', 'project_path', 'UserError', 'one_line', 'is_user_error', 'ArgParser', 'run_cli',
-           'parse_value', 'coerce_field', 'check_types', 'check_range', 'check_choice', 'parse_overrides',
+__all__ = ['USER_ERRORS', 'repo_root', 'project_path', 'UserError', 'one_line', 'is_user_error', 'ArgParser', 'interrupted',
+           'run_cli', 'parse_value', 'coerce_field', 'check_types', 'check_range', 'check_choice', 'parse_overrides',
            'apply_overrides', 'add_set_argument', 'resolve_device', 'autocast_context', 'free_memory', 'DistInfo',
            'setup_distributed', 'teardown_distributed', 'StopFlag', 'make_optimizer', 'lr_factor', 'make_scheduler',
            'make_ema', 'explain_os_error', 'RunLockedError', 'RunLock', 'unwrap', 'eval_mode']
@@ -64,6 +64,15 @@ class ArgParser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: {one_line(message)}; see {self.prog} --help\n')
 
 # %% ../nbs/00a_runtime.ipynb #552b7991
+def interrupted(e: BaseException) -> bool:
+    ("True if `e` is a KeyboardInterrupt or was raised while handling one (a second Ctrl-C inside a library's "
+     "writer can surface as that library's own error).")
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt): return True
+        seen.add(id(e)); e = e.__cause__ or e.__context__
+    return False
+
 def run_cli(prog: str, body, argv=None) -> int:
     "Run `body(argv)` as the command `prog`: user errors as one line and exit code 2 (traceback with --debug)."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -75,6 +84,8 @@ def run_cli(prog: str, body, argv=None) -> int:
     # argparse, --help
     except SystemExit as e: return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException as e:
+        if interrupted(e) and not debug:
+            print(f'{prog}: interrupted', file=sys.stderr); return 130
         if debug or not is_user_error(e): raise
         print(f'{prog}: {one_line(e)}', file=sys.stderr); return 2
     return 0

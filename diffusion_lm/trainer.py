@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .runtime import (UserError, check_types, check_range, check_choice, apply_overrides, add_set_argument,
                                   ArgParser, run_cli, project_path, resolve_device, autocast_context, free_memory,
                                   setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock, make_optimizer,
-                                  make_scheduler, make_ema, eval_mode, parse_overrides)
+                                  make_scheduler, make_ema, eval_mode, parse_overrides, one_line)
 from .data import (prepare_dataset, load_metadata, load_tokenizer, RandomBatches, open_split, eval_batches,
                                step_seed)
 from .tokenizers import tokenizer_from_dict
@@ -85,6 +85,19 @@ def _check_sampling(cfg: TrainConfig, method):
     unknown = sorted(set(cfg.sample_options or {}) - set(method.options))
     if unknown: raise UserError(f'TrainConfig.sample_options has {unknown}, which {method.name} does not take; '
                                 f'it takes {", ".join(method.options) or "none"}')
+    _dry_run_sampling(cfg, method)
+
+def _dry_run_sampling(cfg: TrainConfig, method):
+    "Draw one sample with a one-layer model of width 8: the option *values* meet the sampler now, not after training."
+    if not cfg.n_samples: return
+    tiny = DiffusionTransformer(method.model_config(n_layer=1, n_head=1, n_embd=8, dropout=0.0,
+                                                    context_length=cfg.context_length, cond_dim=min(cfg.cond_dim, 8)))
+    try: method.sample(tiny, 1, cfg.context_length, steps=None if method.name == 'ar' else cfg.sample_steps,
+                       sampler=cfg.sampler, temperature=cfg.temperature, generator=torch.Generator().manual_seed(0),
+                       device=torch.device('cpu'), **(cfg.sample_options or {}))
+    except (ValueError, TypeError) as e:
+        raise UserError(f'the sampling settings fail before training starts: {one_line(e)}; fix TrainConfig.sampler, '
+                        'sample_options, sample_steps or temperature') from e
 
 # %% ../nbs/09_trainer.ipynb #d1dea1ba
 def prepare_run(cfg: TrainConfig, dinfo: DistInfo = DistInfo(), device=torch.device('cpu')) -> Run:
@@ -171,7 +184,11 @@ def _samples(run: Run, model, device, step, out=None) -> list[str]:
                                sampler=cfg.sampler, temperature=cfg.temperature, generator=g, device=device,
                                **(cfg.sample_options or {}))
     texts = run.tok.decode_batch(xs.cpu())
-    if out is not None: append_jsonl(out / 'samples.jsonl', {'step': step, 'samples': texts})
+    if out is not None:
+        path, recs = out / 'samples.jsonl', read_jsonl(out / 'samples.jsonl', repair=True)
+        if any(r.get('step') == step for r in recs):     # a resumed run draws this step's samples again
+            write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in recs if r.get('step') != step))
+        append_jsonl(path, {'step': step, 'samples': texts})
     return texts
 
 # %% ../nbs/09_trainer.ipynb #3ba5e959
@@ -246,6 +263,7 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
     if dinfo.is_main:
         out.mkdir(parents=True, exist_ok=True)
         truncate_metrics(metrics, step)                      # a damaged log is refused before anything is written
+        truncate_metrics(out / 'samples.jsonl', step)       # samples drawn after the last checkpoint
         (out / 'train.pid').write_text(str(os.getpid()))
         write_text_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=1))
     eval_model = ema.module if ema is not None else model

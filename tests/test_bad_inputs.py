@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import pytest, torch
-from conftest import ROOT, kernel_name
+from conftest import ROOT, kernel_name, until
 from diffusion_lm import trainer, slurm, palindromes, finetune
 from diffusion_lm.runtime import run_cli, TEMP_RE, make_optimizer, make_ema
 from diffusion_lm.checkpoint import load_checkpoint, list_checkpoints, find_latest_checkpoint, save_checkpoint, load_weights
@@ -172,14 +172,6 @@ def cut(path: Path, keep: float = 0.5):
     "Truncate a file to `keep` of its size."
     b = path.read_bytes(); path.write_bytes(b[:int(len(b) * keep)])
 
-def until(cond, timeout=120, poll=0.02):
-    t0 = time.monotonic()
-    while not (r := cond()):
-        if time.monotonic() - t0 > timeout: raise TimeoutError('condition not reached')
-        time.sleep(poll)
-    return r
-
-
 class Payload:
     "Unpickling this runs `touch <path>`: the proof that a planted pickle was never unpickled is that `path` is absent."
     def __init__(self, path): self.path = str(path)
@@ -268,6 +260,9 @@ def with_stale_leftovers(run: Path):
 
 
 # ---------------------------------------------------------------- checks of rows that may change files
+def no_run_folder(w, before, p):
+    assert not (w / 'ft').exists(), 'a run folder was created for a run that was refused'
+
 def no_pwned(w, before, p):
     assert not list(w.rglob('pwned*')), 'a planted pickle was unpickled'
 
@@ -341,7 +336,7 @@ def P(id, argv, message, **kw) -> Case:
 def F(id, sets, message, **kw) -> Case:
     "A diffusion-lm-finetune row: a model folder that does not exist, `sets` after it (values are checked before the model is read)."
     return Case(id, 'finetune', lambda w, s=tuple(sets): ['--set', f'model={w}/nothing', f'data={w}/chat.jsonl', f'out_dir={w}/ft', *s],
-                message, after=lambda w, before, p: not (w / 'ft').exists() or pytest.fail('a run folder was created'), **kw)
+                message, after=no_run_folder, **kw)
 
 def A(id, call, message, **kw) -> Case:
     "A call into the library, run as a command (`run_cli`): `call(w)`."
@@ -389,6 +384,10 @@ CASES = [
     T('uniform-sedd-without-time', ['method=sedd', 'graph=uniform', 'cond_dim=0'], 'SEDD on the uniform graph needs time'),
     T('sampler-unknown', ['sampler=nope'], "TrainConfig.sampler='nope': masked samples with confidence"),
     T('sample-option-unknown', ['sample_options={"bogus": 1}'], "TrainConfig.sample_options has ['bogus']"),
+    T('sample-option-bad-value', ['sampler=confidence', 'sample_options={"remask": "bogus"}'],
+      'the sampling settings fail before training starts: remask must be one of'),
+    T('sample-option-wrong-sampler', ['sample_options={"threshold": 0.9}'],
+      'the sampling settings fail before training starts: threshold and factor compare probabilities'),
     # ---- data: what the data set can give, and the memory a step needs, checked up front
     T('context-longer-than-data', ['context_length=100000000'], 'context_length=100000000 is longer than the train split'),
     T('context-longer-than-val-split', ['context_length=200000'], 'context_length=200000 is longer than the val split'),

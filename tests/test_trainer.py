@@ -4,7 +4,7 @@ import json, os, random, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from conftest import ROOT, run_papermill
+from conftest import ROOT, run_papermill, until
 from diffusion_lm.checkpoint import find_latest_checkpoint, load_checkpoint, list_checkpoints
 from diffusion_lm.data import prepare_shakespeare, RandomBatches
 
@@ -27,6 +27,11 @@ def metrics(out_dir) -> list[dict]:
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
 
+def samples(out_dir) -> list[dict]:
+    p = Path(out_dir) / 'samples.jsonl'
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+
+
 def final_weights(out_dir, step):
     d = Path(out_dir) / 'checkpoints' / f'step_{step:06d}'
     return {f: load_file(d / f) for f in ('model.safetensors', 'ema.safetensors')}
@@ -38,16 +43,8 @@ def assert_same_weights(a, b):
         for k in a[f]: assert torch.equal(a[f][k], b[f][k]), f'{f}:{k} differs'
 
 
-def until(cond, timeout=120, poll=0.02):
-    t0 = time.monotonic()
-    while not (r := cond()):
-        if time.monotonic() - t0 > timeout: raise TimeoutError('condition not reached')
-        time.sleep(poll)
-    return r
-
-
 N_STEPS = 120
-LONG = dict(max_steps=N_STEPS, eval_interval=40, checkpoint_interval=40)
+LONG = dict(max_steps=N_STEPS, eval_interval=40, checkpoint_interval=40, sample_interval=40)
 
 
 @pytest.fixture(scope='module')
@@ -95,6 +92,11 @@ def test_resume_after_sigterm_is_bit_identical(reference, tmp_path):
     assert_same_weights(final_weights(reference, N_STEPS), final_weights(out, N_STEPS))
     assert [m['train_loss'] for m in metrics(out)] == [m['train_loss'] for m in metrics(reference)]
     assert [m.get('val_nats') for m in metrics(out)] == [m.get('val_nats') for m in metrics(reference)]
+    assert [r['step'] for r in samples(reference)] == [40, 80, 120]
+    assert samples(out) == samples(reference)                 # each step's samples once, the same draws
+    r = cli(out, **LONG)                                      # the same command on the finished run: nothing doubles
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert samples(out) == samples(reference) and [m['step'] for m in metrics(out)] == [m['step'] for m in metrics(reference)]
 
 
 def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint(reference, tmp_path):
@@ -120,6 +122,7 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint(reference, tmp_p
     assert_same_weights(final_weights(reference, N_STEPS), final_weights(out, N_STEPS))
     assert [m['step'] for m in metrics(out)] == list(range(1, N_STEPS + 1))   # lines after the last checkpoint dropped
     assert [m['train_loss'] for m in metrics(out)] == [m['train_loss'] for m in metrics(reference)]
+    assert samples(out) == samples(reference)                 # samples drawn after a lost checkpoint dropped
 
 
 def torchrun(*args, n=2):
