@@ -13,9 +13,9 @@ from .tokenizers import ByteTokenizer, CharTokenizer, tokenizer_to_dict, tokeniz
 
 # %% auto #0
 __all__ = ['FORMAT', 'WIKIPEDIA', 'DATASETS', 'data_dir', 'prepared_dir', 'read_text', 'load_metadata', 'shakespeare_path',
-           'prepare_shakespeare', 'detokenize_wikitext', 'wikitext_articles', 'chunk_bytes', 'prepare_byte_data',
-           'normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_palindromes', 'split_by_normal_form',
-           'case_variants', 'fitting_split', 'byte_rows_metadata', 'prepare_palindromes', 'write_text_rows',
+           'prepare_shakespeare', 'detokenize_wikitext', 'wikitext_articles', 'chunk_bytes', 'byte_rows_metadata',
+           'prepare_byte_data', 'normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_palindromes',
+           'split_by_normal_form', 'case_variants', 'fitting_split', 'prepare_palindromes', 'write_text_rows',
            'prepare_dataset', 'load_tokenizer', 'open_split', 'step_seed', 'data_length', 'RandomBatches',
            'eval_batches']
 
@@ -153,6 +153,13 @@ def _check_byte_options(row_width, dataset_percent):
     if not 0 < dataset_percent <= 100:
         raise UserError(f'dataset_percent must be in (0, 100], got {dataset_percent!r}; use 100 for the whole corpus')
 
+# %% ../nbs/01_data.ipynb #b8e4d3f2
+def byte_rows_metadata(name: str, row_width: int, **more) -> dict:
+    "The `metadata.json` of a data set of byte rows (`BOS + bytes + EOS + PAD`), with `more` fields."
+    return dict(name=name, format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
+                vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
+                row_width=row_width, **more)
+
 # %% ../nbs/01_data.ipynb #194e71c5
 WIKIPEDIA = ('wikimedia/wikipedia', '20231101.en')
 
@@ -271,13 +278,6 @@ def fitting_split(items: list[str], source, row_width: int, val_fraction: float 
     if not fits: raise UserError(f'no entry of {source} fits in row_width={row_width} (with BOS and EOS); '
                                  'raise row_width')
     return (fits, *split_by_normal_form(fits, val_fraction, seed))
-
-# %% ../nbs/01_data.ipynb #b8e4d3f2
-def byte_rows_metadata(name: str, row_width: int, **more) -> dict:
-    "The `metadata.json` of a data set of byte rows (`BOS + bytes + EOS + PAD`), with `more` fields."
-    return dict(name=name, format='bin', layout='rows', tokenizer=tokenizer_to_dict(ByteTokenizer()),
-                vocab_size=ByteTokenizer.vocab_size, n_real=ByteTokenizer.n_real, mask_id=ByteTokenizer.mask_id,
-                row_width=row_width, **more)
 
 # %% ../nbs/01_data.ipynb #7c787dc1
 def prepare_palindromes(out_dir=None, source=None, row_width: int = 32, val_fraction: float = 0.1, seed: int = 0,

@@ -85,14 +85,16 @@ def _check_sampling(cfg: TrainConfig, method):
     unknown = sorted(set(cfg.sample_options or {}) - set(method.options))
     if unknown: raise UserError(f'TrainConfig.sample_options has {unknown}, which {method.name} does not take; '
                                 f'it takes {", ".join(method.options) or "none"}')
-    _dry_run_sampling(cfg, method)
 
 def _dry_run_sampling(cfg: TrainConfig, method):
-    "Draw one sample with a one-layer model of width 8: the option *values* meet the sampler now, not after training."
+    ("Draw one sample with a one-layer model of width 8: the option *values* meet the sampler before training. "
+     "Contexts over 1024 are halved while the block size still divides them (same blocks per step, less work).")
     if not cfg.n_samples: return
+    L, b = cfg.context_length, (cfg.sample_options or {}).get('block_size') or getattr(method, 'block_size', None) or 1
+    while L > 1024 and L % 2 == 0 and isinstance(b, int) and b > 0 and (L // 2) % b == 0: L //= 2
     tiny = DiffusionTransformer(method.model_config(n_layer=1, n_head=1, n_embd=8, dropout=0.0,
-                                                    context_length=cfg.context_length, cond_dim=min(cfg.cond_dim, 8)))
-    try: method.sample(tiny, 1, cfg.context_length, steps=None if method.name == 'ar' else cfg.sample_steps,
+                                                    context_length=L, cond_dim=min(cfg.cond_dim, 8)))
+    try: method.sample(tiny, 1, L, steps=None if method.name == 'ar' else cfg.sample_steps,
                        sampler=cfg.sampler, temperature=cfg.temperature, generator=torch.Generator().manual_seed(0),
                        device=torch.device('cpu'), **(cfg.sample_options or {}))
     except (ValueError, TypeError) as e:
@@ -112,6 +114,7 @@ def prepare_run(cfg: TrainConfig, dinfo: DistInfo = DistInfo(), device=torch.dev
     method = make_method(cfg, tok)
     _check_sampling(cfg, method)
     check_memory(cfg, method, device, dinfo.world_size)
+    _dry_run_sampling(cfg, method)           # after the memory check: it runs a (tiny) model
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * length
     max_steps = cfg.max_steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * meta['train_tokens'] / per_step))
     return Run(dataclasses.replace(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, length, max_steps)

@@ -1,5 +1,5 @@
 """Shared helpers for the end-to-end tests: the project root, papermill runs with the project's kernel."""
-import os, subprocess, sys
+import os, subprocess, sys, time
 from pathlib import Path
 import pytest
 
@@ -28,3 +28,12 @@ def runs_dir(tmp_path):
     d = tmp_path / 'runs'
     d.mkdir()
     return d
+
+
+def until(cond, timeout=120, poll=0.02, what='condition'):
+    "Poll `cond()` every `poll` seconds until it is truthy (returned), or raise TimeoutError after `timeout` seconds."
+    t0 = time.monotonic()
+    while not (r := cond()):
+        if time.monotonic() - t0 > timeout: raise TimeoutError(f'{what} not reached after {timeout} s')
+        time.sleep(poll)
+    return r

@@ -11,7 +11,7 @@ The job script's signal handling is also tested without SLURM, in nbs/11a_slurm.
 import ast, json, os, re, shlex, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
-from conftest import ROOT
+from conftest import ROOT, until as _until
 from slurm_cluster import LocalSlurm, missing_programs
 from diffusion_lm.checkpoint import load_checkpoint, load_weights
 from diffusion_lm.data import prepare_shakespeare
@@ -53,11 +53,7 @@ def injected(nb_path) -> dict:
 
 
 def until(cond, timeout=90, what='condition', poll=0.2):
-    t0 = time.monotonic()
-    while not (res := cond()):
-        if time.monotonic() - t0 > timeout: raise TimeoutError(f'{what} not reached after {timeout} s')
-        time.sleep(poll)
-    return res
+    return _until(cond, timeout=timeout, poll=poll, what=what)
 
 
 def log_of(run_dir, job_id) -> str:
