@@ -45,7 +45,7 @@ def prepare_run(job: SlurmJob, exist_ok: bool = False) -> Path:
                               'or pass exist_ok=True (--continue) to submit '
                               'it again and continue from its newest checkpoint')
     nb = Path(job.notebook)
-    if not nb.is_file(): raise FileNotFoundError(f'notebook {nb.absolute()} not found: '
+    if job.program == 'train' and not nb.is_file(): raise FileNotFoundError(f'notebook {nb.absolute()} not found: '
                                                  f'give its path relative to {Path.cwd()} or absolute')
     cfg = validate_job(job, rd)
     script = sbatch_script(job, rd)
@@ -59,7 +59,8 @@ def _record(rd: Path, job: SlurmJob, **extra) -> dict:
     "Add a submission to `job.json` (the newest first-level, earlier ones under 'history')."
     p = rd / 'job.json'
     old = json.loads(p.read_text()) if p.exists() else None
-    rec = {'name': job.name, 'run_dir': str(rd), 'notebook': str(Path(job.notebook).absolute()), 'mode': job.mode,
+    rec = {'name': job.name, 'run_dir': str(rd), 'program': job.program,
+           'notebook': str(Path(job.notebook).absolute()) if job.program == 'train' else None, 'mode': job.mode,
            'params': run_params(job, rd), 'job': dataclasses.asdict(job),
            'submitted_at': datetime.now().isoformat(timespec='seconds'),
            'submit_host': socket.gethostname(), 'diffusion_lm': __version__, **extra,
@@ -186,11 +187,14 @@ class RunInfo:
 
 # %% ../nbs/11a_slurm.ipynb #f2731481
 def newest_checkpoint(run_dir) -> Path | None:
-    "The newest complete checkpoint of a run (in its ckpt/ folder), or None."
+    "The newest complete checkpoint of a run (in ckpt/; an FSDP2 fine-tune's sharded ones in ckpt/sharded/), or None."
     import warnings
     from diffusion_lm.checkpoint import find_latest_checkpoint
     ckpt = Path(run_dir) / 'ckpt'
     if not ckpt.exists(): return None
+    if (ckpt / 'sharded').is_dir():
+        from diffusion_lm.finetune import latest_checkpoint
+        return latest_checkpoint(ckpt, fsdp=True)
     with warnings.catch_warnings():   # a running job may be between writing a checkpoint and its `latest` pointer
         warnings.simplefilter('ignore')
         return find_latest_checkpoint(ckpt)
@@ -266,6 +270,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--dry-run', action='store_true', help='print the job script; write and submit nothing')
     s.add_argument('--after', help='start after this job id succeeds (afterok)')
     _resource_args(s); s.set_defaults(params={})
+    ft = sub.add_parser('finetune', help='fine-tune a LLaDA-format Hugging Face model (diffusion_lm.finetune): one '
+                        'process, or FSDP2/DDP under torchrun over GPUs and nodes')
+    ft.add_argument('--name')
+    ft.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE',
+                    help='FinetuneConfig fields, e.g. model=... data=... fsdp=True')
+    ft.add_argument('--dry-run', action='store_true', help='print the job script; write and submit nothing')
+    ft.add_argument('--after', help='start after this job id succeeds (afterok)')
+    _resource_args(ft); ft.set_defaults(params={})
     pl = sub.add_parser('pipeline', help='pre-train, then fine-tune from its newest checkpoint (two chained jobs)')
     pl.add_argument('--notebook', default='nbs/train.ipynb'); pl.add_argument('--finetune-notebook')
     pl.add_argument('--name')
@@ -283,8 +295,9 @@ def _parser() -> argparse.ArgumentParser:
 # %% ../nbs/11a_slurm.ipynb #33707c2f
 def _main(argv):
     a = _parser().parse_args(argv)
-    if a.cmd == 'submit':
-        job = SlurmJob(notebook=a.notebook, params=a.params, name=a.name, **_resources(a))
+    if a.cmd in ('submit', 'finetune'):
+        job = (SlurmJob(notebook=a.notebook, params=a.params, name=a.name, **_resources(a)) if a.cmd == 'submit' else
+               SlurmJob(program='finetune', params=a.params, name=a.name, **_resources(a)))
         if a.dry_run: validate_job(job, run_dir_of(job)); print(sbatch_script(job), end=''); return
         jid = submit(job, dependency=a.after, exist_ok=a.exist_ok)
         print(f'submitted job {jid}: run directory {run_dir_of(job)}')

@@ -13,9 +13,9 @@ from . import __version__
 from .runtime import repo_root, UserError, ArgParser, run_cli, parse_value
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob', 'default_runs_root',
-           'run_dir_of', 'run_params', 'notebook_default', 'check_params', 'trainer_config', 'validate_job',
-           'job_template', 'sbatch_header', 'training_commands', 'sbatch_script']
+__all__ = ['LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',
+           'default_runs_root', 'run_dir_of', 'run_params', 'notebook_default', 'check_params', 'trainer_config',
+           'finetune_config', 'validate_job', 'job_template', 'sbatch_header', 'training_commands', 'sbatch_script']
 
 # %% ../nbs/11_slurm_script.ipynb #38b7fae0
 def _check_param_name(name):
@@ -69,12 +69,15 @@ def time_limit_seconds(t: str) -> int:
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$')
 _MEM_RE = re.compile(r'^\d+[KMGT]?$')
 LAUNCHERS = ('auto', 'notebook', 'torchrun', 'srun')
+PROGRAMS = ('train', 'finetune')
 
 @dataclass
 class SlurmJob:
-    "A papermill run of `notebook` with `params` as a SLURM job, and the resources it asks for."
+    ("A papermill run of `notebook` with `params` (or, with program='finetune', a `diffusion_lm.finetune` run) "
+     "as a SLURM job, and the resources it asks for.")
     notebook: str = 'nbs/train.ipynb'     # the notebook to run (relative to the working directory, or absolute)
     params: dict = field(default_factory=dict)  # its papermill parameters (out_dir and resume are set for you)
+    program: str = 'train'                # 'finetune': no notebook; params are FinetuneConfig fields
     name: str | None = None               # run directory name; default <notebook>-<preset>-<date-time>
     runs_root: str | None = None          # default <repo>/papermill_runs
     partition: str | None = None
@@ -120,6 +123,9 @@ class SlurmJob:
         if self.open_mode not in ('append', 'truncate'): raise ValueError(f"open_mode={self.open_mode!r}: "
                                                                           "use 'append' or 'truncate'")
         if self.launcher not in LAUNCHERS: raise ValueError(f'launcher={self.launcher!r}: use one of {LAUNCHERS}')
+        if self.program not in PROGRAMS: raise ValueError(f'program={self.program!r}: use one of {PROGRAMS}')
+        if self.program == 'finetune' and self.launcher == 'notebook':
+            raise ValueError("program='finetune' runs no notebook: use launcher 'auto', 'torchrun' or 'srun'")
         if self.launcher == 'notebook' and (self.nodes > 1 or self.nprocs > 1):
             raise ValueError("launcher='notebook' runs one process: with several GPUs or nodes use 'auto', "
                              "'torchrun' or 'srun'")
@@ -143,10 +149,11 @@ class SlurmJob:
 
     @property
     def mode(self) -> str:
-        ("How the job trains: 'notebook' (one process), 'torchrun' (one node, several) "
-         "or 'srun' (torchrun on each node).")
+        ("How the job trains: 'notebook' (one process), 'process' (a fine-tune's one process), "
+         "'torchrun' (one node, several) or 'srun' (torchrun on each node).")
         if self.launcher != 'auto': return self.launcher
-        return 'srun' if self.nodes > 1 else 'torchrun' if self.nprocs > 1 else 'notebook'
+        one = 'process' if self.program == 'finetune' else 'notebook'
+        return 'srun' if self.nodes > 1 else 'torchrun' if self.nprocs > 1 else one
 
 # %% ../nbs/11_slurm_script.ipynb #b2d4ec66
 _SAFE_PATH_RE = re.compile(r'^[A-Za-z0-9_./+@:=,~-]+$')
@@ -157,6 +164,7 @@ def default_runs_root() -> Path:
 
 # %% ../nbs/11_slurm_script.ipynb #a4906ab9
 def _default_name(job: SlurmJob) -> str:
+    if job.program == 'finetune': return f'finetune-{datetime.now():%Y%m%d-%H%M%S}'
     preset = re.sub(r'[^A-Za-z0-9._+-]', '_', str(job.params.get('preset', 'run')))
     return f'{Path(job.notebook).stem}-{preset}-{datetime.now():%Y%m%d-%H%M%S}'
 
@@ -208,8 +216,15 @@ def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     return preset, cfg
 
 # %% ../nbs/11_slurm_script.ipynb #e64a6ee4
+def finetune_config(job: SlurmJob, run_dir) -> dict:
+    "The FinetuneConfig fields of a fine-tune job (its params, out_dir and resume), checked now."
+    from diffusion_lm.finetune import FinetuneConfig
+    return FinetuneConfig.from_dict(run_params(job, run_dir)).to_dict()
+
 def validate_job(job: SlurmJob, run_dir) -> dict | None:
-    "Check `job`'s parameters now: names the notebook takes, and the training config when the notebook has a preset."
+    ("Check `job`'s parameters now: names the notebook takes, and the training config when the notebook has a "
+     "preset (a fine-tune: its FinetuneConfig).")
+    if job.program == 'finetune': return finetune_config(job, run_dir)
     check_params(job)
     if job.mode != 'notebook' or notebook_default(job.notebook, 'preset') is not None:
         return trainer_config(job, run_dir)[1]
@@ -263,13 +278,18 @@ def _nproc(job: SlurmJob) -> str:
 def training_commands(job: SlurmJob, run_dir, python: str = 'python') -> list[str]:
     "The script lines that run the training of `job` (each through `_run`)."
     rd, nb = Path(run_dir), Path(job.notebook).absolute()
-    notebook = ['_run notebook '
-                f'''{papermill_command(nb, rd / "notebook.ipynb", run_params(job, rd),
-                                       kernel=job.kernel or _default_kernel(), cwd=nb.parent, python=python)}''']
-    if job.mode == 'notebook': return notebook
-    preset, _ = trainer_config(job, rd)
-    entry = (f'-m diffusion_lm.trainer --config {shlex.quote(str(rd / "config.json"))}'
-             + (f' --preset {shlex.quote(preset)}' if preset else '') + ' --no-progress')
+    if job.program == 'finetune':
+        finetune_config(job, rd)
+        entry = f'-m diffusion_lm.finetune --config {shlex.quote(str(rd / "config.json"))} --no-progress'
+        if job.mode == 'process': return [f'_run process {python} {entry}']
+    else:
+        notebook = ['_run notebook '
+                    f'''{papermill_command(nb, rd / "notebook.ipynb", run_params(job, rd),
+                                           kernel=job.kernel or _default_kernel(), cwd=nb.parent, python=python)}''']
+        if job.mode == 'notebook': return notebook
+        preset, _ = trainer_config(job, rd)
+        entry = (f'-m diffusion_lm.trainer --config {shlex.quote(str(rd / "config.json"))}'
+                 + (f' --preset {shlex.quote(preset)}' if preset else '') + ' --no-progress')
     if job.mode == 'torchrun':
         ddp = [f'_run torchrun {python} -m torch.distributed.run --standalone --nnodes=1 '
                f'--nproc_per_node="{_nproc(job)}" {entry}']
@@ -287,14 +307,15 @@ def training_commands(job: SlurmJob, run_dir, python: str = 'python') -> list[st
            f'export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${{TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-{wait_s}}}  # time the workers '
            'get to checkpoint',
            *ddp]
-    if not job.notebook_after_ddp: return ddp
+    if job.program == 'finetune' or not job.notebook_after_ddp: return ddp
     return ddp + ['if [ "$_rc" = 0 ] && [ "$_preempted" = 0 ] && [ "$_terminated" = 0 ]; then',
                   *('  ' + l for l in notebook), 'fi']
 
 # %% ../nbs/11_slurm_script.ipynb #e364bc9e
 def _threads(job: SlurmJob) -> str:
     "The line that sets OMP_NUM_THREADS (unless set) from the CPUs SLURM allocated per training process."
-    if job.mode == 'notebook': return 'export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}'
+    if job.mode in ('notebook', 'process'):
+        return 'export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}'
     return (f'_threads=$(( ${{SLURM_CPUS_PER_TASK:-1}} / {_nproc(job)} )); '
             'export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( _threads > 0 ? _threads : 1 ))}')
 
@@ -308,7 +329,7 @@ def sbatch_script(job: SlurmJob, run_dir=None) -> str:
     lines = {'# @SBATCH@': sbatch_header(job, rd),
              '# @ABOUT@': [f'# Written by diffusion_lm.slurm {__version__} on {datetime.now():%Y-%m-%d %H:%M:%S}: '
                            f'{job.mode} run of '
-                           f'{str(job.notebook)!r}',
+                           + ('diffusion_lm.finetune' if job.program == 'finetune' else f'{str(job.notebook)!r}'),
                            f'# Run directory {rd}; sbatch this file again to continue from the newest '
                            'checkpoint in ckpt/.'],
              '# @ENV_SETUP@': [env] if env.strip() else [], '# @THREADS@': [_threads(job)],

@@ -104,14 +104,18 @@ MODES = {'notebook': ('notebook', dict()), 'notebook-cpus': ('notebook', dict(cp
          'torchrun-gpus': ('torchrun', dict(gpus_per_node=4, gpu_type='a100')),
          'torchrun-procs': ('torchrun', dict(procs_per_node=2, cpus_per_task=2)),
          'torchrun-only': ('torchrun', dict(gpus_per_node=2, notebook_after_ddp=False)),
-         'srun': ('srun', dict(nodes=2, gpus_per_node=2)), 'srun-cpus': ('srun', dict(nodes=2, procs_per_node=2, cpus_per_task=4))}
+         'srun': ('srun', dict(nodes=2, gpus_per_node=2)), 'srun-cpus': ('srun', dict(nodes=2, procs_per_node=2, cpus_per_task=4)),
+         'finetune-process': ('process', dict(program='finetune')),
+         'finetune-srun': ('srun', dict(program='finetune', nodes=2, gpus_per_node=8))}
+FINETUNE_PARAMS = {'model': 'models/m', 'data': 'data/chat.jsonl', 'fsdp': True}
 
 
 @pytest.mark.parametrize('mode', MODES)
 def test_generated_scripts_pass_shellcheck(tmp_path, mode):
     "Every kind of job script the module writes passes shellcheck (SC1091: the venv's activate script is not followed)."
     want, kw = MODES[mode]
-    job = SlurmJob(notebook=str(NB), params={**TINY, 'max_steps': 5}, name=mode, runs_root=str(tmp_path), **kw)
+    params = FINETUNE_PARAMS if kw.get('program') == 'finetune' else {**TINY, 'max_steps': 5}
+    job = SlurmJob(notebook=str(NB), params=params, name=mode, runs_root=str(tmp_path), **kw)
     s = sbatch_script(job)
     assert job.mode == want
     assert shellcheck(s, 'SC1091') == '', s
@@ -374,15 +378,38 @@ def test_multi_process_jobs(slurm, tmp_path):
     assert log_of(dirs['gpus'], ids['gpus']).count('GPUs on the node: 2') == 2   # nproc_per_node from SLURM_GPUS_ON_NODE
 
 
-def test_fsdp2_finetune_job_script():
-    "scripts/finetune_fsdp2.sbatch: shellcheck-clean, and its --set values make a valid FSDP2 FinetuneConfig."
-    import shlex
-    from diffusion_lm.finetune import FinetuneConfig
-    from diffusion_lm.runtime import parse_overrides
-    text = (ROOT / 'scripts' / 'finetune_fsdp2.sbatch').read_text()
-    assert shellcheck(text) == ''
-    cmd = text.split('-m diffusion_lm.finetune', 1)[1].split('&\n', 1)[0].replace('\\\n', ' ')
-    words = shlex.split(cmd.replace('"$MODEL"', 'm').replace('"$DATA"', 'd.jsonl').replace('"$OUT"', 'o'))
-    sets = words[words.index('--set') + 1:]
-    cfg = FinetuneConfig.from_dict(parse_overrides(sets))
-    assert (cfg.fsdp, cfg.gradient_checkpointing, cfg.precision, cfg.model) == (True, True, 'bf16', 'm')
+def test_fsdp2_finetune_through_slurm(slurm, tmp_path):
+    """`diffusion-lm-slurm finetune` on the cluster: FSDP2 over 2 processes (gloo on the CPU) under torchrun; SIGUSR1
+    mid-run reaches rank 0 (train.pid), both ranks write their shards, the job requeues itself, and the next attempt
+    resumes from the sharded checkpoint and ends with the exported model, every step logged once."""
+    from diffusion_lm.testing import make_tiny_llada
+    from diffusion_lm.sft_data import write_jsonl
+    words = ['cat', 'dog', 'sun', 'sea', 'red', 'ink', 'owl', 'fig']
+    data = write_jsonl(tmp_path / 'chat.jsonl', [{'messages': [{'role': 'user', 'content': f'repeat: {w}'},
+                                                               {'role': 'assistant', 'content': f'{w} {w}'}]} for w in words])
+    sets = dict(model=make_tiny_llada(tmp_path / 'tiny'), data=data, fsdp=True, max_length=64, batch_size=2, max_steps=300,
+                checkpoint_interval=10, keep_last=50, lr=1e-3, warmup_steps=0, lr_schedule='constant', weight_decay=0.0,
+                device='cpu', log_interval=1)
+    cli, runs = Path(sys.executable).parent / 'diffusion-lm-slurm', tmp_path / 'runs'
+    r = subprocess.run([str(cli), 'finetune', '--name', 'ft', '--runs-root', str(runs), '--procs-per-node', '2',
+                        '--cpus-per-task', '2', '--time', '10', '--signal-seconds', '60',
+                        '--set', *(f'{k}={v}' for k, v in sets.items())], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rd = runs / 'ft'
+    jid = json.loads((rd / 'job.json').read_text())['job_id']
+    assert r.stdout.strip() == f'submitted job {jid}: run directory {rd}'
+    interrupt_mid_run({rd: ['scancel', '--batch', '--signal=USR1', jid]})
+    m1, ckpt1 = restart_now(jid, rd, 'this attempt ends')
+    st = wait(jid, timeout=300, poll=0.5)
+    assert (st['state'], st['exit_code'], st['restarts']) == ('COMPLETED', '0:0', 1), show(rd, jid)
+    stop = step_of(ckpt1)
+    assert ckpt1.parent.name == 'sharded' and 10 <= stop < 300 and m1[-1]['step'] == stop, (ckpt1, m1[-1:])
+    assert (ckpt1 / '__1_0.distcp').is_file()                                   # rank 1 wrote its own shards
+    m = metrics(rd)
+    assert [x['step'] for x in m] == list(range(1, 301)) and m[:stop] == m1
+    res = json.loads((rd / 'ckpt' / 'result.json').read_text())
+    assert (res['finished'], res['world_size'], res['start_step']) == (True, 2, stop), res
+    assert (rd / 'ckpt' / 'model' / 'model.safetensors').is_file()
+    log = log_of(rd, jid)
+    assert 'mode torchrun' in log and 'forwarding SIGUSR1 to the training process' in log, show(rd, jid)
+    assert 'requeued job' in log and log.rstrip().endswith('exit 0'), show(rd, jid)

@@ -54,7 +54,7 @@ _keep_notebook() {  # an earlier attempt's executed notebook becomes notebook.at
   while [ -e "notebook.attempt-$n.ipynb" ]; do n=$((n + 1)); done
   mv notebook.ipynb "notebook.attempt-$n.ipynb"
 }
-_run() {  # _run notebook|torchrun|srun CMD...: run CMD in the background, wait through trapped signals, set _rc
+_run() {  # _run notebook|process|torchrun|srun CMD...: run CMD in the background, wait through trapped signals, set _rc
   if [ "$_preempted" = 1 ] || [ "$_terminated" = 1 ]; then _log "signalled before the $1 command started: not starting it"; _how=skipped _rc=0; return; fi
   _how=$1; shift
   rm -f "$_ckpt/train.pid"
@@ -75,7 +75,7 @@ set -u
 # @THREADS@
 cd "$_run_dir" || exit 1
 # @TRAINING@
-if [ "$_preempted" = 1 ] && [ "$_rc" = 0 ] && [ "$_how" = notebook ] && grep -qs '"finished": true' "$_ckpt/result.json"; then
+if [ "$_preempted" = 1 ] && [ "$_rc" = 0 ] && { [ "$_how" = notebook ] || [ "$_how" = process ]; } && grep -qs '"finished": true' "$_ckpt/result.json"; then
   _log "the training had already finished when the signal came: nothing to continue"; _preempted=0
 fi
 if [ "$_preempted" = 1 ]; then
