@@ -243,6 +243,13 @@ def corpus_vocabulary(min_zipf: float = GEN_MIN_ZIPF) -> tuple[tuple[str, float]
     "(word, `wordfreq` frequency) of the generator's words, most frequent first; all pass `is_dictionary_word`."
     return _vocabulary(float(min_zipf))
 
+# %% ../nbs/12a_palindrome_corpus.ipynb #b9d56bbf
+@functools.lru_cache(maxsize=4)
+def _search(min_zipf: float, alpha: float) -> PalindromeSearch:
+    "`corpus_search`, cached by the float values of its arguments."
+    vocab = corpus_vocabulary(min_zipf)
+    return PalindromeSearch([w for w, _ in vocab], [f ** alpha for _, f in vocab])
+
 # %% ../nbs/12a_palindrome_corpus.ipynb #a484d210
 @functools.lru_cache(maxsize=4)
 def _vocabulary(min_zipf: float) -> tuple[tuple[str, float], ...]:
@@ -257,13 +264,6 @@ def _vocabulary(min_zipf: float) -> tuple[tuple[str, float], ...]:
 def corpus_search(min_zipf: float = GEN_MIN_ZIPF, alpha: float = ALPHA) -> PalindromeSearch:
     "The `PalindromeSearch` over `corpus_vocabulary(min_zipf)` with weights frequency ** `alpha` (cached)."
     return _search(float(min_zipf), float(alpha))
-
-# %% ../nbs/12a_palindrome_corpus.ipynb #b9d56bbf
-@functools.lru_cache(maxsize=4)
-def _search(min_zipf: float, alpha: float) -> PalindromeSearch:
-    "`corpus_search`, cached by the float values of its arguments."
-    vocab = corpus_vocabulary(min_zipf)
-    return PalindromeSearch([w for w, _ in vocab], [f ** alpha for _, f in vocab])
 
 # %% ../nbs/12a_palindrome_corpus.ipynb #90786b8d
 STYLE = dict(case={'sentence': 0.9, 'title': 0.05, 'lower': 0.05}, end={'.': 0.8, '?': 0.09, '!': 0.065, '': 0.045},

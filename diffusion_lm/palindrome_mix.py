@@ -40,6 +40,19 @@ def mix_rows(generated, real, share: float, rng: np.random.Generator) -> tuple[l
     rows = generated[:n_gen] + cycled
     return [rows[i] for i in rng.permutation(len(rows))], n_gen, n_real
 
+# %% ../nbs/12b_palindrome_mix.ipynb #5895b916
+def _generate(n: int, seed: int, row_width: int, exclude, exact_share: float = 0.0,
+              vocab: dict | None = None) -> list[str]:
+    ("`n` generated phrases that fit a row (a share `exact_share` exact), no two and none of `exclude` with one "
+     "normal form.")
+    if n == 0: return []
+    from diffusion_lm.palindrome_corpus import generate_palindromes, generate_exact_palindromes
+    n_exact, lim = round(n * exact_share), min(40, row_width - 2)
+    exact = generate_exact_palindromes(n_exact, seed=seed, max_chars=lim, exclude=exclude,
+                                       **(vocab or {})) if n_exact else []
+    return exact + generate_palindromes(n - n_exact, seed=seed, max_chars=lim, exclude=list(exclude) + exact,
+                                        **(vocab or {}))
+
 # %% ../nbs/12b_palindrome_mix.ipynb #7f4ffe6d
 N_GENERATED, GENERATED_SHARE, EXACT_SHARE = 50_000, 0.8, 0.3
 # commoner words, shorter phrases than the generator's defaults: see 'Choosing the defaults' at the end
@@ -83,19 +96,6 @@ def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_
                                   val_rows=len(val), train_tokens=len(rows) * row_width,
                                   val_tokens=len(val) * row_width, source_md5=_file_md5(source))
     return _prepare(out_dir, options, overwrite, build)
-
-# %% ../nbs/12b_palindrome_mix.ipynb #5895b916
-def _generate(n: int, seed: int, row_width: int, exclude, exact_share: float = 0.0,
-              vocab: dict | None = None) -> list[str]:
-    ("`n` generated phrases that fit a row (a share `exact_share` exact), no two and none of `exclude` with one "
-     "normal form.")
-    if n == 0: return []
-    from diffusion_lm.palindrome_corpus import generate_palindromes, generate_exact_palindromes
-    n_exact, lim = round(n * exact_share), min(40, row_width - 2)
-    exact = generate_exact_palindromes(n_exact, seed=seed, max_chars=lim, exclude=exclude,
-                                       **(vocab or {})) if n_exact else []
-    return exact + generate_palindromes(n - n_exact, seed=seed, max_chars=lim, exclude=list(exclude) + exact,
-                                        **(vocab or {}))
 
 # %% ../nbs/12b_palindrome_mix.ipynb #c129831b
 def training_texts(splits: dict) -> list[str]:

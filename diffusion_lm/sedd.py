@@ -332,6 +332,15 @@ def analytic_probs(graph: Graph, log_score: torch.Tensor, x: torch.Tensor, dsigm
     probs = torch.where(kernel > 0, probs * kernel, torch.zeros_like(probs))
     return _normalise(probs, kernel / kernel.sum(-1, keepdim=True))
 
+# %% ../nbs/05_sedd.ipynb #56a08dbc
+SEDD_SAMPLERS = ('analytic', 'euler')
+
+def _tempered(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    "probs^(1/temperature), renormalised (temperature 1: unchanged)."
+    if temperature == 1: return probs
+    p = probs.clamp_min(0) ** (1 / temperature)
+    return p / p.sum(-1, keepdim=True).clamp_min(1e-300)
+
 # %% ../nbs/05_sedd.ipynb #9049b86b
 @torch.no_grad()
 def sedd_sample(model, graph: Graph, noise: Noise, batch_size: int, length: int, steps: int = 128,
@@ -369,12 +378,3 @@ def sedd_sample(model, graph: Graph, noise: Noise, batch_size: int, length: int,
         if graph.absorb: probs[..., graph.mask_id] = 0
         x = after(steps, 0.0, draw(probs))
     return x
-
-# %% ../nbs/05_sedd.ipynb #56a08dbc
-SEDD_SAMPLERS = ('analytic', 'euler')
-
-def _tempered(probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    "probs^(1/temperature), renormalised (temperature 1: unchanged)."
-    if temperature == 1: return probs
-    p = probs.clamp_min(0) ** (1 / temperature)
-    return p / p.sum(-1, keepdim=True).clamp_min(1e-300)
