@@ -108,9 +108,9 @@ def validate(c: TrainConfig):
                         '(cond_dim=0 is for the absorbing graph)')
 
 # %% ../nbs/08b_train_config.ipynb #adc9bdc3
-_SHAKES = dict(dataset='shakespeare-char', context_length=128, n_layer=4, n_head=4, n_embd=128, batch_size=32, lr=2e-3,
-               min_lr=2e-4, warmup_steps=100, max_steps=2000, eval_interval=250, eval_batches=8, checkpoint_interval=250,
-               sample_steps=128, ema_decay=0.995)
+_SHAKES = dict(dataset='shakespeare-char', context_length=128, n_layer=4, n_head=4, n_embd=128, batch_size=32,
+               lr=2e-3, min_lr=2e-4, warmup_steps=100, max_steps=2000, eval_interval=250, eval_batches=8,
+               checkpoint_interval=250, sample_steps=128, ema_decay=0.995)
 _GPU = dict(n_layer=12, n_head=12, n_embd=768, dropout=0.1, ema_decay=0.9999, precision='bf16')
 PRESETS = {
     # the README's main job: masked diffusion on Tiny Shakespeare, a few minutes on 2 CPU cores
@@ -131,11 +131,13 @@ PRESETS = {
                       n_embd=128, cond_dim=64, batch_size=64, lr=2e-3, min_lr=2e-4, warmup_steps=100, max_steps=1500,
                       eval_interval=250, eval_batches=8, checkpoint_interval=250, sample_steps=32, ema_decay=0.99,
                       out_dir='runs/wiki_sedd'),
-    'wiki-sedd-gpu': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='wiki-bytes', **_GPU, cond_dim=128,
+    'wiki-sedd-gpu': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='wiki-bytes', **_GPU,
+                          cond_dim=128,
                           batch_size=512, lr=3e-4, min_lr=3e-5, warmup_steps=2500, max_steps=200000, eval_interval=2000,
                           eval_batches=20, checkpoint_interval=5000, sample_steps=128, out_dir='runs/wiki_sedd_gpu'),
     'palindrome-sedd': dict(method='sedd', graph='absorbing', noise='loglinear', dataset='palindromes-mix', n_layer=4,
-                            n_head=4, n_embd=128, cond_dim=64, batch_size=64, lr=1.5e-3, min_lr=1.5e-4, warmup_steps=100,
+                            n_head=4, n_embd=128, cond_dim=64, batch_size=64, lr=1.5e-3, min_lr=1.5e-4,
+                            warmup_steps=100,
                             max_steps=2000, eval_interval=500, eval_batches=2, checkpoint_interval=500, sample_steps=32,
                             ema_decay=0.99, init_from='runs/wiki_sedd', out_dir='runs/palindrome_sedd'),
     'palindrome-sedd-gpu': dict(_GPU, method='sedd', graph='absorbing', noise='loglinear', dataset='palindromes-mix',
@@ -144,8 +146,10 @@ PRESETS = {
                                 ema_decay=0.999, init_from='runs/wiki_sedd_gpu', out_dir='runs/palindrome_sedd_gpu'),
 }
 for _name in ('wiki-sedd', 'palindrome-sedd'):           # the same recipes on the uniform graph
-    PRESETS[f'{_name}-uniform'] = dict(PRESETS[_name], graph='uniform', out_dir=PRESETS[_name]['out_dir'] + '_uniform',
-                                       **({'init_from': 'runs/wiki_sedd_uniform'} if _name == 'palindrome-sedd' else {}))
+    PRESETS[f'{_name}-uniform'] = dict(PRESETS[_name], graph='uniform',
+                                       out_dir=PRESETS[_name]['out_dir'] + '_uniform',
+                                       **({'init_from': 'runs/wiki_sedd_uniform'}
+                                          if _name == 'palindrome-sedd' else {}))
 
 def config_from_preset(preset: str | None = None, **overrides) -> TrainConfig:
     "The `TrainConfig` of `preset` (or the defaults) with `overrides` applied; `None` overrides are ignored."
