@@ -198,6 +198,14 @@ def _adamw(params):
     except (RuntimeError, TypeError): return torch.optim.AdamW(params, lr=1e-5)
 
 
+def _free_port() -> int:
+    "A TCP port that nothing listens on now."
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def _llada_step(mode, device, shape, seq_len, lora_rank, predicted) -> dict:
     "One training step of `mode` ('lora' or 'fsdp2'): its seconds, loss and (CUDA) measured peak bytes."
     import torch
@@ -208,9 +216,10 @@ def _llada_step(mode, device, shape, seq_len, lora_rank, predicted) -> dict:
     pg = False
     if mode == 'fsdp2':
         import torch.distributed as dist
-        if not dist.is_initialized():
-            os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=os.environ.get('MASTER_PORT', '29531'), RANK='0', WORLD_SIZE='1')
-            dist.init_process_group(*(('nccl',) if cuda else ('gloo',)), **({'device_id': device} if cuda else {}))
+        if not dist.is_initialized():   # a one-process group on a free port (a fixed one collides with a lingering store)
+            port = os.environ.get('MASTER_PORT') or _free_port()
+            dist.init_process_group(*(('nccl',) if cuda else ('gloo',)), init_method=f'tcp://127.0.0.1:{port}', rank=0,
+                                    world_size=1, **({'device_id': device} if cuda else {}))
             pg = True
     try:
         if cuda: torch.cuda.reset_peak_memory_stats(device)
