@@ -165,7 +165,7 @@ def train_and_measure(name: str, cfg: TrainConfig, device, draws: int, max_windo
     wall = time.perf_counter() - t0
     model, method, tok, tcfg = load_trained(cfg.out_dir, which='ema' if cfg.ema_decay else 'model', device=device)
     data_path = prepare_dataset(tcfg.dataset)
-    exact = method.name == 'ar'
+    exact = method.exact_nll
     bits = window_bits(model, method, data_path, tcfg.context_length, device, 1 if exact else draws, max_windows=max_windows)
     metrics = read_jsonl(Path(res['out_dir']) / 'metrics.jsonl')
     tok_s = [m['tokens_per_s'] for m in metrics if 'tokens_per_s' in m and m['step'] > cfg.log_interval]

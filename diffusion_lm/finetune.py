@@ -20,7 +20,7 @@ from .masked import sft_loss
 from .trainer import train_step
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
-from .runs import append_jsonl, truncate_metrics
+from .runs import append_jsonl, truncate_jsonl
 from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
                                      enable_gradient_checkpointing)
 from .scale import (apply_lora, enable_block_checkpointing, shard_model, save_sharded, load_sharded,
@@ -294,7 +294,7 @@ def _start(cfg, out, dinfo, device, n_examples):
     if dinfo.is_main:
         write_text_atomic(out / CONFIG, json.dumps(cfg.to_dict(), indent=1))
         (out / 'train.pid').write_text(str(os.getpid()))
-        truncate_metrics(out / 'metrics.jsonl', step)
+        truncate_jsonl(out / 'metrics.jsonl', step)
     no_sync = (lambda: fsdp_no_sync(model)) if cfg.fsdp and dinfo.world_size > 1 else net.no_sync if ddp else None
     return model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G
 

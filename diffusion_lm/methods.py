@@ -26,6 +26,7 @@ class Method(ABC):
     samplers: tuple = ()
     default_sampler: str = ''
     options: tuple = ()
+    exact_nll: bool = False          # `sequence_nll` is the exact NLL (True) or a draw of an upper bound (False)
 
     @abstractmethod
     def model_config(self, **sizes) -> ModelConfig: ...
@@ -61,7 +62,7 @@ def sample(self: Method, model, n: int, length: int, steps: int | None = None, s
 # %% ../nbs/07_methods.ipynb #416a5db6
 class Autoregressive(Method):
     "Next-token prediction with the causal transformer: the baseline of every comparison."
-    name, samplers, default_sampler, options = 'ar', ('ancestral',), 'ancestral', ('cache',)
+    name, samplers, default_sampler, options, exact_nll = 'ar', ('ancestral',), 'ancestral', ('cache',), True
     def __init__(self, n_real: int, bos_id: int):
         if not 0 <= bos_id < n_real: raise ValueError(f'bos_id {bos_id} must be a real token (0..{n_real - 1})')
         self.n_real, self.bos_id = n_real, bos_id
@@ -82,8 +83,7 @@ class Autoregressive(Method):
 @patch
 def _sample(self: Autoregressive, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint,
                hook, generator, device, cache: bool = True):
-    if steps not in (None, length):
-        raise ValueError(f'the autoregressive model writes one token per call: steps must be {length} or None')
+    "Ancestral sampling, one call per token (`steps` does not apply: the length fixes the calls)."
     prompt = (torch.zeros(n, 0, dtype=torch.long, device=device) if prompt is None
               else torch.as_tensor(prompt, device=device).expand(n, -1))
     x = torch.cat([torch.full((n, 1), self.bos_id, device=device), prompt.long()], 1)

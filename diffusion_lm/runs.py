@@ -10,7 +10,7 @@ from .runtime import UserError, write_text_atomic
 from .checkpoint import load_weights, check_compatible, list_checkpoints, load_config
 
 # %% auto #0
-__all__ = ['RUN_IDENTITY', 'OLD_NAMES', 'append_jsonl', 'read_jsonl', 'truncate_metrics', 'check_same_run', 'init_weights_from']
+__all__ = ['RUN_IDENTITY', 'OLD_NAMES', 'append_jsonl', 'read_jsonl', 'truncate_jsonl', 'check_same_run', 'init_weights_from']
 
 # %% ../nbs/08a_runs.ipynb #8a6007c5
 def append_jsonl(path, rec: dict):
@@ -37,8 +37,9 @@ def read_jsonl(path, repair: bool = False) -> list[dict]:
     return recs
 
 # %% ../nbs/08a_runs.ipynb #3a177d09
-def truncate_metrics(path, step: int):
-    "Keep the records up to `step` (those after it were written by a run that died after its last checkpoint)."
+def truncate_jsonl(path, step: int):
+    ("Keep the records of a step-keyed JSON-lines log (metrics, samples) up to `step`: those after it were "
+     "written by a run that died after its last checkpoint.")
     recs = read_jsonl(path, repair=True)
     keep = [r for r in recs if r.get('step', 0) <= step]
     if len(keep) != len(recs): write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in keep))

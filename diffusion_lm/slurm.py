@@ -99,7 +99,7 @@ def submit_pipeline(pretrain_params: dict, finetune_params: dict, name: str | No
                     **{**resources, **(finetune_resources or {})})
     for j in (pre, fine):   # fail early (a run dir that exists, a bad parameter) before submitting anything
         if (run_dir_of(j) / 'job.json').exists() and not exist_ok: prepare_run(j)
-        sbatch_script(j)
+        validate_job(j, run_dir_of(j)); sbatch_script(j)
     pre_id = submit(pre, exist_ok=exist_ok)
     return pre_id, submit(fine, dependency=f'afterok:{pre_id}', exist_ok=exist_ok)
 

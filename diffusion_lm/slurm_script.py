@@ -14,8 +14,9 @@ from .runtime import repo_root, UserError, ArgParser, run_cli, parse_value
 
 # %% auto #0
 __all__ = ['LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',
-           'default_runs_root', 'run_dir_of', 'run_params', 'notebook_default', 'check_params', 'trainer_config',
-           'finetune_config', 'validate_job', 'job_template', 'sbatch_header', 'training_commands', 'sbatch_script']
+           'default_runs_root', 'run_dir_of', 'run_params', 'notebook_default', 'check_params', 'job_preset',
+           'trainer_config', 'finetune_config', 'validate_job', 'job_template', 'sbatch_header', 'training_commands',
+           'sbatch_script']
 
 # %% ../nbs/11_slurm_script.ipynb #38b7fae0
 def _check_param_name(name):
@@ -205,11 +206,14 @@ def check_params(job: SlurmJob):
                                 f'its parameters are {", ".join(sorted(names))}')
 
 # %% ../nbs/11_slurm_script.ipynb #5890e00a
+def job_preset(job: SlurmJob) -> str | None:
+    "The preset `job` trains from: its `preset` parameter, else its notebook's default."
+    return job.params['preset'] if 'preset' in job.params else notebook_default(job.notebook, 'preset')
+
 def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     "The preset and `--config` overrides with which the trainer's command line trains `job` (checked now)."
     from diffusion_lm.trainer import TrainConfig, config_from_preset
-    params = run_params(job, run_dir)
-    preset = params['preset'] if 'preset' in params else notebook_default(job.notebook, 'preset')
+    params, preset = run_params(job, run_dir), job_preset(job)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = {k: v for k, v in params.items() if k in fields and v is not None}
     config_from_preset(preset, **cfg)
@@ -279,7 +283,6 @@ def training_commands(job: SlurmJob, run_dir, python: str = 'python') -> list[st
     "The script lines that run the training of `job` (each through `_run`)."
     rd, nb = Path(run_dir), Path(job.notebook).absolute()
     if job.program == 'finetune':
-        finetune_config(job, rd)
         entry = f'-m diffusion_lm.finetune --config {shlex.quote(str(rd / "config.json"))} --no-progress'
         if job.mode == 'process': return [f'_run process {python} {entry}']
     else:
@@ -287,7 +290,7 @@ def training_commands(job: SlurmJob, run_dir, python: str = 'python') -> list[st
                     f'''{papermill_command(nb, rd / "notebook.ipynb", run_params(job, rd),
                                            kernel=job.kernel or _default_kernel(), cwd=nb.parent, python=python)}''']
         if job.mode == 'notebook': return notebook
-        preset, _ = trainer_config(job, rd)
+        preset = job_preset(job)
         entry = (f'-m diffusion_lm.trainer --config {shlex.quote(str(rd / "config.json"))}'
                  + (f' --preset {shlex.quote(preset)}' if preset else '') + ' --no-progress')
     if job.mode == 'torchrun':

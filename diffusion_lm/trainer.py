@@ -24,7 +24,7 @@ from .model_size import memory_estimate, fmt_bytes
 from .methods import make_method, METHODS, METHOD_ALIASES
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
-from .runs import append_jsonl, read_jsonl, truncate_metrics, check_same_run, init_weights_from
+from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from
 from .runtime import explain_os_error, write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints
@@ -86,6 +86,11 @@ def _check_sampling(cfg: TrainConfig, method):
     if unknown: raise UserError(f'TrainConfig.sample_options has {unknown}, which {method.name} does not take; '
                                 f'it takes {", ".join(method.options) or "none"}')
 
+def _draw(cfg: TrainConfig, method, model, n: int, length: int, device, generator=None) -> torch.Tensor:
+    "`n` samples of `length` tokens from `model` with the run's sampling settings (sampler, steps, temperature, options)."
+    return method.sample(model, n, length, steps=cfg.sample_steps, sampler=cfg.sampler, temperature=cfg.temperature,
+                         generator=generator, device=device, **(cfg.sample_options or {}))
+
 def _dry_run_sampling(cfg: TrainConfig, method):
     ("Draw one sample with a one-layer model of width 8: the option *values* meet the sampler before training. "
      "Contexts over 1024 are halved while the block size still divides them (same blocks per step, less work).")
@@ -94,9 +99,7 @@ def _dry_run_sampling(cfg: TrainConfig, method):
     while L > 1024 and L % 2 == 0 and isinstance(b, int) and b > 0 and (L // 2) % b == 0: L //= 2
     tiny = DiffusionTransformer(method.model_config(n_layer=1, n_head=1, n_embd=8, dropout=0.0,
                                                     context_length=L, cond_dim=min(cfg.cond_dim, 8)))
-    try: method.sample(tiny, 1, L, steps=None if method.name == 'ar' else cfg.sample_steps,
-                       sampler=cfg.sampler, temperature=cfg.temperature, generator=torch.Generator().manual_seed(0),
-                       device=torch.device('cpu'), **(cfg.sample_options or {}))
+    try: _draw(cfg, method, tiny, 1, L, torch.device('cpu'), torch.Generator().manual_seed(0))
     except (ValueError, TypeError) as e:
         raise UserError(f'the sampling settings fail before training starts: {one_line(e)}; fix TrainConfig.sampler, '
                         'sample_options, sample_steps or temperature') from e
@@ -182,16 +185,9 @@ def _samples(run: Run, model, device, step, out=None) -> list[str]:
     "The run's samples from `model` (the EMA weights), appended to samples.jsonl when `out` is given."
     cfg, g = run.cfg, torch.Generator(device=device).manual_seed(run.cfg.seed + 12345)
     with autocast_context(device, cfg.precision):
-        xs = run.method.sample(model, cfg.n_samples, run.length,
-                               steps=None if run.method.name == 'ar' else cfg.sample_steps,
-                               sampler=cfg.sampler, temperature=cfg.temperature, generator=g, device=device,
-                               **(cfg.sample_options or {}))
+        xs = _draw(cfg, run.method, model, cfg.n_samples, run.length, device, g)
     texts = run.tok.decode_batch(xs.cpu())
-    if out is not None:
-        path, recs = out / 'samples.jsonl', read_jsonl(out / 'samples.jsonl', repair=True)
-        if any(r.get('step') == step for r in recs):     # a resumed run draws this step's samples again
-            write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in recs if r.get('step') != step))
-        append_jsonl(path, {'step': step, 'samples': texts})
+    if out is not None: append_jsonl(out / 'samples.jsonl', {'step': step, 'samples': texts})
     return texts
 
 # %% ../nbs/09_trainer.ipynb #3ba5e959
@@ -265,8 +261,8 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
     metrics = out / 'metrics.jsonl'
     if dinfo.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        truncate_metrics(metrics, step)                      # a damaged log is refused before anything is written
-        truncate_metrics(out / 'samples.jsonl', step)       # samples drawn after the last checkpoint
+        truncate_jsonl(metrics, step)                      # a damaged log is refused before anything is written
+        truncate_jsonl(out / 'samples.jsonl', step if step < max_steps else step - 1)   # the ones drawn again
         (out / 'train.pid').write_text(str(os.getpid()))
         write_text_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=1))
     eval_model = ema.module if ema is not None else model
