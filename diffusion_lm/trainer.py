@@ -62,6 +62,7 @@ def _check_fits_data(cfg, meta, length):
                                        f'({n} tokens); '
                                        f'use context_length <= {min(meta["train_tokens"], meta["val_tokens"])}')
 
+# %% ../nbs/09_trainer.ipynb #b9c0c00f
 def check_memory(cfg: TrainConfig, method, device, world: int = 1):
     "A UserError if a training step's estimated memory exceeds what the device has free."
     mc = method.model_config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
@@ -76,6 +77,7 @@ def check_memory(cfg: TrainConfig, method, device, world: int = 1):
                         'lower them or use a larger device')
     return need
 
+# %% ../nbs/09_trainer.ipynb #b9c0c010
 def _check_sampling(cfg: TrainConfig, method):
     "A UserError now, not after training, for a sampler or sampling option that `method` does not have."
     s = SAMPLER_ALIASES.get(cfg.sampler, cfg.sampler) or method.default_sampler
@@ -86,8 +88,9 @@ def _check_sampling(cfg: TrainConfig, method):
     if unknown: raise UserError(f'TrainConfig.sample_options has {unknown}, which {method.name} does not take; '
                                 f'it takes {", ".join(method.options) or "none"}')
 
+# %% ../nbs/09_trainer.ipynb #b9c0c012
 def _draw(cfg: TrainConfig, method, model, n: int, length: int, device, generator=None) -> torch.Tensor:
-    "`n` samples of `length` tokens from `model` with the run's sampling settings (sampler, steps, temperature, options)."
+    "`n` samples of `length` tokens from `model` with the run's sampler, steps, temperature and options."
     return method.sample(model, n, length, steps=cfg.sample_steps, sampler=cfg.sampler, temperature=cfg.temperature,
                          generator=generator, device=device, **(cfg.sample_options or {}))
 
@@ -244,48 +247,57 @@ def train(config: TrainConfig | dict, progress: bool = True) -> dict:
     finally:
         if lock is not None: lock.release()
 
-# %% ../nbs/09_trainer.ipynb #c2eefdeb
-def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict:
-    cfg, method, max_steps = run.cfg, run.method, run.max_steps
+# %% ../nbs/09_trainer.ipynb #c2eefde1
+def _start(run: Run, out: Path, dinfo: DistInfo, device) -> tuple:
+    "(model, optimizer, scheduler, ema, loader, step) of `run`, resumed from its newest checkpoint."
+    cfg = run.cfg
     torch.manual_seed(cfg.seed)                                              # same initial weights on every rank
-    model = build_model(cfg, method).to(device)
+    model = build_model(cfg, run.method).to(device)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
+    scheduler = make_scheduler(optimizer, cfg.warmup_steps, run.max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
     ema = make_ema(model, cfg.ema_decay)
     loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, length=run.length,
                                          seed=cfg.seed, rank=dinfo.rank)
-    val = open_split(run.data_path, 'val')
     step = _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device)
-    net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if dinfo.world_size > 1 else model
-    fwd = torch.compile(net) if cfg.compile else net
-    metrics = out / 'metrics.jsonl'
     if dinfo.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        truncate_jsonl(metrics, step)                      # a damaged log is refused before anything is written
-        truncate_jsonl(out / 'samples.jsonl', step if step < max_steps else step - 1)   # the ones drawn again
+        truncate_jsonl(out / 'metrics.jsonl', step)          # a damaged log is refused before anything is written
+        truncate_jsonl(out / 'samples.jsonl', step if step < run.max_steps else step - 1)
         (out / 'train.pid').write_text(str(os.getpid()))
         write_text_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=1))
+    return model, optimizer, scheduler, ema, loader, step
+
+# %% ../nbs/09_trainer.ipynb #c2eefdeb
+def _sum_over_ranks(value: float, dinfo: DistInfo, device) -> float:
+    "`value` summed over the processes (itself in a one-process run)."
+    if dinfo.world_size == 1: return float(value)
+    t = torch.tensor([float(value)], device=device); dist.all_reduce(t)
+    return t.item()
+
+# %% ../nbs/09_trainer.ipynb #c2eefde5
+def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict:
+    cfg, method, max_steps = run.cfg, run.method, run.max_steps
+    model, optimizer, scheduler, ema, loader, step = _start(run, out, dinfo, device)
+    val, metrics = open_split(run.data_path, 'val'), out / 'metrics.jsonl'
+    net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if dinfo.world_size > 1 else model
+    fwd = torch.compile(net) if cfg.compile else net
     eval_model = ema.module if ema is not None else model
     loss_fn = lambda m, x: method.loss(m, x.to(device))
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.length
     last, t_last, tok_last = {'step': step}, time.time(), 0
     bar = tqdm(total=max_steps, initial=step, disable=not (progress and dinfo.is_main),
-               desc=f'{cfg.method} {cfg.dataset}',
-               dynamic_ncols=True, mininterval=1.0)
+               desc=f'{cfg.method} {cfg.dataset}', dynamic_ncols=True, mininterval=1.0)
     with StopFlag() as stop:
         while step < max_steps:
             torch.manual_seed(step_seed(cfg.seed, dinfo.rank, step))         # step s of rank r: its own noise
             batches = [loader.get_batch() for _ in range(cfg.grad_accum)]
             loss, gnorm = train_step(fwd, loss_fn, batches, optimizer, scheduler, ema, cfg.grad_clip, device,
-                                     cfg.precision,
-                                     net.no_sync if dinfo.world_size > 1 else None, step, list(model.parameters()))
-            if dinfo.world_size > 1:
-                lt = torch.tensor([loss], device=device); dist.all_reduce(lt); loss = lt.item() / dinfo.world_size
+                                     cfg.precision, net.no_sync if dinfo.world_size > 1 else None, step,
+                                     list(model.parameters()))
+            loss = _sum_over_ranks(loss, dinfo, device) / dinfo.world_size
             step, tok_last = step + 1, tok_last + per_step
             bar.update(1)
-            stopping = bool(stop)
-            if dinfo.world_size > 1:
-                st = torch.tensor([int(stopping)], device=device); dist.all_reduce(st); stopping = bool(st.item())
+            stopping = _sum_over_ranks(bool(stop), dinfo, device) > 0          # one rank's signal stops them all
             do_eval = step % cfg.eval_interval == 0 or step == max_steps
             if step % cfg.log_interval == 0 or do_eval:
                 rec = _log_record(run, step, loss, gnorm, scheduler, time.time() - t_last, tok_last, eval_model,
