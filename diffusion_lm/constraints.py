@@ -5,6 +5,7 @@
 # %% ../nbs/02_constraints.ipynb #ec27c9a6
 from __future__ import annotations
 import torch
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['sample_categorical', 'Constraint', 'FixedTokens']
@@ -55,47 +56,55 @@ class FixedTokens(Constraint):
         if tokens.dim() not in (1, 2): raise ValueError('FixedTokens: tokens must be [L] or [B, L]')
         self.tokens, self.mask = tokens, mask
 
-    @classmethod
-    def prefix(cls, tokens, length: int) -> FixedTokens:
-        "Fix the first `len(tokens)` positions of a sequence of `length`."
-        return cls._place(tokens, length, start=True)
+# %% ../nbs/02_constraints.ipynb #c61f0a8e
+@patch(cls_method=True)
+def _place(cls: FixedTokens, tokens, length, start):
+    tokens = torch.as_tensor(tokens, dtype=torch.long)
+    n = tokens.shape[-1]
+    if n > length: raise ValueError(f'FixedTokens: {n} fixed tokens do not fit in a sequence of length {length}')
+    full = torch.zeros(*tokens.shape[:-1], length, dtype=torch.long)
+    mask = torch.zeros_like(full, dtype=torch.bool)
+    sl = slice(0, n) if start else slice(length - n, length)
+    full[..., sl], mask[..., sl] = tokens, True
+    return cls(full, mask)
 
-    @classmethod
-    def suffix(cls, tokens, length: int) -> FixedTokens:
-        "Fix the last `len(tokens)` positions of a sequence of `length`."
-        return cls._place(tokens, length, start=False)
+@patch(cls_method=True)
+def prefix(cls: FixedTokens, tokens, length: int) -> FixedTokens:
+    "Fix the first `len(tokens)` positions of a sequence of `length`."
+    return cls._place(tokens, length, start=True)
 
-    @classmethod
-    def infill(cls, template) -> FixedTokens:
-        "Fix every position of `template` that is not -1."
-        template = torch.as_tensor(template, dtype=torch.long)
-        return cls(template.clamp_min(0), template >= 0)
+@patch(cls_method=True)
+def suffix(cls: FixedTokens, tokens, length: int) -> FixedTokens:
+    "Fix the last `len(tokens)` positions of a sequence of `length`."
+    return cls._place(tokens, length, start=False)
 
-    @classmethod
-    def _place(cls, tokens, length, start):
-        tokens = torch.as_tensor(tokens, dtype=torch.long)
-        n = tokens.shape[-1]
-        if n > length: raise ValueError(f'FixedTokens: {n} fixed tokens do not fit in a sequence of length {length}')
-        full = torch.zeros(*tokens.shape[:-1], length, dtype=torch.long)
-        mask = torch.zeros_like(full, dtype=torch.bool)
-        sl = slice(0, n) if start else slice(length - n, length)
-        full[..., sl], mask[..., sl] = tokens, True
-        return cls(full, mask)
+# %% ../nbs/02_constraints.ipynb #4a7c58e1
+@patch(cls_method=True)
+def infill(cls: FixedTokens, template) -> FixedTokens:
+    "Fix every position of `template` that is not -1."
+    template = torch.as_tensor(template, dtype=torch.long)
+    return cls(template.clamp_min(0), template >= 0)
 
-    def _aligned(self, x):
-        if self.tokens.shape[-1] != x.shape[-1]:
-            raise ValueError(f'FixedTokens: template length {self.tokens.shape[-1]} != sequence length {x.shape[-1]}')
-        return self.tokens.to(x.device), self.mask.to(x.device)
+# %% ../nbs/02_constraints.ipynb #6e1a9d27
+@patch
+def _aligned(self: FixedTokens, x):
+    if self.tokens.shape[-1] != x.shape[-1]:
+        raise ValueError(f'FixedTokens: template length {self.tokens.shape[-1]} != sequence length {x.shape[-1]}')
+    return self.tokens.to(x.device), self.mask.to(x.device)
 
-    def apply(self, x):
-        t, m = self._aligned(x)
-        return torch.where(m, t, x)
+@patch
+def apply(self: FixedTokens, x):
+    t, m = self._aligned(x)
+    return torch.where(m, t, x)
 
-    def fixed_mask(self, batch_size, length, device=None):
-        if self.mask.shape[-1] != length: raise ValueError('FixedTokens: template length '
-                                                           f'{self.mask.shape[-1]} != {length}')
-        return self.mask.to(device).expand(batch_size, length).clone()
+# %% ../nbs/02_constraints.ipynb #a8d4f2c6
+@patch
+def fixed_mask(self: FixedTokens, batch_size, length, device=None):
+    if self.mask.shape[-1] != length: raise ValueError('FixedTokens: template length '
+                                                       f'{self.mask.shape[-1]} != {length}')
+    return self.mask.to(device).expand(batch_size, length).clone()
 
-    def check(self, x):
-        t, m = self._aligned(x)
-        return ((x == t) | ~m).all(-1)
+@patch
+def check(self: FixedTokens, x):
+    t, m = self._aligned(x)
+    return ((x == t) | ~m).all(-1)

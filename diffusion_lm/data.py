@@ -43,8 +43,22 @@ def read_text(path) -> str:
     return text
 
 # %% ../nbs/01_data.ipynb #a57e7a59
+def load_metadata(path) -> dict:
+    "The `metadata.json` of a prepared data folder."
+    meta = Path(path) / 'metadata.json'
+    if not meta.exists(): raise FileNotFoundError(f'{path} is not a prepared data folder (no metadata.json); '
+                                                  'prepare it first, e.g. `prepare_shakespeare()`')
+    try: d = json.loads(meta.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
+    if not isinstance(d, dict): raise UserError(f'{meta} is unreadable '
+                                                f'({d if isinstance(d, str) else "not a JSON object"}): '
+                                                'prepare the folder again (overwrite=True)')
+    return d
+
+# %% ../nbs/01_data.ipynb #7d3c9f05
 def _file_md5(path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
+# %% ../nbs/01_data.ipynb #e3b7d5a9
 FORMAT = 2   # prepared folders of an older layout are prepared again, never misread
 
 def _check_out_dir(out_dir: Path, options: dict, overwrite: bool) -> bool:
@@ -58,6 +72,7 @@ def _check_out_dir(out_dir: Path, options: dict, overwrite: bool) -> bool:
     raise FileExistsError(f'{out_dir} already holds prepared data with other options (or other files); '
                           'pass overwrite=True to replace it, or choose another out_dir')
 
+# %% ../nbs/01_data.ipynb #c7a4e1f8
 def _prepare(out_dir, options: dict, overwrite: bool, build) -> Path:
     "Reuse `out_dir` if prepared with `options`, else `build(tmp) -> metadata` and publish it atomically."
     out_dir, options = Path(out_dir), {**options, 'format': FORMAT}
@@ -72,18 +87,6 @@ def _prepare(out_dir, options: dict, overwrite: bool, build) -> Path:
     except FileExistsError:                     # another process prepared the same folder meanwhile: theirs is as good
         if load_metadata(out_dir).get('options') != options: raise
     return out_dir
-
-def load_metadata(path) -> dict:
-    "The `metadata.json` of a prepared data folder."
-    meta = Path(path) / 'metadata.json'
-    if not meta.exists(): raise FileNotFoundError(f'{path} is not a prepared data folder (no metadata.json); '
-                                                  'prepare it first, e.g. `prepare_shakespeare()`')
-    try: d = json.loads(meta.read_text(encoding='utf-8'))
-    except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
-    if not isinstance(d, dict): raise UserError(f'{meta} is unreadable '
-                                                f'({d if isinstance(d, str) else "not a JSON object"}): '
-                                                'prepare the folder again (overwrite=True)')
-    return d
 
 # %% ../nbs/01_data.ipynb #ca969618
 def shakespeare_path() -> Path:
@@ -163,6 +166,23 @@ def byte_rows_metadata(name: str, row_width: int, **more) -> dict:
 # %% ../nbs/01_data.ipynb #194e71c5
 WIKIPEDIA = ('wikimedia/wikipedia', '20231101.en')
 
+def _load_wikipedia(cache_dir):
+    "English Wikipedia as a `datasets.Dataset` with a `text` column; a ConnectionError that says what to do offline."
+    import datasets
+    hint = ("It needs network access (or a filled cache_dir). Offline, use the shipped sample: "
+            "source='wikitext-2' (the default).")
+    if (any(os.environ.get(v, '').lower() in ('1', 'true', 'yes')
+            for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
+            and cache_dir is None):
+        raise ConnectionError(f'English Wikipedia ({WIKIPEDIA[0]}) cannot be downloaded: '
+                              f'HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set. {hint}')
+    try: return datasets.load_dataset(*WIKIPEDIA, split='train', cache_dir=cache_dir)
+    except Exception as e:
+        raise ConnectionError(f'could not load English Wikipedia ({WIKIPEDIA[0]}, {WIKIPEDIA[1]}) '
+                              'through `datasets`: '
+                              f'{type(e).__name__}: {str(e)[:200]}. {hint}') from None
+
+# %% ../nbs/01_data.ipynb #6a9e2c48
 def _load_documents(source, dataset_percent, cache_dir):
     "A `datasets.Dataset` with a `text` column of documents from `source`."
     import datasets
@@ -172,19 +192,7 @@ def _load_documents(source, dataset_percent, cache_dir):
         raw = datasets.load_dataset('text', data_files=files, sample_by='document', split='train', cache_dir=cache_dir)
         docs = [a for t in raw['text'] for a in wikitext_articles(t)]
         ds = datasets.Dataset.from_dict({'text': docs})
-    elif source == 'wikipedia':
-        hint = ("It needs network access (or a filled cache_dir). Offline, use the shipped sample: "
-                "source='wikitext-2' (the default).")
-        if (any(os.environ.get(v, '').lower() in ('1', 'true', 'yes')
-                for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
-                and cache_dir is None):
-            raise ConnectionError(f'English Wikipedia ({WIKIPEDIA[0]}) cannot be downloaded: '
-                                  f'HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set. {hint}')
-        try: ds = datasets.load_dataset(*WIKIPEDIA, split='train', cache_dir=cache_dir)
-        except Exception as e:
-            raise ConnectionError(f'could not load English Wikipedia ({WIKIPEDIA[0]}, {WIKIPEDIA[1]}) '
-                                  'through `datasets`: '
-                                  f'{type(e).__name__}: {str(e)[:200]}. {hint}') from None
+    elif source == 'wikipedia': ds = _load_wikipedia(cache_dir)
     else:
         paths = [Path(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
         ds = datasets.Dataset.from_dict({'text': [read_text(p) for p in paths]})
@@ -192,6 +200,15 @@ def _load_documents(source, dataset_percent, cache_dir):
     n = max(1, round(len(ds) * dataset_percent / 100))
     return ds.select(range(n)) if n < len(ds) else ds
 
+# %% ../nbs/01_data.ipynb #aef3177a
+def _write_rows(path, part) -> dict:
+    "Write a `datasets` column of rows to a uint16 file; its row and token counts and PAD share."
+    arr = np.asarray(part.with_format('numpy')['ids'], dtype=np.uint16).reshape(-1)
+    mm = np.memmap(path, dtype=np.uint16, mode='w+', shape=arr.shape)
+    mm[:] = arr; mm.flush(); del mm
+    return dict(rows=len(part), tokens=int(arr.size), pad_fraction=float((arr == ByteTokenizer.pad_id).mean()))
+
+# %% ../nbs/01_data.ipynb #b1d4e6f2
 def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float = 100, row_width: int = 32,
                       num_proc: int = 1, cache_dir=None, lowercase_letters: bool = False, val_fraction: float = 0.05,
                       seed: int = 0, overwrite: bool = False) -> Path:
@@ -221,14 +238,6 @@ def prepare_byte_data(out_dir=None, source='wikitext-2', dataset_percent: float 
                                   val_rows=sizes['val']['rows'], train_tokens=sizes['train']['tokens'],
                                   val_tokens=sizes['val']['tokens'], sizes=sizes, seconds=round(time.time() - t0, 2))
     return _prepare(out_dir, options, overwrite, build)
-
-# %% ../nbs/01_data.ipynb #aef3177a
-def _write_rows(path, part) -> dict:
-    "Write a `datasets` column of rows to a uint16 file; its row and token counts and PAD share."
-    arr = np.asarray(part.with_format('numpy')['ids'], dtype=np.uint16).reshape(-1)
-    mm = np.memmap(path, dtype=np.uint16, mode='w+', shape=arr.shape)
-    mm[:] = arr; mm.flush(); del mm
-    return dict(rows=len(part), tokens=int(arr.size), pad_fraction=float((arr == ByteTokenizer.pad_id).mean()))
 
 # %% ../nbs/01_data.ipynb #a39bdd5b
 def normalize_palindrome(s: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from collections.abc import Iterable, Sequence
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ByteTokenizer', 'CharTokenizer', 'tokenizer_to_dict', 'tokenizer_from_dict', 'token_glyph', 'render_ids']
@@ -53,59 +54,67 @@ class CharTokenizer:
         self.pad_id, self.bos_id, self.eos_id, self.mask_id = n, n + 1, n + 2, n + 3
         self.n_real, self.vocab_size = n + 3, n + 4
 
-    @classmethod
-    def from_text(cls, text: str) -> CharTokenizer:
-        "Vocabulary of the sorted distinct characters of `text`."
-        return cls(sorted(set(text)))
-
-    def encode(self, text: str, add_special: bool = False, unk: str = 'error') -> list[int]:
-        "Token ids of `text`; `unk` is 'error' or 'skip' for characters outside the vocabulary."
-        if unk not in ('error', 'skip'): raise ValueError(f"unk must be 'error' or 'skip', not {unk!r}")
-        ids = []
-        for pos, c in enumerate(text):
-            i = self.stoi.get(c)
-            if i is None:
-                if unk == 'skip': continue
-                raise KeyError(f'character {c!r} (position {pos}) is not in the vocabulary of {len(self.chars)} '
-                               "characters; pass unk='skip' to drop unknown characters, or rebuild the vocabulary "
-                               'from a corpus that contains it')
-            ids.append(i)
-        return [self.bos_id, *ids, self.eos_id] if add_special else ids
-
-    def decode(self, ids: Iterable[int]) -> str:
-        "Text of `ids`: stops at EOS, skips PAD/BOS/MASK."
-        n, out = len(self.chars), []
-        for i in map(int, ids):
-            if i == self.eos_id: break
-            if 0 <= i < n: out.append(self.chars[i])
-        return ''.join(out)
-
-    def decode_batch(self, batch) -> list[str]:
-        "Decode each row of a `[B, L]` array or tensor."
-        return [self.decode(row) for row in batch.tolist()]
-
-    def save(self, path) -> Path:
-        "Write the vocabulary to `path` (a `vocab.json` file or a folder that gets one)."
-        path = Path(path)
-        if path.suffix != '.json': path = path/'vocab.json'
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({'type': 'chars', 'chars': self.chars}, ensure_ascii=False, indent=1))
-        return path
-
-    @classmethod
-    def load(cls, path) -> CharTokenizer:
-        "Read a vocabulary written by `save` (a `vocab.json` file or its folder)."
-        path = Path(path)
-        if path.is_dir(): path = path/'vocab.json'
-        if not path.exists(): raise FileNotFoundError(f'no vocabulary at {path}: '
-                                                      'prepare the data first (it writes vocab.json)')
-        d = json.loads(path.read_text())
-        if not isinstance(d, dict) or d.get('type') != 'chars':
-            raise ValueError(f'{path} is not a character vocabulary written by CharTokenizer.save')
-        return cls(d['chars'])
-
     def __eq__(self, other): return isinstance(other, CharTokenizer) and self.chars == other.chars
     def __repr__(self): return f'CharTokenizer({len(self.chars)} chars, n_real={self.n_real}, mask_id={self.mask_id})'
+
+# %% ../nbs/00_tokenizers.ipynb #8e2f4b61
+@patch(cls_method=True)
+def from_text(cls: CharTokenizer, text: str) -> CharTokenizer:
+    "Vocabulary of the sorted distinct characters of `text`."
+    return cls(sorted(set(text)))
+
+# %% ../nbs/00_tokenizers.ipynb #c4e81f95
+@patch
+def encode(self: CharTokenizer, text: str, add_special: bool = False, unk: str = 'error') -> list[int]:
+    "Token ids of `text`; `unk` is 'error' or 'skip' for characters outside the vocabulary."
+    if unk not in ('error', 'skip'): raise ValueError(f"unk must be 'error' or 'skip', not {unk!r}")
+    ids = []
+    for pos, c in enumerate(text):
+        i = self.stoi.get(c)
+        if i is None:
+            if unk == 'skip': continue
+            raise KeyError(f'character {c!r} (position {pos}) is not in the vocabulary of {len(self.chars)} '
+                           "characters; pass unk='skip' to drop unknown characters, or rebuild the vocabulary "
+                           'from a corpus that contains it')
+        ids.append(i)
+    return [self.bos_id, *ids, self.eos_id] if add_special else ids
+
+# %% ../nbs/00_tokenizers.ipynb #f2c85a19
+@patch
+def decode(self: CharTokenizer, ids: Iterable[int]) -> str:
+    "Text of `ids`: stops at EOS, skips PAD/BOS/MASK."
+    n, out = len(self.chars), []
+    for i in map(int, ids):
+        if i == self.eos_id: break
+        if 0 <= i < n: out.append(self.chars[i])
+    return ''.join(out)
+
+@patch
+def decode_batch(self: CharTokenizer, batch) -> list[str]:
+    "Decode each row of a `[B, L]` array or tensor."
+    return [self.decode(row) for row in batch.tolist()]
+
+# %% ../nbs/00_tokenizers.ipynb #9d1e5b27
+@patch
+def save(self: CharTokenizer, path) -> Path:
+    "Write the vocabulary to `path` (a `vocab.json` file or a folder that gets one)."
+    path = Path(path)
+    if path.suffix != '.json': path = path/'vocab.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({'type': 'chars', 'chars': self.chars}, ensure_ascii=False, indent=1))
+    return path
+
+@patch(cls_method=True)
+def load(cls: CharTokenizer, path) -> CharTokenizer:
+    "Read a vocabulary written by `save` (a `vocab.json` file or its folder)."
+    path = Path(path)
+    if path.is_dir(): path = path/'vocab.json'
+    if not path.exists(): raise FileNotFoundError(f'no vocabulary at {path}: '
+                                                  'prepare the data first (it writes vocab.json)')
+    d = json.loads(path.read_text())
+    if not isinstance(d, dict) or d.get('type') != 'chars':
+        raise ValueError(f'{path} is not a character vocabulary written by CharTokenizer.save')
+    return cls(d['chars'])
 
 # %% ../nbs/00_tokenizers.ipynb #1e6f7a87
 def tokenizer_to_dict(tok) -> dict:
