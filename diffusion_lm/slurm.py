@@ -104,9 +104,6 @@ def submit_pipeline(pretrain_params: dict, finetune_params: dict, name: str | No
     return pre_id, submit(fine, dependency=f'afterok:{pre_id}', exist_ok=exist_ok)
 
 # %% ../nbs/11a_slurm.ipynb #69a96cfa
-FINAL_STATES = {'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY',
-                'REVOKED', 'SPECIAL_EXIT'}
-
 def _scontrol_job(job_id) -> dict | None:
     "The fields of `scontrol show job -o` for `job_id`, or None if SLURM is absent or no longer knows it."
     if shutil.which('scontrol') is None: return None
@@ -114,6 +111,7 @@ def _scontrol_job(job_id) -> dict | None:
     if r.returncode or 'JobState=' not in r.stdout: return None
     return dict(re.findall(r'(\w+)=(\S*)', r.stdout.splitlines()[0]))
 
+# %% ../nbs/11a_slurm.ipynb #c2108fe8
 def _sacct_job(job_id) -> dict | None:
     "State and exit code from sacct, or None (no accounting, or unknown job)."
     if shutil.which('sacct') is None: return None
@@ -123,6 +121,7 @@ def _sacct_job(job_id) -> dict | None:
     st, ec = line.split('|')[:2]
     return {'JobState': st.split()[0], 'ExitCode': ec}
 
+# %% ../nbs/11a_slurm.ipynb #d7f2a9c3
 def _log_state(log: Path | None) -> dict | None:
     "State from the last line the job script wrote to its log on ending an attempt (`exit N`, or requeued)."
     if not log or not log.exists(): return None
@@ -132,6 +131,7 @@ def _log_state(log: Path | None) -> dict | None:
     code = ends[-1].split()[1]
     return {'JobState': 'COMPLETED' if code == '0' else 'FAILED', 'ExitCode': f'{code}:0'}
 
+# %% ../nbs/11a_slurm.ipynb #3d9c7e26
 def job_state(job_id, run_dir=None) -> dict:
     "State, reason, exit code and restarts of job `job_id` (`source` says where they came from)."
     job_id = str(job_id)
@@ -147,6 +147,9 @@ def job_state(job_id, run_dir=None) -> dict:
             'restarts': int(f['Restarts']) if f.get('Restarts', '').isdigit() else None, 'source': source}
 
 # %% ../nbs/11a_slurm.ipynb #6573fc0b
+FINAL_STATES = {'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY',
+                'REVOKED', 'SPECIAL_EXIT'}
+
 def is_final(state: dict) -> bool:
     "Has the job ended for good (a requeued or pending job has not; one whose dependency can never be met has)?"
     return state['state'] in FINAL_STATES or state.get('reason') == 'DependencyNeverSatisfied'
@@ -227,6 +230,7 @@ def format_runs(runs: list[RunInfo]) -> str:
 
 # %% ../nbs/11a_slurm.ipynb #7ca42756
 def _resource_args(p):
+    "Add the resource options of a job to the (sub)parser `p`."
     g = p.add_argument_group('resources')
     g.add_argument('--partition'); g.add_argument('--account'); g.add_argument('--qos')
     g.add_argument('--nodes', type=int, default=1); g.add_argument('--gpus-per-node', type=int, default=0)
@@ -242,7 +246,9 @@ def _resource_args(p):
                                                   help='submit again into an existing run directory (resumes from its '
                                                        'checkpoints)')
 
+# %% ../nbs/11a_slurm.ipynb #e2b8d0c4
 def _resources(a) -> dict:
+    "The `SlurmJob` fields of the resource options parsed into `a`."
     return dict(runs_root=a.runs_root, partition=a.partition, nodes=a.nodes, gpus_per_node=a.gpus_per_node,
                 gpu_type=a.gpu_type,
                 procs_per_node=a.procs_per_node, cpus_per_task=a.cpus_per_task, mem=a.mem, time=a.time,
@@ -250,6 +256,7 @@ def _resources(a) -> dict:
                 qos=a.qos, signal_seconds=a.signal_seconds or None, requeue=not a.no_requeue, env_setup=a.env_setup,
                 extra_sbatch=a.sbatch, kernel=a.kernel, launcher=a.launcher)
 
+# %% ../nbs/11a_slurm.ipynb #d1f6b3e9
 class _Set(argparse.Action):
     "--set NAME=VALUE ... into the dict of the current section (--pretrain/--finetune for `pipeline`)."
     def __call__(self, parser, ns, values, option_string=None):
@@ -261,6 +268,7 @@ class _Set(argparse.Action):
 class _Section(argparse.Action):
     def __call__(self, parser, ns, values, option_string=None): ns.section = self.dest
 
+# %% ../nbs/11a_slurm.ipynb #f6a2c8e0
 def _parser() -> argparse.ArgumentParser:
     ap = ArgParser(prog='diffusion-lm-slurm', description='Run diffusion_lm notebooks as SLURM jobs.')
     sub = ap.add_subparsers(dest='cmd', required=True, parser_class=ArgParser)

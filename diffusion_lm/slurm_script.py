@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, ast, dataclasses, json, keyword, math, os, re, shlex, shutil, socket, subprocess, sys, time
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 from datetime import datetime
 from pathlib import Path
 import yaml
@@ -66,12 +67,73 @@ def time_limit_seconds(t: str) -> int:
         return a * 60 if b is None else a * 60 + b if c is None else a * 3600 + b * 60 + c
     return d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
 
-# %% ../nbs/11_slurm_script.ipynb #56dcf7c9
+# %% ../nbs/11_slurm_script.ipynb #1c561ee0
+def _check_count(name: str, v, least: int, optional: bool = False):
+    "A ValueError unless `v` is an int >= `least` (or, if `optional`, None)."
+    if optional and v is None: return
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ValueError(f'{name}={v!r}: use an int >= {least}' + (' or None' if optional else ''))
+
+# %% ../nbs/11_slurm_script.ipynb #3fa81d0f
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$')
 _MEM_RE = re.compile(r'^\d+[KMGT]?$')
+
+def _check_name(name: str | None):
+    "A ValueError for a run name that cannot name a folder and a job."
+    if name is not None and not _NAME_RE.match(name):
+        raise ValueError(f'name={name!r}: use letters, digits, ".", "_", "+", '
+                         '"-" (it names a folder and the job)')
+
+def _check_mem(mem: str | None):
+    "A ValueError for a memory size `--mem` does not take."
+    if mem is not None and not _MEM_RE.match(str(mem)):
+        raise ValueError(f'mem={mem!r}: use e.g. "64G" or "500M"')
+
+# %% ../nbs/11_slurm_script.ipynb #27cbf3f6
+def _check_signal(time: str, signal_seconds: int | None):
+    "A ValueError for a time limit SLURM does not read, or a signal (`signal_seconds` before it) outside it."
+    limit = time_limit_seconds(time)
+    if signal_seconds is not None:
+        if isinstance(signal_seconds, bool) or not isinstance(signal_seconds, int) or not 0 < signal_seconds < limit:
+            raise ValueError(f'signal_seconds={signal_seconds!r} must be an int between 0 and the time limit '
+                             f'({limit} s): '
+                             'it is how long before the limit the job is told to checkpoint')
+
+# %% ../nbs/11_slurm_script.ipynb #ee6fcea7
 LAUNCHERS = ('auto', 'notebook', 'torchrun', 'srun')
 PROGRAMS = ('train', 'finetune')
 
+def _check_launcher(launcher: str, program: str, nodes: int, nprocs: int):
+    "A ValueError for an unknown launcher or program, or a launcher that cannot run `nodes` x `nprocs` processes."
+    if launcher not in LAUNCHERS: raise ValueError(f'launcher={launcher!r}: use one of {LAUNCHERS}')
+    if program not in PROGRAMS: raise ValueError(f'program={program!r}: use one of {PROGRAMS}')
+    if program == 'finetune' and launcher == 'notebook':
+        raise ValueError("program='finetune' runs no notebook: use launcher 'auto', 'torchrun' or 'srun'")
+    if launcher == 'notebook' and (nodes > 1 or nprocs > 1):
+        raise ValueError("launcher='notebook' runs one process: with several GPUs or nodes use 'auto', "
+                         "'torchrun' or 'srun'")
+    if launcher == 'torchrun' and nodes > 1:
+        raise ValueError("launcher='torchrun' is for one node: use 'srun' (or 'auto') for several")
+
+# %% ../nbs/11_slurm_script.ipynb #55823d91
+def _check_extra_sbatch(lines: list):
+    "A ValueError unless each of `lines` is one sbatch option (a string starting with '-', without a newline)."
+    for line in lines:
+        if not isinstance(line, str) or '\n' in line or not line.strip().startswith('-'):
+            raise ValueError(f'extra_sbatch entry {line!r}: give one sbatch option per entry, e.g. '
+                             '"--constraint=a100"')
+
+# %% ../nbs/11_slurm_script.ipynb #4393633b
+def _check_job_params(params: dict):
+    "A TypeError or ValueError for `params` that papermill cannot pass or `job.json` cannot hold."
+    if not isinstance(params, dict):
+        raise TypeError(f'params must be a dict, not {type(params).__name__}')
+    papermill_params(params)   # names and types checked now, not in the job
+    try: json.dumps(params)
+    except (TypeError, ValueError) as e: raise TypeError('params must be JSON-serialisable (they are saved in '
+                                                         f'job.json): {e}') from None
+
+# %% ../nbs/11_slurm_script.ipynb #56dcf7c9
 @dataclass
 class SlurmJob:
     ("A papermill run of `notebook` with `params` (or, with program='finetune', a `diffusion_lm.finetune` run) "
@@ -101,60 +163,29 @@ class SlurmJob:
     notebook_after_ddp: bool = True       # multi-process jobs: then run the notebook on one process (curves, samples)
 
     def __post_init__(self):
-        for f in ('nodes', 'gpus_per_node'):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if f == 'nodes' else 0):
-                raise ValueError(f'{f}={v!r}: use an int >= {1 if f == "nodes" else 0}')
-        for f in ('procs_per_node', 'cpus_per_task'):
-            v = getattr(self, f)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f'{f}={v!r}: use an int >= 1 or None')
-        if self.name is not None and not _NAME_RE.match(self.name):
-            raise ValueError(f'name={self.name!r}: use letters, digits, ".", "_", "+", '
-                             '"-" (it names a folder and the job)')
-        if self.mem is not None and not _MEM_RE.match(str(self.mem)):
-            raise ValueError(f'mem={self.mem!r}: use e.g. "64G" or "500M"')
-        limit = time_limit_seconds(self.time)
-        if self.signal_seconds is not None:
-            if (isinstance(self.signal_seconds, bool) or not isinstance(self.signal_seconds, int)
-                    or not 0 < self.signal_seconds < limit):
-                raise ValueError(f'signal_seconds={self.signal_seconds!r} must be an int between 0 and the time limit '
-                                 f'({limit} s): '
-                                 'it is how long before the limit the job is told to checkpoint')
+        for f, least in (('nodes', 1), ('gpus_per_node', 0)): _check_count(f, getattr(self, f), least)
+        for f in ('procs_per_node', 'cpus_per_task'): _check_count(f, getattr(self, f), 1, optional=True)
+        _check_name(self.name); _check_mem(self.mem)
+        _check_signal(self.time, self.signal_seconds)
         if self.open_mode not in ('append', 'truncate'): raise ValueError(f"open_mode={self.open_mode!r}: "
                                                                           "use 'append' or 'truncate'")
-        if self.launcher not in LAUNCHERS: raise ValueError(f'launcher={self.launcher!r}: use one of {LAUNCHERS}')
-        if self.program not in PROGRAMS: raise ValueError(f'program={self.program!r}: use one of {PROGRAMS}')
-        if self.program == 'finetune' and self.launcher == 'notebook':
-            raise ValueError("program='finetune' runs no notebook: use launcher 'auto', 'torchrun' or 'srun'")
-        if self.launcher == 'notebook' and (self.nodes > 1 or self.nprocs > 1):
-            raise ValueError("launcher='notebook' runs one process: with several GPUs or nodes use 'auto', "
-                             "'torchrun' or 'srun'")
-        if self.launcher == 'torchrun' and self.nodes > 1:
-            raise ValueError("launcher='torchrun' is for one node: use 'srun' (or 'auto') for several")
-        for line in self.extra_sbatch:
-            if not isinstance(line, str) or '\n' in line or not line.strip().startswith('-'):
-                raise ValueError(f'extra_sbatch entry {line!r}: give one sbatch option per entry, e.g. '
-                                 '"--constraint=a100"')
-        if not isinstance(self.params, dict):
-            raise TypeError(f'params must be a dict, not {type(self.params).__name__}')
-        papermill_params(self.params)   # names and types checked now, not in the job
-        try: json.dumps(self.params)
-        except (TypeError, ValueError) as e: raise TypeError('params must be JSON-serialisable (they are saved in '
-                                                             f'job.json): {e}') from None
+        _check_launcher(self.launcher, self.program, self.nodes, self.nprocs)
+        _check_extra_sbatch(self.extra_sbatch)
+        _check_job_params(self.params)
 
     @property
     def nprocs(self) -> int:
         "Training processes per node."
         return self.procs_per_node or max(self.gpus_per_node, 1)
 
-    @property
-    def mode(self) -> str:
-        ("How the job trains: 'notebook' (one process), 'process' (a fine-tune's one process), "
-         "'torchrun' (one node, several) or 'srun' (torchrun on each node).")
-        if self.launcher != 'auto': return self.launcher
-        one = 'process' if self.program == 'finetune' else 'notebook'
-        return 'srun' if self.nodes > 1 else 'torchrun' if self.nprocs > 1 else one
+# %% ../nbs/11_slurm_script.ipynb #7a6b1075
+@patch(as_prop=True)
+def mode(self: SlurmJob) -> str:
+    ("How the job trains: 'notebook' (one process), 'process' (a fine-tune's one process), "
+     "'torchrun' (one node, several) or 'srun' (torchrun on each node).")
+    if self.launcher != 'auto': return self.launcher
+    one = 'process' if self.program == 'finetune' else 'notebook'
+    return 'srun' if self.nodes > 1 else 'torchrun' if self.nprocs > 1 else one
 
 # %% ../nbs/11_slurm_script.ipynb #b2d4ec66
 _SAFE_PATH_RE = re.compile(r'^[A-Za-z0-9_./+@:=,~-]+$')
