@@ -53,6 +53,12 @@ def evaluate_samples(texts, train_texts=(), min_zipf: float = MIN_ZIPF, lenient_
                 novel=sum(bool(f) and f not in train_forms for f in forms) / n,
                 mean_length=sum(len(t) for t in texts) / n, mean_words=n_words / n)
 
+# %% ../nbs/12c_palindrome_eval.ipynb #3a7e5c21
+def _run_lengths(L, train, n: int, seed: int, seq_len: int):
+    "`n` text lengths for `L`: drawn from the `train` palindromes that fit `seq_len` for 'train', else `L` each."
+    if L == 'train': return sample_lengths(train, n, torch.Generator().manual_seed(seed), seq_len - 2)
+    return [int(L)] * n
+
 # %% ../nbs/12c_palindrome_eval.ipynb #8c2192b6
 def _row(mode, L, before, after, st, train, min_zipf, unc, secs) -> dict:
     "One constrained row: the figures before and after repair, the calls per sample and the unconstrained rate."
@@ -62,11 +68,29 @@ def _row(mode, L, before, after, st, train, min_zipf, unc, secs) -> dict:
                 calls_per_sample=st['row_calls'] / n, repair_calls_per_sample=st['repair_row_calls'] / n,
                 repair_rounds_used=st['repair_rounds'], unconstrained_palindrome_rate=unc, seconds=round(secs, 2))
 
+def _progress(row: dict, texts) -> str:
+    "The log line of one constrained run: its palindrome and word rates, a few samples, the time."
+    return (f"length {row['length']}, {row['mode']}: palindromes {row['palindrome_rate']:.0%}, all words English "
+            f"{row['all_words_english']:.0%} -> {row['all_words_english_repaired']:.0%} after repair, "
+            f"e.g. {texts[:3]} ({row['seconds']:.1f} s)")
+
+# %% ../nbs/12c_palindrome_eval.ipynb #8f2d0b76
+def _pooled_row(mode, lengths, samples: dict, stats: dict, rows, train, min_zipf) -> dict:
+    "The row `all` of `mode`: every length's samples, calls and seconds pooled (`rows`: the rows of each length)."
+    ks = [f'{L}/{mode}' for L in lengths]
+    pool = lambda suffix: [t for k in ks for t in samples[k + suffix]]
+    st = {k: sum(stats[x][k] for x in ks) for k in ('row_calls', 'repair_row_calls')}
+    free = [t for L in lengths for t in samples[f'{L}/unconstrained']]
+    rounds = max(stats[k]['repair_rounds'] for k in ks)
+    return _row(mode, 'all', pool(''), pool('/repaired'), dict(st, repair_rounds=rounds), train, min_zipf,
+                evaluate_samples(free, train, min_zipf)['palindrome_rate'],
+                sum(r['seconds'] for r in rows if r.get('mode') == mode and r['length'] != 'all'))
+
+# %% ../nbs/12c_palindrome_eval.ipynb #0c5a9e21
 def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_samples: int = 64, steps: int = 64,
                    sampler: str | None = None, modes=MODES, splits: dict | None = None, repair_rounds: int = 4,
                    repair_steps: int | None = None, repair_candidates: int = 1, shapes: str | None = 'train',
-                   seed: int = 0, device=None,
-                   min_zipf: float = MIN_ZIPF, log=print, **kw) -> dict:
+                   seed: int = 0, device=None, min_zipf: float = MIN_ZIPF, log=print, **kw) -> dict:
     "Rows of figures (one per length and mode, constrained, with repair; pooled rows `all`) and the samples."
     splits = splits or palindrome_splits()
     train, rows, samples, stats = training_texts(splits), [], {}, {}
@@ -76,9 +100,7 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
         rows.append(dict(mode='reference', length='validation', run='reference',
                          **evaluate_samples(splits['val'], train, min_zipf)))
     for L in lengths:
-        lens = (sample_lengths(splits['train'], n_samples, torch.Generator().manual_seed(seed),
-                               seq_len - 2) if L == 'train'
-                else [int(L)] * n_samples)
+        lens = _run_lengths(L, splits['train'], n_samples, seed, seq_len)
         def draw(**a):
             g = torch.Generator(device=device or 'cpu').manual_seed(seed)
             return sample_palindromes(model, method, tok, lens, steps=steps, sampler=sampler, return_stats=True,
@@ -91,25 +113,13 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
                              repair_candidates=repair_candidates)
             samples[f'{L}/{mode}'], samples[f'{L}/{mode}/repaired'], stats[f'{L}/{mode}'] = st['unrepaired'], texts, st
             rows.append(_row(mode, L, st['unrepaired'], texts, st, train, min_zipf, unc, time.time() - t0))
-            if log: log(f"length {L}, {mode}: palindromes {rows[-1]['palindrome_rate']:.0%}, all words English "
-                        f"{rows[-1]['all_words_english']:.0%} -> {rows[-1]['all_words_english_repaired']:.0%} "
-                        "after repair, "
-                        f"e.g. {texts[:3]} ({rows[-1]['seconds']:.1f} s)")
-    for mode in modes:                                      # every length pooled
-        ks = [f'{L}/{mode}' for L in lengths]
-        pool = lambda suffix: [t for k in ks for t in samples[k + suffix]]
-        st = {k: sum(stats[x][k] for x in ks) for k in ('row_calls', 'repair_row_calls')}
-        free = [t for L in lengths for t in samples[f'{L}/unconstrained']]
-        rows.append(_row(mode, 'all', pool(''), pool('/repaired'),
-                         dict(st, repair_rounds=max(stats[k]['repair_rounds'] for k in ks)),
-                         train, min_zipf, evaluate_samples(free, train, min_zipf)['palindrome_rate'],
-                         sum(r['seconds'] for r in rows if r.get('mode') == mode and r['length'] != 'all')))
+            if log: log(_progress(rows[-1], texts))
+    rows += [_pooled_row(mode, lengths, samples, stats, rows, train, min_zipf) for mode in modes]
     return dict(rows=rows, samples=samples,
                 settings=dict(lengths=[str(L) for L in lengths], n_samples=n_samples, steps=steps,
                 sampler=sampler or method.default_sampler, modes=list(modes), repair_rounds=repair_rounds,
                 repair_steps=repair_steps or steps, repair_candidates=repair_candidates, shapes=shapes, seed=seed,
-                min_zipf=min_zipf, method=repr(method),
-                temperature=kw.get('temperature', 1.0)))
+                min_zipf=min_zipf, method=repr(method), temperature=kw.get('temperature', 1.0)))
 
 # %% ../nbs/12c_palindrome_eval.ipynb #00c1b2af
 def _pct(v): return '–' if v is None else f'{v:.0%}'
@@ -185,6 +195,38 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument('--json', default=None, help='also write the samples and the summary to this file')
     return ap
 
+# %% ../nbs/12c_palindrome_eval.ipynb #2e7a4ca9
+def _check_args(ap, a):
+    "Stop with a usage error (`ap.error`) where the parsed options `a` are out of range."
+    if min(a.n_samples, a.steps, a.repair_candidates) < 1 or a.repair_rounds < 0:
+        ap.error(f'--n-samples {a.n_samples} --steps {a.steps} --repair-candidates {a.repair_candidates} must be >= 1, '
+                 f'--repair-rounds {a.repair_rounds} >= 0')
+    if a.unconstrained and a.repair_rounds: ap.error('--repair-rounds resamples under the constraint: '
+                                                     'drop --unconstrained')
+
+def _cli_lengths(ap, a, train, window: int):
+    "The text lengths of `--length`: drawn from the `train` palindromes for 'train', else the given length."
+    if a.length != 'train' and (not a.length.isdigit() or not 1 <= int(a.length) <= window - 2):
+        ap.error(f"--length {a.length}: give a text length in 1..{window - 2} bytes (the model's "
+                 "window less BOS and EOS) or 'train'")
+    return _run_lengths(a.length, train, a.n_samples, a.seed, window)
+
+# %% ../nbs/12c_palindrome_eval.ipynb #4a9c6dc1
+def _report(texts, st: dict, train, min_zipf: float, repaired: bool) -> dict:
+    "Print each sample with its verdict, the figures before repair (if `repaired`) and the summary; returns it."
+    for i, t in enumerate(texts): print(f'{i + 1:4d}. {verdict(t, min_zipf)}  {t!r}')
+    s = evaluate_samples(texts, train, min_zipf)
+    if repaired:
+        s0 = evaluate_samples(st['unrepaired'], train, min_zipf)
+        print(f"before repair: all words English {s0['all_words_english']:.1%}; repair: "
+              f"{st['repair_rounds']} round(s), "
+              f"{st['repair_row_calls'] / len(texts):.1f} extra network calls per sample (sampling: "
+              f"{st['row_calls'] / len(texts):.1f})")
+    print(f"summary: palindromes {s['palindrome_rate']:.1%} ({round(s['palindrome_rate'] * s['n'])}/{s['n']}), "
+          f"all words English {s['all_words_english']:.1%} (lenient {s['lenient_all_words_english']:.1%}), "
+          f"dictionary words {s['english_word_share']:.1%}, distinct {s['distinct']:.1%}, novel {s['novel']:.1%}")
+    return s
+
 # %% ../nbs/12c_palindrome_eval.ipynb #c77700be
 def run_palindrome_sample(argv=None) -> dict:
     "Sample palindromes from a checkpoint, print each with its verdict, then the summary; returns samples and summary."
@@ -194,49 +236,26 @@ def run_palindrome_sample(argv=None) -> dict:
     from diffusion_lm.checkpoint import find_latest_checkpoint
     path = project_path(a.model)
     if not path.exists(): ap.error(f'--model {a.model}: no such checkpoint or run folder')
-    if min(a.n_samples, a.steps, a.repair_candidates) < 1 or a.repair_rounds < 0:
-        ap.error(f'--n-samples {a.n_samples} --steps {a.steps} --repair-candidates {a.repair_candidates} must be >= 1, '
-                 f'--repair-rounds {a.repair_rounds} >= 0')
-    if a.unconstrained and a.repair_rounds: ap.error('--repair-rounds resamples under the constraint: '
-                                                     'drop --unconstrained')
+    _check_args(ap, a)
     ckpt = find_latest_checkpoint(path) or path
     dev = resolve_device(a.device)
     model, method, tok, cfg = load_trained(ckpt, device=dev)
     try: splits = palindrome_splits(cfg.dataset)
     except ValueError: splits = palindrome_splits('palindromes')
-    if a.length == 'train': lengths = sample_lengths(splits['train'], a.n_samples,
-                                                     torch.Generator().manual_seed(a.seed), cfg.context_length - 2)
-    else:
-        if not a.length.isdigit() or not 1 <= int(a.length) <= cfg.context_length - 2:
-            ap.error(f"--length {a.length}: give a text length in 1..{cfg.context_length - 2} bytes (the model's "
-                     "window less BOS and EOS) or 'train'")
-        lengths = [int(a.length)] * a.n_samples
+    lengths = _cli_lengths(ap, a, splits['train'], cfg.context_length)
     t0 = time.time()
     texts, st = sample_palindromes(model, method, tok, lengths, steps=a.steps, sampler=a.sampler, mode=a.mode,
-                                   alphabet=a.alphabet,
-                                   constrained=not a.unconstrained,
+                                   alphabet=a.alphabet, constrained=not a.unconstrained,
                                    generator=torch.Generator(device=dev).manual_seed(a.seed), device=dev,
                                    word_lengths=corpus_word_lengths(splits['train']), shapes=training_texts(splits),
                                    repair_rounds=a.repair_rounds, repair_candidates=a.repair_candidates,
-                                   temperature=a.temperature,
-                                   return_stats=True)
+                                   temperature=a.temperature, return_stats=True)
     secs = time.time() - t0
     run = 'unconstrained' if a.unconstrained else f'constrained ({a.mode})'
     print(f'{ckpt}: {cfg.method} ({cfg.graph}) on {cfg.dataset}; {a.n_samples} samples, {run}, {a.steps} steps, '
           f'{secs:.1f} s')
-    for i, t in enumerate(texts): print(f'{i + 1:4d}. {verdict(t, a.min_zipf)}  {t!r}')
-    s = evaluate_samples(texts, training_texts(splits), a.min_zipf)
-    if a.repair_rounds:
-        s0 = evaluate_samples(st['unrepaired'], training_texts(splits), a.min_zipf)
-        print(f"before repair: all words English {s0['all_words_english']:.1%}; repair: "
-              f"{st['repair_rounds']} round(s), "
-              f"{st['repair_row_calls'] / len(texts):.1f} extra network calls per sample (sampling: "
-              f"{st['row_calls'] / len(texts):.1f})")
-    print(f"summary: palindromes {s['palindrome_rate']:.1%} ({round(s['palindrome_rate'] * s['n'])}/{s['n']}), "
-          f"all words English {s['all_words_english']:.1%} (lenient {s['lenient_all_words_english']:.1%}), "
-          f"dictionary words {s['english_word_share']:.1%}, distinct {s['distinct']:.1%}, novel {s['novel']:.1%}")
+    s = _report(texts, st, training_texts(splits), a.min_zipf, bool(a.repair_rounds))
     out = dict(checkpoint=str(ckpt), run=run, steps=a.steps, seed=a.seed, samples=texts, unrepaired=st['unrepaired'],
-               summary=s,
-               calls=dict(sampling=st['row_calls'], repair=st['repair_row_calls']), seconds=round(secs, 2))
+               summary=s, calls=dict(sampling=st['row_calls'], repair=st['repair_row_calls']), seconds=round(secs, 2))
     if a.json: Path(a.json).write_text(json.dumps(out, indent=1, ensure_ascii=False))
     return out

@@ -53,6 +53,18 @@ def _generate(n: int, seed: int, row_width: int, exclude, exact_share: float = 0
     return exact + generate_palindromes(n - n_exact, seed=seed, max_chars=lim, exclude=list(exclude) + exact,
                                         **(vocab or {}))
 
+# %% ../nbs/12b_palindrome_mix.ipynb #7d5e0a2c
+def _mix_options(source: Path, row_width: int, val_fraction: float, seed: int, n_generated: int, generated_share: float,
+                 exact_share: float, min_zipf: float, alpha: float, generation_seed: int) -> tuple[str, dict]:
+    "The default folder name of a mix (from the options that change its content) and the options it records."
+    from diffusion_lm.palindrome_corpus import GEN_MIN_ZIPF, ALPHA
+    vocab = {'min_zipf': min_zipf, 'alpha': alpha} if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else {}
+    name = (f'palindromes_mix_w{row_width}_n{n_generated}_g{generated_share:g}_e{exact_share:g}'
+            + (f'_z{min_zipf:g}_a{alpha:g}' if vocab else '') + f'_s{generation_seed}')
+    return name, dict(source=str(source.resolve()), row_width=row_width, val_fraction=val_fraction, seed=seed,
+                      n_generated=n_generated, generated_share=generated_share, exact_share=exact_share,
+                      generation_seed=generation_seed, **vocab)
+
 # %% ../nbs/12b_palindrome_mix.ipynb #7f4ffe6d
 N_GENERATED, GENERATED_SHARE, EXACT_SHARE = 50_000, 0.8, 0.3
 # commoner words, shorter phrases than the generator's defaults: see 'Choosing the defaults' at the end
@@ -68,15 +80,9 @@ def prepare_palindromes_mix(out_dir=None, source=None, row_width: int = 32, val_
         raise UserError(f'n_generated must be an integer >= 0, got {n_generated!r}')
     if not 0 <= exact_share <= 1: raise UserError(f'exact_share must be in [0, 1], got {exact_share!r}')
     source = Path(source or palindromes_path())
-    from diffusion_lm.palindrome_corpus import GEN_MIN_ZIPF, ALPHA
-    name = (f'palindromes_mix_w{row_width}_n{n_generated}_g{generated_share:g}_e{exact_share:g}'
-            + (f'_z{min_zipf:g}_a{alpha:g}' if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else '')
-            + f'_s{generation_seed}')
+    name, options = _mix_options(source, row_width, val_fraction, seed, n_generated, generated_share, exact_share,
+                                 min_zipf, alpha, generation_seed)
     out_dir = Path(out_dir or prepared_dir() / name)
-    options = dict(source=str(source.resolve()), row_width=row_width, val_fraction=val_fraction, seed=seed,
-                   n_generated=n_generated, generated_share=generated_share, exact_share=exact_share,
-                   generation_seed=generation_seed,
-                   **({'min_zipf': min_zipf, 'alpha': alpha} if (min_zipf, alpha) != (GEN_MIN_ZIPF, ALPHA) else {}))
     items = load_palindromes(source)
     def build(tmp):
         fits, train, val = fitting_split(items, source, row_width, val_fraction, seed)

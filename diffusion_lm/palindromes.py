@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from .constraints import Constraint, FixedTokens, sample_categorical
 import copy
-from fastcore.basics import patch_to
+from fastcore.basics import patch
 from .data import is_palindrome, normalize_palindrome, load_palindromes, prepare_dataset
 from .palindrome_corpus import word_bounds, word_flags, MIN_ZIPF
 from .runtime import run_cli
@@ -111,91 +111,150 @@ class PalindromeConstraint(Constraint):
                       if mode == 'letters' else {})
         self._cache = {}
 
-    def _tables(self, V: int, device):
-        "allowed [4, V] (by kind) and cls [V] (case-folded class id of each token) for a vocabulary of V outputs."
-        key = (V, str(device))
-        if key not in self._cache:
-            allowed = torch.zeros(4, V, dtype=torch.bool)
-            allowed[_FIXED] = True
-            for k, ids in self._sets.items(): allowed[k, [i for i in ids if i < V]] = True
-            if self.mask_id < V: allowed[:, self.mask_id] = True            # MASK mass is handled apart
-            cls = torch.arange(V)
-            for i, j in self._fold.items(): cls[i] = j
-            self._cache[key] = (allowed.to(device), cls.to(device))
-        return self._cache[key]
-
     def _lay(self, name, x): return self.layout[name].to(x.device)
-
-    def apply(self, x):
-        return torch.where(self._lay('fixed', x), self._lay('template', x), x.gather(1, self._lay('lead', x)))
-
-    def groups(self, x): return self._lay('lead', x)
-    def fixed_mask(self, batch_size, length, device=None): return self.layout['fixed'].to(device).clone()
-
-    def _pair_stay(self, q, q_partner, overlap):
-        "Probability that a masked pair stays masked: one reveal event per pair (see the prose)."
-        return (q + q_partner) / 2
-
-    def _draw(self, probs, generator=None, greedy=False):
-        B, L, V = probs.shape
-        if (B, L) != tuple(self.layout['fixed'].shape):
-            raise ValueError(f'PalindromeConstraint was built for [{self.layout["fixed"].shape[0]}, '
-                             f'{self.seq_len}] rows, got probs for [{B}, {L}]')
-        pick = (lambda w: w.argmax(-1)) if greedy else (lambda w: sample_categorical(w, generator))
-        allowed, cls = self._tables(V, probs.device)
-        kind, partner, lead = self._lay('kind', probs), self._lay('partner', probs), self._lay('lead', probs)
-        p = torch.nan_to_num(probs.double(), nan=0.0, posinf=0.0).clamp_min(0)
-        has_mask = self.mask_id < V
-        q = p[..., self.mask_id] if has_mask else torch.zeros(B, L, dtype=p.dtype, device=p.device)
-        tot = p.sum(-1)  # the reveal time ignores the alphabet; the value does not
-        q = torch.where(tot > 0, q / tot.clamp_min(1e-300), torch.zeros_like(q))
-        real = p * allowed[kind]
-        if has_mask: real[..., self.mask_id] = 0
-        ok_allowed = allowed[kind].double()
-        if has_mask: ok_allowed[..., self.mask_id] = 0                 # the real tokens a slot may take
-        fold = (lambda w: torch.zeros_like(w).scatter_add_(-1, cls.expand_as(w), w)) if self._fold else (lambda w: w)
-        Pf, Af = fold(real), fold(ok_allowed)
-        part = lambda t: t.gather(1, partner[..., None].expand_as(t)) if t.dim() == 3 else t.gather(1, partner)
-        paired = partner != torch.arange(L, device=p.device)
-        Pf_b = part(Pf)
-        law = torch.where(paired[..., None], Pf * Pf_b, Pf)
-        for alt in (torch.where(paired[..., None], Pf + Pf_b, Pf), Af):                   # fallbacks: sum, then uniform
-            bad = law.sum(-1) <= 0
-            if bad.any():
-                self.fallbacks += int((bad & ~self._lay('fixed', probs)).sum())
-                law = torch.where(bad[..., None], alt, law)
-        c = pick(law).gather(1, lead)                                  # the pair's class, drawn once at its leader
-        if self._fold:  # letters: each position draws its case within the class
-            within = real * (cls[None, None] == c[..., None])
-            within = torch.where(within.sum(-1, keepdim=True) > 0, within,
-                                 ok_allowed * (cls[None, None] == c[..., None]))
-            tok_ = pick(within)
-        else: tok_ = c
-        if has_mask:
-            overlap = (Pf * Pf_b).sum(-1) / (Pf.sum(-1) * Pf_b.sum(-1)).clamp_min(1e-300)
-            stay = torch.where(paired, self._pair_stay(q, part(q), overlap), q)
-            u = torch.full_like(stay, 0.5) if greedy else torch.rand(stay.shape, dtype=stay.dtype, device=stay.device,
-                                                                     generator=generator)
-            masked = (u < stay).gather(1, lead)
-            tok_ = torch.where(masked, self.mask_id, tok_)
-        return torch.where(self._lay('fixed', probs), self._lay('template', probs), tok_)
-
-    def sample(self, probs, generator=None): return self._draw(probs, generator)
-    def argmax(self, logp): return self._draw(logp.double().exp(), greedy=True)
-
-    def check(self, x):
-        ("Per row: the frame is in place, every text token is allowed for its slot, "
-         "and mirrored slots agree (case-folded in letters mode).")
-        V = max(int(x.max()) + 1, self.mask_id + 1)
-        allowed, cls = self._tables(V, x.device)
-        kind, partner = self._lay('kind', x), self._lay('partner', x)
-        ok_frame = ((x == self._lay('template', x)) | ~self._lay('fixed', x)).all(1)
-        ok_tok = (allowed[kind].gather(-1, x[..., None])[..., 0] & (x != self.mask_id)).all(1)
-        ok_mirror = (cls[x] == cls[x.gather(1, partner)]).all(1)
-        return ok_frame & ok_tok & ok_mirror
+    def _mirror(self, t):
+        "`t [B, L]` or `[B, L, V]` read at each position's partner."
+        partner = self._lay('partner', t)
+        return t.gather(1, partner[..., None].expand_as(t) if t.dim() == 3 else partner)
+    def _paired(self, t):
+        "Boolean `[B, L]`: the positions tied to another one."
+        return self._lay('partner', t) != torch.arange(t.shape[1], device=t.device)
 
     def __repr__(self): return (f'PalindromeConstraint(mode={self.mode!r}, lengths={self.lengths.tolist()}, '
                                 f'seq_len={self.seq_len})')
+
+# %% ../nbs/12_palindromes.ipynb #5c8e2d41
+@patch
+def _tables(self: PalindromeConstraint, V: int, device):
+    "allowed [4, V] (by kind) and cls [V] (case-folded class id of each token) for a vocabulary of V outputs."
+    key = (V, str(device))
+    if key not in self._cache:
+        allowed = torch.zeros(4, V, dtype=torch.bool)
+        allowed[_FIXED] = True
+        for k, ids in self._sets.items(): allowed[k, [i for i in ids if i < V]] = True
+        if self.mask_id < V: allowed[:, self.mask_id] = True            # MASK mass is handled apart
+        cls = torch.arange(V)
+        for i, j in self._fold.items(): cls[i] = j
+        self._cache[key] = (allowed.to(device), cls.to(device))
+    return self._cache[key]
+
+# %% ../nbs/12_palindromes.ipynb #8f3c2e15
+@patch
+def apply(self: PalindromeConstraint, x):
+    "Write the frame and copy each pair's leader (its left position) onto its partner."
+    return torch.where(self._lay('fixed', x), self._lay('template', x), x.gather(1, self._lay('lead', x)))
+
+@patch
+def groups(self: PalindromeConstraint, x):
+    "Each position's pair leader: the masked-diffusion sampler reveals a pair together."
+    return self._lay('lead', x)
+
+@patch
+def fixed_mask(self: PalindromeConstraint, batch_size, length, device=None):
+    "Boolean `[B, L]`: the frame."
+    return self.layout['fixed'].to(device).clone()
+
+# %% ../nbs/12_palindromes.ipynb #b4d2e6f8
+@patch
+def check(self: PalindromeConstraint, x):
+    ("Per row: the frame is in place, every text token is allowed for its slot, "
+     "and mirrored slots agree (case-folded in letters mode).")
+    V = max(int(x.max()) + 1, self.mask_id + 1)
+    allowed, cls = self._tables(V, x.device)
+    kind, partner = self._lay('kind', x), self._lay('partner', x)
+    ok_frame = ((x == self._lay('template', x)) | ~self._lay('fixed', x)).all(1)
+    ok_tok = (allowed[kind].gather(-1, x[..., None])[..., 0] & (x != self.mask_id)).all(1)
+    ok_mirror = (cls[x] == cls[x.gather(1, partner)]).all(1)
+    return ok_frame & ok_tok & ok_mirror
+
+# %% ../nbs/12_palindromes.ipynb #e1f7c3a9
+@patch
+def _laws(self: PalindromeConstraint, probs):
+    ("Each position's MASK share `q [B, L]`, its mass `real [B, L, V]` on the real tokens its slot allows, "
+     "and those tokens `ok [B, L, V]` (1.0 where allowed).")
+    B, L, V = probs.shape
+    if (B, L) != tuple(self.layout['fixed'].shape):
+        raise ValueError(f'PalindromeConstraint was built for [{self.layout["fixed"].shape[0]}, '
+                         f'{self.seq_len}] rows, got probs for [{B}, {L}]')
+    allowed = self._tables(V, probs.device)[0][self._lay('kind', probs)]
+    p = torch.nan_to_num(probs.double(), nan=0.0, posinf=0.0).clamp_min(0)
+    has_mask = self.mask_id < V
+    q = p[..., self.mask_id] if has_mask else torch.zeros(B, L, dtype=p.dtype, device=p.device)
+    tot = p.sum(-1)  # the reveal time ignores the alphabet; the value does not
+    q = torch.where(tot > 0, q / tot.clamp_min(1e-300), torch.zeros_like(q))
+    real, ok = p * allowed, allowed.double()
+    if has_mask: real[..., self.mask_id] = ok[..., self.mask_id] = 0     # MASK is no real token
+    return q, real, ok
+
+# %% ../nbs/12_palindromes.ipynb #1c7d0f3e
+@patch
+def _fold_classes(self: PalindromeConstraint, w):
+    "`w [B, L, V]` summed over each case-folded class, on the class's lower-case token (unchanged in exact mode)."
+    if not self._fold: return w
+    cls = self._tables(w.shape[-1], w.device)[1]
+    return torch.zeros_like(w).scatter_add_(-1, cls.expand_as(w), w)
+
+@patch
+def _tied_law(self: PalindromeConstraint, Pf, Af):
+    ("The law `[B, L, V]` each position's class is drawn from: the product of the pair's laws `Pf`, else their sum, "
+     "else the allowed classes `Af`.")
+    paired, Pf_b = self._paired(Pf)[..., None], self._mirror(Pf)
+    law = torch.where(paired, Pf * Pf_b, Pf)
+    for alt in (torch.where(paired, Pf + Pf_b, Pf), Af):                   # fallbacks: sum, then uniform
+        bad = law.sum(-1) <= 0
+        if bad.any():
+            self.fallbacks += int((bad & ~self._lay('fixed', Pf)).sum())
+            law = torch.where(bad[..., None], alt, law)
+    return law
+
+# %% ../nbs/12_palindromes.ipynb #4fa0c3b6
+@patch
+def _pick_case(self: PalindromeConstraint, c, real, ok, pick):
+    "Letters mode: each position's token within its pair's class `c [B, L]`, by its own law `real` (else `ok`)."
+    cls = self._tables(real.shape[-1], real.device)[1]
+    in_class = cls[None, None] == c[..., None]
+    within = real * in_class
+    within = torch.where(within.sum(-1, keepdim=True) > 0, within, ok * in_class)
+    return pick(within)
+
+# %% ../nbs/12_palindromes.ipynb #6b1e5d8f
+@patch
+def _pair_stay(self: PalindromeConstraint, q, q_partner, overlap):
+    "Probability that a masked pair stays masked: one reveal event per pair (see the prose)."
+    return (q + q_partner) / 2
+
+@patch
+def _stays_masked(self: PalindromeConstraint, q, Pf, generator=None, greedy=False):
+    "Boolean `[B, L]`: the positions that stay MASK, decided once per pair (`_pair_stay`) at its leader."
+    Pf_b = self._mirror(Pf)
+    overlap = (Pf * Pf_b).sum(-1) / (Pf.sum(-1) * Pf_b.sum(-1)).clamp_min(1e-300)
+    stay = torch.where(self._paired(q), self._pair_stay(q, self._mirror(q), overlap), q)
+    u = torch.full_like(stay, 0.5) if greedy else torch.rand(stay.shape, dtype=stay.dtype, device=stay.device,
+                                                             generator=generator)
+    return (u < stay).gather(1, self._lay('lead', q))
+
+# %% ../nbs/12_palindromes.ipynb #9e4b1a2c
+@patch
+def _draw(self: PalindromeConstraint, probs, generator=None, greedy=False):
+    "Every position drawn by the tied law: the pair's class once at its leader, each position's case, MASK or not."
+    pick = (lambda w: w.argmax(-1)) if greedy else (lambda w: sample_categorical(w, generator))
+    q, real, ok = self._laws(probs)
+    Pf = self._fold_classes(real)
+    c = pick(self._tied_law(Pf, self._fold_classes(ok))).gather(1, self._lay('lead', probs))
+    tok_ = self._pick_case(c, real, ok, pick) if self._fold else c
+    if self.mask_id < probs.shape[-1]:
+        tok_ = torch.where(self._stays_masked(q, Pf, generator, greedy), self.mask_id, tok_)
+    return torch.where(self._lay('fixed', probs), self._lay('template', probs), tok_)
+
+@patch
+def sample(self: PalindromeConstraint, probs, generator=None):
+    "Draw tokens `[B, L]` from `probs [B, L, V]` through the tied law."
+    return self._draw(probs, generator)
+
+@patch
+def argmax(self: PalindromeConstraint, logp):
+    "The temperature-0 draw from log-probabilities `logp [B, L, V]`."
+    return self._draw(logp.double().exp(), greedy=True)
 
 # %% ../nbs/12_palindromes.ipynb #80b7497a
 def corpus_word_lengths(items=None) -> list[int]:
@@ -271,8 +330,8 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
     return (texts, dict(stats, unrepaired=before)) if return_stats else texts
 
 # %% ../nbs/12_palindromes.ipynb #b2e5d99f
-@patch_to(PalindromeConstraint)
-def fix(self, x: torch.Tensor, keep: torch.Tensor, rows=None) -> PalindromeConstraint:
+@patch
+def fix(self: PalindromeConstraint, x: torch.Tensor, keep: torch.Tensor, rows=None) -> PalindromeConstraint:
     "The constraint for rows `rows` (all by default) with the positions `keep [B, L]` fixed to their values in `x`."
     rows = torch.arange(len(self.lengths)) if rows is None else torch.as_tensor(rows, dtype=torch.long).cpu()
     lay = {k: v[rows] for k, v in self.layout.items()}
