@@ -239,6 +239,17 @@ def walk(self, rng: random.Random, max_words: int = 6, max_chars: int = 40) -> l
 GEN_MIN_ZIPF, ALPHA = 3.0, 0.35
 _ASCII_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
+@functools.lru_cache(maxsize=4)
+def _vocabulary(min_zipf: float) -> tuple[tuple[str, float], ...]:
+    "`corpus_vocabulary`, cached by the float value of `min_zipf`."
+    from wordfreq import word_frequency
+    if min_zipf < MIN_ZIPF:
+        raise ValueError(f'min_zipf={min_zipf} is below the word test\'s {MIN_ZIPF}: use at least {MIN_ZIPF}')
+    words = [w for w in sorted(dictionary().lower | PRONOUN_I) if _ASCII_WORD.fullmatch(w)
+             and is_dictionary_word(w, min_zipf) and zipf(w) >= min_zipf]
+    return tuple(sorted(((w, word_frequency(w, 'en')) for w in words), key=lambda t: -t[1]))
+
+# %% ../nbs/12a_palindrome_corpus.ipynb #573024b2
 def corpus_vocabulary(min_zipf: float = GEN_MIN_ZIPF) -> tuple[tuple[str, float], ...]:
     "(word, `wordfreq` frequency) of the generator's words, most frequent first; all pass `is_dictionary_word`."
     return _vocabulary(float(min_zipf))
@@ -249,17 +260,6 @@ def _search(min_zipf: float, alpha: float) -> PalindromeSearch:
     "`corpus_search`, cached by the float values of its arguments."
     vocab = corpus_vocabulary(min_zipf)
     return PalindromeSearch([w for w, _ in vocab], [f ** alpha for _, f in vocab])
-
-# %% ../nbs/12a_palindrome_corpus.ipynb #a484d210
-@functools.lru_cache(maxsize=4)
-def _vocabulary(min_zipf: float) -> tuple[tuple[str, float], ...]:
-    "`corpus_vocabulary`, cached by the float value of `min_zipf`."
-    from wordfreq import word_frequency
-    if min_zipf < MIN_ZIPF:
-        raise ValueError(f'min_zipf={min_zipf} is below the word test\'s {MIN_ZIPF}: use at least {MIN_ZIPF}')
-    words = [w for w in sorted(dictionary().lower | PRONOUN_I) if _ASCII_WORD.fullmatch(w)
-             and is_dictionary_word(w, min_zipf) and zipf(w) >= min_zipf]
-    return tuple(sorted(((w, word_frequency(w, 'en')) for w in words), key=lambda t: -t[1]))
 
 def corpus_search(min_zipf: float = GEN_MIN_ZIPF, alpha: float = ALPHA) -> PalindromeSearch:
     "The `PalindromeSearch` over `corpus_vocabulary(min_zipf)` with weights frequency ** `alpha` (cached)."
