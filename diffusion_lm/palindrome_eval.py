@@ -182,7 +182,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument('--unconstrained', action='store_true',
                     help='same frame and lengths, without the palindrome constraint')
     ap.add_argument('--mode', choices=MODES, default='exact')
-    ap.add_argument('--sampler', default=None, help="SEDD: 'analytic' or 'euler'; masked: 'low_confidence' or 'random'")
+    ap.add_argument('--sampler', default=None, help="default: the method's own; SEDD: analytic or euler; masked: "
+                                                   "confidence, margin, entropy or random")
     ap.add_argument('--temperature', type=float, default=1.0)
     ap.add_argument('--repair-rounds', type=int, default=0,
                     help='resample the words that fail the dictionary test up to this many times')
