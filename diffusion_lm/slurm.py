@@ -28,7 +28,8 @@ def _slurm(cmd: str, *args, check: bool = True, timeout: float = 60) -> subproce
         raise SlurmError(f'SLURM is not installed here: {cmd} not found; run this on a cluster login node, '
                          'or install the '
                          'client (Debian/Ubuntu: apt-get install slurm-client) and point SLURM_CONF at the cluster. '
-                         'To see the job script without submitting: sbatch_script(job) '
+                         'To check a job and see its script without submitting: '
+                         'validate_job(job, run_dir_of(job)); sbatch_script(job) '
                          'or `diffusion-lm-slurm submit --dry-run`')
     r = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=timeout)
     if check and r.returncode:

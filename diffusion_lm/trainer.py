@@ -262,7 +262,7 @@ def _start(run: Run, out: Path, dinfo: DistInfo, device) -> tuple:
     if dinfo.is_main:
         out.mkdir(parents=True, exist_ok=True)
         truncate_jsonl(out / 'metrics.jsonl', step)          # a damaged log is refused before anything is written
-        truncate_jsonl(out / 'samples.jsonl', step if step < run.max_steps else step - 1)
+        truncate_jsonl(out / 'samples.jsonl', step - 1 if step == run.max_steps else step)
         (out / 'train.pid').write_text(str(os.getpid()))
         write_text_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=1))
     return model, optimizer, scheduler, ema, loader, step

@@ -132,6 +132,22 @@ def torchrun(*args, n=2):
     return r
 
 
+def test_sum_over_ranks_reaches_every_rank(tmp_path):
+    "Under 2 gloo processes the loss is averaged and one rank's stop flag stops both (`trainer._sum_over_ranks`)."
+    script = tmp_path / 'sum.py'
+    script.write_text("import json, torch, torch.distributed as dist\n"
+                      "from diffusion_lm.runtime import DistInfo\n"
+                      "from diffusion_lm.trainer import _sum_over_ranks\n"
+                      "dist.init_process_group('gloo'); r = dist.get_rank(); d, cpu = DistInfo(r, 2, r), torch.device('cpu')\n"
+                      "print(json.dumps([r, _sum_over_ranks(r == 1, d, cpu) > 0, _sum_over_ranks(1.5 + r, d, cpu) / 2]))\n"
+                      "dist.destroy_process_group()\n")
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script)]
+    r = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    got = sorted(json.loads(l) for l in r.stdout.splitlines() if l.startswith('['))
+    assert got == [[0, True, 2.0], [1, True, 2.0]], r.stdout
+
+
 GRAD = ['--preset', 'shakespeare-llada', '--set', 'n_layer=2', 'n_embd=32', 'n_head=2', 'context_length=32', 'batch_size=3', 'grad_accum=2']
 
 
