@@ -353,6 +353,7 @@ def _find_key(d, key):
             todo += list(x.values())
     return None
 
+# %% ../nbs/08_checkpoint.ipynb #97f33460
 def _model_vocab(model, vocab_ckpt, shapes):
     "The model's vocab_size, from its attributes or from the shapes that differ."
     for obj in (model, getattr(model, 'cfg', None), getattr(model, 'config', None)):
@@ -363,6 +364,7 @@ def _model_vocab(model, vocab_ckpt, shapes):
             if c != m and c - vocab_ckpt in (0, 1): return m - (c - vocab_ckpt)
     return None
 
+# %% ../nbs/08_checkpoint.ipynb #8971e6fb
 def _fit_hint(d: Path, config, model, state_dict) -> str:
     "How to fix a model that does not fit checkpoint `d`."
     target = unwrap(model).state_dict()
@@ -375,6 +377,7 @@ def _fit_hint(d: Path, config, model, state_dict) -> str:
     if vm is not None and vm != vc: return f'the checkpoint was trained with vocab_size {vc}, the model has {vm}: {how}'
     return how if shapes else f'{how}, or load with strict=False to skip missing and unexpected names'
 
+# %% ../nbs/08_checkpoint.ipynb #3ede096d
 def _load_into(module, state_dict: dict, strict: bool, d: Path, config, what='model'):
     "Load `state_dict` into `module`, or raise a CheckpointError listing every problem and the fix."
     problems = check_compatible(state_dict, module, strict)

@@ -141,12 +141,14 @@ def _check(mode: str, precision: str, optimizer: str, n_devices: int):
         raise ValueError(f'optimizer must be one of {list(OPTIMIZER_STATE)}, got {optimizer!r}')
     if n_devices < 1: raise ValueError(f'n_devices must be >= 1, got {n_devices}')
 
+# %% ../nbs/15_memory_plan.ipynb #e5a0f6c3
 def _fsdp_units(shape: ModelShape, bf16: bool) -> tuple[int, int, int]:
     "Bytes of the FSDP2 units at work: a block (+ the next, prefetched), the output layer, the embedding."
     pb = 2 if bf16 else 4
     u = lambda n: n * (2 * pb + (4 if bf16 else 0))           # gathered weights, full gradient (+ its float32 copy)
     return u(shape.block_params) + pb * shape.block_params, u(shape.embedding_params), u(shape.embedding_params)
 
+# %% ../nbs/15_memory_plan.ipynb #a26d5e18
 def finetune_memory(shape: ModelShape, mode: str = 'full', seq_len: int = 2048, batch_size: int = 1,
                     n_devices: int = 1, precision: str = 'bf16', gradient_checkpointing: bool = True,
                     lora_rank: int = 8, lora_targets=None, optimizer: str = 'adamw', fused_optimizer: bool = True,

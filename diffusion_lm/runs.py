@@ -59,6 +59,7 @@ def _identity(cfg: dict) -> dict:
     if d['method'] not in ('sedd',): d['cond_dim'] = None
     return d
 
+# %% ../nbs/08a_runs.ipynb #c5dd3661
 def _folder_config(out: Path) -> dict | None:
     "The config.json a run wrote in `out` (None if there is none); a UserError naming it if it is unreadable."
     p = out / 'config.json'
@@ -70,6 +71,7 @@ def _folder_config(out: Path) -> dict | None:
                     f'so {out} cannot be '
                     'checked to hold this run; nothing was changed: restore config.json, or choose another out_dir')
 
+# %% ../nbs/08a_runs.ipynb #f958acdd
 def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
     "A UserError if `out_dir` holds another run's config, checkpoints or metrics (or any, with resume='never')."
     out = Path(out_dir)

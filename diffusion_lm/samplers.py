@@ -205,6 +205,7 @@ def _window(lo: int, hi: int, P: int, T: int, tied: bool, opts: dict) -> tuple[i
     if tied or type(opts['constraint']) is not Constraint: return 0, T      # ties and constraints see the whole row
     return (lo if opts['subs'] else P), hi
 
+# %% ../nbs/06a_samplers.ipynb #2f8b4c61
 def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, opts: dict, state: dict, hook=None,
                P: int = 0):
     "Run one block's steps on x [B, T] (positions lo..hi-1); `predict(x)` gives logits [B, T, V]. Returns x."
