@@ -50,7 +50,7 @@ def markdown(res: dict) -> str:
     head = ['method', 'recipe (ablation row)', 'params', 'bits/char at 1x (on this curve)', f'bits/char at {SCALE}x',
             "compute to reach AR's 1x loss", 'same, annealing handicap removed (/ m_AR)']
     return (f'### Compute to match the autoregressive baseline\n\n' + bl.md_table(head, rows) +
-            f"\n\nTarget: AR's validation NLL after the 1x budget with its own 1x schedule, {target:.3f} bits/char "
+            f"\n\nTarget: AR's validation NLL after the 1x budget with its own 1x schedule (seed 0, the seed of every curve), {target:.3f} bits/char "
             f"(`bench/quality.py`). 1x = {base_tokens:,} training characters. Every curve is one run with a cosine schedule "
             f"over {SCALE}x, evaluated every {res['curve']['eval_interval']} steps on {res['curve']['eval_batches']} "
             f"batches of validation windows (bounds for the diffusion methods). m_AR = "
