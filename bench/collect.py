@@ -16,7 +16,7 @@ from diffusion_lm.runtime import write_text_atomic
 
 SECTIONS = [
     ('Quality and ablations', ['ablations', 'quality', 'compute', 'palindromes']),
-    ('Sampling', ['sampling']),
+    ('Sampling', ['sampling', 'sampling_budget']),
     ('Training throughput', ['train_throughput']),
     ('GPU', ['gpu']),
 ]

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / 'bench'
 sys.path.insert(0, str(BENCH))
 import benchlib as bl  # noqa: E402
-import sampling, train_throughput, collect  # noqa: E402
+import sampling, sampling_budget, train_throughput, collect  # noqa: E402
 from diffusion_lm.model import DiffusionTransformer  # noqa: E402
 from diffusion_lm.methods import Autoregressive, MaskedDiffusion, BlockDiffusion, SEDD  # noqa: E402
 
@@ -142,6 +142,28 @@ def test_best_targets_and_defaults_from_rows():
     d = sampling.defaults(rows, [16, 32, 256], 256, 1.0)
     assert set(d) == {'ar', 'masked', 'block'} and d['masked']['32']['label'] == 'masked32f' and '16' not in d['masked']
     assert d['block']['256']['label'] == 'block256f' and d['ar']['256']['sample_options'] == {'cache': True}
+
+
+def test_budget_verdict_and_gaps():
+    "The verdict compares the gap's 95% interval with the tolerance; gaps are to the largest budget."
+    v = sampling_budget.verdict
+    assert [v(0.05, 0.04), v(0.05, 0.06), v(0.30, 0.05), v(0.22, 0.03)] == ['met', 'undecided', 'not met', 'not met']
+    rows = [{'ar_bits': 5.9, 'ar_bits_se': 0.03}, {'ar_bits': 5.5, 'ar_bits_se': 0.04}]
+    sampling_budget.add_gaps(rows)
+    assert math.isclose(rows[0]['gap_bits'], 0.4) and math.isclose(rows[0]['gap_se'], 0.05) and rows[0]['verdict'] == 'not met'
+    assert (rows[1]['gap_bits'], rows[1]['gap_se'], rows[1]['verdict']) == (0.0, 0.0, '—')
+
+
+def test_sampling_budget_quick(tmp_path):
+    runs, out = tmp_path / 'runs', tmp_path / 'out'
+    run('sampling_budget.py', '--quick', '--out-dir', out, '--runs-dir', runs)
+    res = result(out, 'sampling_budget')
+    L = res['length']
+    assert res['calls'] == [L // 4, L // 2, L] and [r['calls'] for r in res['rows']] == res['calls']
+    for r in res['rows']:
+        assert r['nfe_runs'] == [r['calls']] * (res['n_samples'] // res['batch']) and r['n_samples'] == res['n_samples']
+        assert math.isclose(r['gap_bits'], r['ar_bits'] - res['rows'][-1]['ar_bits'])
+    assert res['rows'][-1]['verdict'] == '—' and {r['verdict'] for r in res['rows'][:-1]} <= {'met', 'not met', 'undecided'}
 
 
 def test_sampling_quick(tmp_path):

@@ -139,13 +139,14 @@ def test_sum_over_ranks_reaches_every_rank(tmp_path):
                       "from diffusion_lm.runtime import DistInfo\n"
                       "from diffusion_lm.trainer import _sum_over_ranks\n"
                       "dist.init_process_group('gloo'); r = dist.get_rank(); d, cpu = DistInfo(r, 2, r), torch.device('cpu')\n"
-                      "print(json.dumps([r, _sum_over_ranks(r == 1, d, cpu) > 0, _sum_over_ranks(1.5 + r, d, cpu) / 2]))\n"
+                      "got = [r, _sum_over_ranks(r == 1, d, cpu) > 0, _sum_over_ranks(1.5 + r, d, cpu) / 2]\n"
+                      f"open(f'{tmp_path}/rank{{r}}.json', 'w').write(json.dumps(got))\n"    # one file a rank: no interleaving
                       "dist.destroy_process_group()\n")
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script)]
     r = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    got = sorted(json.loads(l) for l in r.stdout.splitlines() if l.startswith('['))
-    assert got == [[0, True, 2.0], [1, True, 2.0]], r.stdout
+    got = [json.loads((tmp_path / f'rank{i}.json').read_text()) for i in (0, 1)]
+    assert got == [[0, True, 2.0], [1, True, 2.0]], got
 
 
 GRAD = ['--preset', 'shakespeare-llada', '--set', 'n_layer=2', 'n_embd=32', 'n_head=2', 'context_length=32', 'batch_size=3', 'grad_accum=2']
