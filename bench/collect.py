@@ -16,7 +16,7 @@ from diffusion_lm.runtime import write_text_atomic
 
 SECTIONS = [
     ('Quality and ablations', ['ablations', 'quality', 'compute', 'palindromes']),
-    ('Sampling', ['sampling', 'sampling_budget']),
+    ('Sampling', ['sampling', 'sampling_budget', 'sampling_budget_more', 'sampling_budget_pooled']),
     ('Training throughput', ['train_throughput']),
     ('GPU', ['gpu']),
 ]

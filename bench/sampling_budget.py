@@ -6,6 +6,7 @@ error about as large as the tolerance.
     python bench/sampling_budget.py                       # masked, its default sampler, 16..256 calls, 128 samples each
     python bench/sampling_budget.py --model block --sampler entropy
     python bench/sampling_budget.py --quick               # tiny models, seconds
+    python bench/sampling_budget.py --pool A.json B.json  # the budgets two or more runs share, their samples pooled
 
 The models are the sampling benchmark's (`bench/sampling.py`: runs/bench/sampling/<method>, trained with the same
 setting when missing). Each budget draws `--n-samples` samples of the context length through `method.sample` and is
@@ -15,7 +16,7 @@ the verdict compares its 95% interval with the tolerance: met (the whole interva
 interval beyond it) or undecided.
 """
 from __future__ import annotations
-import argparse, math, sys
+import argparse, json, math, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
@@ -40,14 +41,40 @@ def add_gaps(rows: list[dict]) -> None:
         r['verdict'] = verdict(r['gap_bits'], r['gap_se']) if r is not top else '—'
 
 
+def pool_row(rows: list[dict]) -> dict:
+    "One budget's figures over the samples of several independent runs: the exact mean and s.e. of all samples."
+    n = [r['n_samples'] for r in rows]
+    N, M = sum(n), sum(k * r['ar_bits'] for k, r in zip(n, rows)) / sum(n)
+    ss = sum((k - 1) * (r['ar_bits_se'] * k ** 0.5) ** 2 + k * (r['ar_bits'] - M) ** 2 for k, r in zip(n, rows))
+    return {**rows[0], 'n_samples': N, 'ar_bits': M, 'ar_bits_se': (ss / (N - 1)) ** 0.5 / N ** 0.5,
+            'entropy_bits': sum(k * r['entropy_bits'] for k, r in zip(n, rows)) / N,
+            'entropy_gap_bits': sum(k * r['entropy_gap_bits'] for k, r in zip(n, rows)) / N,
+            'chars_per_s_batch1': min(r['chars_per_s_batch1'] for r in rows), 'pooled_runs': len(rows)}
+
+
+def pool(results: list[dict]) -> dict:
+    "The budgets every result shares, each pooled over the results (same model and sampler, independent seeds)."
+    first = results[0]
+    for r in results[1:]:
+        if (r['model'], r['sampler'], r['length'], r['temperature']) != (first['model'], first['sampler'], first['length'],
+                                                                         first['temperature']):
+            raise SystemExit('--pool: the results differ in model, sampler, length or temperature')
+    calls = sorted(set.intersection(*(set(r['calls']) for r in results)))
+    rows = [pool_row([next(x for x in r['rows'] if x['calls'] == c) for r in results]) for c in calls]
+    add_gaps(rows)
+    return {**first, 'calls': calls, 'rows': rows, 'n_samples': rows[0]['n_samples'],
+            'pooled_from': [r['run_id'] for r in results], 'seeds': [r['seed'] for r in results]}
+
+
 def markdown(res: dict) -> str:
     head = ['network calls', 'AR judge, bits/char', 's.e.', f"gap to {res['calls'][-1]} calls", 's.e.',
             f"within {sm.BUDGET_GAP_BITS} bits?", 'char entropy (gap)', 'chars/s at batch 1']
     rows = [[r['calls'], f"{r['ar_bits']:.3f}", f"{r['ar_bits_se']:.3f}", f"{r['gap_bits']:+.3f}", f"{r['gap_se']:.3f}",
              r['verdict'], f"{r['entropy_bits']:.2f} ({r['entropy_gap_bits']:+.2f})", f"{r['chars_per_s_batch1']:,.0f}"]
             for r in res['rows']]
-    ref = res['reference']
-    return (f"### Sampling budget: {res['model']}, sampler {res['sampler']!r}\n\n" + bl.md_table(head, rows) +
+    ref, pooled = res['reference'], (f", pooled over {len(res['pooled_from'])} runs (seeds {res['seeds']})"
+                                     if 'pooled_from' in res else '')
+    return (f"### Sampling budget: {res['model']}, sampler {res['sampler']!r}{pooled}\n\n" + bl.md_table(head, rows) +
             f"\n\n{res['n_samples']} samples of {res['length']} characters per budget (batch {res['batch']}, temperature "
             f"{res['temperature']}), judged by the AR model of the sampling benchmark; validation text scores "
             f"{ref['ar_bits']:.3f} bits/char and {ref['entropy_bits']:.2f} bits of character entropy. The gap's s.e. is that "
@@ -64,7 +91,14 @@ def main(argv=None):
     ap.add_argument('--temperature', type=float, default=1.0)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--runs-dir', default=None, help='where the models live (default runs/bench/sampling)')
+    ap.add_argument('--pool', nargs='*', default=None, metavar='RESULT.json',
+                    help='pool the samples of these results (no sampling): writes sampling_budget_pooled__<machine>')
     args = ap.parse_args(argv)
+    if args.pool:
+        res = {**pool([json.loads(Path(f).read_text()) for f in args.pool]),
+               **bl.new_result('sampling_budget', args, bl.setup(args))}          # this run's head: machine, note, argv
+        bl.save_result(res, markdown(res), bl.out_dir(args), f"sampling_budget_pooled__{res['machine']['kind_slug']}")
+        return res
     device = bl.setup(args)
     base = sm.QUICK_TRAIN if args.quick else sm.FULL_TRAIN
     L = base['context_length']

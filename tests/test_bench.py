@@ -154,6 +154,22 @@ def test_budget_verdict_and_gaps():
     assert (rows[1]['gap_bits'], rows[1]['gap_se'], rows[1]['verdict']) == (0.0, 0.0, '—')
 
 
+def test_pooled_budget_equals_the_whole_sample():
+    "Pooling the summaries of two runs gives the mean and s.e. of all their samples together; other settings are refused."
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(12, generator=g, dtype=torch.float64) + 5, torch.randn(20, generator=g, dtype=torch.float64) + 5.3]
+    summary = lambda x: {'n_samples': len(x), 'ar_bits': x.mean().item(), 'ar_bits_se': (x.std() / len(x) ** 0.5).item(),
+                         'entropy_bits': 4.8, 'entropy_gap_bits': 0.0, 'chars_per_s_batch1': 100.0}
+    r, whole = sampling_budget.pool_row([summary(x) for x in xs]), torch.cat(xs)
+    assert r['n_samples'] == 32 and math.isclose(r['ar_bits'], whole.mean().item())
+    assert math.isclose(r['ar_bits_se'], (whole.std() / 32 ** 0.5).item())
+    res = lambda model, calls: {'model': model, 'sampler': 'random', 'length': 8, 'temperature': 1.0, 'run_id': model, 'seed': 0,
+                                'calls': calls, 'rows': [{**summary(xs[0]), 'calls': c} for c in calls]}
+    p = sampling_budget.pool([res('masked', [4, 8]), res('masked', [8])])
+    assert p['calls'] == [8] and p['rows'][0]['n_samples'] == 24
+    with pytest.raises(SystemExit, match='differ in model'): sampling_budget.pool([res('masked', [8]), res('block', [8])])
+
+
 def test_sampling_budget_quick(tmp_path):
     runs, out = tmp_path / 'runs', tmp_path / 'out'
     run('sampling_budget.py', '--quick', '--out-dir', out, '--runs-dir', runs)
