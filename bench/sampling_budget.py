@@ -103,7 +103,8 @@ def main(argv=None):
     base = sm.QUICK_TRAIN if args.quick else sm.FULL_TRAIN
     L = base['context_length']
     calls = sorted(args.calls or ([L // 4, L // 2, L] if args.quick else [16, 32, 64, 128, 256]))
-    n, batch = args.n_samples or (4 if args.quick else 128), min(args.batch, args.n_samples or (4 if args.quick else 128))
+    n = args.n_samples or (4 if args.quick else 128)
+    batch = min(args.batch, n)
     if n % batch: ap.error(f'--n-samples {n} must be a multiple of --batch {batch}')
     runs = Path(args.runs_dir) if args.runs_dir else bl.RUNS / ('quick' if args.quick else '') / 'sampling'
     models, info = sm.get_models(['ar', args.model], base, runs, device, args.quick)
