@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .runtime import (UserError, check_types, check_range, check_choice, apply_overrides, parse_overrides,
                                   add_set_argument, ArgParser, run_cli, project_path, autocast_context, free_memory,
                                   setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock, make_optimizer,
-                                  make_scheduler, write_text_atomic, remove_dir, unwrap, eval_mode)
+                                  make_scheduler, write_text_atomic, remove_dir, unwrap, eval_mode, mean_over_ranks)
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step
@@ -263,11 +263,6 @@ def fsdp_no_sync(model):
     finally: model.set_requires_gradient_sync(True)
 
 # %% ../nbs/16_finetune.ipynb #72cf76d0
-def _all_mean(x: float, dinfo: DistInfo, device) -> float:
-    if dinfo.world_size == 1: return x
-    t = torch.tensor([x], dtype=torch.float64, device=device); dist.all_reduce(t)
-    return t.item() / dinfo.world_size
-
 def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
     "Fine-tune `config.model` on `config.data` into `config.out_dir`; the run's summary (and the trained `model`)."
     cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
@@ -320,9 +315,9 @@ def _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress) -> dic
             loss, gnorm = train_step(net, loss_fn, batches, optimizer, scheduler, None, cfg.grad_clip, device,
                                      precision,
                                      no_sync, step, params)
-            loss, step, seen = _all_mean(loss, dinfo, device), step + 1, seen + G
+            loss, step, seen = mean_over_ranks(loss, dinfo, device), step + 1, seen + G
             n_tok += sum(b[0].numel() for b in batches) * dinfo.world_size
-            stopping = _all_mean(float(bool(stop)), dinfo, device) > 0
+            stopping = mean_over_ranks(bool(stop), dinfo, device) > 0
             if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
                 save_state(out, cfg, step, seen, model, optimizer, scheduler, dinfo)
             if step % cfg.log_interval == 0 or step == max_steps or stopping:

@@ -16,8 +16,8 @@ from .files import *
 __all__ = ['USER_ERRORS', 'repo_root', 'project_path', 'UserError', 'one_line', 'is_user_error', 'ArgParser', 'interrupted',
            'run_cli', 'parse_value', 'coerce_field', 'check_types', 'check_range', 'check_choice', 'parse_overrides',
            'apply_overrides', 'add_set_argument', 'resolve_device', 'autocast_context', 'free_memory', 'DistInfo',
-           'setup_distributed', 'teardown_distributed', 'StopFlag', 'make_optimizer', 'lr_factor', 'make_scheduler',
-           'make_ema', 'explain_os_error', 'RunLockedError', 'RunLock', 'unwrap', 'eval_mode']
+           'setup_distributed', 'teardown_distributed', 'mean_over_ranks', 'StopFlag', 'make_optimizer', 'lr_factor',
+           'make_scheduler', 'make_ema', 'explain_os_error', 'RunLockedError', 'RunLock', 'unwrap', 'eval_mode']
 
 # %% ../nbs/00a_runtime.ipynb #eac1d67f
 def repo_root() -> Path:
@@ -242,6 +242,14 @@ def teardown_distributed():
     "Leave the process group, all ranks together."
     import torch.distributed as dist
     if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
+
+# %% ../nbs/00a_runtime.ipynb #9a0c1e0d
+def mean_over_ranks(x: float, dinfo: DistInfo, device) -> float:
+    "The mean of `x` over the processes (`x` itself in a one-process run): a step's loss, or a flag any rank raised."
+    if dinfo.world_size == 1: return float(x)
+    import torch.distributed as dist
+    t = torch.tensor([float(x)], dtype=torch.float64, device=device); dist.all_reduce(t)
+    return t.item() / dinfo.world_size
 
 # %% ../nbs/00a_runtime.ipynb #76ed5bc7
 class StopFlag:

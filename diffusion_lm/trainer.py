@@ -25,7 +25,7 @@ from .methods import make_method, METHODS, METHOD_ALIASES
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
 from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from
-from .runtime import explain_os_error, write_text_atomic
+from .runtime import explain_os_error, write_text_atomic, mean_over_ranks
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints
 from .train_config import *
@@ -267,13 +267,6 @@ def _start(run: Run, out: Path, dinfo: DistInfo, device) -> tuple:
         write_text_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=1))
     return model, optimizer, scheduler, ema, loader, step
 
-# %% ../nbs/09_trainer.ipynb #c2eefdeb
-def _sum_over_ranks(value: float, dinfo: DistInfo, device) -> float:
-    "`value` summed over the processes (itself in a one-process run)."
-    if dinfo.world_size == 1: return float(value)
-    t = torch.tensor([float(value)], device=device); dist.all_reduce(t)
-    return t.item()
-
 # %% ../nbs/09_trainer.ipynb #c2eefde5
 def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict:
     cfg, method, max_steps = run.cfg, run.method, run.max_steps
@@ -294,10 +287,10 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
             loss, gnorm = train_step(fwd, loss_fn, batches, optimizer, scheduler, ema, cfg.grad_clip, device,
                                      cfg.precision, net.no_sync if dinfo.world_size > 1 else None, step,
                                      list(model.parameters()))
-            loss = _sum_over_ranks(loss, dinfo, device) / dinfo.world_size
+            loss = mean_over_ranks(loss, dinfo, device)
             step, tok_last = step + 1, tok_last + per_step
             bar.update(1)
-            stopping = _sum_over_ranks(bool(stop), dinfo, device) > 0          # one rank's signal stops them all
+            stopping = mean_over_ranks(bool(stop), dinfo, device) > 0          # one rank's signal stops them all
             do_eval = step % cfg.eval_interval == 0 or step == max_steps
             if step % cfg.log_interval == 0 or do_eval:
                 rec = _log_record(run, step, loss, gnorm, scheduler, time.time() - t_last, tok_last, eval_model,
@@ -375,8 +368,7 @@ def ddp_gradient(config: TrainConfig | dict, simulate_ranks: int | None = None, 
                 l.backward()
             loss += l.item() / len(ranks)
         grad = grad + torch.cat([p.grad.flatten() for p in model.parameters()]) / len(ranks)
-    if dinfo.world_size > 1:
-        lt = torch.tensor([loss], device=device); dist.all_reduce(lt); loss = lt.item() / world
+    loss = mean_over_ranks(loss, dinfo, device)                      # the global batch's loss on every rank
     return {'grad': grad.detach().float().cpu(), 'loss': loss, 'world_size': world}
 
 # %% ../nbs/09_trainer.ipynb #7316bedf

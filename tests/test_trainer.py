@@ -132,14 +132,13 @@ def torchrun(*args, n=2):
     return r
 
 
-def test_sum_over_ranks_reaches_every_rank(tmp_path):
-    "Under 2 gloo processes the loss is averaged and one rank's stop flag stops both (`trainer._sum_over_ranks`)."
+def test_mean_over_ranks_reaches_every_rank(tmp_path):
+    "Under 2 gloo processes the loss is averaged and one rank's stop flag stops both (`runtime.mean_over_ranks`)."
     script = tmp_path / 'sum.py'
     script.write_text("import json, torch, torch.distributed as dist\n"
-                      "from diffusion_lm.runtime import DistInfo\n"
-                      "from diffusion_lm.trainer import _sum_over_ranks\n"
+                      "from diffusion_lm.runtime import DistInfo, mean_over_ranks\n"
                       "dist.init_process_group('gloo'); r = dist.get_rank(); d, cpu = DistInfo(r, 2, r), torch.device('cpu')\n"
-                      "got = [r, _sum_over_ranks(r == 1, d, cpu) > 0, _sum_over_ranks(1.5 + r, d, cpu) / 2]\n"
+                      "got = [r, mean_over_ranks(r == 1, d, cpu) > 0, mean_over_ranks(1.5 + r, d, cpu)]\n"
                       f"open(f'{tmp_path}/rank{{r}}.json', 'w').write(json.dumps(got))\n"    # one file a rank: no interleaving
                       "dist.destroy_process_group()\n")
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script)]
