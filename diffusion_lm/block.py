@@ -50,12 +50,14 @@ def block_logits(model, xt: torch.Tensor, x0: torch.Tensor, block_size: int) -> 
 
 # %% ../nbs/06b_block.ipynb #5bd4b223
 def block_mask(x0: torch.Tensor, mask_id: int, block_size: int, estimator: str = 'time', min_mask_rate: float = 1e-3,
-               clip: tuple | None = None, low_discrepancy: bool = False, generator=None):
-    "Noise every block of x0 [B, L] on its own: (xt, weight [B, L] on masked positions, masked [B, L])."
+               clip: tuple | None = None, low_discrepancy: bool = False, generator=None, u=None):
+    ("Noise every block of x0 [B, L] on its own (at levels `u` [B, L/block_size] when given): (xt, weight [B, L] on "
+     "masked positions, masked [B, L]).")
     B, L = x0.shape
     check_block_size(L, block_size)
     nb = L // block_size
-    u = sample_t((B * nb,), low_discrepancy, generator, x0.device).view(B, nb)                 # one time per block
+    if u is None: u = sample_t((B * nb,), low_discrepancy, generator, x0.device)             # one level per block
+    u = torch.as_tensor(u, device=x0.device).reshape(B, nb)
     if clip is not None: u = clip[0] + (clip[1] - clip[0]) * u
     if estimator == 'time':
         p = ((1 - min_mask_rate) * u + min_mask_rate).repeat_interleave(block_size, 1)       # [B, L]
@@ -71,15 +73,17 @@ def block_mask(x0: torch.Tensor, mask_id: int, block_size: int, estimator: str =
 # %% ../nbs/06b_block.ipynb #c3012f69
 def block_diffusion_loss(model, x0: torch.Tensor, mask_id: int, block_size: int, estimator: str = 'time',
                          min_mask_rate: float = 1e-3, clip: tuple | None = None, low_discrepancy: bool = False,
-                         generator=None, reduction: str = 'mean') -> torch.Tensor:
-    "Block diffusion loss (nats per token; 'sequence': per-sequence NLL bound estimates [B])."
+                         generator=None, reduction: str = 'mean', u=None) -> torch.Tensor:
+    ("Block diffusion loss (nats per token; 'sequence': per-sequence NLL bound estimates [B]; 'block': per block "
+     "[B, L/block_size]); `u`: the blocks' noise levels.")
     if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
-    if reduction not in ('mean', 'sequence'): raise ValueError("reduction must be 'mean' or 'sequence', "
-                                                               f"not {reduction!r}")
-    xt, w, masked = block_mask(x0, mask_id, block_size, estimator, min_mask_rate, clip, low_discrepancy, generator)
+    if reduction not in ('mean', 'sequence', 'block'):
+        raise ValueError(f"reduction must be 'mean', 'sequence' or 'block', not {reduction!r}")
+    xt, w, masked = block_mask(x0, mask_id, block_size, estimator, min_mask_rate, clip, low_discrepancy, generator, u)
     logp = subs_logits(block_logits(model, xt, x0, block_size), xt, mask_id)
     nll = -logp.gather(-1, x0[..., None])[..., 0]
     ell = torch.where(masked, nll * w, 0.0)
+    if reduction == 'block': return ell.view(x0.shape[0], -1, block_size).sum(-1)
     return ell.sum(1) if reduction == 'sequence' else ell.sum() / x0.numel()
 
 # %% ../nbs/06b_block.ipynb #408e83bb

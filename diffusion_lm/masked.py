@@ -6,13 +6,15 @@
 from __future__ import annotations
 import math
 from collections.abc import Callable
+from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
 from .runtime import eval_mode
 
 # %% auto #0
 __all__ = ['ESTIMATORS', 'subs_logits', 'sample_t', 'prompt_mask_from_lengths', 'forward_mask', 'random_length', 'token_nll',
-           'forward_mask_count', 'masked_diffusion_loss', 'sft_loss', 'exact_denoiser', 'estimate_nll']
+           'forward_mask_count', 'masked_diffusion_loss', 'sft_loss', 'NoiseLevelSampler', 'exact_denoiser',
+           'estimate_nll']
 
 # %% ../nbs/06_masked.ipynb #f81c597e
 def subs_logits(logits: torch.Tensor, x: torch.Tensor, mask_id: int) -> torch.Tensor:
@@ -97,12 +99,15 @@ def token_nll(model: Callable, x0: torch.Tensor, xt: torch.Tensor, mask_id: int,
     return torch.zeros(xt.shape, dtype=nll.dtype, device=xt.device).masked_scatter(masked, nll)
 
 # %% ../nbs/06_masked.ipynb #d384822a
-def forward_mask_count(x0: torch.Tensor, mask_id: int, generator=None, low_discrepancy: bool = False, prompt_mask=None):
-    "Mask m ~ U{1..A} of each row's A free positions uniformly; returns (xt, weight A/m [B], masked [B, L])."
+def forward_mask_count(x0: torch.Tensor, mask_id: int, generator=None, low_discrepancy: bool = False, prompt_mask=None,
+                       u=None):
+    ("Mask m ~ U{1..A} of each row's A free positions uniformly (m = floor(u A) + 1 for given levels `u` [B] in "
+     "[0, 1)); returns (xt, weight A/m [B], masked [B, L]).")
     pm = _as_prompt_mask(prompt_mask, x0)
     A = (~pm).sum(1)
     if (A == 0).any(): raise ValueError('a sequence has no tokens to mask (its prompt covers the whole length)')
-    u = sample_t(x0.shape[0], low_discrepancy, generator, x0.device)
+    if u is None: u = sample_t(x0.shape[0], low_discrepancy, generator, x0.device)
+    u = torch.as_tensor(u, device=x0.device)
     m = torch.minimum((u * A).long(), A - 1) + 1                                  # uniform on 1..A
     rank = torch.rand(x0.shape, generator=generator, device=x0.device).masked_fill(pm, 2.0).argsort(1).argsort(1)
     masked = rank < m[:, None]                                                  # m random free positions
@@ -115,11 +120,11 @@ def masked_diffusion_loss(model: Callable, x0: torch.Tensor, mask_id: int, t=Non
                           generator: torch.Generator | None = None, low_discrepancy: bool = False, prompt_mask=None,
                           subs: bool = True, reduction: str = 'mean', estimator: str = 'time') -> torch.Tensor:
     ("Masked-diffusion loss: sum over masked tokens of -log p(x0^i|xt) times the estimator's weight, "
-     "/ B*L (nats per token).")
+     "/ B*L (nats per token); `t` sets the noise levels (times, or for 'count' the levels that set m).")
     if reduction not in ('mean', 'sequence', 'token'): raise ValueError("reduction must be 'mean', "
                                                                         f"'sequence' or 'token', not {reduction!r}")
     if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
-    if estimator == 'count': xt, w, masked = forward_mask_count(x0, mask_id, generator, low_discrepancy, prompt_mask)
+    if estimator == 'count': xt, w, masked = forward_mask_count(x0, mask_id, generator, low_discrepancy, prompt_mask, t)
     else:
         xt, p_mask, masked = forward_mask(x0, mask_id, t, min_mask_rate, generator, low_discrepancy, prompt_mask)
         w = 1 / p_mask
@@ -141,6 +146,62 @@ def sft_loss(model: Callable, x0: torch.Tensor, prompt, mask_id: int, t=None, mi
     per_seq = masked_diffusion_loss(model, x0, mask_id, t, min_mask_rate, generator, low_discrepancy, pm, subs,
                                     'sequence')
     return (per_seq / answer_len).mean()
+
+# %% ../nbs/06_masked.ipynb #b4bd4c5b
+class NoiseLevelSampler:
+    ("Noise levels u in [0, 1) from a learned piecewise-constant density q over `bins` equal bins, with weights "
+     "1/q(u): unbiased for any q; q tracks sqrt(E[X^2 | u]) of the values it is shown (see `update`).")
+    def __init__(self, bins: int = 32, decay: float = 0.99, floor: float = 0.1, warmup: int = 4):
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+            raise ValueError(f'bins must be a positive integer, got {bins!r}')
+        if not (0 <= decay < 1 and 0 < floor <= 1):
+            raise ValueError(f'decay must be in [0, 1) and floor in (0, 1], got decay={decay!r}, floor={floor!r}')
+        self.bins, self.decay, self.floor, self.warmup = bins, decay, floor, warmup
+        self.m2 = torch.zeros(bins, dtype=torch.float64)       # exponential average of X^2 per bin
+        self.seen = torch.zeros(bins, dtype=torch.long)        # values recorded per bin
+
+    def density(self) -> torch.Tensor:
+        "q on each bin, `[bins]`, mean 1 (a density on [0, 1)): uniform until every bin has `warmup` values."
+        if bool((self.seen < self.warmup).any()) or not bool((self.m2 > 0).all()):
+            return torch.ones(self.bins, dtype=torch.float64)
+        r = self.m2.sqrt()
+        return (1 - self.floor) * r / r.mean() + self.floor
+
+# %% ../nbs/06_masked.ipynb #01fafbf7
+@patch
+def draw(self: NoiseLevelSampler, shape, low_discrepancy: bool = False, generator=None, device=None):
+    "(levels u, weights 1/q(u)), both of `shape`: uniform draws (or the grid) pushed through the inverse CDF of q."
+    v = sample_t(shape, low_discrepancy, generator, device).double()
+    q = self.density().to(v.device)
+    cdf = torch.cat([q.new_zeros(1), q.cumsum(0) / self.bins])              # [bins + 1]; cdf[-1] = 1
+    k = (torch.searchsorted(cdf, v, right=True) - 1).clamp(0, self.bins - 1)
+    u = (k + (v - cdf[k]) * self.bins / q[k]) / self.bins                   # linear within bin k
+    return u.clamp(0, 1 - 1e-12).float(), (1 / q[k]).float()
+
+# %% ../nbs/06_masked.ipynb #bed51d74
+@patch
+def update(self: NoiseLevelSampler, u: torch.Tensor, x: torch.Tensor):
+    "Record the values x [n] of the estimator (before the 1/q weight) at levels u [n]: per bin, an average of x^2."
+    k = (u.detach().double().cpu().flatten() * self.bins).long().clamp(0, self.bins - 1)
+    x2 = x.detach().double().cpu().flatten() ** 2
+    n = torch.bincount(k, minlength=self.bins)
+    mean = torch.zeros(self.bins, dtype=torch.float64).index_add_(0, k, x2) / n.clamp(min=1)
+    new = (n > 0) & (self.seen == 0)
+    old = (n > 0) & (self.seen > 0)
+    self.m2 = torch.where(new, mean, torch.where(old, self.decay * self.m2 + (1 - self.decay) * mean, self.m2))
+    self.seen = self.seen + n
+
+@patch
+def state_dict(self: NoiseLevelSampler) -> dict:
+    "The sampler as plain JSON values (checkpoints keep it)."
+    return dict(bins=self.bins, decay=self.decay, floor=self.floor, warmup=self.warmup, m2=self.m2.tolist(),
+                seen=self.seen.tolist())
+
+@patch
+def load_state_dict(self: NoiseLevelSampler, d: dict):
+    "Restore what `state_dict` returned."
+    self.__init__(d['bins'], d['decay'], d['floor'], d['warmup'])
+    self.m2, self.seen = torch.tensor(d['m2'], dtype=torch.float64), torch.tensor(d['seen'], dtype=torch.long)
 
 # %% ../nbs/06_masked.ipynb #c0a530ee
 def exact_denoiser(seqs: torch.Tensor, probs: torch.Tensor, mask_id: int) -> Callable:

@@ -9,7 +9,7 @@ from fastcore.basics import patch
 import torch
 from .model import ModelConfig, model_device, KVCache
 from .constraints import Constraint, FixedTokens, sample_categorical
-from .masked import masked_diffusion_loss, sample_t, ESTIMATORS
+from .masked import masked_diffusion_loss, sample_t, ESTIMATORS, NoiseLevelSampler
 from .samplers import masked_sample, restrict_logp, SAMPLERS, ALIASES
 from .block import block_diffusion_loss, block_sample, check_block_size
 from .sedd import get_graph, get_noise, sedd_loss, sedd_sample, SEDD_SAMPLERS
@@ -39,6 +39,13 @@ class Method(ABC):
         "The method's sampler behind `sample`: (tokens, stats)."
         raise NotImplementedError(f'{type(self).__name__} does not sample')
     def tokens_read(self, length: int) -> int: return length
+    levels: NoiseLevelSampler | None = None   # importance sampling of the noise level (masked, block), if any
+    def state_dict(self) -> dict:
+        "What the method learns while training besides the weights (checkpoints keep it): the level sampler's state."
+        return {} if self.levels is None else {'levels': self.levels.state_dict()}
+    def load_state_dict(self, d: dict):
+        "Restore `state_dict` (a checkpoint without it leaves the method as it is)."
+        if self.levels is not None and d.get('levels'): self.levels.load_state_dict(d['levels'])
 
 # %% ../nbs/07_methods.ipynb #8a6ac10c
 @patch
@@ -110,17 +117,26 @@ class MaskedDiffusion(Method):
     name, samplers, default_sampler = 'masked', SAMPLERS, 'random'     # measured: see the prose above
     options = ('block_size', 'threshold', 'factor', 'remask', 'remask_rate', 'cache', 'order_temperature', 'subs',
                'cfg_scale', 'uncond_model_input')
-    def __init__(self, n_real: int, min_mask_rate: float = 1e-3, low_discrepancy: bool = True, estimator: str = 'time'):
+    def __init__(self, n_real: int, min_mask_rate: float = 1e-3, low_discrepancy: bool = True, estimator: str = 'time',
+                 importance: bool = False):
         if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
         self.n_real, self.mask_id, self.min_mask_rate = n_real, n_real, min_mask_rate
         self.low_discrepancy, self.estimator = low_discrepancy, estimator
+        self.levels = NoiseLevelSampler() if importance else None
 
     def model_config(self, **sizes) -> ModelConfig:
         return ModelConfig(vocab_size=self.n_real + 1, **{**sizes, 'cond_dim': 0})
 
     def loss(self, model, x0, generator=None):
-        return masked_diffusion_loss(model, x0, self.mask_id, min_mask_rate=self.min_mask_rate, generator=generator,
-                                     low_discrepancy=self.low_discrepancy, estimator=self.estimator)
+        if self.levels is None:
+            return masked_diffusion_loss(model, x0, self.mask_id, min_mask_rate=self.min_mask_rate,
+                                         generator=generator, low_discrepancy=self.low_discrepancy,
+                                         estimator=self.estimator)
+        u, w = self.levels.draw(x0.shape[0], self.low_discrepancy, generator, x0.device)   # importance sampling
+        x = masked_diffusion_loss(model, x0, self.mask_id, t=u, min_mask_rate=self.min_mask_rate, generator=generator,
+                                  reduction='sequence', estimator=self.estimator)
+        self.levels.update(u, x)
+        return (x * w).sum() / x0.numel()
 
     def sequence_nll(self, model, x0, generator=None):
         return masked_diffusion_loss(model, x0, self.mask_id, generator=generator, reduction='sequence',
@@ -133,7 +149,7 @@ class MaskedDiffusion(Method):
                              generator=generator, device=device, return_stats=True, **options)
 
     def __repr__(self): return (f'MaskedDiffusion(n_real={self.n_real}, mask_id={self.mask_id}, '
-                                f'estimator={self.estimator!r})')
+                                f'estimator={self.estimator!r}{", importance" if self.levels else ""})')
 
 # %% ../nbs/07_methods.ipynb #e6b3bcaa
 class SEDD(Method):
@@ -189,20 +205,28 @@ class BlockDiffusion(Method):
     name, samplers, default_sampler = 'block', SAMPLERS, 'entropy'     # measured: see the prose above
     options = ('threshold', 'factor', 'remask', 'remask_rate', 'order_temperature', 'cache')
     def __init__(self, n_real: int, block_size: int = 4, min_mask_rate: float = 1e-3, low_discrepancy: bool = True,
-                 estimator: str = 'time', clip: tuple | None = None):
+                 estimator: str = 'time', clip: tuple | None = None, importance: bool = False):
         if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
         if clip is not None and not 0 <= clip[0] < clip[1] <= 1:
             raise ValueError(f'clip must be (lo, hi) with 0 <= lo < hi <= 1, got {clip}')
         self.n_real, self.mask_id, self.block_size, self.min_mask_rate = n_real, n_real, block_size, min_mask_rate
         self.low_discrepancy, self.estimator, self.clip = low_discrepancy, estimator, clip
+        self.levels = NoiseLevelSampler() if importance else None
 
     def model_config(self, **sizes) -> ModelConfig:
         check_block_size(sizes.get('context_length', 256), self.block_size)
         return ModelConfig(vocab_size=self.n_real + 1, **{**sizes, 'cond_dim': 0})
 
     def loss(self, model, x0, generator=None):
-        return block_diffusion_loss(model, x0, self.mask_id, self.block_size, self.estimator, self.min_mask_rate,
-                                    self.clip, self.low_discrepancy, generator)
+        if self.levels is None:
+            return block_diffusion_loss(model, x0, self.mask_id, self.block_size, self.estimator, self.min_mask_rate,
+                                        self.clip, self.low_discrepancy, generator)
+        u, w = self.levels.draw(x0.shape[0] * (x0.shape[1] // self.block_size), self.low_discrepancy, generator,
+                                x0.device)                                    # one level per block, importance
+        x = block_diffusion_loss(model, x0, self.mask_id, self.block_size, self.estimator, self.min_mask_rate,
+                                 self.clip, self.low_discrepancy, generator, reduction='block', u=u)
+        self.levels.update(u, x)
+        return (x.flatten() * w).sum() / x0.numel()
 
     def sequence_nll(self, model, x0, generator=None):
         return block_diffusion_loss(model, x0, self.mask_id, self.block_size, 'count', generator=generator,
@@ -217,7 +241,7 @@ class BlockDiffusion(Method):
                             hook=hook, generator=generator, device=device, return_stats=True, **options)
 
     def __repr__(self): return (f'BlockDiffusion(n_real={self.n_real}, block_size={self.block_size}, '
-                                f'estimator={self.estimator!r})')
+                                f'estimator={self.estimator!r}{", importance" if self.levels else ""})')
 
 # %% ../nbs/07_methods.ipynb #318c5ada
 METHODS = ('ar', 'masked', 'sedd', 'block')
@@ -226,12 +250,13 @@ METHOD_ALIASES = {'llada': 'masked', 'mdlm': 'masked', 'bd3lm': 'block', 'autore
 def make_method(cfg, tok) -> Method:
     "The method of a `TrainConfig`-like object for tokenizer `tok`."
     name = METHOD_ALIASES.get(cfg.method, cfg.method)
-    est = getattr(cfg, 'estimator', 'time')
+    est, imp = getattr(cfg, 'estimator', 'time'), getattr(cfg, 'importance_sampling', False)
     if name == 'ar': return Autoregressive(tok.n_real, tok.bos_id)
-    if name == 'masked': return MaskedDiffusion(tok.n_real, estimator=est)
+    if name == 'masked': return MaskedDiffusion(tok.n_real, estimator=est, importance=imp)
     if name == 'sedd': return SEDD(tok.n_real, graph=cfg.graph, noise=cfg.noise,
                                    time_conditioned=getattr(cfg, 'cond_dim', 1) > 0)
     if name == 'block':
         clip = getattr(cfg, 'clip', None)
-        return BlockDiffusion(tok.n_real, block_size=cfg.block_size, estimator=est, clip=tuple(clip) if clip else None)
+        return BlockDiffusion(tok.n_real, block_size=cfg.block_size, estimator=est, clip=tuple(clip) if clip else None,
+                              importance=imp)
     raise ValueError(f'unknown method {cfg.method!r}: use one of {METHODS}')

@@ -31,6 +31,7 @@ class ModelConfig:
     mlp_ratio: int = 4
     bias: bool = False
     init: str = 'torch'                 # 'torch' (PyTorch's defaults, as SEDD's code) or 'gpt2' (normal, std 0.02)
+    gates: bool | None = None           # zero-initialised residual gates; None: when cond_dim > 0 (adaLN-Zero)
 
     def __post_init__(self):
         if self.init not in INITS: raise ValueError(f'ModelConfig.init={self.init!r}: choose one of {INITS}')
@@ -40,6 +41,8 @@ class ModelConfig:
                 raise ValueError(f'ModelConfig.{k} must be a positive integer, got {v!r}')
         if isinstance(self.cond_dim, bool) or not isinstance(self.cond_dim, int) or self.cond_dim < 0:
             raise ValueError(f'ModelConfig.cond_dim must be an integer >= 0 (0 = no time input), got {self.cond_dim!r}')
+        if self.gates not in (None, True, False):
+            raise ValueError(f'ModelConfig.gates must be True, False or None, got {self.gates!r}')
         if not 0 <= self.dropout < 1: raise ValueError(f'ModelConfig.dropout must be in [0, 1), got {self.dropout!r}')
         ok = [h for h in range(1, min(self.n_embd, 64) + 1) if self.n_embd % h == 0 and (self.n_embd // h) % 2 == 0]
         if self.n_embd % self.n_head:
@@ -53,6 +56,16 @@ class ModelConfig:
     @property
     def head_dim(self) -> int: return self.n_embd // self.n_head
 
+    @property
+    def gated(self) -> bool:
+        "Whether the residual branches have gates: `gates`, or when it is None, whether there is time input."
+        return self.cond_dim > 0 if self.gates is None else self.gates
+
+    @property
+    def modulated(self) -> bool:
+        "Whether the blocks modulate their LayerNorms (shift, scale): with time input, or with gates."
+        return self.cond_dim > 0 or self.gated
+
     def to_dict(self) -> dict:
         "A JSON-ready dictionary of the fields."
         return asdict(self)
@@ -65,7 +78,7 @@ class ModelConfig:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(d) - set(known))
         if unknown: raise ValueError(f'unknown ModelConfig field(s) {unknown}; the fields are {known}')
-        return cls(**d)
+        return cls(**d)             # no `gates` (configs before it): None, as those models were built
 
 INITS = ('torch', 'gpt2')
 RENAMED = {'block_size': 'context_length'}   # names of earlier versions, still read from old checkpoints
@@ -141,13 +154,13 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor: return self.c_proj(F.gelu(self.c_fc(x)))
 
 # %% ../nbs/03_model.ipynb #03f90574
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    "adaLN: x * (1 + scale) + shift."
-    return x * (1 + scale) + shift
+def modulate(x: torch.Tensor, shift: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor:
+    "adaLN: x * (1 + scale) + shift; `x` itself when the block has no modulation (None)."
+    return x if shift is None else x * (1 + scale) + shift
 
 # %% ../nbs/03_model.ipynb #0b17cf9d
 class Block(nn.Module):
-    "Pre-norm transformer block; adaLN-Zero modulation when `cfg.cond_dim > 0`."
+    "Pre-norm transformer block: adaLN(-Zero) modulation with time input, learned gates (`cfg.gates`) without."
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
@@ -155,19 +168,30 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
-        self.adaLN_modulation = nn.Linear(cfg.cond_dim, 6 * cfg.n_embd) if cfg.cond_dim else None
+        k = 6 if cfg.gated else 4                        # (shift, scale, gate) or (shift, scale) per sub-layer
+        self.adaLN_modulation = nn.Linear(cfg.cond_dim, k * cfg.n_embd) if cfg.cond_dim else None
+        self.modulation = nn.Parameter(torch.zeros(6, cfg.n_embd)) if cfg.gated and not cfg.cond_dim else None
 
     def forward(self, x, cos, sin, c=None, attn_mask=None, past=None):
         "(new residual stream, this block's (k, v))."
-        if self.adaLN_modulation is None:
-            a, kv = self.attn(self.ln_1(x), cos, sin, attn_mask, past)
-            x = x + self.drop(a)
-            return x + self.drop(self.mlp(self.ln_2(x))), kv
-        # 6 x [B, 1, C]
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c)[:, None].chunk(6, dim=-1)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.modulations(c)
         a, kv = self.attn(modulate(self.ln_1(x), shift_a, scale_a), cos, sin, attn_mask, past)
-        x = x + gate_a * self.drop(a)
-        return x + gate_m * self.drop(self.mlp(modulate(self.ln_2(x), shift_m, scale_m))), kv
+        a = self.drop(a)
+        x = x + (a if gate_a is None else gate_a * a)
+        m = self.drop(self.mlp(modulate(self.ln_2(x), shift_m, scale_m)))
+        return x + (m if gate_m is None else gate_m * m), kv
+
+# %% ../nbs/03_model.ipynb #41200ce6
+@patch
+def modulations(self: Block, c=None) -> tuple:
+    ("(shift, scale, gate) of the attention, then of the MLP, each `[B, 1, C]` (time input) or `[C]` (learned "
+     "gates), None where the block has none.")
+    if self.adaLN_modulation is not None:
+        m = self.adaLN_modulation(c)[:, None].chunk(self.adaLN_modulation.out_features // self.ln_1.normalized_shape[0],
+                                                    dim=-1)
+        return m if len(m) == 6 else (m[0], m[1], None, m[2], m[3], None)
+    if self.modulation is not None: return tuple(self.modulation.unbind(0))
+    return (None,) * 6
 
 # %% ../nbs/03_model.ipynb #e17c6f2d
 TIME_FREQ_DIM = 256  # F: number of sinusoidal features of the noise level
@@ -188,7 +212,8 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
 
     def forward(self, sigma_bar: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(sigma_bar, self.freq_dim))
+        "The features in the layers' dtype (a float64 model stays float64; autocast casts them itself)."
+        return self.mlp(timestep_embedding(sigma_bar, self.freq_dim).to(self.mlp[0].weight.dtype))
 
 # %% ../nbs/03_model.ipynb #fead7e39
 class DiffusionTransformer(nn.Module):
@@ -204,6 +229,7 @@ class DiffusionTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.adaLN_final = nn.Linear(cfg.cond_dim, 2 * cfg.n_embd) if cfg.cond_dim else None
+        self.final_modulation = nn.Parameter(torch.zeros(2, cfg.n_embd)) if cfg.gated and not cfg.cond_dim else None
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=cfg.bias)
         cos, sin = rotary_cos_sin(cfg.context_length, cfg.head_dim)
         self.register_buffer('rope_cos', cos, persistent=False)
@@ -223,6 +249,7 @@ class DiffusionTransformer(nn.Module):
             kvs.append(kv)
         x = self.ln_f(x)
         if c is not None: x = modulate(x, *self.adaLN_final(c)[:, None].chunk(2, dim=-1))
+        elif self.final_modulation is not None: x = modulate(x, *self.final_modulation)
         logits = self.lm_head(x)                                             # [B, L, V]
         if logits.dtype in (torch.float16, torch.bfloat16): logits = logits.float()   # float32 for the loss
         return (logits, KVCache(*zip(*kvs))) if return_kv else logits
@@ -230,7 +257,8 @@ class DiffusionTransformer(nn.Module):
 # %% ../nbs/03_model.ipynb #8cd7d1d5
 @patch
 def reset_parameters(self: DiffusionTransformer):
-    "Initialise as `cfg.init` says; adaLN layers (and the output projection, except GPT-2's unconditioned) at zero."
+    ("Initialise as `cfg.init` says; adaLN layers and learned gates (and the output projection, except GPT-2's "
+     "unconditioned) at zero.")
     gpt2 = self.cfg.init == 'gpt2'
     for m in self.modules():
         if isinstance(m, (nn.Linear, nn.LayerNorm)): m.reset_parameters()
@@ -250,6 +278,8 @@ def reset_parameters(self: DiffusionTransformer):
         if m is None: continue
         nn.init.zeros_(m.weight)
         if m.bias is not None: nn.init.zeros_(m.bias)
+    for p in [b.modulation for b in self.blocks] + [self.final_modulation]:
+        if p is not None: nn.init.zeros_(p)                                # learned gates, shifts and scales
 
 # %% ../nbs/03_model.ipynb #45a54777
 @patch

@@ -14,6 +14,12 @@ __all__ = ['PRECISIONS', 'OPTIMIZER_BYTES', 'CPU_PRESET', 'GPU_PRESET', 'GRID_N_
            'memory_table', 'max_batch_size', 'suggest_configs']
 
 # %% ../nbs/04_model_size.ipynb #8f04b0ea
+def _modulation_params(cfg: ModelConfig) -> int:
+    "adaLN layers (time input) or learned gate vectors (none): k vectors per block, shift and scale at the end."
+    d, n, c, k = cfg.n_embd, cfg.n_layer, cfg.cond_dim, 6 if cfg.gated else 4
+    if c: return n * k * (c * d + d) + 2 * c * d + 2 * d
+    return n * 6 * d + 2 * d if cfg.gated else 0
+
 def param_breakdown(cfg: ModelConfig) -> dict[str, int]:
     "Parameters of each part of `DiffusionTransformer(cfg)`, computed from the config."
     d, n, m, V, c, b = cfg.n_embd, cfg.n_layer, cfg.mlp_ratio, cfg.vocab_size, cfg.cond_dim, int(cfg.bias)
@@ -22,7 +28,7 @@ def param_breakdown(cfg: ModelConfig) -> dict[str, int]:
         'attention': n * (4 * d * d + 4 * b * d),
         'mlp': n * (2 * m * d * d + b * (m * d + d)),
         'norms': (2 * n + 1) * (1 + b) * d,
-        'adaln': n * (6 * c * d + 6 * d) + 2 * c * d + 2 * d if c else 0,
+        'adaln': _modulation_params(cfg),
         'time': TIME_FREQ_DIM * c + c + c * c + c if c else 0,
         'output': d * V + b * V,
     }
@@ -43,11 +49,12 @@ def activation_bytes(cfg: ModelConfig, batch_size: int, length: int | None = Non
     "Bytes that autograd saves in one training forward pass of `DiffusionTransformer(cfg)` (logits excluded)."
     r, a = _precision(precision)
     L = cfg.context_length if length is None else length
-    d, m, H, cond, BL = cfg.n_embd, cfg.mlp_ratio, cfg.n_head, bool(cfg.cond_dim), batch_size * L
+    d, m, H, mod, BL = cfg.n_embd, cfg.mlp_ratio, cfg.n_head, cfg.modulated, batch_size * L
     block = d * (2 * r + (8 + 2 * m) * a) + 2 * 2 * 4 + 4 * H         # per token
-    if cond: block += d * (2 * r + 2 * a)
+    if mod: block += d * 2 * r                                         # LayerNorm outputs, for the scales
+    if cfg.gated: block += d * 2 * a                                   # sub-layer outputs, for the gates
     if cfg.dropout > 0: block += 2 * d                                 # two bool masks
-    head = d * (r + a + (r if cond else 0)) + 2 * 4 + 8                # ln_f in (+ out), W_out in, ln stats, ids
+    head = d * (r + a + (r if mod else 0)) + 2 * 4 + 8                 # ln_f in (+ out), W_out in, ln stats, ids
     if cfg.dropout > 0: head += d                                      # embedding dropout mask
     return BL * (cfg.n_layer * block + head)
 

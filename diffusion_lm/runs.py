@@ -46,14 +46,16 @@ def truncate_jsonl(path, step: int):
 
 # %% ../nbs/08a_runs.ipynb #2b7534e2
 RUN_IDENTITY = ('method', 'graph', 'noise', 'block_size', 'dataset', 'context_length', 'n_layer', 'n_head', 'n_embd',
-                'cond_dim')
+                'cond_dim', 'gates')
 
 OLD_NAMES = {'sequence_length': 'context_length'}   # field names of earlier versions, in old run folders
 
 def _identity(cfg: dict) -> dict:
-    "The identity fields of a config dict (methods without a graph or blocks ignore those fields)."
+    ("The identity fields of a config dict (methods without a graph or blocks ignore those fields; a config without "
+     "`gates` has them exactly when it is time-conditioned SEDD, as runs from before the option did).")
     cfg = {OLD_NAMES.get(k, k): v for k, v in cfg.items()}
     d = {k: cfg.get(k) for k in RUN_IDENTITY}
+    if 'gates' not in cfg: d['gates'] = d['method'] == 'sedd' and bool(d['cond_dim'])   # runs from before the option
     if d['method'] != 'sedd': d['graph'] = d['noise'] = None
     if d['method'] != 'block': d['block_size'] = None
     if d['method'] not in ('sedd',): d['cond_dim'] = None

@@ -22,6 +22,7 @@ class TrainConfig:
     noise: str = 'loglinear'            # SEDD noise: 'loglinear' or 'geometric'
     block_size: int = 4                 # block diffusion: tokens per block (a divisor of context_length)
     estimator: str = 'time'             # masked and block diffusion: 'time' or 'count' (see 06_masked)
+    importance_sampling: bool = False   # masked and block diffusion: learned noise-level proposal (06_masked)
     clip: list | None = None            # block diffusion: training mask rates drawn from [lo, hi]
     dataset: str = 'shakespeare-char'   # shakespeare-char, wiki-bytes, palindromes, palindromes-mix, or a folder
     context_length: int = 256           # tokens per sequence (row data: its row width)
@@ -32,6 +33,7 @@ class TrainConfig:
     dropout: float = 0.0
     cond_dim: int = 128                 # SEDD time conditioning width (0: absorbing SEDD without time input)
     init: str = 'torch'                 # weight initialisation: 'torch' or 'gpt2' (see 03_model)
+    gates: bool = True                  # zero-initialised residual gates in every block (see 03_model)
     # optimisation
     batch_size: int = 32                # sequences per optimizer step and process, before accumulation
     grad_accum: int = 1

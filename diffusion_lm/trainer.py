@@ -31,8 +31,8 @@ from .checkpoint import list_checkpoints
 from .train_config import *
 
 # %% auto #0
-__all__ = ['Run', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'train', 'load_trained', 'ddp_gradient',
-           'main']
+__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'train', 'load_trained',
+           'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -47,12 +47,16 @@ class Run:
     max_steps: int
 
 # %% ../nbs/09_trainer.ipynb #e0066c88
+def model_config(cfg: TrainConfig, method, **changes) -> ModelConfig:
+    ("The `ModelConfig` of `cfg` for `method` (vocabulary, time input and causality from the method), with "
+     "`changes` to the sizes.")
+    sizes = dict(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, init=cfg.init, dropout=cfg.dropout,
+                 context_length=cfg.context_length, cond_dim=cfg.cond_dim, gates=cfg.gates)
+    return method.model_config(**{**sizes, **changes})
+
 def build_model(cfg: TrainConfig, method) -> DiffusionTransformer:
-    "The transformer for `cfg` and `method` (vocabulary, time conditioning and causality from the method)."
-    return DiffusionTransformer(method.model_config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                                                    init=cfg.init,
-                                                    dropout=cfg.dropout, context_length=cfg.context_length,
-                                                    cond_dim=cfg.cond_dim))
+    "The transformer for `cfg` and `method`."
+    return DiffusionTransformer(model_config(cfg, method))
 
 # %% ../nbs/09_trainer.ipynb #81919bcd
 def _check_fits_data(cfg, meta, length):
@@ -65,8 +69,7 @@ def _check_fits_data(cfg, meta, length):
 # %% ../nbs/09_trainer.ipynb #b9c0c00f
 def check_memory(cfg: TrainConfig, method, device, world: int = 1):
     "A UserError if a training step's estimated memory exceeds what the device has free."
-    mc = method.model_config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
-                             context_length=cfg.context_length, cond_dim=cfg.cond_dim)
+    mc = model_config(cfg, method)
     prec = 'bf16' if cfg.precision == 'bf16' or (cfg.precision == 'auto' and device.type == 'cuda') else 'fp32'
     need = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length), precision=prec,
                            ema=cfg.ema_decay > 0).total
@@ -100,8 +103,8 @@ def _dry_run_sampling(cfg: TrainConfig, method):
     if not cfg.n_samples: return
     L, b = cfg.context_length, (cfg.sample_options or {}).get('block_size') or getattr(method, 'block_size', None) or 1
     while L > 1024 and L % 2 == 0 and isinstance(b, int) and b > 0 and (L // 2) % b == 0: L //= 2
-    tiny = DiffusionTransformer(method.model_config(n_layer=1, n_head=1, n_embd=8, dropout=0.0,
-                                                    context_length=L, cond_dim=min(cfg.cond_dim, 8)))
+    tiny = DiffusionTransformer(model_config(cfg, method, n_layer=1, n_head=1, n_embd=8, dropout=0.0,
+                                             context_length=L, cond_dim=min(cfg.cond_dim, 8)))
     try: _draw(cfg, method, tiny, 1, L, torch.device('cpu'), torch.Generator().manual_seed(0))
     except (ValueError, TypeError) as e:
         raise UserError(f'the sampling settings fail before training starts: {one_line(e)}; fix TrainConfig.sampler, '
@@ -180,7 +183,8 @@ def _checkpoint(run: Run, out: Path, step, model, optimizer, scheduler, ema, loa
         config = run.cfg.to_dict() | {'model': model.cfg.to_dict(), 'tokenizer_meta': run.meta['tokenizer'],
                                       'data_path': str(run.data_path)}
         save_checkpoint(out, step, model, optimizer=optimizer, scheduler=scheduler, ema=ema, config=config,
-                        extra={'loader': loader.state_dict(), 'world_size': dinfo.world_size},
+                        extra={'loader': loader.state_dict(), 'world_size': dinfo.world_size,
+                               'method': run.method.state_dict()},
                         keep_last=run.cfg.keep_last)
     if dinfo.world_size > 1: dist.barrier()
 
@@ -221,6 +225,7 @@ def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, 
                            map_location=str(device))
     ld = info['extra'].get('loader', {})
     loader.load_state_dict(ld if 'batches_drawn' in ld else {'batches_drawn': info['step'] * cfg.grad_accum})
+    run.method.load_state_dict(info['extra'].get('method', {}))        # e.g. the noise-level sampler
     return info['step']
 
 # %% ../nbs/09_trainer.ipynb #98e50735
@@ -335,9 +340,11 @@ def load_trained(path, which: str = 'ema', device='cpu'):
         raise UserError(f'{path} has no run configuration (config.json with a model section); '
                         'it was not written by train()')
     tok = tokenizer_from_dict(d['tokenizer_meta'])
-    cfg = TrainConfig.from_dict({k: v for k, v in d.items() if k not in ('model', 'tokenizer_meta', 'data_path')})
+    mcfg = ModelConfig.from_dict(d['model'])
+    cfg = TrainConfig.from_dict({'gates': mcfg.gated,                # runs from before the option: as they were built
+                                 **{k: v for k, v in d.items() if k not in ('model', 'tokenizer_meta', 'data_path')}})
     method = make_method(cfg, tok)
-    model = DiffusionTransformer(ModelConfig.from_dict(d['model']))
+    model = DiffusionTransformer(mcfg)
     model.load_state_dict(load_weights(path, which=which))
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), method, tok, cfg
 

@@ -202,3 +202,25 @@ def test_console_script_exits_zero_and_prints_the_summary(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary['step'] == 2 and summary['finished'] and 'val_bits' in summary['last']
+
+
+@pytest.mark.parametrize('name', ['masked', 'sedd'])
+def test_runs_from_before_gates_load_unchanged(name, tmp_path):
+    "Checkpoints written before residual gates existed (commit fbfbccc) load as they were trained, same logits."
+    from diffusion_lm.trainer import load_trained, TrainConfig
+    from diffusion_lm.runs import check_same_run
+    from diffusion_lm.runtime import UserError
+    run = ROOT / 'tests' / 'fixtures' / 'runs_before_gates' / name
+    ref = json.loads((run / 'reference_logits.json').read_text())
+    model, method, tok, cfg = load_trained(run, which='model')
+    x = torch.tensor(ref['input'])
+    with torch.no_grad(): logits = model(x) if name == 'masked' else model(x, torch.tensor([ref['sigma']]))
+    assert torch.equal(logits.double(), torch.tensor(ref['logits'], dtype=torch.float64))
+    gated = name == 'sedd'                       # adaLN-Zero then as now; no gates without time input
+    assert (model.cfg.gated, cfg.gates) == (gated, gated)
+    assert 'gates' not in json.loads((run / 'config.json').read_text())
+    old = json.loads((run / 'config.json').read_text())
+    check_same_run(run, {**old, 'gates': gated})                # resuming it as it was: accepted
+    if not gated:                                               # with today's default: refused, naming the field
+        with pytest.raises(UserError, match='gates: False there, True here'):
+            check_same_run(run, TrainConfig.from_dict(old).to_dict())
