@@ -1,126 +1,269 @@
 """The training recipe, found by measurement: every lever tried at the nanoGPT CPU budget (4 layers, 128 wide, context
 64, batch 12, 2000 steps), each variant trained with the library's `train` and measured on every validation window,
-with its ratio to the autoregressive baseline of the same seed (paired, same windows) and its standard error.
+with its ratio to the best autoregressive recipe of the same seed (paired, same windows) and its standard error.
 
-    python bench/ablations.py                          # every variant, seeds 0 and 1
-    python bench/ablations.py --only masked-torch masked-gpt2 --seeds 0
+    python bench/ablations.py                          # every variant, seed 0 (--jobs 2: two at a time, 1 thread each)
+    python bench/ablations.py --only masked-gates ar-gates --seeds 0 1 2
+    python bench/ablations.py --table                  # rebuild the table from the stored runs, train nothing
     python bench/ablations.py --quick                  # tiny, seconds
 
-A finished run is reused (its folder under runs/bench/ablations/), so an interrupted sweep continues where it stopped.
+Each finished (variant, seed) is stored on its own in `results/ablations/<variant>-s<seed>.json.gz`: its config,
+learning curve, speed and the bits/char of every validation window for every Monte-Carlo draw, so the table (and any
+other figure) can be recomputed from the files. A stored run is not trained again; a run interrupted while training
+resumes from its checkpoint under runs/bench/ablations/.
 """
 from __future__ import annotations
-import argparse, dataclasses, json, math, sys
+import argparse, gzip, json, math, os, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
-from diffusion_lm.trainer import TrainConfig
 
-NANOGPT_CPU = dict(dataset='shakespeare-char', context_length=64, n_layer=4, n_head=4, n_embd=128, batch_size=12, max_steps=2000,
-                   lr=1e-3, min_lr=1e-4, warmup_steps=100, beta2=0.99, weight_decay=0.1, grad_clip=1.0, dropout=0.0, ema_decay=0.0,
-                   eval_interval=250, eval_batches=22, log_interval=50, checkpoint_interval=2000, keep_last=1, cond_dim=128)
+# The bare recipe: PyTorch initialisation, no gates, no EMA. Every variant names the levers it changes.
+NANOGPT_CPU = dict(dataset='shakespeare-char', context_length=64, n_layer=4, n_head=4, n_embd=128, batch_size=12,
+                   max_steps=2000, lr=1e-3, min_lr=1e-4, warmup_steps=100, beta2=0.99, weight_decay=0.1, grad_clip=1.0,
+                   dropout=0.0, ema_decay=0.0, eval_interval=250, eval_batches=22, log_interval=50,
+                   checkpoint_interval=2000, keep_last=1, cond_dim=128, init='torch', gates=False)
 QUICK = dict(NANOGPT_CPU, n_layer=1, n_head=2, n_embd=32, context_length=16, batch_size=4, max_steps=20, warmup_steps=5,
              eval_interval=10, eval_batches=2, log_interval=5, checkpoint_interval=20, cond_dim=32)
 
-# name: (overrides, what the lever is)
+AR, MASKED, SEDD_ABS, SEDD_UNI = dict(method='ar'), dict(method='masked'), dict(method='sedd', graph='absorbing'), \
+    dict(method='sedd', graph='uniform')
+G, COUNT, RADD = dict(gates=True), dict(estimator='count'), dict(cond_dim=0)
+LR = lambda lr: dict(lr=lr, min_lr=lr / 10)                                          # noqa: E731
+BLOCK = lambda b, **o: dict(method='block', block_size=b, **o)                        # noqa: E731
+
+# name: (overrides of NANOGPT_CPU, what the lever is). Time-conditioned SEDD has adaLN-Zero gates (gates=True) unless
+# a row says otherwise, as the official code does; '-gates' rows add the zero-initialised gates to models without time.
 VARIANTS = {
-    'ar-gpt2': (dict(method='ar', init='gpt2'), 'AR baseline, GPT-2 initialisation (the earlier default)'),
-    'ar-torch': (dict(method='ar', init='torch'), 'AR baseline, PyTorch initialisation'),
-    'masked-gpt2': (dict(method='masked', init='gpt2'), 'masked diffusion as before: GPT-2 init, time estimator'),
-    'masked-torch': (dict(method='masked', init='torch'), 'PyTorch initialisation'),
-    'masked-torch-count': (dict(method='masked', init='torch', estimator='count'), '+ count estimator'),
-    'masked-torch-lr2e-3': (dict(method='masked', init='torch', lr=2e-3, min_lr=2e-4), '+ lr 2e-3'),
-    'masked-torch-count-lr2e-3': (dict(method='masked', init='torch', estimator='count', lr=2e-3, min_lr=2e-4), 'count + lr 2e-3'),
-    'masked-torch-count-lr3e-3': (dict(method='masked', init='torch', estimator='count', lr=3e-3, min_lr=3e-4), 'count + lr 3e-3'),
-    'masked-torch-count-ema': (dict(method='masked', init='torch', estimator='count', ema_decay=0.995), 'count + EMA 0.995'),
-    'masked-torch-count-b24': (dict(method='masked', init='torch', estimator='count', batch_size=24, max_steps=1000, warmup_steps=50),
+    'ar-gpt2': (dict(AR, init='gpt2'), 'AR, GPT-2 initialisation'),
+    'ar-torch': (AR, 'AR, PyTorch initialisation (the earlier baseline)'),
+    'ar-gates': (dict(AR, **G), 'AR + residual gates'),
+    'ar-gates-lr5e-4': (dict(AR, **G, **LR(5e-4)), 'AR + gates, lr 5e-4'),
+    'ar-gates-lr2e-3': (dict(AR, **G, **LR(2e-3)), 'AR + gates, lr 2e-3'),
+    'ar-gates-lr3e-3': (dict(AR, **G, **LR(3e-3)), 'AR + gates, lr 3e-3'),
+    'ar-gates-lr5e-3': (dict(AR, **G, **LR(5e-3)), 'AR + gates, lr 5e-3'),
+
+    'masked-gpt2': (dict(MASKED, init='gpt2'), 'GPT-2 init, time estimator (the earlier recipe)'),
+    'masked-torch': (MASKED, 'PyTorch initialisation, time estimator'),
+    'masked-torch-count': (dict(MASKED, **COUNT), '+ count estimator'),
+    'masked-torch-lr2e-3': (dict(MASKED, **LR(2e-3)), '+ lr 2e-3'),
+    'masked-torch-count-lr2e-3': (dict(MASKED, **COUNT, **LR(2e-3)), 'count + lr 2e-3'),
+    'masked-torch-count-lr3e-3': (dict(MASKED, **COUNT, **LR(3e-3)), 'count + lr 3e-3'),
+    'masked-torch-count-ema': (dict(MASKED, **COUNT, ema_decay=0.995), 'count + EMA 0.995'),
+    'masked-torch-count-b24': (dict(MASKED, **COUNT, batch_size=24, max_steps=1000, warmup_steps=50),
                                'count, batch 24 for 1000 steps (same tokens)'),
-    'sedd-abs-gpt2': (dict(method='sedd', graph='absorbing', init='gpt2'), 'SEDD absorbing as before (time-conditioned, GPT-2 init)'),
-    'sedd-abs-torch': (dict(method='sedd', graph='absorbing', init='torch'), 'PyTorch initialisation'),
-    'sedd-abs-radd': (dict(method='sedd', graph='absorbing', init='torch', cond_dim=0), 'no time input (RADD), PyTorch init'),
-    'sedd-abs-radd-lr2e-3': (dict(method='sedd', graph='absorbing', init='torch', cond_dim=0, lr=2e-3, min_lr=2e-4), 'RADD + lr 2e-3'),
-    'sedd-uni-gpt2': (dict(method='sedd', graph='uniform', init='gpt2'), 'SEDD uniform as before (GPT-2 init)'),
-    'sedd-uni-torch': (dict(method='sedd', graph='uniform', init='torch'), 'PyTorch initialisation'),
-    'sedd-uni-torch-geo': (dict(method='sedd', graph='uniform', noise='geometric', init='torch'), 'geometric noise'),
-    'block1-count': (dict(method='block', block_size=1, init='torch', estimator='count'), 'block 1, count estimator (= AR loss)'),
-    'block4-time': (dict(method='block', block_size=4, init='torch'), 'block 4, time estimator'),
-    'block4-count': (dict(method='block', block_size=4, init='torch', estimator='count'), 'block 4, count estimator'),
-    'block4-count-clip': (dict(method='block', block_size=4, init='torch', estimator='count', clip=[0.3, 0.8]), 'block 4, count, clipped rates [0.3, 0.8]'),
-    'block4-time-clip': (dict(method='block', block_size=4, init='torch', clip=[0.3, 0.8]), 'block 4, time, clipped [0.3, 0.8]'),
-    'block4-count-lr2e-3': (dict(method='block', block_size=4, init='torch', estimator='count', lr=2e-3, min_lr=2e-4), 'block 4, count, lr 2e-3'),
-    'block2-count': (dict(method='block', block_size=2, init='torch', estimator='count'), 'block 2, count'),
-    'block8-count': (dict(method='block', block_size=8, init='torch', estimator='count'), 'block 8, count'),
-    'block16-count': (dict(method='block', block_size=16, init='torch', estimator='count'), 'block 16, count'),
+    'masked-gates': (dict(MASKED, **G), '+ residual gates'),
+    'masked-gpt2-gates': (dict(MASKED, **G, init='gpt2'), 'GPT-2 init + gates'),
+    'masked-gates-count': (dict(MASKED, **G, **COUNT), 'gates + count estimator'),
+    'masked-gates-lr5e-4': (dict(MASKED, **G, **LR(5e-4)), 'gates, lr 5e-4'),
+    'masked-gates-lr2e-3': (dict(MASKED, **G, **LR(2e-3)), 'gates, lr 2e-3'),
+    'masked-gates-lr3e-3': (dict(MASKED, **G, **LR(3e-3)), 'gates, lr 3e-3'),
+    'masked-gates-lr5e-3': (dict(MASKED, **G, **LR(5e-3)), 'gates, lr 5e-3'),
+    'masked-gates-ema': (dict(MASKED, **G, ema_decay=0.995), 'gates + EMA 0.995'),
+
+    'sedd-abs-gpt2': (dict(SEDD_ABS, **G, init='gpt2'), 'time-conditioned (adaLN-Zero), GPT-2 init'),
+    'sedd-abs-torch': (dict(SEDD_ABS, **G), 'time-conditioned (adaLN-Zero), PyTorch init: the official model'),
+    'sedd-abs-nogates': (dict(SEDD_ABS), 'time-conditioned adaLN without its gates'),
+    'sedd-abs-torch-lr2e-3': (dict(SEDD_ABS, **G, **LR(2e-3)), 'adaLN-Zero, lr 2e-3'),
+    'sedd-abs-torch-lr5e-4': (dict(SEDD_ABS, **G, **LR(5e-4)), 'adaLN-Zero, lr 5e-4'),
+    'sedd-abs-torch-lr3e-3': (dict(SEDD_ABS, **G, **LR(3e-3)), 'adaLN-Zero, lr 3e-3'),
+    'sedd-abs-torch-lr5e-3': (dict(SEDD_ABS, **G, **LR(5e-3)), 'adaLN-Zero, lr 5e-3'),
+    'sedd-abs-radd': (dict(SEDD_ABS, **RADD), 'no time input (RADD)'),
+    'sedd-abs-radd-lr2e-3': (dict(SEDD_ABS, **RADD, **LR(2e-3)), 'RADD + lr 2e-3'),
+    'sedd-abs-radd-gates': (dict(SEDD_ABS, **RADD, **G), 'RADD + residual gates'),
+    'sedd-abs-radd-gates-lr2e-3': (dict(SEDD_ABS, **RADD, **G, **LR(2e-3)), 'RADD + gates, lr 2e-3'),
+    'sedd-abs-radd-gates-lr3e-3': (dict(SEDD_ABS, **RADD, **G, **LR(3e-3)), 'RADD + gates, lr 3e-3'),
+
+    'sedd-uni-gpt2': (dict(SEDD_UNI, **G, init='gpt2'), 'time-conditioned (adaLN-Zero), GPT-2 init'),
+    'sedd-uni-torch': (dict(SEDD_UNI, **G), 'time-conditioned (adaLN-Zero), PyTorch init: the official model'),
+    'sedd-uni-nogates': (dict(SEDD_UNI), 'time-conditioned adaLN without its gates'),
+    'sedd-uni-torch-geo': (dict(SEDD_UNI, **G, noise='geometric'), 'adaLN-Zero, geometric noise'),
+    'sedd-uni-torch-lr2e-3': (dict(SEDD_UNI, **G, **LR(2e-3)), 'adaLN-Zero, lr 2e-3'),
+    'sedd-uni-torch-lr5e-4': (dict(SEDD_UNI, **G, **LR(5e-4)), 'adaLN-Zero, lr 5e-4'),
+    'sedd-uni-torch-lr3e-3': (dict(SEDD_UNI, **G, **LR(3e-3)), 'adaLN-Zero, lr 3e-3'),
+    'sedd-uni-torch-lr5e-3': (dict(SEDD_UNI, **G, **LR(5e-3)), 'adaLN-Zero, lr 5e-3'),
+
+    'block1-count': (BLOCK(1, **COUNT), 'block 1, count estimator (= the AR loss)'),
+    'block2-count': (BLOCK(2, **COUNT), 'block 2, count'),
+    'block4-time': (BLOCK(4), 'block 4, time estimator'),
+    'block4-count': (BLOCK(4, **COUNT), 'block 4, count estimator'),
+    'block4-count-clip': (BLOCK(4, **COUNT, clip=[0.3, 0.8]), 'block 4, count, clipped rates [0.3, 0.8]'),
+    'block4-time-clip': (BLOCK(4, clip=[0.3, 0.8]), 'block 4, time, clipped [0.3, 0.8]'),
+    'block4-count-lr2e-3': (BLOCK(4, **COUNT, **LR(2e-3)), 'block 4, count, lr 2e-3'),
+    'block8-count': (BLOCK(8, **COUNT), 'block 8, count'),
+    'block16-count': (BLOCK(16, **COUNT), 'block 16, count'),
+    'block1-gates': (BLOCK(1, **COUNT, **G), 'block 1, count + gates'),
+    'block2-gates': (BLOCK(2, **COUNT, **G), 'block 2, count + gates'),
+    'block4-gates': (BLOCK(4, **COUNT, **G), 'block 4, count + gates'),
+    'block8-gates': (BLOCK(8, **COUNT, **G), 'block 8, count + gates'),
+    'block16-gates': (BLOCK(16, **COUNT, **G), 'block 16, count + gates'),
+    'block4-gates-time': (BLOCK(4, **G), 'block 4, time estimator + gates'),
+    'block4-gates-clip': (BLOCK(4, **COUNT, **G, clip=[0.3, 0.8]), 'block 4, count + gates, clipped [0.3, 0.8]'),
+    'block4-gates-lr5e-4': (BLOCK(4, **COUNT, **G, **LR(5e-4)), 'block 4, count + gates, lr 5e-4'),
+    'block4-gates-lr2e-3': (BLOCK(4, **COUNT, **G, **LR(2e-3)), 'block 4, count + gates, lr 2e-3'),
+    'block4-gates-lr3e-3': (BLOCK(4, **COUNT, **G, **LR(3e-3)), 'block 4, count + gates, lr 3e-3'),
+    'block4-gates-lr5e-3': (BLOCK(4, **COUNT, **G, **LR(5e-3)), 'block 4, count + gates, lr 5e-3'),
 }
+GROUPS = ('ar', 'masked', 'sedd-absorbing', 'sedd-uniform', 'block')
 
 
-def ar_reference(seed: int, base: dict, runs: Path, device, draws: int, windows) -> dict:
-    "The AR baseline of this seed (PyTorch init), the reference every ratio and paired gap divides by."
-    cfg = TrainConfig.from_dict({**base, 'method': 'ar', 'init': 'torch', 'seed': seed, 'out_dir': str(runs / f'ar-torch-s{seed}')})
-    return bl.train_and_measure('ar-torch', cfg, device, draws, windows)
+def group(over: dict) -> str:
+    "The method a variant belongs to, as the table groups them."
+    m = over.get('method')
+    return f"sedd-{over['graph']}" if m == 'sedd' else m
 
 
-def markdown(res: dict) -> str:
+def run_path(results: Path, name: str, seed: int) -> Path: return results / f'{name}-s{seed}.json.gz'
+
+
+def load_run(path: Path) -> dict:
+    with gzip.open(path, 'rt', encoding='utf-8') as f: return json.load(f)
+
+
+def save_run(path: Path, rec: dict):
+    "Write a run's record atomically (a temporary file, then rename): a killed sweep never leaves half a file."
+    tmp = path.with_name(path.name + f'.{os.getpid()}.tmp')
+    with gzip.open(tmp, 'wt', encoding='utf-8') as f: json.dump(rec, f, default=bl._jsonable)
+    os.replace(tmp, path)
+
+
+def run_one(name: str, seed: int, base: dict, runs: Path, results: Path, device, draws: int, windows, machine: dict) -> dict:
+    "Train (or resume) one variant for one seed, measure it on every validation window and store the record."
+    from diffusion_lm.trainer import TrainConfig
+    over, what = VARIANTS[name]
+    cfg = TrainConfig.from_dict({**base, **over, 'seed': seed, 'out_dir': str(runs / f'{name}-s{seed}')})
+    m = bl.train_and_measure(name, cfg, device, draws, windows)
+    rec = {'name': name, 'what': what, 'overrides': over, 'seed': seed, 'group': group(over), 'config': m['config'],
+           'params': m['params'], 'final': m['final'], 'curve': m['curve'], 'tokens_per_s_median': m['tokens_per_s_median'],
+           'wall_seconds': m['wall_seconds'], 'machine': machine,
+           'draw_bits': [[round(float(v), 5) for v in row] for row in m['draw_bits']]}
+    save_run(run_path(results, name, seed), rec)
+    print(f"{name} seed {seed}: {m['final']['bits']:.4f} bits/char", flush=True)
+    return rec
+
+
+# ---------------------------------------------------------------- the table, from the stored runs only
+def window_means(rec: dict) -> list[float]:
+    "Bits/char of each validation window, the mean over the record's draws."
+    d = rec['draw_bits']
+    return [sum(col) / len(col) for col in zip(*d)]
+
+
+def best_ar(recs: dict, seed: int) -> dict | None:
+    "The best AR recipe of `seed` among the stored runs (lowest exact NLL): the reference of every ratio."
+    ars = [r for (n, s), r in recs.items() if s == seed and r['group'] == 'ar']
+    return min(ars, key=lambda r: r['final']['bits']) if ars else None
+
+
+def paired_gap(rec: dict, ref: dict) -> tuple[float, float]:
+    "Mean and standard error over windows of the per-window difference to the reference (same windows)."
+    a, b = window_means(rec), window_means(ref)
+    if len(a) != len(b): raise ValueError(f"{rec['name']} and {ref['name']} were measured on different windows")
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / len(d)
+    return mean, (sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d)) ** 0.5
+
+
+def _mean_se(xs: list[float]) -> tuple[float, float | None]:
+    m = sum(xs) / len(xs)
+    return m, ((sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 / len(xs) ** 0.5 if len(xs) > 1 else None)
+
+
+def table_rows(recs: dict) -> list[dict]:
+    "One row per variant: the mean over its seeds of the bits, of the ratio and of the paired gap to the best AR."
     rows = []
-    for name, r in res['variants'].items():
-        per_seed = [s['final'] for s in r['seeds']]
-        bits = [f['bits'] for f in per_seed]
-        ratios = [s['final']['bits'] / s['ar_bits'] for s in r['seeds']]
-        mean = sum(bits) / len(bits)
-        se_seeds = (sum((b - mean) ** 2 for b in bits) / (len(bits) - 1)) ** 0.5 / len(bits) ** 0.5 if len(bits) > 1 else None
-        se_win = (sum(f['se'] ** 2 for f in per_seed) ** 0.5) / len(per_seed)
-        gap = [f.get('gap_bits') for f in per_seed]
-        rows.append([name, r['what'], f'{mean:.3f}', bl.fmt(se_win), bl.fmt(se_seeds), f'{sum(ratios) / len(ratios):.3f}',
-                     '—' if gap[0] is None else f"{sum(gap) / len(gap):+.3f}", len(bits),
-                     bl.fmt(r['seeds'][0]['tokens_per_s_median'] / r['seeds'][0]['ar_tokens_per_s'], 2)])
-    head = ['variant', 'lever', 'val bits/char', 's.e. (windows)', 's.e. (seeds)', 'ratio to AR', 'gap to AR (paired)',
-            'seeds', 'train speed vs AR']
-    c = res['base']
-    return ('### Ablations at the nanoGPT CPU budget\n\n' + bl.md_table(head, rows) +
-            f"\n\n{c['n_layer']} layers x {c['n_embd']}, context {c['context_length']}, batch {c['batch_size']}, {c['max_steps']} "
-            f"steps for every variant unless it says otherwise (same tokens), lr {c['lr']} -> {c['min_lr']} cosine unless it "
-            f"says otherwise, no EMA unless it says so. Each row: the mean over seeds of the bound (exact NLL for AR) on all "
-            f"validation windows, {res['draws']} Monte-Carlo draws per window for the diffusion bounds; s.e. over windows and "
-            f"over seeds; the ratio and the paired gap are to the AR baseline (PyTorch init) of the same seed. Train speed: "
-            f"median tokens/s of the variant over that of AR, in the same sweep (noisy on shared cores).")
+    for name, (over, what) in VARIANTS.items():
+        seeds = sorted(s for (n, s) in recs if n == name)
+        if not seeds: continue
+        rs = [recs[name, s] for s in seeds]
+        refs = [best_ar(recs, s) for s in seeds]
+        bits = [r['final']['bits'] for r in rs]
+        gaps = [paired_gap(r, ref) for r, ref in zip(rs, refs)]
+        speed = [r['tokens_per_s_median'] / ref['tokens_per_s_median'] for r, ref in zip(rs, refs)
+                 if r['tokens_per_s_median'] and ref['tokens_per_s_median']]
+        rows.append({'variant': name, 'group': group(over), 'what': what, 'seeds': seeds, 'bits': _mean_se(bits),
+                     'se_windows': sum(r['final']['se'] ** 2 for r in rs) ** 0.5 / len(rs),
+                     'ratio': _mean_se([b / ref['final']['bits'] for b, ref in zip(bits, refs)]),
+                     'gap': (sum(g for g, _ in gaps) / len(gaps), sum(e ** 2 for _, e in gaps) ** 0.5 / len(gaps)),
+                     'reference': sorted({ref['name'] for ref in refs}),
+                     'speed': sum(speed) / len(speed) if speed else None, 'params': rs[0]['params']})
+    order = {g: i for i, g in enumerate(GROUPS)}
+    return sorted(rows, key=lambda r: (order.get(r['group'], 99), r['bits'][0]))
+
+
+def markdown(rows: list[dict], base: dict, draws: int) -> str:
+    head = ['method', 'variant', 'lever', 'val bits/char', 's.e. (windows)', 's.e. (seeds)', 'ratio to best AR',
+            'paired gap to best AR', 'seeds', 'train speed vs AR', 'params']
+    body = []
+    for r in rows:
+        gap = '—' if r['group'] == 'ar' and r['gap'][0] == 0 else f"{r['gap'][0]:+.3f} ± {r['gap'][1]:.3f}"
+        body.append([r['group'], f"`{r['variant']}`", r['what'], f"{r['bits'][0]:.3f}", bl.fmt(r['se_windows']),
+                     bl.fmt(r['bits'][1]), f"{r['ratio'][0]:.3f}", gap, ' '.join(map(str, r['seeds'])),
+                     bl.fmt(r['speed'], 2), f"{r['params'] / 1e6:.2f} M"])
+    refs = sorted({n for r in rows for n in r['reference']})
+    c = base
+    return ('### Ablations at the nanoGPT CPU budget\n\n' + bl.md_table(head, body) +
+            f"\n\n{c['n_layer']} layers x {c['n_embd']}, context {c['context_length']}, batch {c['batch_size']}, "
+            f"{c['max_steps']} steps for every variant unless it says otherwise (same tokens), lr {c['lr']} -> "
+            f"{c['min_lr']} cosine unless it says otherwise, no EMA unless it says so, no residual gates unless it says "
+            f"so (time-conditioned SEDD has its adaLN-Zero gates unless it says otherwise). Sorted by method, best first. "
+            f"Each row: the mean over its seeds of the bound (exact NLL for AR) on all validation windows, {draws} "
+            f"Monte-Carlo draws per window for the diffusion bounds; s.e. over windows and over seeds. The ratio and the "
+            f"paired gap (per-window differences, mean ± s.e.) are to the best AR recipe of the same seed among the "
+            f"stored runs ({', '.join(f'`{n}`' for n in refs)}). Train speed: median tokens/s over that of the "
+            f"reference AR run, measured in different processes (noisy on shared cores). Every figure is recomputed "
+            f"from `results/ablations/<variant>-s<seed>.json.gz` (`python bench/ablations.py --table`).")
+
+
+def read_runs(results: Path) -> dict:
+    return {(r['name'], r['seed']): r for r in map(load_run, sorted(results.glob('*-s*.json.gz'))) if r['name'] in VARIANTS}
+
+
+def write_table(args, device, base, draws, results: Path):
+    recs = read_runs(results)
+    res = bl.new_result('ablations', args, device)
+    rows = table_rows(recs)
+    res.update(base=base, draws=draws, rows=rows, runs=sorted(f'{n}-s{s}' for n, s in recs))
+    return bl.save_result(res, markdown(rows, base, draws), bl.out_dir(args), f"ablations__{bl.slug(bl.machine_kind(device))}")
 
 
 def main(argv=None):
     ap = bl.common_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
     ap.add_argument('--only', nargs='*', default=None, help='variant names (default: all)')
-    ap.add_argument('--seeds', nargs='*', type=int, default=[0, 1])
+    ap.add_argument('--seeds', nargs='*', type=int, default=[0])
     ap.add_argument('--draws', type=int, default=None)
     ap.add_argument('--windows', type=int, default=None, help='validation windows for the final figure (default all)')
+    ap.add_argument('--jobs', type=int, default=1, help='runs at a time, each in its own process with --threads threads')
+    ap.add_argument('--table', action='store_true', help='only rebuild the table from the stored runs')
+    ap.add_argument('--no-table', action='store_true', help=argparse.SUPPRESS)     # a worker of --jobs
     args = ap.parse_args(argv)
     device = bl.setup(args)
     base = QUICK if args.quick else NANOGPT_CPU
     draws = args.draws or (2 if args.quick else 8)
     windows = args.windows or (64 if args.quick else None)
     runs = bl.RUNS / ('quick' if args.quick else '') / 'ablations'
+    results = bl.out_dir(args) / 'ablations'
+    results.mkdir(parents=True, exist_ok=True)
     names = args.only or list(VARIANTS)
     unknown = [n for n in names if n not in VARIANTS]
     if unknown: raise SystemExit(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
-    d = bl.out_dir(args)
-    stem = f"ablations__{bl.slug(bl.machine_kind(device))}"
-    old = json.loads((d / f'{stem}.json').read_text()) if (d / f'{stem}.json').exists() and not args.quick else None
-    res = bl.new_result('ablations', args, device)
-    res.update(base=base, draws=draws, variants=(old or {}).get('variants', {}) if old else {})
-    refs = {s: ar_reference(s, base, runs, device, draws, windows) for s in args.seeds}
-    for name in names:
-        over, what = VARIANTS[name]
-        seeds = []
-        for s in args.seeds:
-            cfg = TrainConfig.from_dict({**base, **over, 'seed': s, 'out_dir': str(runs / f'{name}-s{s}')})
-            m = bl.train_and_measure(name, cfg, device, draws, windows, ref=None if over.get('method') == 'ar' else refs[s]['window_bits'])
-            if over.get('method') == 'ar':
-                m['final'].update(gap_bits=m['final']['bits'] - refs[s]['final']['bits'], gap_se=None)
-            m.update(ar_bits=refs[s]['final']['bits'], ar_tokens_per_s=refs[s]['tokens_per_s_median'], seed=s)
-            m.pop('window_bits')
-            seeds.append(m)
-            print(f"{name} seed {s}: {m['final']['bits']:.4f} bits/char (AR {refs[s]['final']['bits']:.4f}, ratio "
-                  f"{m['final']['bits'] / refs[s]['final']['bits']:.3f})", flush=True)
-        res['variants'][name] = {'what': what, 'overrides': over, 'seeds': seeds}
-        bl.save_result(res, markdown(res), d, stem)
-    return res
+    todo = [(n, s) for s in args.seeds for n in names if not run_path(results, n, s).exists()]
+    if not args.table and todo:
+        if args.jobs > 1:
+            pool, cmd = [], [sys.executable, __file__, *(['--quick'] if args.quick else []), '--threads', str(args.threads),
+                             '--device', args.device, '--draws', str(draws), '--note', args.note,
+                             *(['--out-dir', args.out_dir] if args.out_dir else []),
+                             *(['--windows', str(args.windows)] if args.windows else [])]
+            procs = []
+            for n, s in todo:
+                while sum(p.poll() is None for p in procs) >= args.jobs: time.sleep(1)
+                procs.append(subprocess.Popen(cmd + ['--only', n, '--seeds', str(s), '--no-table']))
+            failed = [' '.join(p.args[-4:-1]) for p in procs if p.wait() != 0]
+            if failed: print(f'failed: {failed}', file=sys.stderr)
+        else:
+            machine = bl.machine_info(device)
+            for n, s in todo: run_one(n, s, base, runs, results, device, draws, windows, machine)
+    if not args.no_table: return write_table(args, device, base, draws, results)
 
 
 if __name__ == '__main__': main()

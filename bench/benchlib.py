@@ -174,7 +174,7 @@ def train_and_measure(name: str, cfg: TrainConfig, device, draws: int, max_windo
             'curve': [{'step': m['step'], 'tokens': m['step'] * cfg.batch_size * tcfg.context_length, 'val_bits': m['val_bits'],
                        'val_bits_se': m['val_bits_se']} for m in metrics if 'val_bits' in m],
             'tokens_per_s_median': sorted(tok_s)[len(tok_s) // 2] if tok_s else None, 'wall_seconds': wall,
-            'window_bits': bits.mean(0), 'out_dir': res['out_dir']}
+            'window_bits': bits.mean(0), 'draw_bits': bits, 'out_dir': res['out_dir']}
 
 
 # ---------------------------------------------------------------- added for sampling / throughput / gpu
