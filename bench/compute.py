@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 import quality
+import ablations
 from ablations import NANOGPT_CPU, QUICK, VARIANTS
 from diffusion_lm.trainer import TrainConfig
 
@@ -87,7 +88,10 @@ def main(argv=None):
     unknown = [n for n in names if n not in quality.RECIPES]
     if unknown: raise SystemExit(f'unknown methods {unknown}; choose from {list(quality.RECIPES)}')
     d = bl.out_dir(args)
-    ref = quality.reference_ar(args, device, base, seed=args.seed)
+    common = [*(['--quick'] if args.quick else []), '--threads', str(args.threads), '--device', args.device,
+              *(['--out-dir', args.out_dir] if args.out_dir else [])]
+    ablations.main([*common, '--only', quality.RECIPES['ar'], '--seeds', str(args.seed), '--no-table'])   # AR at 1x
+    ref = ablations.load_run(ablations.run_path(d / 'ablations', quality.RECIPES['ar'], args.seed))
     res = bl.new_result('compute', args, device)
     base_tokens = base['max_steps'] * base['batch_size'] * base['context_length']
     res.update(base=base, curve=curve, scale=SCALE, base_tokens=base_tokens, ar_1x_bits=ref['final']['bits'], methods={},

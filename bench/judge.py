@@ -22,11 +22,12 @@ from diffusion_lm.data import prepare_dataset, open_split, load_tokenizer
 from diffusion_lm.runs import read_jsonl
 from diffusion_lm.model import model_device
 
-# 6 layers x 256 (4.8 M parameters, 6x the rows' models), context 256, 4,000 steps of 32 x 256 characters (33 passes
-# over the training split), dropout against over-fitting; gates and the schedule of the ablations' best AR recipe.
+# 6 layers x 256 (4.8 M parameters, 6x the rows' models), context 256, 2,500 steps of 16 x 256 characters (10 M
+# characters, about 10 passes over the training split), dropout against over-fitting, residual gates and a learning
+# rate of the range the ablations found best with gates.
 JUDGE = dict(method='ar', dataset='shakespeare-char', context_length=256, n_layer=6, n_head=8, n_embd=256,
-             batch_size=32, max_steps=4000, lr=1e-3, min_lr=1e-4, warmup_steps=200, beta2=0.99, weight_decay=0.1,
-             dropout=0.1, ema_decay=0.0, gates=True, init='torch', eval_interval=500, eval_batches=16,
+             batch_size=16, max_steps=2500, lr=2e-3, min_lr=2e-4, warmup_steps=200, beta2=0.99, weight_decay=0.1,
+             dropout=0.1, ema_decay=0.0, gates=True, init='torch', eval_interval=500, eval_batches=8,
              log_interval=50, checkpoint_interval=500, keep_last=1, n_samples=4, seed=1234)
 QUICK_JUDGE = dict(JUDGE, context_length=64, n_layer=1, n_head=2, n_embd=32, batch_size=4, max_steps=20, warmup_steps=5,
                    eval_interval=10, eval_batches=2, checkpoint_interval=20, dropout=0.0)

@@ -1,90 +1,104 @@
 """Quality per compute on Tiny Shakespeare: the autoregressive baseline's exact validation NLL against the bounds of
 masked diffusion, SEDD (absorbing, uniform) and block diffusion, in bits per character, at the same model size and
 training tokens (nanoGPT's CPU setting: 4 layers, 128 wide, 4 heads, context 64, batch 12, 2000 steps), each method
-with its recipe (the best row of `bench/ablations.py` for it), over several seeds.
+with its recipe (its best row of `bench/ablations.py` at seed 0), over several seeds.
 
-    python bench/quality.py                     # every method, seeds 0 1 2
+    python bench/quality.py                     # every method, seeds 0 1 2 (--jobs 2: two runs at a time)
+    python bench/quality.py --table             # rebuild the table from the stored runs
     python bench/quality.py --quick             # tiny, seconds
 
-Runs live in the ablation sweep's run store (runs/bench/ablations/<variant>-s<seed>), so a configuration the sweep
-already trained is measured, not trained again; the sweep and this table share their AR baselines.
+The runs are the ablation sweep's: a (recipe, seed) already stored in `results/ablations/` is not trained again, and
+every figure here is recomputed from those files (each window's bits for every draw).
 """
 from __future__ import annotations
-import argparse, json, sys
+import argparse, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
-from ablations import NANOGPT_CPU, QUICK, VARIANTS
-from diffusion_lm.trainer import TrainConfig
+import ablations
+from ablations import NANOGPT_CPU, QUICK
 
-# method -> its recipe, a row of the ablation table (the presets adopt the same settings)
-RECIPES = {'ar': 'ar-torch', 'masked': 'masked-gpt2', 'sedd-absorbing': 'sedd-abs-radd', 'sedd-uniform': 'sedd-uni-torch',
-           'block-4': 'block4-count'}
-TARGETS = {'masked': 1.20, 'sedd-absorbing': 1.20, 'sedd-uniform': 1.30, 'block-4': 1.10}
-BEFORE = {'ar': 2.587, 'masked': 3.581, 'sedd-absorbing': 3.500, 'sedd-uniform': 3.689}   # the same table at 2dc0a01
-
-
-def _runs(args) -> Path: return bl.RUNS / ('quick' if args.quick else '') / 'ablations'
+# method -> its recipe: the best row of the ablation table for it at seed 0 (the presets adopt the same settings)
+RECIPES = {'ar': 'ar-gates-lr3e-3', 'masked': 'masked-gates-count', 'sedd-absorbing': 'sedd-abs-torch',
+           'sedd-uniform': 'sedd-uni-torch', 'block-4': 'block4-gates'}
+TARGET_BITS = {'ar': 2.52, 'masked': 3.30, 'sedd-absorbing': 3.30, 'sedd-uniform': 3.55, 'block-4': 2.95}
+TARGET_RATIO = {'block-4': 1.15}
+ANY_BLOCK_RATIO = 1.10       # some block size within this ratio of the best AR (ablation rows, seed 0)
 
 
-def measure(variant: str, seed: int, args, device, base: dict, ref=None) -> dict:
-    "Train (or reuse) ablation row `variant` for `seed` and measure it on the validation windows."
-    cfg = TrainConfig.from_dict({**base, **VARIANTS[variant][0], 'seed': seed, 'out_dir': str(_runs(args) / f'{variant}-s{seed}')})
-    return bl.train_and_measure(variant, cfg, device, draws=2 if args.quick else 8, max_windows=64 if args.quick else None, ref=ref)
+def method_rows(recs: dict, seeds: list[int]) -> list[dict]:
+    "Per method: bits, ratio and paired gap to the AR recipe of the same seed, each as mean ± s.e. over the seeds."
+    out = []
+    for name, variant in RECIPES.items():
+        ss = [s for s in seeds if (variant, s) in recs and (RECIPES['ar'], s) in recs]
+        if not ss: continue
+        rs, refs = [recs[variant, s] for s in ss], [recs[RECIPES['ar'], s] for s in ss]
+        gaps = [ablations.paired_gap(r, ref) for r, ref in zip(rs, refs)]
+        bits = ablations._mean_se([r['final']['bits'] for r in rs])
+        ratio = ablations._mean_se([r['final']['bits'] / ref['final']['bits'] for r, ref in zip(rs, refs)])
+        met = [bits[0] <= TARGET_BITS[name]] + ([ratio[0] <= TARGET_RATIO[name]] if name in TARGET_RATIO else [])
+        out.append({'method': name, 'variant': variant, 'seeds': ss, 'bits': bits, 'ratio': ratio,
+                    'se_windows': sum(r['final']['se'] for r in rs) / len(rs),
+                    'gap': ablations._mean_se([g for g, _ in gaps]), 'params': rs[0]['params'],
+                    'exact': rs[0]['group'] == 'ar', 'met': all(met)})
+    return out
 
 
-def reference_ar(args, device, base: dict, seed: int = 0) -> dict:
-    "AR with its recipe at the 1x budget: the reference of every ratio."
-    return measure(RECIPES['ar'], seed, args, device, base)
-
-
-def _mean_se(xs):
-    m = sum(xs) / len(xs)
-    return m, ((sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 / len(xs) ** 0.5 if len(xs) > 1 else None)
-
-
-def markdown(res: dict) -> str:
+def block_sizes(recs: dict, seed: int = 0) -> list[dict]:
+    "The gated block-size rows of the ablation table at `seed`: ratio to the AR recipe."
+    ref = recs.get((RECIPES['ar'], seed))
     rows = []
-    for name, r in res['methods'].items():
-        bits, ratio = _mean_se([s['bits'] for s in r['seeds']]), _mean_se([s['ratio'] for s in r['seeds']])
-        gaps = [s['gap_bits'] for s in r['seeds'] if s.get('gap_bits') is not None]
-        target = TARGETS.get(name)
-        rows.append([name, r['variant'], 'exact NLL' if name == 'ar' else 'bound', f'{bits[0]:.3f}', bl.fmt(bits[1]),
-                     bl.fmt(sum(s['se'] for s in r['seeds']) / len(r['seeds'])), f'{ratio[0]:.3f}', bl.fmt(ratio[1]),
-                     '—' if not gaps else f'{sum(gaps) / len(gaps):+.3f}', '—' if target is None else f'<= {target:.2f}',
-                     '—' if target is None else ('met' if ratio[0] <= target else 'not met'), bl.fmt(BEFORE.get(name)),
-                     f"{r['params'] / 1e6:.2f} M"])
+    for b in (1, 2, 4, 8, 16):
+        r = recs.get((f'block{b}-gates', seed))
+        if r and ref: rows.append({'block_size': b, 'bits': r['final']['bits'], 'ratio': r['final']['bits'] / ref['final']['bits']})
+    return rows
+
+
+def markdown(rows: list[dict], blocks: list[dict], base: dict, seeds: list[int], draws: int) -> str:
+    body = []
+    for r in rows:
+        t = f"<= {TARGET_BITS[r['method']]:.2f}" + (f", ratio <= {TARGET_RATIO[r['method']]:.2f}" if r['method'] in TARGET_RATIO else '')
+        body.append([r['method'], f"`{r['variant']}`", 'exact NLL' if r['exact'] else 'bound', f"{r['bits'][0]:.3f}",
+                     bl.fmt(r['bits'][1]), bl.fmt(r['se_windows']), f"{r['ratio'][0]:.3f}", bl.fmt(r['ratio'][1]),
+                     '—' if r['method'] == 'ar' else f"{r['gap'][0]:+.3f} ± {r['gap'][1]:.3f}", t,
+                     'met' if r['met'] else 'not met', ' '.join(map(str, r['seeds'])), f"{r['params'] / 1e6:.2f} M"])
     head = ['method', 'recipe (ablation row)', 'figure', 'val bits/char', 's.e. (seeds)', 's.e. (windows)', 'ratio to AR',
-            's.e.', 'paired gap to AR', 'target ratio', '', 'before (2dc0a01)', 'params']
-    c = res['base']
-    return ('### Quality per compute (Tiny Shakespeare, characters)\n\n' + bl.md_table(head, rows) +
+            's.e.', 'paired gap to AR (over seeds)', 'target (bits/char)', '', 'seeds', 'params']
+    best = min(blocks, key=lambda b: b['ratio']) if blocks else None
+    blk = '' if not best else (
+        f" Block sizes with gates at seed 0 (ratio to the AR recipe): "
+        + ', '.join(f"{b['block_size']}: {b['ratio']:.3f}" for b in blocks)
+        + f"; the target of some block size within {ANY_BLOCK_RATIO:.2f}x is "
+        + ('met' if best['ratio'] <= ANY_BLOCK_RATIO else 'not met') + f" (best: blocks of {best['block_size']}).")
+    c = base
+    return ('### Quality per compute (Tiny Shakespeare, characters)\n\n' + bl.md_table(head, body) +
             f"\n\nSame transformer ({c['n_layer']} layers, {c['n_embd']} wide, {c['n_head']} heads, context "
-            f"{c['context_length']}; causal for AR), batch {c['batch_size']}, {c['max_steps']} steps for every method, seeds "
-            f"{res['seeds']} (each seed: same batches for every method). Validation: every consecutive window of the validation "
-            f"split, {res['draws']} Monte-Carlo draws per window for the bounds. The ratio is to the AR run of the same seed.")
+            f"{c['context_length']}; causal for AR), batch {c['batch_size']}, {c['max_steps']} steps for every method, "
+            f"each with its recipe (the best ablation row at seed 0), seeds {' '.join(map(str, seeds))} (each seed: the "
+            f"same batches for every method). Validation: every consecutive window of the validation split, {draws} "
+            f"Monte-Carlo draws per window for the bounds. The ratio and the paired gap are to the AR recipe of the same "
+            f"seed; s.e. over seeds." + blk)
 
 
 def main(argv=None):
     ap = bl.common_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]), default_threads=1)
     ap.add_argument('--seeds', nargs='*', type=int, default=[0, 1, 2])
-    ap.add_argument('--only', nargs='*', default=None, help=f'methods (default: all of {list(RECIPES)})')
+    ap.add_argument('--jobs', type=int, default=1, help='runs at a time (each its own process)')
+    ap.add_argument('--table', action='store_true', help='only rebuild the table from the stored runs')
     args = ap.parse_args(argv)
     device = bl.setup(args)
     base = QUICK if args.quick else NANOGPT_CPU
+    draws = 2 if args.quick else 8
+    common = [*(['--quick'] if args.quick else []), '--threads', str(args.threads), '--device', args.device,
+              '--note', args.note, *(['--out-dir', args.out_dir] if args.out_dir else [])]
+    if not args.table:
+        ablations.main([*common, '--only', *RECIPES.values(), '--seeds', *map(str, args.seeds), '--jobs', str(args.jobs),
+                        '--no-table'])
+    recs = ablations.read_runs(bl.out_dir(args) / 'ablations')
+    rows, blocks = method_rows(recs, args.seeds), block_sizes(recs)
     res = bl.new_result('quality', args, device)
-    res.update(base=base, seeds=args.seeds, draws=2 if args.quick else 8, methods={})
-    d = bl.out_dir(args)
-    for name in args.only or list(RECIPES):
-        variant, seeds, params = RECIPES[name], [], None
-        for s in args.seeds:
-            ref = reference_ar(args, device, base, s)
-            m = ref if name == 'ar' else measure(variant, s, args, device, base, ref=ref['window_bits'])
-            f, params = m['final'], m['params']
-            seeds.append({'seed': s, 'bits': f['bits'], 'se': f['se'], 'ratio': f['bits'] / ref['final']['bits'],
-                          'gap_bits': f.get('gap_bits'), 'gap_se': f.get('gap_se'), 'curve': m['curve']})
-            print(f"{name} seed {s}: {f['bits']:.4f} bits/char, ratio {seeds[-1]['ratio']:.3f}", flush=True)
-        res['methods'][name] = {'variant': variant, 'params': params, 'seeds': seeds}
-        bl.save_result(res, markdown(res), d)
+    res.update(base=base, seeds=args.seeds, draws=draws, recipes=RECIPES, rows=rows, block_sizes=blocks)
+    bl.save_result(res, markdown(rows, blocks, base, args.seeds, draws), bl.out_dir(args))
     return res
 
 

@@ -2,48 +2,54 @@
 
     python bench/sampling.py                    # trains (or reuses) 4 models, then 78 rows: ~1.5 h on one free core
     python bench/sampling.py --quick            # tiny models and lengths, about a minute
-    python bench/sampling.py --models ar block  # only some methods (AR always: it is the judge)
+    python bench/sampling.py --models ar block  # only some methods (AR always: it is the baseline row)
     python bench/sampling.py --resume           # keep the rows of the last run whose models are these
 
-One model per method (AR, masked, block diffusion with blocks of 4 and the count estimator, SEDD absorbing without
-time input (RADD)) is
-trained with the library's `train` at the nanoGPT CPU setting of `ablations.py` with context 256 and 1500 steps
-(runs/bench/sampling/<method>/, reused when finished). Every row then writes 256 characters with one sampler
-configuration through the one sampling contract, `method.sample(..., return_stats=True)`, and records:
+One model per method (AR, masked, block diffusion with blocks of 4, SEDD absorbing), each with its recipe (the best
+ablation row, `quality.RECIPES`), is trained with the library's `train` at the nanoGPT CPU setting of `ablations.py`
+with context 256 and 1500 steps (runs/bench/sampling/<method>/, reused when finished). Every row then writes 256
+characters with one sampler configuration through the one sampling contract, `method.sample(..., return_stats=True)`,
+and records:
 
 - network calls (the method's own count, `stats['nfe']`), characters/s at batch 1 and at batch 8 (best of the runs);
-- the AR judge: the AR model's exact NLL of the samples, bits/char (mean and s.e. over samples);
-- the samples' character entropy against the validation text's (same number of characters), distinct 2- and
+- the judge: the exact NLL of the samples under an independent AR model (`bench/judge.py`: larger, trained longer on
+  the training split, sampling none of the rows), bits/char (mean and s.e. over samples);
+- the samples' character entropy against that of validation windows of the same count and length, distinct 2- and
   3-grams, and the share of their words found in the training text.
 
 A row collapses when its character entropy is more than 0.3 bits from the validation text's; the best sampler at a
-budget of calls is the non-collapsed row with the lowest AR-judge NLL among those using at most that many calls.
-Outputs: `sampling__<machine>.json/.md`, `sampling__<machine>.png` (quality against calls; speed) and
-`sampling_defaults.json` (the best sampler and options per method and budget, in TrainConfig's terms).
+budget of calls is the non-collapsed row with the lowest judge NLL among those using at most that many calls.
+Outputs: `sampling__<machine>.json/.md`, `sampling__<machine>.samples.jsonl.gz` (every sample and its judge score),
+`sampling__<machine>.png` (quality against calls; speed) and `sampling_defaults.json` (the best sampler and options per
+method and budget, in TrainConfig's terms).
 """
 from __future__ import annotations
-import argparse, json, math, re, sys, time
+import argparse, gzip, json, math, re, sys, time
 from collections import Counter
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 import benchlib as bl
-from ablations import NANOGPT_CPU, QUICK
+from ablations import NANOGPT_CPU, QUICK, VARIANTS
+from quality import RECIPES
+import judge as J
 from diffusion_lm.trainer import TrainConfig, load_trained
 from diffusion_lm.data import prepare_dataset, open_split, load_tokenizer
 from diffusion_lm.model import model_device
 
-FULL_TRAIN = dict(NANOGPT_CPU, context_length=256, max_steps=1500, init='torch', checkpoint_interval=500)
-QUICK_TRAIN = dict(QUICK, init='torch')
-MODELS = {   # name: overrides of the training setting
-    'ar': dict(method='ar'),
-    'masked': dict(method='masked'),
-    'block': dict(method='block', block_size=4, estimator='count'),
-    'sedd': dict(method='sedd', graph='absorbing', cond_dim=0),          # RADD: no time input
+FULL_TRAIN = dict(NANOGPT_CPU, context_length=256, max_steps=1500, checkpoint_interval=500)
+QUICK_TRAIN = dict(QUICK)
+MODELS = {   # name: the recipe (the ablation row) each model is trained with: every method's best at seed 0
+    'ar': VARIANTS[RECIPES['ar']][0],
+    'masked': VARIANTS[RECIPES['masked']][0],
+    'block': VARIANTS[RECIPES['block-4']][0],
+    'sedd': VARIANTS[RECIPES['sedd-absorbing']][0],
 }
+LOW_CALLS_PER_CHAR = 0.5     # the diffusion target: at most 64 calls per 128 characters ...
+JUDGE_GAP_BITS = 0.8         # ... within this many bits/char of the judge's score of real text
 COLLAPSE_BITS = 0.3          # |entropy - validation entropy| above this: collapsed
 BUDGET_GAP_BITS = 0.15       # the best sampler at the low budget vs the best at the full budget
-EQUAL_NLL_BITS = 0.1         # "equal AR-judge NLL" for the block-vs-AR speed target
+EQUAL_NLL_BITS = 0.1         # "equal judge NLL" for the block-vs-AR speed target
 SPEEDUP = 2.0
 ORDER_TEMPERATURE = 0.1
 REMASK_RATE = 0.1
@@ -126,21 +132,28 @@ def judge_bits(judge, x: torch.Tensor) -> torch.Tensor:
 
 
 def quality(x: torch.Tensor, tok, judge, vocab: set) -> dict:
-    "The quality figures of samples x [n, L] (real tokens only)."
+    "The quality figures of samples x [n, L] (real tokens only); every sample's text and judge score are kept."
     bits = judge_bits(judge, x)
     texts = tok.decode_batch(x)
     return {'ar_bits': bits.mean().item(), 'ar_bits_se': (bits.std() / len(bits) ** 0.5).item() if len(bits) > 1 else None,
             'entropy_bits': char_entropy(x), 'distinct_2': distinct_n(x, 2), 'distinct_3': distinct_n(x, 3),
-            'word_share': word_share(texts, vocab), 'words': len(words_of(texts)), 'samples': texts[:2]}
+            'word_share': word_share(texts, vocab), 'words': len(words_of(texts)), 'samples': texts[:2], 'texts': texts,
+            'sample_bits': [round(b, 5) for b in bits.tolist()]}
 
 
-def reference(data_path, tok, judge, vocab, n: int, L: int, seed: int = 1234) -> dict:
-    "The same figures for n random validation windows of L characters (the text the samples should resemble)."
+def reference(data_path, tok, judge: dict, vocab, n: int, L: int, seed: int = 1234) -> dict:
+    ("The same figures for n random validation windows of L characters (the text the samples should resemble); the "
+     "judge's score and the entropy from many windows and draws of the same count and length (`judge.reference`).")
     val = open_split(data_path, 'val')
     g = torch.Generator().manual_seed(seed)
     starts = torch.randint(len(val) - L, (n,), generator=g)
     x = torch.stack([torch.from_numpy(val[s:s + L].astype('int64')) for s in starts.tolist()])
-    return {**quality(x, tok, judge, vocab), 'windows': n, 'full_val_entropy_bits': char_entropy(torch.from_numpy(val[:].astype('int64')))}
+    q = {k: v for k, v in quality(x, tok, (judge['model'], judge['method']), vocab).items() if k != 'texts'}
+    many = J.reference(judge, n, L, seed)
+    return {**q, 'windows': n, 'ar_bits': many['judge_bits'], 'ar_bits_se': many['judge_bits_se'],
+            'judge_bits': many['judge_bits'], 'judge_bits_se': many['judge_bits_se'], 'judge_windows': many['windows'],
+            'entropy_bits': many['entropy_bits'], 'entropy_sd': many['entropy_sd'], 'entropy_draws': many['entropy_draws'],
+            'full_val_entropy_bits': char_entropy(torch.from_numpy(val[:].astype('int64')))}
 
 
 # ---------------------------------------------------------------- running a row
@@ -208,20 +221,22 @@ def ok_rows(rows, model=None):
 
 
 def best_at(rows, model: str, budget: float) -> dict | None:
-    "The non-collapsed row of `model` with the lowest AR-judge NLL among those using at most `budget` calls."
+    "The non-collapsed row of `model` with the lowest judge NLL among those using at most `budget` calls."
     c = [r for r in ok_rows(rows, model) if r['nfe'] <= budget]
     return min(c, key=lambda r: r['ar_bits']) if c else None
 
 
 def mark_collapse(rows, ref: dict):
+    "Entropy gap of every row to the reference's (validation windows of the same count and length) and the verdict."
     for r in rows:
         if 'error' not in r:
             r['entropy_gap_bits'] = r['entropy_bits'] - ref['entropy_bits']
             r['collapsed'] = abs(r['entropy_gap_bits']) > COLLAPSE_BITS
 
 
-def targets(rows, calls: list[int], L: int) -> dict:
-    "The three targets, each with its figures and whether it holds (None where it cannot be measured)."
+def targets(rows, calls: list[int], L: int, text_bits: float | None = None) -> dict:
+    ("The targets, each with its figures and whether it holds (None where it cannot be measured); `text_bits`: the "
+     "judge's score of real text of the samples' length.")
     lo, hi = calls[1], calls[-1]
     collapsed = [r['label'] for r in rows if 'error' not in r and r['collapsed']]
     t = {'no_collapse': {'holds': not collapsed, 'collapsed': collapsed, 'errors': [r['label'] for r in rows if 'error' in r],
@@ -246,6 +261,13 @@ def targets(rows, calls: list[int], L: int) -> dict:
     speed['holds'] = None if not ar else bool(speed['batch1']['holds'] and speed['batch']['holds'])
     speed.update(tolerance_bits=EQUAL_NLL_BITS, speedup=SPEEDUP)
     t['block_vs_ar_speed'] = speed
+    few = [r for m in ('masked', 'block', 'sedd') for r in ok_rows(rows, m) if r['nfe'] <= LOW_CALLS_PER_CHAR * L]
+    best = min(few, key=lambda r: r['ar_bits']) if few else None
+    t['low_calls_near_text'] = {
+        'max_calls': LOW_CALLS_PER_CHAR * L, 'tolerance_bits': JUDGE_GAP_BITS, 'text_bits': text_bits,
+        'best': best and best['label'], 'best_bits': best and best['ar_bits'],
+        'gap_bits': best['ar_bits'] - text_bits if best and text_bits is not None else None,
+        'holds': (best['ar_bits'] - text_bits <= JUDGE_GAP_BITS) if best and text_bits is not None else None}
     return t
 
 
@@ -265,6 +287,23 @@ def defaults(rows, calls: list[int], L: int, temperature: float) -> dict:
 
 
 # ---------------------------------------------------------------- outputs
+def write_samples(path: Path, rows: list[dict]):
+    "Every row's samples and their judge scores, one JSON line per row (gzip), written atomically."
+    tmp = path.with_name(path.name + '.tmp')
+    with gzip.open(tmp, 'wt', encoding='utf-8') as f:
+        for r in rows:
+            if 'texts' in r: f.write(json.dumps({'key': r['key'], 'label': r['label'], 'texts': r['texts'],
+                                                 'sample_bits': r['sample_bits']}) + '\n')
+    tmp.replace(path)
+
+
+def read_samples(path: Path) -> dict:
+    "{row key: {'texts', 'sample_bits'}} from a samples file (empty if there is none)."
+    if not path.exists(): return {}
+    with gzip.open(path, 'rt', encoding='utf-8') as f:
+        return {r['key']: {'texts': r['texts'], 'sample_bits': r['sample_bits']} for r in map(json.loads, f)}
+
+
 def markdown(res: dict) -> str:
     rows, ref, L = res['rows'], res['reference'], res['length']
     s = [f"### Sampling: quality against network calls ({L} characters)"]
@@ -275,8 +314,8 @@ def markdown(res: dict) -> str:
             if b: best.append([m, c, b['label'], bl.fmt(b['nfe'], 0), f"{b['ar_bits']:.3f} ± {bl.fmt(b['ar_bits_se'])}",
                                f"{b['entropy_gap_bits']:+.2f}", bl.fmt(b['word_share'], 2), f"{b['chars_per_s_batch1']:,.0f}",
                                f"{b['chars_per_s']:,.0f}"])
-    s.append('**Best sampler per method and budget** (lowest AR-judge NLL among the rows that do not collapse and use at '
-             'most that many calls):\n\n' + bl.md_table(['method', 'budget', 'best sampler', 'calls', 'AR-judge bits/char',
+    s.append('**Best sampler per method and budget** (lowest judge NLL among the rows that do not collapse and use at '
+             'most that many calls):\n\n' + bl.md_table(['method', 'budget', 'best sampler', 'calls', 'judge bits/char',
                                                         'entropy − val', 'words in train', 'chars/s b1', f"chars/s b{res['batch']}"], best))
     t = res['targets']
     yes = lambda h: 'n/a' if h is None else ('**holds**' if h else '**fails**')
@@ -291,10 +330,15 @@ def markdown(res: dict) -> str:
                           f' (block {res["block_size"]} needs >= {L // res["block_size"]} calls)' if m == 'block' else '')])
     for what, name in (('batch1', 'batch 1'), ('batch', f"batch {res['batch']}")):
         v = sp[what]
-        trows.append([f"block + KV cache >= {SPEEDUP}x the chars/s of AR + KV cache at equal AR-judge NLL (±{EQUAL_NLL_BITS}), {name}",
+        trows.append([f"block + KV cache >= {SPEEDUP}x the chars/s of AR + KV cache at equal judge NLL (±{EQUAL_NLL_BITS}), {name}",
                       yes(v['holds']), (f"{v['block']} ({bl.fmt(v['block_bits'])} bits) at {bl.fmt(v['ratio'], 2)}x AR "
                                         f"({bl.fmt(sp['ar']['ar_bits'])} bits)") if v['block'] else
                       f"no block row within {EQUAL_NLL_BITS} bits of AR's {bl.fmt(sp['ar'] and sp['ar']['ar_bits'])}"])
+    lc = t['low_calls_near_text']
+    trows.append([f"best diffusion sampler at <= {lc['max_calls']:.0f} calls within {JUDGE_GAP_BITS} bits/char of the judge's "
+                  "score of real text", yes(lc['holds']),
+                  f"{lc['best']} {bl.fmt(lc['best_bits'])} vs real text {bl.fmt(lc['text_bits'])}" if lc['best'] else
+                  'no non-collapsed diffusion row at that budget'])
     s.append('**Targets**\n\n' + bl.md_table(['target', 'result', 'figures'], trows))
     c = res['checks']
     s.append('Checks: ' + ', '.join(f"{k.replace('_', ' ')}: {'yes' if v else '**no**'}" for k, v in c.items()) + '.')
@@ -309,7 +353,7 @@ def markdown(res: dict) -> str:
     full.append(['*validation text*', '—', '—', '—', f"{ref['ar_bits']:.3f} ± {bl.fmt(ref['ar_bits_se'])}", f"{ref['entropy_bits']:.2f}",
                  f"{ref['distinct_2']:.3f}", f"{ref['distinct_3']:.3f}", bl.fmt(ref['word_share'], 2)])
     s.append('<details><summary>Every row</summary>\n\n' + bl.md_table(
-        ['sampler', 'calls', 'chars/s b1', f"chars/s b{res['batch']}", 'AR-judge bits/char', 'char entropy (− val)', 'distinct-2',
+        ['sampler', 'calls', 'chars/s b1', f"chars/s b{res['batch']}", 'judge bits/char', 'char entropy (− val)', 'distinct-2',
          'distinct-3', 'words in train'], full) + '\n\n</details>')
     mi = res['models']
     s.append(f"Models: {res['train']['n_layer']} layers x {res['train']['n_embd']}, context {res['train']['context_length']}, batch "
@@ -318,11 +362,16 @@ def markdown(res: dict) -> str:
              ', '.join(f"{n} {v['final']['bits']:.3f}" for n, v in mi.items()) + f". Each row: {res['n_samples']} samples at batch "
              f"{res['batch']} (quality; chars/s = the best of the runs) and one at batch 1 (chars/s), temperature "
              f"{res['temperature']}. Calls: the method's own count (`stats['nfe']`; SEDD's includes its final denoising call; "
-             "for adaptive samplers the mean over the runs). AR-judge: the AR model's exact NLL of the samples; it rewards "
+             "for adaptive samplers the mean over the runs). Judge: the exact NLL of the samples under an independent AR "
+             f"model that sampled none of them (`bench/judge.py`: {res['judge']['params'] / 1e6:.1f} M parameters, "
+             f"{res['judge']['val_bits_all_windows']:.3f} bits/char on the validation split; real text of the samples' length "
+             f"scores {ref['judge_bits']:.3f} ± {ref['judge_bits_se']:.3f} over {ref['judge_windows']} windows). It rewards "
              "low-entropy text, so read it with the entropy column: a row collapses when its character entropy is more than "
-             f"{COLLAPSE_BITS} bits from the validation text's ({ref['entropy_bits']:.2f} bits on {ref['windows']} windows of "
-             f"{L}; {ref['full_val_entropy_bits']:.2f} on the whole split). Words in train: the share of the samples' words (not the "
-             "first and last of a sample) found in the training text. Recommended defaults: `sampling_defaults.json`.")
+             f"{COLLAPSE_BITS} bits from that of {res['n_samples']} validation windows of {L} characters "
+             f"({ref['entropy_bits']:.2f} ± {ref['entropy_sd']:.2f} bits over {ref['entropy_draws']} draws; "
+             f"{ref['full_val_entropy_bits']:.2f} on the whole split). Words in train: the share of the samples' words (not "
+             "the first and last of a sample) found in the training text. Every sample and its judge score: "
+             f"`{res['samples_file']}`. Recommended defaults: `sampling_defaults.json`.")
     return '\n\n'.join(s)
 
 
@@ -347,7 +396,7 @@ def plot(res: dict, path: Path):
                 ax.scatter([r[xkey] for r in bad], [r['ar_bits'] for r in bad], marker='x', s=70, color='crimson', zorder=5)
     for ax in (a1, a2):
         ax.axhline(res['reference']['ar_bits'], color='grey', lw=1, ls='--')
-        ax.set_xscale('log', base=2); ax.grid(alpha=.3); ax.set_ylabel('AR-judge NLL of the samples (bits/char)')
+        ax.set_xscale('log', base=2); ax.grid(alpha=.3); ax.set_ylabel('judge NLL of the samples (bits/char)')
     a1.set_xlabel(f"network calls for {res['length']} characters"); a2.set_xlabel('characters/s at batch 1')
     a1.set_title('quality against calls (red x: collapsed; dashed: validation text)'); a2.set_title('quality against speed')
     hi = sorted(r['ar_bits'] for r in rows)
@@ -381,13 +430,15 @@ def main(argv=None):
     data_path = prepare_dataset(base['dataset'])
     tok = load_tokenizer(data_path)
     vocab = set(words_of([tok.decode(open_split(data_path, 'train')[:].tolist())]))
-    judge = (models['ar']['model'], models['ar']['method'])
+    jd = J.load_judge(device, args.quick)
+    judge = (jd['model'], jd['method'])
     d = bl.out_dir(args)
     stem = f"sampling__{bl.slug(bl.machine_kind(device))}"
     res = bl.new_result('sampling', args, device)
     res.update(length=L, calls=calls, n_samples=n_samples, batch=batch, temperature=args.temperature, seed=args.seed, train=base,
-               block_size=MODELS['block']['block_size'], models=info, plot=f'{stem}.png', rows=[])
-    res['reference'] = reference(data_path, tok, judge, vocab, n_samples, L)
+               block_size=MODELS['block']['block_size'], models=info, plot=f'{stem}.png', rows=[],
+               samples_file=f'{stem}.samples.jsonl.gz', judge=J.judge_summary(jd, device))
+    res['reference'] = reference(data_path, tok, jd, vocab, n_samples, L)
     res['checks'] = checks(models, L, device)
     print('checks:', res['checks'], flush=True)
     old, partial = {}, d / f'{stem}.partial.json'
@@ -398,6 +449,8 @@ def main(argv=None):
         same = all(prev.get(k) == res[k] for k in ('length', 'n_samples', 'batch', 'temperature', 'seed', 'train')) and \
             fingerprint(prev['models']) == fingerprint(info)
         old = {r['key']: r for r in prev['rows'] if 'error' not in r} if same else {}
+        kept = read_samples(d / res['samples_file']) if same and last != partial else {}
+        old = {k: {**r, **kept[k]} for k, r in old.items() if 'texts' in r or k in kept}   # rows with their samples
         print(f'resume: {len(old)} rows reused' if same else 'resume: the last result used other models or settings; starting over')
     grid = [s for s in sampler_grid(L, calls, res['block_size']) if s['model'] in models]
     for i, spec in enumerate(grid):
@@ -405,13 +458,15 @@ def main(argv=None):
                                               args.seed + 10 * i, device)
         res['rows'].append(r)
         print(f"[{i + 1}/{len(grid)}] {r['label']}: {r['nfe']:.0f} calls, {r['chars_per_s_batch1']:,.0f} chars/s (b1), "
-              + (f"error {r['error']}" if 'error' in r else f"AR judge {r['ar_bits']:.3f} bits/char, entropy {r['entropy_bits']:.2f}"),
+              + (f"error {r['error']}" if 'error' in r else f"judge {r['ar_bits']:.3f} bits/char, entropy {r['entropy_bits']:.2f}"),
               flush=True)
         bl.write_json_atomic(partial, res)                # an interrupted run continues with --resume
     mark_collapse(res['rows'], res['reference'])
-    res['targets'] = targets(res['rows'], calls, L)
+    res['targets'] = targets(res['rows'], calls, L, res['reference']['judge_bits'])
     res['defaults'] = defaults(res['rows'], calls, L, args.temperature)
     plot(res, d / res['plot'])
+    write_samples(d / res['samples_file'], res['rows'])
+    for r in res['rows']: r.pop('texts', None); r.pop('sample_bits', None)
     bl.save_result(res, markdown(res), d, stem)
     bl.write_json_atomic(d / 'sampling_defaults.json', {
         'about': f'best sampler per method and budget of network calls for {L} characters, from {stem}.json (run {res["run_id"]}); '

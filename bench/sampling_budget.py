@@ -1,5 +1,5 @@
 """Sampling budget: does masked diffusion at 32 network calls write text as good as at 256? The sampling benchmark's
-budget target (the best sampler at 32 calls within 0.15 bits/char of the best at 256, by the AR judge), asked of one
+budget target (the best sampler at 32 calls within 0.15 bits/char of the best at 256, by the judge), asked of one
 sampler with enough samples to answer it: the benchmark's grid has 8 samples per row, which leaves the gap's standard
 error about as large as the tolerance.
 
@@ -10,7 +10,7 @@ error about as large as the tolerance.
 
 The models are the sampling benchmark's (`bench/sampling.py`: runs/bench/sampling/<method>, trained with the same
 setting when missing). Each budget draws `--n-samples` samples of the context length through `method.sample` and is
-judged like a row of the benchmark (AR-judge NLL with its standard error over samples, character entropy against
+judged like a row of the benchmark (judge NLL with its standard error over samples, character entropy against
 validation text). The gap to the largest budget gets the standard error of a difference of independent means, and
 the verdict compares its 95% interval with the tolerance: met (the whole interval within it), not met (the whole
 interval beyond it) or undecided.
@@ -67,7 +67,7 @@ def pool(results: list[dict]) -> dict:
 
 
 def markdown(res: dict) -> str:
-    head = ['network calls', 'AR judge, bits/char', 's.e.', f"gap to {res['calls'][-1]} calls", 's.e.',
+    head = ['network calls', 'judge, bits/char', 's.e.', f"gap to {res['calls'][-1]} calls", 's.e.',
             f"within {sm.BUDGET_GAP_BITS} bits?", 'char entropy (gap)', 'chars/s at batch 1']
     rows = [[r['calls'], f"{r['ar_bits']:.3f}", f"{r['ar_bits_se']:.3f}", f"{r['gap_bits']:+.3f}", f"{r['gap_se']:.3f}",
              r['verdict'], f"{r['entropy_bits']:.2f} ({r['entropy_gap_bits']:+.2f})", f"{r['chars_per_s_batch1']:,.0f}"]
@@ -76,7 +76,7 @@ def markdown(res: dict) -> str:
                                      if 'pooled_from' in res else '')
     return (f"### Sampling budget: {res['model']}, sampler {res['sampler']!r}{pooled}\n\n" + bl.md_table(head, rows) +
             f"\n\n{res['n_samples']} samples of {res['length']} characters per budget (batch {res['batch']}, temperature "
-            f"{res['temperature']}), judged by the AR model of the sampling benchmark; validation text scores "
+            f"{res['temperature']}), judged by the independent judge (`bench/judge.py`); validation text scores "
             f"{ref['ar_bits']:.3f} bits/char and {ref['entropy_bits']:.2f} bits of character entropy. The gap's s.e. is that "
             f"of a difference of independent means; the verdict compares its 95% interval with the tolerance.")
 
@@ -111,20 +111,24 @@ def main(argv=None):
     data_path = prepare_dataset(base['dataset'])
     tok = load_tokenizer(data_path)
     vocab = set(sm.words_of([tok.decode(open_split(data_path, 'train')[:].tolist())]))
-    judge = (models['ar']['model'], models['ar']['method'])
+    jd = sm.J.load_judge(device, args.quick)
+    judge = (jd['model'], jd['method'])
     res = bl.new_result('sampling_budget', args, device)
     res.update(model=args.model, sampler=args.sampler, length=L, calls=calls, n_samples=n, batch=batch,
-               temperature=args.temperature, seed=args.seed, train=base, models=info, rows=[])
-    res['reference'] = sm.reference(data_path, tok, judge, vocab, n, L)
+               temperature=args.temperature, seed=args.seed, train=base, models=info, rows=[],
+               samples_file=f"sampling_budget__{res['machine']['kind_slug']}.samples.jsonl.gz")
+    res['reference'] = sm.reference(data_path, tok, jd, vocab, n, L)
     for i, c in enumerate(calls):
         spec = sm._row(args.model, args.sampler, args.sampler, c, c)
         r = sm.run_row(spec, models, judge, tok, vocab, L, n, batch, args.temperature, args.seed + 10 * i, device)
         if 'error' in r: raise SystemExit(f"{r['label']}: {r['error']}")
         res['rows'].append(r)
-        print(f"{r['label']}: AR judge {r['ar_bits']:.3f} ± {r['ar_bits_se']:.3f} bits/char, entropy {r['entropy_bits']:.2f}",
+        print(f"{r['label']}: judge {r['ar_bits']:.3f} ± {r['ar_bits_se']:.3f} bits/char, entropy {r['entropy_bits']:.2f}",
               flush=True)
     sm.mark_collapse(res['rows'], res['reference'])
     add_gaps(res['rows'])
+    sm.write_samples(bl.out_dir(args) / res['samples_file'], res['rows'])
+    for r in res['rows']: r.pop('texts', None); r.pop('sample_bits', None)
     bl.save_result(res, markdown(res), bl.out_dir(args))
     return res
 

@@ -142,6 +142,9 @@ def test_best_targets_and_defaults_from_rows():
     d = sampling.defaults(rows, [16, 32, 256], 256, 1.0)
     assert set(d) == {'ar', 'masked', 'block'} and d['masked']['32']['label'] == 'masked32f' and '16' not in d['masked']
     assert d['block']['256']['label'] == 'block256f' and d['ar']['256']['sample_options'] == {'cache': True}
+    lc = sampling.targets(rows, [16, 32, 256], 256, text_bits=1.5)['low_calls_near_text']   # <= 128 calls: block64f
+    assert (lc['best'], lc['holds']) == ('block64f', True) and math.isclose(lc['gap_bits'], 0.55)
+    assert sampling.targets(rows, [16, 32, 256], 256, text_bits=1.2)['low_calls_near_text']['holds'] is False
 
 
 def test_budget_verdict_and_gaps():
@@ -200,8 +203,14 @@ def test_sampling_quick(tmp_path):
         assert 0 <= r['entropy_bits'] <= math.log2(res['n_samples'] * L) and 0 < r['distinct_3'] <= 1
         assert math.isclose(r['entropy_gap_bits'], r['entropy_bits'] - res['reference']['entropy_bits'])
         assert r['collapsed'] == (abs(r['entropy_gap_bits']) > sampling.COLLAPSE_BITS)
-    assert set(res['targets']) == {'no_collapse', 'few_calls', 'block_vs_ar_speed'}
-    assert res['targets'] == sampling.targets(res['rows'], calls, L)                 # recomputed from the rows
+    assert set(res['targets']) == {'no_collapse', 'few_calls', 'block_vs_ar_speed', 'low_calls_near_text'}
+    assert res['targets'] == sampling.targets(res['rows'], calls, L, res['reference']['judge_bits'])   # from the rows
+    kept = sampling.read_samples(out / res['samples_file'])                          # every sample, with its score
+    assert set(kept) == {r['key'] for r in res['rows']}
+    for r in res['rows']:
+        k = kept[r['key']]
+        assert len(k['texts']) == len(k['sample_bits']) == res['n_samples'] and all(len(t) <= L for t in k['texts'])
+        assert math.isclose(sum(k['sample_bits']) / len(k['sample_bits']), r['ar_bits'], abs_tol=1e-4)
     assert (out / res['plot']).stat().st_size > 0
     d = json.loads((out / 'sampling_defaults.json').read_text())
     assert d['defaults'] == res['defaults'] and d['length'] == L
