@@ -2,7 +2,8 @@
 scores, trained by the library's `train` on the training split and cached under runs/bench/judge/.
 
     python bench/judge.py                          # train (or reuse) the judge, write its reference figures
-    python bench/judge.py score runs/x/samples.jsonl [--step N] [--length L]   # score samples against real text
+    python bench/judge.py score runs/x/samples.jsonl [--step N]   # score a run's samples against real text
+    python bench/judge.py draw runs/shakespeare_block --n 16 [--sampler confidence --steps 64]   # draw, keep, score
     python bench/judge.py --quick                  # a tiny judge, seconds (tests)
 
 The judge's figure for a text is its exact NLL in bits per character, each text scored on its own after BOS (so a
@@ -117,6 +118,32 @@ def samples_of_run(path: Path, step: int | None = None) -> list[str]:
     return recs[-1]['samples']
 
 
+@torch.no_grad()
+def draw_from_run(path: Path, n: int, device, sampler: str | None = None, steps: int | None = None,
+                  temperature: float | None = None, seed: int = 0, batch: int = 8) -> dict:
+    ("`n` samples of the run's context length from the trained run at `path` (EMA weights when it has them), with "
+     "its own sampler settings unless others are given: {'texts', 'calls', 'settings'}.")
+    from diffusion_lm.trainer import load_trained
+    model, method, tok, cfg = load_trained(path, which='ema' if cfg_ema(path) else 'model', device=device)
+    settings = dict(sampler=sampler or cfg.sampler or method.default_sampler, steps=steps or cfg.sample_steps,
+                    temperature=cfg.temperature if temperature is None else temperature, options=cfg.sample_options or {})
+    g = torch.Generator(device=device).manual_seed(seed)
+    texts, calls = [], []
+    for i in range(0, n, batch):
+        x, st = method.sample(model, min(batch, n - i), cfg.context_length, steps=settings['steps'],
+                              sampler=settings['sampler'], temperature=settings['temperature'], generator=g,
+                              device=device, return_stats=True, **settings['options'])
+        texts += tok.decode_batch(x.cpu()); calls.append(st['nfe'])
+    return {'texts': texts, 'calls': sum(calls) / len(calls), 'settings': settings, 'length': cfg.context_length,
+            'run': str(path), 'method': method.name, 'config': cfg.to_dict()}
+
+
+def cfg_ema(path: Path) -> bool:
+    "Whether the run at `path` kept EMA weights."
+    from diffusion_lm.checkpoint import load_config
+    return bool((load_config(path) or {}).get('ema_decay'))
+
+
 def judge_summary(judge: dict, device) -> dict:
     "The judge's own validation NLL on every validation window of its context (exact), and its size."
     from diffusion_lm.model import num_params
@@ -127,15 +154,36 @@ def judge_summary(judge: dict, device) -> dict:
 
 def main(argv=None):
     ap = bl.common_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
-    ap.add_argument('command', nargs='?', default='train', choices=['train', 'score'])
-    ap.add_argument('path', nargs='?', help='score: a run folder or a samples.jsonl file')
+    ap.add_argument('command', nargs='?', default='train', choices=['train', 'score', 'draw'])
+    ap.add_argument('path', nargs='?', help='score: a run folder or a samples.jsonl file; draw: a run folder')
     ap.add_argument('--step', type=int, default=None, help='score: the samples of this step (default the last)')
+    ap.add_argument('--n', type=int, default=16, help='draw: samples to draw')
+    ap.add_argument('--sampler', default=None, help="draw: the sampler (default the run's)")
+    ap.add_argument('--steps', type=int, default=None, help="draw: sampling steps (default the run's sample_steps)")
+    ap.add_argument('--temperature', type=float, default=None, help="draw: temperature (default the run's)")
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--name', default=None, help='draw: the result name (default draw__<run folder name>)')
     args = ap.parse_args(argv)
     device = bl.setup(args)
     judge = load_judge(device, args.quick, progress=not args.quick)
-    if args.command == 'score':
-        if not args.path: raise SystemExit('score needs a run folder or a samples.jsonl file')
-        r = score_texts(judge, samples_of_run(Path(args.path), args.step))
+    if args.command in ('score', 'draw'):
+        if not args.path: raise SystemExit(f'{args.command} needs a run folder' + (' or a samples.jsonl file'
+                                                                                  if args.command == 'score' else ''))
+        if args.command == 'draw':
+            d = draw_from_run(Path(args.path), args.n, device, args.sampler, args.steps, args.temperature, args.seed)
+            r = {**score_texts(judge, d['texts']), **{k: v for k, v in d.items() if k != 'texts'}, 'texts': d['texts']}
+            s = d['settings']
+            name = args.name or f"draw__{Path(args.path).name}"
+            res = {**bl.new_result('judge_draw', args, device), **r}
+            md = (f"### Samples of `{args.path}`\n\n{r['n']} samples of {r['length']} characters, {s['sampler']}, "
+                  f"{s['steps']} steps ({r['calls']:.0f} network calls), temperature {s['temperature']}, options "
+                  f"{s['options'] or 'none'}: judge {r['judge_bits']:.3f} ± {r['judge_bits_se']:.3f} bits/char against "
+                  f"{r['reference']['judge_bits']:.3f} for real text (gap {r['judge_gap']:+.3f}); character entropy "
+                  f"{r['entropy_bits']:.2f} bits against {r['reference']['entropy_bits']:.2f} ± "
+                  f"{r['reference']['entropy_sd']:.2f} (gap {r['entropy_gap']:+.2f}).\n\n" +
+                  '\n'.join(f'    {t!r}' for t in d['texts'][:4]))
+            bl.save_result(res, md, bl.out_dir(args), f'{name}__{bl.slug(bl.machine_kind(device))}')
+        else: r = score_texts(judge, samples_of_run(Path(args.path), args.step))
         ref = r['reference']
         print(f"{r['n']} samples of {r['length']} characters: judge {r['judge_bits']:.3f} ± {r['judge_bits_se'] or 0:.3f} "
               f"bits/char (real text {ref['judge_bits']:.3f}, gap {r['judge_gap']:+.3f}); character entropy "
