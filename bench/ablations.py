@@ -17,6 +17,7 @@ import argparse, gzip, json, math, os, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
+import probes
 
 # The bare recipe: PyTorch initialisation, no gates, no EMA. Every variant names the levers it changes.
 NANOGPT_CPU = dict(dataset='shakespeare-char', context_length=64, n_layer=4, n_head=4, n_embd=128, batch_size=12,
@@ -28,12 +29,13 @@ QUICK = dict(NANOGPT_CPU, n_layer=1, n_head=2, n_embd=32, context_length=16, bat
 
 AR, MASKED, SEDD_ABS, SEDD_UNI = dict(method='ar'), dict(method='masked'), dict(method='sedd', graph='absorbing'), \
     dict(method='sedd', graph='uniform')
-G, COUNT, RADD = dict(gates=True), dict(estimator='count'), dict(cond_dim=0)
+G, COUNT, RADD, IS = dict(gates=True), dict(estimator='count'), dict(cond_dim=0), dict(importance_sampling=True)
 LR = lambda lr: dict(lr=lr, min_lr=lr / 10)                                          # noqa: E731
 BLOCK = lambda b, **o: dict(method='block', block_size=b, **o)                        # noqa: E731
 
 # name: (overrides of NANOGPT_CPU, what the lever is). Time-conditioned SEDD has adaLN-Zero gates (gates=True) unless
 # a row says otherwise, as the official code does; '-gates' rows add the zero-initialised gates to models without time.
+# A 'probe' (bench/probes.py) patches the library for that run: an alternative measured, not adopted.
 VARIANTS = {
     'ar-gpt2': (dict(AR, init='gpt2'), 'AR, GPT-2 initialisation'),
     'ar-torch': (AR, 'AR, PyTorch initialisation (the earlier baseline)'),
@@ -42,6 +44,7 @@ VARIANTS = {
     'ar-gates-lr2e-3': (dict(AR, **G, **LR(2e-3)), 'AR + gates, lr 2e-3'),
     'ar-gates-lr3e-3': (dict(AR, **G, **LR(3e-3)), 'AR + gates, lr 3e-3'),
     'ar-gates-lr5e-3': (dict(AR, **G, **LR(5e-3)), 'AR + gates, lr 5e-3'),
+    'ar-gates-const': (dict(AR, **G, probe='const-condition'), 'AR + gates as adaLN-Zero with a constant condition (probe)'),
 
     'masked-gpt2': (dict(MASKED, init='gpt2'), 'GPT-2 init, time estimator (the earlier recipe)'),
     'masked-torch': (MASKED, 'PyTorch initialisation, time estimator'),
@@ -60,6 +63,15 @@ VARIANTS = {
     'masked-gates-lr3e-3': (dict(MASKED, **G, **LR(3e-3)), 'gates, lr 3e-3'),
     'masked-gates-lr5e-3': (dict(MASKED, **G, **LR(5e-3)), 'gates, lr 5e-3'),
     'masked-gates-ema': (dict(MASKED, **G, ema_decay=0.995), 'gates + EMA 0.995'),
+    'masked-gates-count-lr2e-3': (dict(MASKED, **G, **COUNT, **LR(2e-3)), 'gates + count, lr 2e-3'),
+    'masked-gates-is-lr2e-3': (dict(MASKED, **G, **IS, **LR(2e-3)), 'gates, lr 2e-3 + importance sampling of t'),
+    'masked-gates-count-is-lr2e-3': (dict(MASKED, **G, **COUNT, **IS, **LR(2e-3)),
+                                     'gates + count, lr 2e-3 + importance sampling of m'),
+    'masked-gates-const': (dict(MASKED, **G, probe='const-condition'), 'gates as adaLN-Zero, constant condition (probe)'),
+    'masked-gates-lr2e-3-nodecay': (dict(MASKED, **G, **LR(2e-3), probe='gate-no-decay'),
+                                    'gates without weight decay, lr 2e-3 (probe)'),
+    'masked-gates-lr2e-3-gatelr10': (dict(MASKED, **G, **LR(2e-3), probe='gate-lr-10'),
+                                     'gates without weight decay at 10x lr, lr 2e-3 (probe)'),
 
     'sedd-abs-gpt2': (dict(SEDD_ABS, **G, init='gpt2'), 'time-conditioned (adaLN-Zero), GPT-2 init'),
     'sedd-abs-torch': (dict(SEDD_ABS, **G), 'time-conditioned (adaLN-Zero), PyTorch init: the official model'),
@@ -101,6 +113,13 @@ VARIANTS = {
     'block4-gates-clip': (BLOCK(4, **COUNT, **G, clip=[0.3, 0.8]), 'block 4, count + gates, clipped [0.3, 0.8]'),
     'block4-gates-lr5e-4': (BLOCK(4, **COUNT, **G, **LR(5e-4)), 'block 4, count + gates, lr 5e-4'),
     'block4-gates-lr2e-3': (BLOCK(4, **COUNT, **G, **LR(2e-3)), 'block 4, count + gates, lr 2e-3'),
+    'block4-gates-is': (BLOCK(4, **COUNT, **G, **IS), 'block 4, count + gates + importance sampling'),
+    'block4-gates-is-lr2e-3': (BLOCK(4, **COUNT, **G, **IS, **LR(2e-3)), 'block 4, count + gates + importance, lr 2e-3'),
+    'block4-gates-time-is': (BLOCK(4, **G, **IS), 'block 4, time + gates + importance sampling'),
+    'block4-gates-const': (BLOCK(4, **COUNT, **G, probe='const-condition'),
+                           'block 4, count, gates as adaLN-Zero, constant condition (probe)'),
+    'block2-gates-const': (BLOCK(2, **COUNT, **G, probe='const-condition'),
+                           'block 2, count, gates as adaLN-Zero, constant condition (probe)'),
     'block4-gates-lr3e-3': (BLOCK(4, **COUNT, **G, **LR(3e-3)), 'block 4, count + gates, lr 3e-3'),
     'block4-gates-lr5e-3': (BLOCK(4, **COUNT, **G, **LR(5e-3)), 'block 4, count + gates, lr 5e-3'),
 }
@@ -131,8 +150,10 @@ def run_one(name: str, seed: int, base: dict, runs: Path, results: Path, device,
     "Train (or resume) one variant for one seed, measure it on every validation window and store the record."
     from diffusion_lm.trainer import TrainConfig
     over, what = VARIANTS[name]
-    cfg = TrainConfig.from_dict({**base, **over, 'seed': seed, 'out_dir': str(runs / f'{name}-s{seed}')})
-    m = bl.train_and_measure(name, cfg, device, draws, windows)
+    cfg = TrainConfig.from_dict({**base, **{k: v for k, v in over.items() if k != 'probe'}, 'seed': seed,
+                                 'out_dir': str(runs / f'{name}-s{seed}')})
+    with probes.applied(over.get('probe'), base['cond_dim']):
+        m = bl.train_and_measure(name, cfg, device, draws, windows)
     rec = {'name': name, 'what': what, 'overrides': over, 'seed': seed, 'group': group(over), 'config': m['config'],
            'params': m['params'], 'final': m['final'], 'curve': m['curve'], 'tokens_per_s_median': m['tokens_per_s_median'],
            'wall_seconds': m['wall_seconds'], 'machine': machine,
