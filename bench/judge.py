@@ -96,13 +96,18 @@ def reference(judge: dict, n: int, L: int, seed: int = 0) -> dict:
 
 def score_texts(judge: dict, texts: list[str], seed: int = 0) -> dict:
     ("The judge's bits/char of each text (mean and s.e. over texts), their character entropy, and the same figures for "
-     "real text of the same count and length; gaps are samples minus real text.")
-    if not texts: raise ValueError('no samples to score')
-    rows = encode(judge, texts)
+     "real text of the same count and length; gaps are samples minus real text. Characters outside the judge's "
+     "alphabet are dropped and counted, empty texts are counted and left out.")
+    known = judge['tok'].stoi
+    kept = [''.join(c for c in t if c in known) for t in texts]
+    dropped, empty = sum(len(t) - len(k) for t, k in zip(texts, kept)), sum(not k for k in kept)
+    kept = [k for k in kept if k]
+    if not kept: raise ValueError(f'no samples to score ({len(texts)} given, all empty)')
+    rows = encode(judge, kept)
     bits = torch.cat([judge_bits(judge, r[None]) for r in rows])          # texts may differ in length: one at a time
     length = max(set(map(len, rows)), key=[len(r) for r in rows].count)  # the most common length
     ref = reference(judge, len(rows), length, seed)
-    s = {'n': len(rows), 'length': length, 'judge_bits': bits.mean().item(),
+    s = {'n': len(rows), 'length': length, 'dropped_chars': dropped, 'empty': empty, 'judge_bits': bits.mean().item(),
          'judge_bits_se': (bits.std() / len(bits) ** 0.5).item() if len(bits) > 1 else None,
          'per_sample_bits': [round(b, 5) for b in bits.tolist()], 'entropy_bits': char_entropy(rows)}
     return {**s, 'reference': ref, 'judge_gap': s['judge_bits'] - ref['judge_bits'],
