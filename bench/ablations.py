@@ -78,6 +78,8 @@ VARIANTS = {
     'sedd-abs-nogates': (dict(SEDD_ABS), 'time-conditioned adaLN without its gates'),
     'sedd-abs-torch-lr2e-3': (dict(SEDD_ABS, **G, **LR(2e-3)), 'adaLN-Zero, lr 2e-3'),
     'sedd-abs-torch-lr5e-4': (dict(SEDD_ABS, **G, **LR(5e-4)), 'adaLN-Zero, lr 5e-4'),
+    'sedd-abs-torch-bias': (dict(SEDD_ABS, **G, probe='bias'), 'adaLN-Zero + biases in every layer (probe)'),
+    'sedd-abs-torch-iid': (dict(SEDD_ABS, **G, probe='iid-times'), 'adaLN-Zero, iid training times as the official code (probe)'),
     'sedd-abs-torch-lr3e-3': (dict(SEDD_ABS, **G, **LR(3e-3)), 'adaLN-Zero, lr 3e-3'),
     'sedd-abs-torch-lr5e-3': (dict(SEDD_ABS, **G, **LR(5e-3)), 'adaLN-Zero, lr 5e-3'),
     'sedd-abs-radd': (dict(SEDD_ABS, **RADD), 'no time input (RADD)'),

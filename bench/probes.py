@@ -8,13 +8,15 @@ sweep applies it when a variant names it (`VARIANTS[...]['probe']` in `bench/abl
   W c + b, so Adam moves it by about lr times the size of c per step instead of lr).
 - `gate-no-decay`: the learned gate vectors without weight decay (the library decays them like every matrix).
 - `gate-lr-10`: the learned gate vectors without weight decay at 10x the learning rate.
+- `bias`: every linear layer and LayerNorm with a bias (the official SEDD code has biases in its MLP and output layer).
+- `iid-times`: SEDD's training times drawn independently instead of on the low-discrepancy grid (the official code's).
 """
 from __future__ import annotations
 import contextlib
 import torch
 from diffusion_lm import methods, model as M, trainer
 
-PROBES = ('const-condition', 'gate-no-decay', 'gate-lr-10')
+PROBES = ('const-condition', 'gate-no-decay', 'gate-lr-10', 'bias', 'iid-times')
 
 
 @contextlib.contextmanager
@@ -52,6 +54,15 @@ def applied(probe: str | None, cond_dim: int = 128):
                 mc = cls.model_config
                 st.enter_context(_patched(cls, 'model_config', lambda self, mc=mc, **sz: M.ModelConfig.from_dict(
                     {**mc(self, **sz).to_dict(), 'cond_dim': cond_dim, 'gates': True})))
+        elif probe == 'bias':
+            for cls in (methods.Autoregressive, methods.MaskedDiffusion, methods.BlockDiffusion, methods.SEDD):
+                mc = cls.model_config
+                st.enter_context(_patched(cls, 'model_config', lambda self, mc=mc, **sz: M.ModelConfig.from_dict(
+                    {**mc(self, **sz).to_dict(), 'bias': True})))
+        elif probe == 'iid-times':
+            init = methods.SEDD.__init__
+            def iid_init(self, *a, **k): init(self, *a, **k); self.low_discrepancy = False
+            st.enter_context(_patched(methods.SEDD, '__init__', iid_init))
         else:
             st.enter_context(_patched(trainer, 'make_optimizer', _gate_optimizer(10.0 if probe == 'gate-lr-10' else 1.0)))
         yield
