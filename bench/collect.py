@@ -15,8 +15,8 @@ import benchlib as bl
 from diffusion_lm.runtime import write_text_atomic
 
 SECTIONS = [
-    ('Quality and ablations', ['ablations', 'quality', 'compute', 'palindromes']),
-    ('Sampling', ['sampling', 'sampling_budget', 'sampling_budget_more', 'sampling_budget_pooled']),
+    ('Quality and ablations', ['ablations', 'quality', 'official_sedd', 'compute', 'palindromes']),
+    ('Sampling', ['judge', 'draw', 'sampling', 'sampling_budget', 'sampling_budget_more', 'sampling_budget_pooled']),
     ('Training throughput', ['train_throughput']),
     ('GPU', ['gpu']),
 ]
