@@ -2,7 +2,8 @@
 characters), and the multiple of AR's training compute each method needs to reach AR's loss at the 1x budget.
 
     python bench/compute.py                     # every method, 16,000 steps each (hours on one CPU thread)
-    python bench/compute.py --only ar masked    # some of them
+    python bench/compute.py --only ar masked    # some of them (two processes with other methods may run at once: each
+                                                # keeps the other's finished curves in the result)
     python bench/compute.py --quick             # tiny, seconds
 
 Each method trains once, with the recipe of `bench/quality.py` (its best ablation row) and a cosine schedule over the
@@ -14,7 +15,7 @@ annealing handicap removed). Compute is counted in training tokens (the same tra
 token differ only by SEDD's time conditioning, whose parameter count is in the table).
 """
 from __future__ import annotations
-import argparse, math, sys
+import argparse, json, math, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
@@ -110,6 +111,11 @@ def main(argv=None):
                                 'multiple': None if hit is None else hit / base_tokens, 'tokens_per_s_median': m['tokens_per_s_median']}
         print(f"{name}: {c[-1]['val_bits']:.3f} bits/char at {SCALE}x; reaches AR's 1x loss at "
               f"{'never' if hit is None else f'{hit / base_tokens:.2f}x'}", flush=True)
+        old = d / f"compute__{res['machine']['kind_slug']}.json"      # another process may run other methods
+        if old.exists() and not args.quick:
+            prev = json.loads(old.read_text())
+            if prev.get('ar_1x_bits') == res['ar_1x_bits'] and prev.get('base') == res['base']:
+                res['methods'] = {**{k: v for k, v in prev['methods'].items() if k not in names}, **res['methods']}
         plot(res, d / 'compute_curves.png')
         bl.save_result(res, markdown(res), d)
     return res
