@@ -125,13 +125,14 @@ def samples_of_run(path: Path, step: int | None = None) -> list[str]:
 
 @torch.no_grad()
 def draw_from_run(path: Path, n: int, device, sampler: str | None = None, steps: int | None = None,
-                  temperature: float | None = None, seed: int = 0, batch: int = 8) -> dict:
+                  temperature: float | None = None, seed: int = 0, batch: int = 8, options: dict | None = None) -> dict:
     ("`n` samples of the run's context length from the trained run at `path` (EMA weights when it has them), with "
      "its own sampler settings unless others are given: {'texts', 'calls', 'settings'}.")
     from diffusion_lm.trainer import load_trained
     model, method, tok, cfg = load_trained(path, which='ema' if cfg_ema(path) else 'model', device=device)
     settings = dict(sampler=sampler or cfg.sampler or method.default_sampler, steps=steps or cfg.sample_steps,
-                    temperature=cfg.temperature if temperature is None else temperature, options=cfg.sample_options or {})
+                    temperature=cfg.temperature if temperature is None else temperature,
+                    options=cfg.sample_options or {} if options is None else options)
     g = torch.Generator(device=device).manual_seed(seed)
     texts, calls = [], []
     for i in range(0, n, batch):
@@ -166,6 +167,8 @@ def main(argv=None):
     ap.add_argument('--sampler', default=None, help="draw: the sampler (default the run's)")
     ap.add_argument('--steps', type=int, default=None, help="draw: sampling steps (default the run's sample_steps)")
     ap.add_argument('--temperature', type=float, default=None, help="draw: temperature (default the run's)")
+    ap.add_argument('--options', type=json.loads, default=None,
+                    help='draw: sampler options as JSON, e.g. \'{"threshold": 0.9}\' (default the run\'s)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--name', default=None, help='draw: the result name (default draw__<run folder name>)')
     args = ap.parse_args(argv)
@@ -175,7 +178,8 @@ def main(argv=None):
         if not args.path: raise SystemExit(f'{args.command} needs a run folder' + (' or a samples.jsonl file'
                                                                                   if args.command == 'score' else ''))
         if args.command == 'draw':
-            d = draw_from_run(Path(args.path), args.n, device, args.sampler, args.steps, args.temperature, args.seed)
+            d = draw_from_run(Path(args.path), args.n, device, args.sampler, args.steps, args.temperature, args.seed,
+                              options=args.options)
             r = {**score_texts(judge, d['texts']), **{k: v for k, v in d.items() if k != 'texts'}, 'texts': d['texts']}
             s = d['settings']
             name = args.name or f"draw__{Path(args.path).name}"
