@@ -28,8 +28,8 @@ lock:
 
 train: setup
 	mkdir -p papermill_runs
-	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/train.ipynb papermill_runs/shakespeare_llada.ipynb \
-		-p preset shakespeare-llada --log-output
+	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/train.ipynb papermill_runs/shakespeare_block.ipynb \
+		-p preset shakespeare-block --log-output
 
 # The fine-tuning example: a LLaDA-format model pre-trained here on Tiny Shakespeare, then LoRA on its dialogue (CPU: minutes)
 finetune-example: setup

@@ -202,7 +202,7 @@ class SEDD(Method):
 # %% ../nbs/07_methods.ipynb #641c44d0
 class BlockDiffusion(Method):
     "BD3-LM block diffusion: blocks of `block_size` tokens left to right, masked diffusion inside each."
-    name, samplers, default_sampler = 'block', SAMPLERS, 'entropy'     # measured: see the prose above
+    name, samplers, default_sampler = 'block', SAMPLERS, 'confidence'     # measured: see the prose above
     options = ('threshold', 'factor', 'remask', 'remask_rate', 'order_temperature', 'cache')
     def __init__(self, n_real: int, block_size: int = 4, min_mask_rate: float = 1e-3, low_discrepancy: bool = True,
                  estimator: str = 'time', clip: tuple | None = None, importance: bool = False):
