@@ -35,7 +35,7 @@ torch.set_num_threads(1)          # the forked children inherit it: one thread e
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 NB_DIR = ROOT / 'nbs'
 DEAD_PID = 2**22 + 17             # above Linux's PID_MAX_LIMIT: never a live process
-TINY = dict(n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, warmup_steps=2, eval_batches=1, sample_steps=4,
+TINY = dict(n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, warmup_steps=2, eval_batches=1, sample_steps=8,
             n_samples=2, log_interval=1, max_steps=4, checkpoint_interval=2, eval_interval=2, keep_last=5)
 PROGRAMS = {'train': 'diffusion-lm-train', 'slurm': 'diffusion-lm-slurm', 'palindromes': 'diffusion-lm-palindromes',
             'finetune': 'diffusion-lm-finetune', 'api': 'diffusion_lm'}
