@@ -64,8 +64,6 @@ VARIANTS = {
     'masked-gates-ema': (dict(MASKED, **G, ema_decay=0.995), 'gates + EMA 0.995'),
     'masked-gates-count-lr2e-3': (dict(MASKED, **G, **COUNT, **LR(2e-3)), 'gates + count, lr 2e-3'),
     'masked-gates-is-lr2e-3': (dict(MASKED, **G, **IS, **LR(2e-3)), 'gates, lr 2e-3 + importance sampling of t'),
-    'masked-gates-count-is-lr2e-3': (dict(MASKED, **G, **COUNT, **IS, **LR(2e-3)),
-                                     'gates + count, lr 2e-3 + importance sampling of m'),
     'masked-gates-const': (dict(MASKED, **G, probe='const-condition'), 'gates as adaLN-Zero, constant condition (probe)'),
     'masked-gates-lr2e-3-nodecay': (dict(MASKED, **G, **LR(2e-3), probe='gate-no-decay'),
                                     'gates without weight decay, lr 2e-3 (probe)'),
@@ -82,14 +80,12 @@ VARIANTS = {
     'sedd-abs-radd': (dict(SEDD_ABS, **RADD), 'no time input (RADD)'),
     'sedd-abs-radd-lr2e-3': (dict(SEDD_ABS, **RADD, **LR(2e-3)), 'RADD + lr 2e-3'),
     'sedd-abs-radd-gates': (dict(SEDD_ABS, **RADD, **G), 'RADD + residual gates'),
-    'sedd-abs-radd-gates-lr2e-3': (dict(SEDD_ABS, **RADD, **G, **LR(2e-3)), 'RADD + gates, lr 2e-3'),
 
     'sedd-uni-gpt2': (dict(SEDD_UNI, **G, init='gpt2'), 'time-conditioned (adaLN-Zero), GPT-2 init'),
     'sedd-uni-torch': (dict(SEDD_UNI, **G), 'time-conditioned (adaLN-Zero), PyTorch init: the official model'),
     'sedd-uni-nogates': (dict(SEDD_UNI), 'time-conditioned adaLN without its gates'),
     'sedd-uni-torch-geo': (dict(SEDD_UNI, **G, noise='geometric'), 'adaLN-Zero, geometric noise'),
     'sedd-uni-torch-lr2e-3': (dict(SEDD_UNI, **G, **LR(2e-3)), 'adaLN-Zero, lr 2e-3'),
-    'sedd-uni-torch-lr5e-4': (dict(SEDD_UNI, **G, **LR(5e-4)), 'adaLN-Zero, lr 5e-4'),
 
     'block1-count': (BLOCK(1, **COUNT), 'block 1, count estimator (= the AR loss)'),
     'block2-count': (BLOCK(2, **COUNT), 'block 2, count'),
@@ -110,17 +106,12 @@ VARIANTS = {
     'block4-gates-lr5e-4': (BLOCK(4, **COUNT, **G, **LR(5e-4)), 'block 4, count + gates, lr 5e-4'),
     'block4-gates-lr2e-3': (BLOCK(4, **COUNT, **G, **LR(2e-3)), 'block 4, count + gates, lr 2e-3'),
     'block4-gates-clip-lr2e-3': (BLOCK(4, **COUNT, **G, **LR(2e-3), clip=[0.3, 0.8]), 'block 4, count + gates, clipped, lr 2e-3'),
-    'block4-gates-clip-lr3e-3': (BLOCK(4, **COUNT, **G, **LR(3e-3), clip=[0.3, 0.8]), 'block 4, count + gates, clipped, lr 3e-3'),
-    'block2-gates-clip-lr3e-3': (BLOCK(2, **COUNT, **G, **LR(3e-3), clip=[0.3, 0.8]), 'block 2, count + gates, clipped, lr 3e-3'),
-    'block4-gates-is': (BLOCK(4, **COUNT, **G, **IS), 'block 4, count + gates + importance sampling'),
     'block4-gates-is-lr2e-3': (BLOCK(4, **COUNT, **G, **IS, **LR(2e-3)), 'block 4, count + gates + importance, lr 2e-3'),
-    'block4-gates-time-is': (BLOCK(4, **G, **IS), 'block 4, time + gates + importance sampling'),
     'block4-gates-const': (BLOCK(4, **COUNT, **G, probe='const-condition'),
                            'block 4, count, gates as adaLN-Zero, constant condition (probe)'),
     'block2-gates-const': (BLOCK(2, **COUNT, **G, probe='const-condition'),
                            'block 2, count, gates as adaLN-Zero, constant condition (probe)'),
     'block4-gates-lr3e-3': (BLOCK(4, **COUNT, **G, **LR(3e-3)), 'block 4, count + gates, lr 3e-3'),
-    'block4-gates-lr5e-3': (BLOCK(4, **COUNT, **G, **LR(5e-3)), 'block 4, count + gates, lr 5e-3'),
 }
 GROUPS = ('ar', 'masked', 'sedd-absorbing', 'sedd-uniform', 'block')
 
