@@ -128,11 +128,10 @@ def draw_from_run(path: Path, n: int, device, sampler: str | None = None, steps:
                   temperature: float | None = None, seed: int = 0, batch: int = 8, options: dict | None = None) -> dict:
     ("`n` samples of the run's context length from the trained run at `path` (EMA weights when it has them), with "
      "its own sampler settings unless others are given: {'texts', 'calls', 'settings'}.")
-    from diffusion_lm.trainer import load_trained
     model, method, tok, cfg = load_trained(path, which='ema' if cfg_ema(path) else 'model', device=device)
     settings = dict(sampler=sampler or cfg.sampler or method.default_sampler, steps=steps or cfg.sample_steps,
                     temperature=cfg.temperature if temperature is None else temperature,
-                    options=cfg.sample_options or {} if options is None else options)
+                    options=(cfg.sample_options or {}) if options is None else options)
     g = torch.Generator(device=device).manual_seed(seed)
     texts, calls = [], []
     for i in range(0, n, batch):
