@@ -169,6 +169,8 @@ def main(argv=None):
     ap.add_argument('--options', type=json.loads, default=None,
                     help='draw: sampler options as JSON, e.g. \'{"threshold": 0.9}\' (default the run\'s)')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--batch', type=int, default=8,
+                    help='draw: rows per sampler call (1 counts each sample\'s own network calls, e.g. for threshold)')
     ap.add_argument('--name', default=None, help='draw: the result name (default draw__<run folder name>)')
     args = ap.parse_args(argv)
     device = bl.setup(args)
@@ -178,13 +180,13 @@ def main(argv=None):
                                                                                   if args.command == 'score' else ''))
         if args.command == 'draw':
             d = draw_from_run(Path(args.path), args.n, device, args.sampler, args.steps, args.temperature, args.seed,
-                              options=args.options)
+                              batch=args.batch, options=args.options)
             r = {**score_texts(judge, d['texts']), **{k: v for k, v in d.items() if k != 'texts'}, 'texts': d['texts']}
             s = d['settings']
             name = args.name or f"draw__{Path(args.path).name}"
             res = {**bl.new_result('judge_draw', args, device), **r}
             md = (f"### Samples of `{args.path}`\n\n{r['n']} samples of {r['length']} characters, {s['sampler']}, "
-                  f"{s['steps']} steps ({r['calls']:.0f} network calls), temperature {s['temperature']}, options "
+                  f"{s['steps']} steps ({r['calls']:.1f} network calls a batch of {args.batch}), temperature {s['temperature']}, options "
                   f"{s['options'] or 'none'}: judge {r['judge_bits']:.3f} ± {r['judge_bits_se']:.3f} bits/char against "
                   f"{r['reference']['judge_bits']:.3f} for real text (gap {r['judge_gap']:+.3f}); character entropy "
                   f"{r['entropy_bits']:.2f} bits against {r['reference']['entropy_bits']:.2f} ± "
