@@ -60,18 +60,31 @@ def markdown(res: dict) -> str:
 
 
 def plot(res: dict, path: Path):
+    """Every method's learning curve, drawn by seaborn, with a band of ±2 s.e. of each evaluation (its `val_bits_se`
+    over the validation windows: only these aggregates are stored, so the band is drawn from them)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, r in res['methods'].items():
-        c = [p for p in r['curve'] if p['step'] > 0]
-        ax.plot([p['tokens'] / res['base_tokens'] for p in c], [p['val_bits'] for p in c], marker='.', label=name)
+    import pandas as pd
+    import seaborn as sns
+    names = list(res['methods'])
+    df = pd.DataFrame([{'method': name, 'compute': p['tokens'] / res['base_tokens'], 'val_bits': p['val_bits'],
+                        'se': p.get('val_bits_se') if p.get('val_bits_se') is not None else float('nan')}
+                       for name, r in res['methods'].items() for p in r['curve'] if p['step'] > 0])
+    palette = dict(zip(names, sns.color_palette(n_colors=len(names))))
+    with sns.axes_style('whitegrid'):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(data=df, x='compute', y='val_bits', hue='method', hue_order=names, palette=palette, marker='.',
+                 markeredgewidth=0, errorbar=None, sort=True, ax=ax)
+    for name, g in df.groupby('method', sort=False):
+        ax.fill_between(g['compute'], g['val_bits'] - 2 * g['se'], g['val_bits'] + 2 * g['se'], color=palette[name], alpha=.2, lw=0)
     ax.axhline(res['ar_1x_bits'], color='k', ls='--', lw=1, label="AR's 1x loss")
     ax.set_xscale('log', base=2)
     ax.set_xlabel('training compute (multiples of the nanoGPT CPU budget)')
-    ax.set_ylabel('validation bits / character')
-    ax.grid(alpha=.3); ax.legend()
+    ax.set_ylabel('validation bits / character (band: ±2 s.e.)')
+    ax.grid(alpha=.3)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels)
     ax.set_ylim(top=min(max(p['val_bits'] for r in res['methods'].values() for p in r['curve'][2:]) + 0.1, 6))
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 

@@ -376,33 +376,55 @@ def markdown(res: dict) -> str:
 
 
 def plot(res: dict, path: Path):
+    """Quality against calls and against speed, one line per (method, sampler family), drawn by seaborn with error bars
+    of ±2 s.e. of the mean judge NLL: from every sample's score while the rows hold them (`sample_bits`, during a run),
+    else from the rows' stored `ar_bits_se` (the same figure: the s.e. over the samples), e.g. when redrawn from a JSON."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    rows = [r for r in res['rows'] if 'error' not in r]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 5.5))
+    import pandas as pd
+    import seaborn as sns
+    rows = sorted((r for r in res['rows'] if 'error' not in r), key=lambda r: r['nfe'])
     cmaps = {'ar': 'Greys', 'masked': 'Blues', 'block': 'Greens', 'sedd': 'Reds'}
     markers = 'osD^vP*X<>'
     fams = sorted({(r['model'], r['family']) for r in rows})
+    series = lambda r: f"{r['model']}: {r['family']}"
+    order, palette, marks = [], {}, {}
     for m in cmaps:
         mf = [f for x, f in fams if x == m]
         shades = plt.get_cmap(cmaps[m])([0.95 - 0.5 * i / max(1, len(mf) - 1) for i in range(len(mf))])
         for i, f in enumerate(mf):
-            rs = sorted((r for r in rows if (r['model'], r['family']) == (m, f)), key=lambda r: r['nfe'])
-            for ax, xkey in ((a1, 'nfe'), (a2, 'chars_per_s_batch1')):
-                ax.plot([r[xkey] for r in rs], [r['ar_bits'] for r in rs], '-', color=shades[i], marker=markers[i % len(markers)],
-                        ms=5, alpha=.85, label=f'{m}: {f}' if ax is a1 else None)
-                bad = [r for r in rs if r['collapsed']]
-                ax.scatter([r[xkey] for r in bad], [r['ar_bits'] for r in bad], marker='x', s=70, color='crimson', zorder=5)
-    for ax in (a1, a2):
+            s = f'{m}: {f}'
+            order.append(s); palette[s] = tuple(shades[i]); marks[s] = markers[i % len(markers)]
+    per_sample = all('sample_bits' in r for r in rows)
+    points = pd.DataFrame([{'series': series(r), 'nfe': r['nfe'], 'chars_per_s_batch1': r['chars_per_s_batch1'], 'bits': b}
+                           for r in rows for b in (r['sample_bits'] if per_sample else [r['ar_bits']])])
+    means = pd.DataFrame([{'series': series(r), 'nfe': r['nfe'], 'chars_per_s_batch1': r['chars_per_s_batch1'],
+                           'bits': r['ar_bits'], 'se': r['ar_bits_se'] or 0.0, 'collapsed': r['collapsed']} for r in rows])
+    with sns.axes_style('whitegrid'):
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 5.5))
+    for ax, xkey in ((a1, 'nfe'), (a2, 'chars_per_s_batch1')):
+        # sort=False: each line joins its rows in the order of their calls (also in the speed panel)
+        sns.lineplot(data=points, x=xkey, y='bits', hue='series', style='series', hue_order=order, style_order=order,
+                     palette=palette, markers=marks, dashes=False, estimator='mean', errorbar=('se', 2) if per_sample else None,
+                     err_style='bars', err_kws={'capsize': 2, 'elinewidth': 0.8}, sort=False, markersize=5, alpha=.85,
+                     legend=ax is a1, ax=ax)
+        if not per_sample:
+            for s, g in means.groupby('series'):
+                ax.errorbar(g[xkey], g['bits'], yerr=2 * g['se'], fmt='none', ecolor=palette[s], elinewidth=0.8, capsize=2, alpha=.85)
+        sns.scatterplot(data=means[means['collapsed']], x=xkey, y='bits', marker='x', s=70, color='crimson', linewidth=1.5,
+                        zorder=5, legend=False, ax=ax)
         ax.axhline(res['reference']['ar_bits'], color='grey', lw=1, ls='--')
         ax.set_xscale('log', base=2); ax.grid(alpha=.3); ax.set_ylabel('judge NLL of the samples (bits/char)')
     a1.set_xlabel(f"network calls for {res['length']} characters"); a2.set_xlabel('characters/s at batch 1')
-    a1.set_title('quality against calls (red x: collapsed; dashed: validation text)'); a2.set_title('quality against speed')
+    a1.set_title('quality against calls (bars: ±2 s.e.; red x: collapsed; dashed: validation text)', fontsize=10)
+    a2.set_title('quality against speed')
     hi = sorted(r['ar_bits'] for r in rows)
     a1.set_ylim(min(hi + [res['reference']['ar_bits']]) - 0.2, hi[int(0.9 * (len(hi) - 1))] + 0.5)
     a2.set_ylim(*a1.get_ylim())
-    fig.legend(fontsize=7, ncol=1, loc='center left', bbox_to_anchor=(0.995, 0.5))
+    handles, labels = a1.get_legend_handles_labels()
+    a1.get_legend().remove()
+    fig.legend(handles, labels, fontsize=7, ncol=1, loc='center left', bbox_to_anchor=(0.995, 0.5))
     fig.tight_layout(); fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
 
 
