@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make train   set everything up, then train the masked-diffusion Shakespeare preset through papermill
+#   make train   set everything up, then train the block-diffusion Shakespeare preset through papermill
 #   make test    set everything up, then run the whole test suite (nbdev_test + pytest tests)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -26,15 +26,20 @@ $(STAMP): settings.ini setup.py constraints.txt
 lock:
 	scripts/lock.sh
 
+# TRAIN_ARGS go to papermill, e.g. a short look into its own folder: make train TRAIN_ARGS="-p max_steps 100 -p out_dir runs/short"
+# (any train.ipynb parameter; they are checked as diffusion-lm-train --set checks them)
+TRAIN_ARGS ?=
 train: setup
 	mkdir -p papermill_runs
 	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/train.ipynb papermill_runs/shakespeare_block.ipynb \
-		-p preset shakespeare-block --log-output
+		-p preset shakespeare-block --log-output $(TRAIN_ARGS)
 
 # The fine-tuning example: a LLaDA-format model pre-trained here on Tiny Shakespeare, then LoRA on its dialogue (CPU: minutes)
+FINETUNE_ARGS ?=
 finetune-example: setup
 	mkdir -p papermill_runs
-	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/finetune.ipynb papermill_runs/finetune_shakespeare.ipynb --log-output
+	$(BIN)/papermill -k $(KERNEL) --cwd nbs nbs/finetune.ipynb papermill_runs/finetune_shakespeare.ipynb --log-output \
+		$(FINETUNE_ARGS)
 
 # The package must be what the notebooks export, and the notebooks must be clean.
 check-sync: setup
@@ -60,8 +65,9 @@ test: check-sync test-nbs test-py
 docs: setup
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/render_docs.py --out _docs
 
+# as root (a container) Jupyter refuses to start without --allow-root
 lab: setup
-	$(BIN)/jupyter lab nbs
+	$(BIN)/jupyter lab nbs $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Benchmarks (bench/README.md): --quick is a smoke run (minutes), --full writes bench/results/ and bench/RESULTS.md (hours
 # at 1 thread); BENCH_ONLY="sampling train_throughput" limits them, BENCH_ARGS='--note "..."' goes to every script

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm.auto import tqdm
 from .runtime import (UserError, check_types, check_range, check_choice, apply_overrides, parse_overrides,
                                   add_set_argument, ArgParser, run_cli, project_path, autocast_context, free_memory,
                                   setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock, make_optimizer,
-                                  make_scheduler, write_text_atomic, remove_dir, unwrap, eval_mode, mean_over_ranks)
+                                  make_scheduler, write_text_atomic, remove_dir, unwrap, eval_mode, mean_over_ranks,
+                                  progress_bar, remove_pid_file)
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step
@@ -271,8 +271,8 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
     out = project_path(cfg.out_dir)
     lock = RunLock(out).acquire() if dinfo.is_main else None
     try: return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
-    finally:
-        if lock is not None: lock.release()
+    finally:                                               # finished, stopped or failed: no PID, no lock left
+        if lock is not None: remove_pid_file(out); lock.release()
 
 # %% ../nbs/16_finetune.ipynb #8f1863cd
 def _start(cfg, out, dinfo, device, n_examples):
@@ -305,9 +305,7 @@ def _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress) -> dic
                trainable=sum(p.numel() for p in model.parameters() if p.requires_grad), start_step=step)
     if val is not None and step == 0: res['eval_before'] = score()
     loss_fn, params = make_loss(mask_id, cfg.min_mask_rate, device), [p for p in model.parameters() if p.requires_grad]
-    bar = tqdm(total=max_steps, initial=step, disable=not (progress and dinfo.is_main), desc='fine-tune',
-               dynamic_ncols=True,
-               mininterval=1.0)
+    bar = progress_bar(max_steps, initial=step, desc='fine-tune', disable=not (progress and dinfo.is_main))
     t_last, n_tok, stopping = time.time(), 0, False
     with StopFlag() as stop:
         while step < max_steps and not stopping:
@@ -321,11 +319,13 @@ def _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress) -> dic
             if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
                 save_state(out, cfg, step, seen, model, optimizer, scheduler, dinfo)
             if step % cfg.log_interval == 0 or step == max_steps or stopping:
-                rec = dict(step=step, loss=loss, lr=lr, grad_norm=gnorm, examples=seen, epoch=seen / len(data),
-                           tokens_per_s=n_tok / max(time.time() - t_last, 1e-9), time=time.time())
+                rec = dict(step=step, loss=loss, loss_bits=loss / math.log(2), lr=lr, grad_norm=gnorm, examples=seen,
+                           epoch=seen / len(data), tokens_per_s=n_tok / max(time.time() - t_last, 1e-9),
+                           time=time.time())
                 if dinfo.is_main: append_jsonl(out / 'metrics.jsonl', rec)
                 t_last, n_tok, res['last'] = time.time(), 0, rec
-                bar.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}')
+                bar.set_postfix_str(f"{rec['tokens_per_s']:,.0f} tok/s, loss {rec['loss_bits']:.3f} bits/token, "
+                                    f'lr {lr:.2e}')
             bar.update(1)
     bar.close()
     return _finish(cfg, out, dinfo, model, res, step, max_steps, bool(stop), score if val is not None else None)
@@ -402,15 +402,27 @@ def _read_config(path) -> dict:
     if not isinstance(d, dict): raise UserError(f'--config {path}: a JSON object of FinetuneConfig fields is expected')
     return d
 
-def _main(argv):
-    ap = ArgParser(prog='diffusion-lm-finetune', description='Fine-tune a LLaDA-format Hugging Face model on JSONL '
-                   'conversations: full, LoRA, or FSDP2 under torchrun.')
+_FINETUNE_EXAMPLES = """examples:
+  diffusion-lm-finetune --plan --devices 8 --device-memory 80GB --set model=models/LLaDA-8B-Instruct max_length=2048 batch_size=1
+  diffusion-lm-finetune --set model=models/LLaDA-8B-Instruct data=chat.jsonl out_dir=runs/llada_lora lora=True lr=1e-4"""
+
+def _parser() -> ArgParser:
+    ap = ArgParser(prog='diffusion-lm-finetune', epilog=_FINETUNE_EXAMPLES,
+                   description='Fine-tune a LLaDA-format Hugging Face model on JSONL conversations:\n'
+                               'full, LoRA, or FSDP2 under torchrun.')
     ap.add_argument('--config', metavar='FILE.json', help='a JSON file of FinetuneConfig fields (--set overrides them)')
     add_set_argument(ap, 'FinetuneConfig')
     ap.add_argument('--plan', action='store_true', help='print the memory plan of full / LoRA / FSDP2 and exit')
-    ap.add_argument('--devices', type=int, help='--plan: for this many devices (with --device-memory)')
-    ap.add_argument('--device-memory', help='--plan: memory of each device, e.g. 80GB')
-    ap.add_argument('--no-progress', action='store_true')
+    ap.add_argument('--devices', type=int, metavar='N',
+                    help='--plan: for this many devices, with --device-memory (default: the devices seen here)')
+    ap.add_argument('--device-memory', metavar='SIZE',
+                    help='--plan: memory of each device, e.g. 80GB (default: what the devices seen here have)')
+    ap.add_argument('--no-progress', action='store_true',
+                    help='no progress display (DIFFUSION_LM_PROGRESS=bar|widget|lines|off chooses its kind)')
+    return ap
+
+def _main(argv):
+    ap = _parser()
     a = ap.parse_args(argv)
     cfg = FinetuneConfig.from_dict({**(_read_config(a.config) if a.config else {}), **parse_overrides(a.set)})
     if a.plan: print(plan_text(cfg, a.devices, a.device_memory)); return

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
 from fastcore.basics import patch_to
-from tqdm.auto import tqdm
+from .runtime import progress_bar
 from .data import data_dir, normalize_palindrome, is_palindrome
 
 # %% auto #0
@@ -299,7 +299,8 @@ def generate_palindromes(n: int, seed: int = 0, min_words: int = 2, max_words: i
     _check_limits(n, min_words, max_words, min_chars, max_chars)
     search = search or corpus_search(min_zipf, alpha)
     rng, banned, seen, out, idle = random.Random(seed), {normalize_palindrome(t) for t in exclude}, set(), [], 0
-    with tqdm(total=n, desc='palindromes', disable=not (n >= 5000 if progress is None else progress)) as bar:
+    with progress_bar(n, desc='palindromes', unit='',
+                      disable=not (n >= 5000 if progress is None else progress)) as bar:
         while len(out) < n:
             idle += 1
             for p in search.walk(rng, max_words, max_chars):
@@ -423,7 +424,7 @@ def main(argv=None) -> int:
     "Generate a palindrome corpus (validation palindromes excluded) and write it as a JSON list, with a figure."
     ap = argparse.ArgumentParser(prog='python -m diffusion_lm.palindrome_corpus', description=main.__doc__)
     ap.add_argument('--n', type=int, default=50_000, help='number of phrases')
-    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--seed', type=int, default=0, help='random seed: the same seed gives the same phrases')
     ap.add_argument('--out', required=True, help='JSON file to write, e.g. data/prepared/palindrome_corpus.json')
     ap.add_argument('--figure', help='PNG with histograms against the real palindromes')
     ap.add_argument('--overwrite', action='store_true', help='replace an existing --out')

@@ -169,31 +169,36 @@ def verdict(text: str, min_zipf: float = MIN_ZIPF) -> str:
             f"  (lenient {sum(is_english_word(w) for w in ws)}/{len(ws)})")
 
 # %% ../nbs/12c_palindrome_eval.ipynb #4215bde1
+_PALINDROME_EXAMPLES = """examples:
+  diffusion-lm-palindromes --model runs/palindromes/palindrome_sedd_absorbing --n-samples 16 --length 12
+  diffusion-lm-palindromes --model runs/palindromes/palindrome_sedd_absorbing --mode letters --repair-rounds 4"""
+
 def _parser() -> argparse.ArgumentParser:
     from diffusion_lm.runtime import ArgParser
-    ap = ArgParser(prog='diffusion-lm-palindromes',
+    ap = ArgParser(prog='diffusion-lm-palindromes', epilog=_PALINDROME_EXAMPLES,
                    description='Sample palindromes from a trained checkpoint and judge them.')
     ap.add_argument('--model', required=True, help='a run folder (its newest checkpoint) or a checkpoint step folder')
-    ap.add_argument('--n-samples', type=int, default=16)
+    ap.add_argument('--n-samples', type=int, default=16, help='how many palindromes to draw')
     ap.add_argument('--length', default='train',
                     help="text length in bytes, or 'train' (drawn per sample from the training palindromes)")
-    ap.add_argument('--steps', type=int, default=64)
-    ap.add_argument('--device', default='auto')
+    ap.add_argument('--steps', type=int, default=64, help='sampling steps (network calls) per sample')
+    ap.add_argument('--device', default='auto', help="'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'")
     ap.add_argument('--unconstrained', action='store_true',
                     help='same frame and lengths, without the palindrome constraint')
-    ap.add_argument('--mode', choices=MODES, default='exact')
+    ap.add_argument('--mode', choices=MODES, default='exact',
+                    help='exact: the text reversed byte for byte; letters: only its letters and digits, any case')
     ap.add_argument('--sampler', default=None, help="default: the method's own; SEDD: analytic or euler; masked: "
                                                    "confidence, margin, entropy or random")
-    ap.add_argument('--temperature', type=float, default=1.0)
+    ap.add_argument('--temperature', type=float, default=1.0, help='sampling temperature (0: the most likely token)')
     ap.add_argument('--repair-rounds', type=int, default=0,
                     help='resample the words that fail the dictionary test up to this many times')
     ap.add_argument('--repair-candidates', type=int, default=1,
                     help='fills drawn per row and repair round; the best by the word test is kept')
     ap.add_argument('--alphabet', default=DEFAULT_ALPHABET,
                     help='characters the text may use (default: ASCII letters, digits, space, common punctuation)')
-    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--seed', type=int, default=0, help='random seed of the lengths and the samples')
     ap.add_argument('--min-zipf', type=float, default=MIN_ZIPF, help='wordfreq Zipf frequency a dictionary word needs')
-    ap.add_argument('--json', default=None, help='also write the samples and the summary to this file')
+    ap.add_argument('--json', default=None, metavar='FILE', help='also write the samples and the summary to this file')
     return ap
 
 # %% ../nbs/12c_palindrome_eval.ipynb #2e7a4ca9

@@ -109,17 +109,17 @@ def gumbel_like(x: torch.Tensor, generator=None) -> torch.Tensor:
 
 # %% ../nbs/06a_samplers.ipynb #f5b23c86
 def commit_mask(conf, candidates, k=None, threshold=None, factor=None, order_temperature: float = 0.0, generator=None):
-    ("Boolean [B, L]: the candidates to commit this step (k best, or by threshold / factor; "
-     "at least one per row that has one).")
+    ("Boolean [B, L]: the candidates to commit this step (k best, or by threshold / factor, and then at least k "
+     "(default 1) per row that has candidates).")
     conf = conf.double().masked_fill(~candidates, -math.inf)
     if threshold is not None:
-        return ((conf > threshold) | _top_k_mask(conf,
-                                                 torch.ones(conf.shape[0], dtype=torch.long,
-                                                            device=conf.device))) & candidates
+        least = torch.ones(conf.shape[0], dtype=torch.long, device=conf.device) if k is None else k
+        return ((conf > threshold) | _top_k_mask(conf, least)) & candidates
     if factor is not None:
         c = conf.sort(1, descending=True).values
         n = torch.arange(1, conf.shape[1] + 1, device=conf.device, dtype=torch.float64)
         ok = ((n + 1) * (1 - c) < factor).long().cumprod(1).sum(1).clamp_min(1)  # the longest prefix that passes
+        if k is not None: ok = torch.maximum(ok, k)
         return _top_k_mask(conf, ok.long()) & candidates
     key = conf if order_temperature == 0 else conf / order_temperature + gumbel_like(conf, generator)
     return _top_k_mask(key.masked_fill(~candidates, -math.inf), k) & candidates
@@ -219,13 +219,14 @@ def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, o
     schedule = get_num_transfer_tokens(masked_leaders() & in_block, n_steps)
     conf_at_commit = torch.zeros(B, w1 - w0, dtype=torch.float64, device=x.device)
     parallel = opts['threshold'] is not None or opts['factor'] is not None
-    for i in range(n_steps if not parallel else 4 * (hi - lo)):  # parallel: until done (a drawn MASK may repeat)
+    for i in range(n_steps):                                 # parallel: at most n_steps, fewer when confident
         if parallel and not masked_leaders().any(): break
         xw = x[:, w0:w1]
         logp = _log_probs(predict(x)[:, w0:w1], xw, mask_id, opts['subs'])
         x0 = draw_tokens(logp, opts['temperature'], opts['constraint'], opts['generator'], opts['top_k'], opts['top_p'])
         conf = order_scores(logp, x0, opts['sampler'], lead if tied else None, opts['generator'])
-        k, r = None if parallel else schedule[:, i], None
+        k, r = schedule[:, i], None
+        if parallel: k = get_num_transfer_tokens(masked_leaders() & in_block, n_steps - i)[:, 0]  # finish on time
         if opts['remask'] and not parallel:                              # keep the count on schedule while revising
             k = get_num_transfer_tokens(masked_leaders(), n_steps - i)[:, 0]
             movable = (xw != mask_id) & in_block & ~fixed

@@ -14,8 +14,8 @@ from .slurm_script import *
 from .slurm_script import _default_kernel
 
 # %% auto #0
-__all__ = ['FINAL_STATES', 'SlurmError', 'prepare_run', 'submit', 'submit_pipeline', 'job_state', 'is_final', 'wait', 'RunInfo',
-           'newest_checkpoint', 'list_runs', 'format_runs', 'main']
+__all__ = ['FINAL_STATES', 'SlurmError', 'prepare_run', 'submit', 'pipeline_jobs', 'submit_pipeline', 'job_state', 'is_final',
+           'wait', 'RunInfo', 'newest_checkpoint', 'list_runs', 'format_runs', 'main']
 
 # %% ../nbs/11a_slurm.ipynb #788c6d62
 class SlurmError(UserError, RuntimeError):
@@ -83,13 +83,11 @@ def submit(job: SlurmJob, dependency: str | None = None, exist_ok: bool = False)
     return job_id
 
 # %% ../nbs/11a_slurm.ipynb #afc87e3b
-def submit_pipeline(pretrain_params: dict, finetune_params: dict, name: str | None = None,
-                    notebook: str = 'nbs/train.ipynb',
-                    finetune_notebook: str | None = None, finetune_resources: dict | None = None,
-                    exist_ok: bool = False,
-                    **resources) -> tuple[str, str]:
-    ("Submit a pre-train run and a fine-tune run that starts, after it succeeds, from its newest checkpoint; "
-     "the two job ids.")
+def pipeline_jobs(pretrain_params: dict, finetune_params: dict, name: str | None = None,
+                  notebook: str = 'nbs/train.ipynb', finetune_notebook: str | None = None,
+                  finetune_resources: dict | None = None, exist_ok: bool = False, **resources) -> tuple:
+    ("The pre-train and fine-tune `SlurmJob`s of a pipeline (the fine-tune starts from the pre-train's newest "
+     "checkpoint), each checked and its script built: a bad parameter or a run dir that exists fails here.")
     name = name or f'pipeline-{datetime.now():%Y%m%d-%H%M%S}'
     if 'init_from' in finetune_params: raise ValueError('finetune_params sets init_from, '
                                                         'but the pipeline sets it to the pre-train run: leave it out')
@@ -101,6 +99,17 @@ def submit_pipeline(pretrain_params: dict, finetune_params: dict, name: str | No
     for j in (pre, fine):   # fail early (a run dir that exists, a bad parameter) before submitting anything
         if (run_dir_of(j) / 'job.json').exists() and not exist_ok: prepare_run(j)
         validate_job(j, run_dir_of(j)); sbatch_script(j)
+    return pre, fine
+
+def submit_pipeline(pretrain_params: dict, finetune_params: dict, name: str | None = None,
+                    notebook: str = 'nbs/train.ipynb',
+                    finetune_notebook: str | None = None, finetune_resources: dict | None = None,
+                    exist_ok: bool = False,
+                    **resources) -> tuple[str, str]:
+    ("Submit a pre-train run and a fine-tune run that starts, after it succeeds, from its newest checkpoint; "
+     "the two job ids.")
+    pre, fine = pipeline_jobs(pretrain_params, finetune_params, name, notebook, finetune_notebook,
+                              finetune_resources, exist_ok, **resources)
     pre_id = submit(pre, exist_ok=exist_ok)
     return pre_id, submit(fine, dependency=f'afterok:{pre_id}', exist_ok=exist_ok)
 
@@ -233,19 +242,28 @@ def format_runs(runs: list[RunInfo]) -> str:
 def _resource_args(p):
     "Add the resource options of a job to the (sub)parser `p`."
     g = p.add_argument_group('resources')
-    g.add_argument('--partition'); g.add_argument('--account'); g.add_argument('--qos')
-    g.add_argument('--nodes', type=int, default=1); g.add_argument('--gpus-per-node', type=int, default=0)
-    g.add_argument('--gpu-type'); g.add_argument('--procs-per-node', type=int)
-    g.add_argument('--cpus-per-task', type=int); g.add_argument('--mem'); g.add_argument('--time', default='48:00:00')
+    g.add_argument('--partition', help='SLURM partition (default: the cluster\'s)')
+    g.add_argument('--account', help='SLURM account to charge')
+    g.add_argument('--qos', help='SLURM quality of service')
+    g.add_argument('--nodes', type=int, default=1, help='nodes (more than one: srun + torchrun on each)')
+    g.add_argument('--gpus-per-node', type=int, default=0, help='GPUs per node (--gres=gpu:N)')
+    g.add_argument('--gpu-type', help="GPU type for --gres, e.g. a100 (--gres=gpu:a100:N)")
+    g.add_argument('--procs-per-node', type=int, metavar='N',
+                   help='training processes per node (default: --gpus-per-node; more than one: torchrun)')
+    g.add_argument('--cpus-per-task', type=int, metavar='N', help='CPUs of the one task per node')
+    g.add_argument('--mem', help='memory per node, e.g. 64G')
+    g.add_argument('--time', default='48:00:00', help='time limit, e.g. 48:00:00, 2-00:00:00 or 90 (minutes)')
     g.add_argument('--signal-seconds', type=int, default=300, help='SIGUSR1 this long before the limit (0: none)')
-    g.add_argument('--no-requeue', action='store_true')
-    g.add_argument('--env-setup', help="shell line run first ('' for none)")
+    g.add_argument('--no-requeue', action='store_true', help='do not requeue the job after it checkpoints on SIGUSR1')
+    g.add_argument('--env-setup', help="shell line run first (default: activate the repository's .venv; '' for none)")
     g.add_argument('--sbatch', action='append', default=[], metavar='OPTION',
-                   help='an extra sbatch option, e.g. --sbatch=--exclusive')
-    g.add_argument('--kernel'); g.add_argument('--launcher', choices=LAUNCHERS, default='auto')
-    g.add_argument('--runs-root'); g.add_argument('--continue', dest='exist_ok', action='store_true',
-                                                  help='submit again into an existing run directory (resumes from its '
-                                                       'checkpoints)')
+                   help='an extra sbatch option, e.g. --sbatch=--exclusive (repeatable)')
+    g.add_argument('--kernel', help="papermill kernel (default: the project's 'diffusion-lm' if registered)")
+    g.add_argument('--launcher', choices=LAUNCHERS, default='auto',
+                   help='notebook (one process), torchrun (one node), srun (srun + torchrun); auto picks by resources')
+    g.add_argument('--runs-root', metavar='DIR', help='where run directories go (default: <repo>/papermill_runs)')
+    g.add_argument('--continue', dest='exist_ok', action='store_true',
+                   help='submit again into an existing run directory (resumes from its checkpoints)')
 
 # %% ../nbs/11a_slurm.ipynb #e2b8d0c4
 def _resources(a) -> dict:
@@ -270,35 +288,59 @@ class _Section(argparse.Action):
     def __call__(self, parser, ns, values, option_string=None): ns.section = self.dest
 
 # %% ../nbs/11a_slurm.ipynb #f6a2c8e0
+_SLURM_EXAMPLES = {
+    None: ['diffusion-lm-slurm submit nbs/train.ipynb --set preset=wiki-sedd-gpu --gpus-per-node 4 --dry-run',
+           'diffusion-lm-slurm list'],
+    'submit': ['diffusion-lm-slurm submit nbs/train.ipynb --set preset=wiki-sedd-gpu --gpus-per-node 4 --dry-run'],
+    'finetune': ['diffusion-lm-slurm finetune --name llada --gpus-per-node 8 --set model=$PWD/models/LLaDA-8B-Instruct '
+                 'data=$PWD/chat.jsonl fsdp=True --dry-run'],
+    'pipeline': ['diffusion-lm-slurm pipeline --pretrain --set preset=wiki-sedd-gpu --finetune --set '
+                 'preset=palindrome-sedd-gpu --gpus-per-node 4'],
+    'list': ['diffusion-lm-slurm list', 'diffusion-lm-slurm list --json'],
+    'wait': ['diffusion-lm-slurm wait 1234 --timeout 3600']}
+
+def _examples(cmd=None) -> str: return 'examples:\n' + '\n'.join(f'  {c}' for c in _SLURM_EXAMPLES[cmd])
+
+def _subparser(sub, name: str, help: str):
+    return sub.add_parser(name, help=help, description=help, epilog=_examples(name))
+
 def _parser() -> argparse.ArgumentParser:
-    ap = ArgParser(prog='diffusion-lm-slurm', description='Run diffusion_lm notebooks as SLURM jobs.')
-    sub = ap.add_subparsers(dest='cmd', required=True, parser_class=ArgParser)
-    s = sub.add_parser('submit', help='submit one papermill run of a notebook')
-    s.add_argument('notebook'); s.add_argument('--name')
+    ap = ArgParser(prog='diffusion-lm-slurm', description='Run diffusion_lm notebooks as SLURM jobs.',
+                   epilog=_examples())
+    sub = ap.add_subparsers(dest='cmd', required=True, parser_class=ArgParser, metavar='COMMAND',
+                            help='submit, finetune, pipeline, list or wait (COMMAND --help: its options)')
+    s = _subparser(sub, 'submit', 'submit one papermill run of a notebook')
+    s.add_argument('notebook', help='the notebook to run, e.g. nbs/train.ipynb')
+    s.add_argument('--name', help='run directory name (default: <notebook>-<preset>-<date-time>)')
     s.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE', help="the notebook's parameters")
     s.add_argument('--dry-run', action='store_true', help='print the job script; write and submit nothing')
-    s.add_argument('--after', help='start after this job id succeeds (afterok)')
+    s.add_argument('--after', metavar='JOB_ID', help='start after this job id succeeds (afterok)')
     _resource_args(s); s.set_defaults(params={})
-    ft = sub.add_parser('finetune', help='fine-tune a LLaDA-format Hugging Face model (diffusion_lm.finetune): one '
-                        'process, or FSDP2/DDP under torchrun over GPUs and nodes')
-    ft.add_argument('--name')
+    ft = _subparser(sub, 'finetune', 'fine-tune a LLaDA-format Hugging Face model (diffusion_lm.finetune): one '
+                    'process, or FSDP2/DDP under torchrun over GPUs and nodes')
+    ft.add_argument('--name', help='run directory name (default: finetune-<date-time>)')
     ft.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE',
                     help='FinetuneConfig fields, e.g. model=... data=... fsdp=True')
     ft.add_argument('--dry-run', action='store_true', help='print the job script; write and submit nothing')
-    ft.add_argument('--after', help='start after this job id succeeds (afterok)')
+    ft.add_argument('--after', metavar='JOB_ID', help='start after this job id succeeds (afterok)')
     _resource_args(ft); ft.set_defaults(params={})
-    pl = sub.add_parser('pipeline', help='pre-train, then fine-tune from its newest checkpoint (two chained jobs)')
-    pl.add_argument('--notebook', default='nbs/train.ipynb'); pl.add_argument('--finetune-notebook')
-    pl.add_argument('--name')
+    pl = _subparser(sub, 'pipeline', 'pre-train, then fine-tune from its newest checkpoint (two chained jobs)')
+    pl.add_argument('--notebook', default='nbs/train.ipynb', help='the pre-train notebook')
+    pl.add_argument('--finetune-notebook', help='the fine-tune notebook (default: --notebook)')
+    pl.add_argument('--name', help='prefix of the two run directories (default: pipeline-<date-time>)')
     pl.add_argument('--pretrain', nargs=0, action=_Section, help='the --set after this are the pre-train parameters')
     pl.add_argument('--finetune', nargs=0, action=_Section, help='the --set after this are the fine-tune parameters')
-    pl.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE')
+    pl.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE',
+                    help='parameters of the run of the section before (--pretrain first)')
+    pl.add_argument('--dry-run', action='store_true', help='print both job scripts; write and submit nothing')
     pl.add_argument('--finetune-time', help='time limit of the fine-tune (default: --time)')
     _resource_args(pl); pl.set_defaults(pretrain={}, finetune={}, section='pretrain')
-    ls = sub.add_parser('list', help='list runs, their job states, newest checkpoints and executed notebooks')
-    ls.add_argument('--runs-root'); ls.add_argument('--json', action='store_true')
-    w = sub.add_parser('wait', help='wait until a job has ended for good; exit 0 only if it COMPLETED')
-    w.add_argument('job_id'); w.add_argument('--timeout', type=float)
+    ls = _subparser(sub, 'list', 'list runs, their job states, newest checkpoints and executed notebooks')
+    ls.add_argument('--runs-root', metavar='DIR', help='where the run directories are (default: <repo>/papermill_runs)')
+    ls.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    w = _subparser(sub, 'wait', 'wait until a job has ended for good; exit 0 only if it COMPLETED')
+    w.add_argument('job_id', help='the job id sbatch printed')
+    w.add_argument('--timeout', type=float, metavar='SECONDS', help='give up after this long (default: wait on)')
     return ap
 
 # %% ../nbs/11a_slurm.ipynb #33707c2f
@@ -311,10 +353,15 @@ def _main(argv):
         jid = submit(job, dependency=a.after, exist_ok=a.exist_ok)
         print(f'submitted job {jid}: run directory {run_dir_of(job)}')
     elif a.cmd == 'pipeline':
-        ids = submit_pipeline(a.pretrain, a.finetune, name=a.name, notebook=a.notebook,
-                              finetune_notebook=a.finetune_notebook,
-                              finetune_resources={'time': a.finetune_time} if a.finetune_time else None,
-                              exist_ok=a.exist_ok, **_resources(a))
+        kw = dict(name=a.name, notebook=a.notebook, finetune_notebook=a.finetune_notebook,
+                  finetune_resources={'time': a.finetune_time} if a.finetune_time else None, exist_ok=a.exist_ok,
+                  **_resources(a))
+        if a.dry_run:
+            pre, fine = pipeline_jobs(a.pretrain, a.finetune, **kw)
+            print(sbatch_script(pre), end='')
+            print(f'\n# ---- then, after the pre-train job succeeds (afterok), the fine-tune job ----\n')
+            print(sbatch_script(fine), end=''); return
+        ids = submit_pipeline(a.pretrain, a.finetune, **kw)
         print(f'submitted pre-train job {ids[0]} and fine-tune job {ids[1]} (afterok:{ids[0]})')
     elif a.cmd == 'list':
         runs = list_runs(a.runs_root)

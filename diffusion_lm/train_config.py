@@ -10,7 +10,8 @@ from .runtime import UserError, check_types, check_range, check_choice, apply_ov
 from .methods import METHODS, METHOD_ALIASES
 
 # %% auto #0
-__all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'validate', 'config_from_preset']
+__all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell',
+           'notebook_params', 'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
 
 # %% ../nbs/08b_train_config.ipynb #1e1de1c2
 @dataclass
@@ -47,7 +48,7 @@ class TrainConfig:
     grad_clip: float = 1.0              # 0 switches clipping off
     ema_decay: float = 0.999            # 0 disables EMA
     max_steps: int = 1000
-    epochs: float | None = None         # if set, max_steps = epochs * train tokens / tokens per step
+    epochs: float | None = None         # if set: max_steps from epochs x train tokens / tokens per step
     # evaluation, samples, checkpoints
     eval_interval: int = 200
     eval_batches: int = 4
@@ -158,3 +159,115 @@ def config_from_preset(preset: str | None = None, **overrides) -> TrainConfig:
     if preset is not None and preset not in PRESETS:
         raise UserError(f'unknown preset {preset!r}; choose one of {", ".join(sorted(PRESETS))}')
     return TrainConfig.from_dict({**PRESETS.get(preset, {}), **{k: v for k, v in overrides.items() if v is not None}})
+
+# %% ../nbs/08b_train_config.ipynb #47e39b43
+import ast, inspect, io, tokenize
+from pathlib import Path
+from .runtime import coerce_field, project_path
+
+def field_comments(cls, src: str | None = None) -> dict:
+    ("Each field of dataclass `cls` -> the comment at the end of its line in the class source ('' if none); "
+     "`src` for a class without a source file.")
+    src = inspect.getsource(cls) if src is None else src
+    lines = {n.lineno: n.target.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.AnnAssign)}
+    out = dict.fromkeys((f.name for f in dataclasses.fields(cls)), '')
+    for t in tokenize.generate_tokens(io.StringIO(src).readline):
+        if t.type == tokenize.COMMENT and lines.get(t.start[0]) in out: out[lines[t.start[0]]] = t.string[1:].strip()
+    return out
+
+def parameters_cell(cls, lead: dict | None = None, defaults: bool = True, src: str | None = None) -> str:
+    ("The source of a papermill parameters cell for dataclass `cls`: the `lead` assignments ({name: (value, comment)}), "
+     "then every field, `= default` (or `= None` with `defaults=False`) with its comment from the class.")
+    rows, comments = [(k, v, c) for k, (v, c) in (lead or {}).items()], field_comments(cls, src)
+    for f in dataclasses.fields(cls):
+        rows.append((f.name, repr(f.default) if defaults else 'None', comments[f.name]))
+    w = max(len(f'{k} = {v}') for k, v, _ in rows) + 2
+    return '\n'.join(f'{k} = {v}'.ljust(w) + f'# {c}' if c else f'{k} = {v}' for k, v, c in rows)
+
+# %% ../nbs/08b_train_config.ipynb #ac5fa75b
+def notebook_params(ns: dict, before, cls, extra=()) -> dict:
+    ("The parameters a notebook run was given: every public name assigned in namespace `ns` since the snapshot "
+     "`before` (the parameters cell and papermill's injected cell), checked and typed as `--set` types `cls`'s "
+     "fields; names in `extra` pass through untyped. `None` values are left out (None: the preset's or the "
+     "run's value). An unknown name is a UserError naming the closest field, before any work.")
+    given = {k: v for k, v in ns.items() if k not in before and not k.startswith('_')}
+    out, names = {}, _field_names(cls)
+    for k, v in given.items():
+        if k in extra: out[k] = v
+        elif k not in names:
+            try: coerce_field(cls, k, v)
+            except UserError as e:
+                raise UserError(str(e).replace(f'{cls.__name__} has no field', 'this notebook has no parameter', 1)
+                                + (f" (its own: {', '.join(extra)})" if extra else '')) from None
+        elif v is not None:
+            try: out[k] = coerce_field(cls, k, v)
+            except UserError as e: raise UserError(f'parameter {k}: {e}') from None
+    return out
+
+def _field_names(cls) -> set: return {f.name for f in dataclasses.fields(cls)}
+
+# %% ../nbs/08b_train_config.ipynb #d6022870
+@dataclass
+class SampleConfig:
+    "The parameters of `sample.ipynb` (None: the run's own value)."
+    checkpoint: str = 'runs/shakespeare_block'  # a run folder (its newest checkpoint) or a step folder
+    n_samples: int = 8
+    length: int | None = None       # tokens per sample (default: the training length, less the prompt)
+    steps: int | None = None        # network calls (default: the run's sample_steps; AR makes one per token)
+    sampler: str | None = None      # default: the run's sampler, else the method's default
+    temperature: float | None = None  # default: the run's (1: the model's law, 0: greedy)
+    top_k: int | None = None
+    top_p: float | None = None
+    prompt: str = ''                # text the samples start with (kept as given)
+    options: dict | None = None     # method-specific options, e.g. {'threshold': 0.9, 'block_size': 32}
+    device: str = 'auto'
+    seed: int = 0
+    out_file: str | None = None     # a new file for the samples (default: <run>/samples/sample_<step>_<seed>[_n].json)
+    eval_batches: int = 16          # batches for the validation figure (0 skips it)
+    gif: bool = True                # write an animated GIF of the generation
+    def __post_init__(self):
+        check_types(self)
+        for k in ('n_samples', 'length', 'steps', 'top_k'): check_range(self, k, 1)
+        for k in ('temperature', 'seed', 'eval_batches'): check_range(self, k, 0)
+        check_range(self, 'top_p', 0, 1, lo_open=True)
+
+def sample_output_path(run_dir, step: int | None, seed: int, out_file: str | None = None) -> Path:
+    ("Where a sampling run writes: `out_file` if it does not exist yet, else a new `sample_<step>_<seed>[_n].json` "
+     "in `run_dir/samples/`; never an existing file, never inside `checkpoints/` (pruning deletes it).")
+    if out_file:
+        out = project_path(out_file)                       # relative: from the project folder, like checkpoint
+        if 'checkpoints' in out.resolve().parts:
+            raise UserError(f'out_file={out} is inside a checkpoints folder, which checkpoint pruning deletes; '
+                            'write it elsewhere')
+        for p in (out, out.with_suffix('.txt')):
+            if p.exists(): raise UserError(f'out_file={out}: {p} exists and is not replaced; give a new out_file '
+                                           '(or leave it out for a new file in the run\'s samples/ folder)')
+        return out
+    base, n = Path(run_dir) / 'samples' / f'sample_{step}_{seed}', 1
+    while (out := base.with_name(base.name + ('' if n == 1 else f'_{n}')).with_suffix('.json')).exists() \
+            or out.with_suffix('.txt').exists(): n += 1
+    return out
+
+# %% ../nbs/08b_train_config.ipynb #09e70d25
+import json
+
+def notebook_parameter_cells() -> dict:
+    "Notebook file name -> the source of its papermill parameters cell, generated from the dataclasses."
+    lead = {'preset': ("'shakespeare-block'", "a name of train_config.PRESETS; a field left at None: the preset's")}
+    return {'train.ipynb': parameters_cell(TrainConfig, lead=lead, defaults=False),
+            'sample.ipynb': parameters_cell(SampleConfig)}
+
+def sync_parameter_cells(nbs_dir='nbs', write: bool = False) -> list:
+    ("The notebooks in `nbs_dir` whose `parameters` cell differs from `notebook_parameter_cells()`; with `write`, "
+     "their cells are replaced.")
+    stale = []
+    for name, src in notebook_parameter_cells().items():
+        path = Path(nbs_dir) / name
+        nb = json.loads(path.read_text())
+        cell = next(c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', []))
+        if ''.join(cell['source']).strip('\n') != src:
+            stale.append(name)
+            if write:
+                cell['source'] = src.splitlines(True)
+                path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    return stale

@@ -4,21 +4,21 @@
 
 # %% ../nbs/09_trainer.ipynb #50941f85
 from __future__ import annotations
-import dataclasses, json, math, os, sys, time
+import argparse, dataclasses, json, math, os, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm.auto import tqdm
 from .runtime import (UserError, check_types, check_range, check_choice, apply_overrides, add_set_argument,
                                   ArgParser, run_cli, project_path, resolve_device, autocast_context, free_memory,
                                   setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock, make_optimizer,
-                                  make_scheduler, make_ema, eval_mode, parse_overrides, one_line)
+                                  make_scheduler, make_ema, eval_mode, parse_overrides, one_line, progress_bar,
+                                  remove_pid_file)
 from .data import (prepare_dataset, load_metadata, load_tokenizer, RandomBatches, open_split, eval_batches,
                                step_seed)
-from .tokenizers import tokenizer_from_dict
+from .tokenizers import tokenizer_from_dict, CharTokenizer, ByteTokenizer
 from .model import ModelConfig, DiffusionTransformer, num_params
 from .model_size import memory_estimate, fmt_bytes
 from .methods import make_method, METHODS, METHOD_ALIASES
@@ -31,8 +31,8 @@ from .checkpoint import list_checkpoints
 from .train_config import *
 
 # %% auto #0
-__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'train', 'load_trained',
-           'ddp_gradient', 'main']
+__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'bits_unit',
+           'progress_text', 'train', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -230,12 +230,23 @@ def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, 
 
 # %% ../nbs/09_trainer.ipynb #98e50735
 def _log_record(run, step, loss, gnorm, scheduler, dt, tokens, ema_or_model, val, device) -> dict:
-    rec = {'step': step, 'train_loss': loss, 'lr': scheduler.get_last_lr()[0], 'grad_norm': gnorm,
-           'tokens_per_s': tokens / max(dt, 1e-9), 'time': time.time()}
+    "A line of metrics.jsonl: the step's loss in nats (`train_loss`) and bits (`train_bits`) per token, and more."
+    rec = {'step': step, 'train_loss': loss, 'train_bits': loss / math.log(2), 'lr': scheduler.get_last_lr()[0],
+           'grad_norm': gnorm, 'tokens_per_s': tokens / max(dt, 1e-9), 'time': time.time()}
     if val is not None:
         rec.update(evaluate(ema_or_model, run.method, val, run.length, run.cfg.batch_size, run.cfg.eval_batches, device,
                             run.cfg.precision, seed=run.cfg.seed + step))
     return rec
+
+def bits_unit(tok) -> str:
+    "What the run's bits are per: 'bits/char' (character tokenizer), 'bits/byte' (byte tokenizer), else 'bits/token'."
+    return 'bits/char' if isinstance(tok, CharTokenizer) else 'bits/byte' if isinstance(tok, ByteTokenizer) else \
+        'bits/token'
+
+def progress_text(rec: dict, unit: str = 'bits/token') -> str:
+    "The progress display's figures from a metrics record: speed, the train loss and the validation bound, in bits."
+    s = f"{rec['tokens_per_s']:,.0f} tok/s, loss {rec['train_bits']:.2f} {unit}"
+    return s + (f", val {rec['val_bits']:.3f} {unit}" if 'val_bits' in rec else '')
 
 # %% ../nbs/09_trainer.ipynb #ea254b45
 def train(config: TrainConfig | dict, progress: bool = True) -> dict:
@@ -249,8 +260,8 @@ def train(config: TrainConfig | dict, progress: bool = True) -> dict:
         err = explain_os_error(e, out, 'writing to')
         if err is e: raise
         raise err from None
-    finally:
-        if lock is not None: lock.release()
+    finally:                                               # finished, stopped or failed: no PID, no lock left
+        if lock is not None: remove_pid_file(out); lock.release()
 
 # %% ../nbs/09_trainer.ipynb #c2eefde1
 def _start(run: Run, out: Path, dinfo: DistInfo, device) -> tuple:
@@ -283,8 +294,8 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
     loss_fn = lambda m, x: method.loss(m, x.to(device))
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.length
     last, t_last, tok_last = {'step': step}, time.time(), 0
-    bar = tqdm(total=max_steps, initial=step, disable=not (progress and dinfo.is_main),
-               desc=f'{cfg.method} {cfg.dataset}', dynamic_ncols=True, mininterval=1.0)
+    bar, unit = progress_bar(max_steps, initial=step, desc='train', disable=not (progress and dinfo.is_main)), \
+        bits_unit(run.tok)
     with StopFlag() as stop:
         while step < max_steps:
             torch.manual_seed(step_seed(cfg.seed, dinfo.rank, step))         # step s of rank r: its own noise
@@ -294,7 +305,6 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
                                      list(model.parameters()))
             loss = mean_over_ranks(loss, dinfo, device)
             step, tok_last = step + 1, tok_last + per_step
-            bar.update(1)
             stopping = mean_over_ranks(bool(stop), dinfo, device) > 0          # one rank's signal stops them all
             do_eval = step % cfg.eval_interval == 0 or step == max_steps
             if step % cfg.log_interval == 0 or do_eval:
@@ -302,8 +312,8 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
                                   val if do_eval else None, device)
                 t_last, tok_last, last = time.time(), 0, rec
                 if dinfo.is_main: append_jsonl(metrics, rec)
-                bar.set_postfix(loss=f'{loss:.3f}', tok_s=f"{rec['tokens_per_s']:.0f}",
-                                **({'val_bits': f"{rec['val_bits']:.3f}"} if do_eval else {}))
+                bar.set_postfix_str(progress_text(rec, unit))
+            bar.update(1)                                                     # after the step's figures are set
             # after the step's log line: see below
             if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
                 _checkpoint(run, out, step, model, optimizer, scheduler, ema, loader, dinfo)
@@ -379,17 +389,33 @@ def ddp_gradient(config: TrainConfig | dict, simulate_ranks: int | None = None, 
     return {'grad': grad.detach().float().cpu(), 'loss': loss, 'world_size': world}
 
 # %% ../nbs/09_trainer.ipynb #7316bedf
-def _main(argv):
-    ap = ArgParser(prog='diffusion-lm-train', description='Train a diffusion language model (runs under torchrun too).')
-    ap.add_argument('--preset', default=None, help=f'one of {", ".join(sorted(PRESETS))}')
-    ap.add_argument('--config', default=None, help='a JSON file of TrainConfig fields')
+_TRAIN_EXAMPLES = """examples:
+  diffusion-lm-train --preset shakespeare-block --set max_steps=500 out_dir=runs/short
+  torchrun --nproc_per_node 2 -m diffusion_lm.trainer --preset shakespeare-llada --set out_dir=runs/ddp"""
+
+def _parser() -> ArgParser:
+    ap = ArgParser(prog='diffusion-lm-train', epilog=_TRAIN_EXAMPLES,
+                   description='Train a diffusion language model (runs under torchrun too): the fields of a preset,\n'
+                               'then of --config, then of --set (later ones win).')
+    ap.add_argument('--preset', default=None, metavar='NAME',
+                    help=f'start from this preset: {", ".join(sorted(PRESETS))} (default: none, TrainConfig\'s defaults)')
+    ap.add_argument('--config', default=None, metavar='FILE.json',
+                    help='a JSON file of TrainConfig fields (default: none)')
     add_set_argument(ap, 'TrainConfig')
-    ap.add_argument('--no-progress', action='store_true')
-    ap.add_argument('--grad-check', default=None, metavar='FILE.safetensors',
-                    help='do not train: write the first step\'s gradient (ddp_gradient)')
-    ap.add_argument('--simulate-ranks', type=int, default=None,
-                    help='with --grad-check in one process: shards to average')
+    ap.add_argument('--no-progress', action='store_true',
+                    help='no progress display (DIFFUSION_LM_PROGRESS=bar|widget|lines|off chooses its kind)')
+    # for tests/test_trainer.py: the first step's gradient (ddp_gradient), and the shards one process averages
+    ap.add_argument('--grad-check', default=None, metavar='FILE.safetensors', help=argparse.SUPPRESS)
+    ap.add_argument('--simulate-ranks', type=int, default=None, help=argparse.SUPPRESS)
+    return ap
+
+def _main(argv):
+    ap = _parser()
     a = ap.parse_args(argv)
+    if not (a.preset or a.config or a.set or a.grad_check):
+        ap.print_usage(sys.stderr)
+        ap.exit(2, f'{ap.prog}: nothing to train: give --preset NAME (one of {", ".join(sorted(PRESETS))}), '
+                   f'or --config FILE.json, or --set KEY=VALUE ...; see {ap.prog} --help\n')
     overrides = {}
     if a.config:
         try: overrides = json.loads(Path(a.config).read_text())

@@ -14,6 +14,7 @@
 #   OUT=papermill_runs/palindromes   executed notebooks, timings.tsv, the table (JSON + Markdown) and the GIF
 #   RUNS=runs/palindromes     the training runs (checkpoints, metrics)
 #   LENGTHS='[8, 12, 16, 24, train]' N_SAMPLES=64 STEPS=64 TEMPERATURE=1.0 REPAIR_ROUNDS=4 DEVICE=auto SEED=0
+#   TRAIN_ARGS='-p max_steps 50'   more train.ipynb parameters for pre-training and fine-tuning (a short look)
 # Training runs one thread per process (OMP_NUM_THREADS=1 unless set). A step that stops (a crash, a signal) is
 # continued by running the same command again: training resumes from its newest checkpoint, and a finished
 # training run is not trained again.
@@ -29,6 +30,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 STEPS_TO_RUN=("$@"); [ ${#STEPS_TO_RUN[@]} -eq 0 ] && STEPS_TO_RUN=(data pretrain finetune sample)
 mkdir -p "$OUT"
 PM=("$BIN/papermill" -k "$KERNEL" --cwd nbs --log-output)
+read -r -a EXTRA <<< "${TRAIN_ARGS:-}"   # split on spaces: '-p max_steps 50' -> 4 words
 
 timed() {  # timed NAME CMD...: run CMD, append its wall time to $OUT/timings.tsv
   local name=$1; shift; local t0=$SECONDS
@@ -51,10 +53,10 @@ for step in "${STEPS_TO_RUN[@]}"; do
         PRE=$RUNS/wiki_sedd_${g}${SUFFIX}; FT=$RUNS/palindrome_sedd_${g}${SUFFIX}
         if [ "$step" = pretrain ]; then
           timed "pretrain_$g" "${PM[@]}" nbs/train.ipynb "$OUT/1_pretrain_wiki_sedd_${g}${SUFFIX}.ipynb" \
-            -p preset "$(preset wiki-sedd "$g")" -p graph "$g" -p out_dir "$PRE"
+            -p preset "$(preset wiki-sedd "$g")" -p graph "$g" -p out_dir "$PRE" "${EXTRA[@]}"
         else
           timed "finetune_$g" "${PM[@]}" nbs/train.ipynb "$OUT/2_finetune_palindrome_sedd_${g}${SUFFIX}.ipynb" \
-            -p preset "$(preset palindrome-sedd "$g")" -p graph "$g" -p init_from "$PRE" -p out_dir "$FT"
+            -p preset "$(preset palindrome-sedd "$g")" -p graph "$g" -p init_from "$PRE" -p out_dir "$FT" "${EXTRA[@]}"
         fi
       done ;;
     sample)   timed sample "${PM[@]}" nbs/palindromes.ipynb "$OUT/3_palindromes${SUFFIX}.ipynb" \

@@ -62,7 +62,7 @@ def test_papermill_train_then_sample(runs_dir):
     nb = run_papermill('train.ipynb', runs_dir / 'train.ipynb',
                        {**TINY, 'max_steps': 6, 'eval_interval': 3, 'checkpoint_interval': 3, 'out_dir': str(run)})
     text = ''.join(''.join(o.get('text', '')) for c in json.loads(nb.read_text())['cells'] for o in c.get('outputs', []))
-    assert 'validation NLL bound' in text and 'bits/token' in text and '--- sample 1' in text
+    assert 'validation NLL bound' in text and 'bits/char' in text and '--- sample 1' in text
     assert any(o.get('data', {}).get('image/png') for c in json.loads(nb.read_text())['cells'] for o in c.get('outputs', []))
     assert [m['step'] for m in metrics(run)] == list(range(1, 7))
     assert find_latest_checkpoint(run).name == 'step_000006'
