@@ -230,12 +230,37 @@ def read_runs(results: Path) -> dict:
     return {(r['name'], r['seed']): r for r in map(load_run, sorted(results.glob('*-s*.json.gz'))) if r['name'] in VARIANTS}
 
 
+def plot(recs: dict, rows: list[dict], path: Path, seed: int = 0):
+    ("Every variant's per-window gap to the best AR recipe of `seed` (bits/char, same windows), mean and 2 s.e. drawn "
+     "by seaborn from the stored per-window values, grouped by method.")
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt, seaborn as sns
+    ref = best_ar(recs, seed)
+    data = {'variant': [], 'method': [], 'gap': []}
+    order = [r['variant'] for r in rows if (r['variant'], seed) in recs]
+    for name in order:
+        rec = recs[name, seed]
+        for a, b in zip(window_means(rec), window_means(ref)):
+            data['variant'].append(name); data['method'].append(rec['group']); data['gap'].append(a - b)
+    sns.set_theme(style='whitegrid', font_scale=0.8)
+    fig, ax = plt.subplots(figsize=(8, 0.19 * len(order) + 1.2))
+    sns.pointplot(data=data, x='gap', y='variant', hue='method', order=order, errorbar=('se', 2), linestyle='none',
+                  markersize=3, err_kws={'linewidth': 1}, ax=ax)
+    ax.axvline(0, color='k', lw=0.8)
+    ax.set_xlabel(f'bits/char above the best AR ({ref["name"]}), seed {seed}, per window: mean ± 2 s.e.')
+    ax.set_ylabel('')
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    return path
+
+
 def write_table(args, device, base, draws, results: Path):
     recs = read_runs(results)
     res = bl.new_result('ablations', args, device)
     rows = table_rows(recs)
+    name = f"ablations__{bl.slug(bl.machine_kind(device))}"
     res.update(base=base, draws=draws, rows=rows, runs=sorted(f'{n}-s{s}' for n, s in recs))
-    return bl.save_result(res, markdown(rows, base, draws), bl.out_dir(args), f"ablations__{bl.slug(bl.machine_kind(device))}")
+    if best_ar(recs, 0) is not None: res['plot'] = plot(recs, rows, bl.out_dir(args) / f'{name}.png').name
+    return bl.save_result(res, markdown(rows, base, draws), bl.out_dir(args), name)
 
 
 def main(argv=None):

@@ -589,3 +589,22 @@ def test_run_all_quick(tmp_path):
     assert r.returncode == 1 and 'FAILED: nosuch' in r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
     if not torch.cuda.is_available(): assert 'gpu.py skipped: no CUDA GPU' in r.stdout
     assert len(list(tmp_path.glob('train_throughput__*.json'))) == 1
+
+
+def test_ablation_rows_and_figure_from_hand_records(tmp_path):
+    "Two ARs and one masked run over 3 windows, 2 draws each: the best AR, the ratio and the paired gap by hand."
+    import ablations
+    def rec(name, grp, draws, bits):
+        return {'name': name, 'seed': 0, 'group': grp, 'draw_bits': draws, 'final': {'bits': bits, 'se': 0.1},
+                'tokens_per_s_median': None, 'params': 1_000_000}
+    recs = {('ar-torch', 0): rec('ar-torch', 'ar', [[2., 2., 2.], [2., 2., 2.]], 2.0),
+            ('ar-gates', 0): rec('ar-gates', 'ar', [[1., 2., 3.], [1., 2., 3.]], 1.5),
+            ('masked-torch', 0): rec('masked-torch', 'masked', [[2., 3., 4.], [4., 3., 6.]], 3.0)}
+    rows = {r['variant']: r for r in ablations.table_rows(recs)}
+    # masked per-window means 3, 3, 5 minus ar-gates 1, 2, 3 (the lower final bits): gaps 2, 1, 2 -> 5/3,
+    # s.e. = sqrt(((1/3)^2 * 2 + (2/3)^2) / 2 / 3) = sqrt(1/9) = 1/3
+    assert rows['masked-torch']['reference'] == ['ar-gates']
+    assert math.isclose(rows['masked-torch']['ratio'][0], 2.0)              # 3.0 / 1.5
+    assert math.isclose(rows['masked-torch']['gap'][0], 5 / 3) and math.isclose(rows['masked-torch']['gap'][1], 1 / 3)
+    png = ablations.plot(recs, list(rows.values()), tmp_path / 'ablations.png')
+    assert png.exists() and png.read_bytes()[:4] == b'\x89PNG'
