@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KERNEL := diffusion-lm
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock train test test-nbs test-py check-sync readme docs lab bench-quick bench gpu-check palindromes finetune-example
+.PHONY: setup lock lint train test test-nbs test-py check-sync readme docs lab bench-quick bench gpu-check palindromes finetune-example
 
 setup: $(STAMP)
 
@@ -58,7 +58,11 @@ test-nbs: setup
 test-py: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --durations=15 tests
 
-test: check-sync test-nbs test-py
+# unused imports and undefined names (ruff's pyflakes rules) in the package, tests, benchmarks and scripts
+lint: setup
+	$(BIN)/ruff check --select F401,F821 diffusion_lm tests bench scripts
+
+test: check-sync lint test-nbs test-py
 
 # Every notebook executed as nbdev_test runs it (IN_TEST=1, #| slow cells skipped) and rendered with its figures
 # to a static page under _docs/ (open _docs/index.html); the notebooks in nbs/ are left untouched

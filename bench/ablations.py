@@ -13,7 +13,7 @@ other figure) can be recomputed from the files. A stored run is not trained agai
 resumes from its checkpoint under runs/bench/ablations/.
 """
 from __future__ import annotations
-import argparse, gzip, json, math, os, subprocess, sys, time
+import argparse, gzip, json, os, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl

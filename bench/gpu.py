@@ -116,7 +116,7 @@ def run_preset(label, over: dict, compiled: bool, device, seconds: float, max_st
     loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, length=run.length, seed=0)
     batches = [loader.get_batch().to(device) for _ in range(4)]
     loss_fn, params = (lambda m, x: run.method.loss(m, x)), list(model.parameters())
-    step = lambda i: train_step(fwd, loss_fn, [batches[i % 4]], opt, sched, None, cfg.grad_clip, device, cfg.precision, step=i, params=params)
+    step = lambda i: train_step(fwd, loss_fn, [batches[i % 4]], opt, sched, None, cfg.grad_clip, device, cfg.precision, step=i, params=params)  # noqa: F821 (deleted below, after the last call)
     t0 = time.perf_counter()
     for i in range(warmup): loss, _ = step(i)
     bl.sync(device); first = time.perf_counter() - t0

@@ -13,13 +13,13 @@ samples against the entropy of as many validation windows of the same length (th
 biased low, so the reference is drawn at the same count and length, with its spread over draws).
 """
 from __future__ import annotations
-import argparse, gzip, json, math, sys
+import argparse, json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 import benchlib as bl
 from diffusion_lm.trainer import TrainConfig, load_trained
-from diffusion_lm.data import prepare_dataset, open_split, load_tokenizer
+from diffusion_lm.data import prepare_dataset, open_split
 from diffusion_lm.runs import read_jsonl
 from diffusion_lm.model import model_device
 

@@ -4,11 +4,10 @@
 
 # %% ../nbs/10_data_analysis.ipynb #75cd80d7
 from __future__ import annotations
-from collections import Counter
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
-from .data import load_metadata, open_split, load_tokenizer, RandomBatches
+from .data import load_metadata, open_split, load_tokenizer
 from .tokenizers import token_glyph, render_ids
 
 # %% auto #0

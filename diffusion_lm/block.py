@@ -4,10 +4,9 @@
 
 # %% ../nbs/06b_block.ipynb #0a358424
 from __future__ import annotations
-import math
 import torch
 from .constraints import Constraint
-from .model import model_device, DiffusionTransformer, KVCache
+from .model import model_device, DiffusionTransformer
 from .masked import subs_logits, sample_t, ESTIMATORS
 from .runtime import eval_mode, unwrap
 from .samplers import sampler_name, _check_options, _prepare_state, fill_block

@@ -4,16 +4,15 @@
 
 # %% ../nbs/08_checkpoint.ipynb #030ff9f2
 from __future__ import annotations
-import dataclasses, hashlib, io, json, os, pickle, random, re, secrets, shutil, warnings
+import dataclasses, hashlib, io, json, os, pickle, re, warnings
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
-import numpy as np
 import torch
 from torch import nn
 from safetensors.torch import save_file, load_file
 from . import __version__
-from .runtime import (unwrap, fsync_dir, fsync_file, write_text_synced, write_text_atomic, atomic_dir,
+from .runtime import (unwrap, fsync_file, write_text_synced, write_text_atomic, atomic_dir,
                                   remove_dir, sweep_stale, TEMP_RE, UserError, explain_os_error)
 from .state import *
 

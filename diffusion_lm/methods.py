@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from fastcore.basics import patch
 import torch
-from .model import ModelConfig, model_device, KVCache
+from .model import ModelConfig, model_device
 from .constraints import Constraint, FixedTokens, sample_categorical
 from .masked import masked_diffusion_loss, sample_t, ESTIMATORS, NoiseLevelSampler
 from .samplers import masked_sample, restrict_logp, SAMPLERS, ALIASES

@@ -4,9 +4,9 @@
 
 # %% ../nbs/04_model_size.ipynb #14c58ce1
 from __future__ import annotations
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 import torch
-from .model import ModelConfig, DiffusionTransformer, TIME_FREQ_DIM, num_params
+from .model import ModelConfig, TIME_FREQ_DIM
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'OPTIMIZER_BYTES', 'CPU_PRESET', 'GPU_PRESET', 'GRID_N_EMBD', 'GRID_N_LAYER', 'param_breakdown',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_runtime.ipynb #4ccc9719
 from __future__ import annotations
-import argparse, contextlib, dataclasses, difflib, errno, fcntl, json, math, os, re, secrets, shutil, signal, socket
+import argparse, contextlib, dataclasses, difflib, errno, fcntl, json, math, os, signal, socket
 import sys, threading, time, types, typing, warnings
 from dataclasses import dataclass
 from pathlib import Path

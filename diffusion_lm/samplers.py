@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 import torch
-import torch.nn.functional as F
 from .constraints import Constraint
 from .model import model_device, DiffusionTransformer
 from .masked import subs_logits

@@ -4,14 +4,13 @@
 
 # %% ../nbs/11a_slurm.ipynb #a1a00862
 from __future__ import annotations
-import argparse, dataclasses, json, os, re, shlex, shutil, socket, subprocess, sys, time
-from dataclasses import dataclass, field
+import argparse, dataclasses, json, re, shlex, shutil, socket, subprocess, time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from . import __version__
 from .runtime import UserError, ArgParser, run_cli, parse_value
 from .slurm_script import *
-from .slurm_script import _default_kernel
 
 # %% auto #0
 __all__ = ['FINAL_STATES', 'SlurmError', 'prepare_run', 'submit', 'pipeline_jobs', 'submit_pipeline', 'job_state', 'is_final',

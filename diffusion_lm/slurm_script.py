@@ -4,14 +4,14 @@
 
 # %% ../nbs/11_slurm_script.ipynb #2cefe776
 from __future__ import annotations
-import argparse, ast, dataclasses, json, keyword, math, os, re, shlex, shutil, socket, subprocess, sys, time
+import ast, dataclasses, json, keyword, math, re, shlex, sys
 from dataclasses import dataclass, field
 from fastcore.basics import patch
 from datetime import datetime
 from pathlib import Path
 import yaml
 from . import __version__
-from .runtime import repo_root, UserError, ArgParser, run_cli, parse_value
+from .runtime import repo_root, UserError
 
 # %% auto #0
 __all__ = ['LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',

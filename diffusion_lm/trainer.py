@@ -5,13 +5,13 @@
 # %% ../nbs/09_trainer.ipynb #50941f85
 from __future__ import annotations
 import argparse, dataclasses, json, math, os, sys, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from .runtime import (UserError, check_types, check_range, check_choice, apply_overrides, add_set_argument,
+from .runtime import (UserError, add_set_argument,
                                   ArgParser, run_cli, project_path, resolve_device, autocast_context, free_memory,
                                   setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock, make_optimizer,
                                   make_scheduler, make_ema, eval_mode, parse_overrides, one_line, progress_bar,
@@ -21,7 +21,7 @@ from .data import (prepare_dataset, load_metadata, load_tokenizer, RandomBatches
 from .tokenizers import tokenizer_from_dict, CharTokenizer, ByteTokenizer
 from .model import ModelConfig, DiffusionTransformer, num_params
 from .model_size import memory_estimate, fmt_bytes
-from .methods import make_method, METHODS, METHOD_ALIASES
+from .methods import make_method
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
 from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from

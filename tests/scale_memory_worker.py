@@ -6,7 +6,7 @@ under torchrun (gloo, CPU, float32).
 Each rank measures its own peak (diffusion_lm.memory_plan.measure_step_peak) with block checkpointing off and
 on, and writes OUT_DIR/memory-<rank>.json.
 """
-import json, os, sys
+import json, sys
 from pathlib import Path
 import torch
 import torch.distributed as dist

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 import pytest, torch
 from conftest import ROOT, kernel_name, until
-from diffusion_lm import trainer, slurm, palindromes, finetune
+from diffusion_lm import trainer, slurm, slurm_script, palindromes, finetune
 from diffusion_lm.runtime import run_cli, TEMP_RE, make_optimizer, make_ema
 from diffusion_lm.checkpoint import load_checkpoint, list_checkpoints, find_latest_checkpoint, save_checkpoint, load_weights
 from diffusion_lm.data import prepare_shakespeare, prepare_palindromes
@@ -194,7 +194,7 @@ def warm():
     "Import here what the commands import on first use (torch._dynamo and sympy, papermill: seconds), once, not in every fork."
     m = torch.nn.Linear(2, 2); opt = make_optimizer(m, 1e-3)
     m(torch.zeros(1, 2)).sum().backward(); opt.step(); make_ema(m, 0.9).update_parameters(m)
-    slurm.validate_job(slurm.SlurmJob(notebook=str(NB_DIR / 'train.ipynb')), '/r'); slurm._default_kernel()   # papermill
+    slurm.validate_job(slurm.SlurmJob(notebook=str(NB_DIR / 'train.ipynb')), '/r'); slurm_script._default_kernel()   # papermill
 
 
 @pytest.fixture(scope='module', autouse=True)

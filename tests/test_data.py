@@ -1,10 +1,8 @@
 """Data preparation from outside a notebook: the real offline failure of `datasets`, bad input, the analysis notebook in batch."""
 import json, os, subprocess, sys
-from pathlib import Path
-import numpy as np
 import pytest
-from conftest import ROOT, run_papermill
-from diffusion_lm.data import prepare_byte_data, prepare_palindromes, prepare_shakespeare, load_metadata, RandomBatches
+from conftest import run_papermill
+from diffusion_lm.data import prepare_byte_data, prepare_palindromes, load_metadata
 
 
 def test_wikipedia_offline_fails_clearly(tmp_path):

@@ -9,7 +9,7 @@ key line of its output. A README command that no rule matches fails the test, so
 The copy holds the tracked files (modification times kept, so `make` sees the set-up as done), `.venv` and
 `data/` as links (prepared data is a cache); `PYTHONPATH` points at the copy, so runs land in the copy's
 `runs/` and `papermill_runs/`, never in this checkout's."""
-import json, os, re, shlex, shutil, subprocess, sys
+import json, os, re, shlex, shutil, subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 import pytest
