@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, run_papermill
-from diffusion_lm.data import prepare_byte_data, prepare_palindromes, prepare_shakespeare, load_metadata, RandomBatches
+from diffusion_lm.data import prepare_byte_data, prepare_shakespeare, load_metadata, RandomBatches
+from diffusion_lm.palindromes.data import prepare_palindromes
 
 
 def test_wikipedia_offline_fails_clearly(tmp_path):
