@@ -14,7 +14,8 @@ requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses[cfg['license']]
-entry_points = {'console_scripts': cfg.get('console_scripts', '').split()}
+entry_points = {'console_scripts': cfg.get('console_scripts', '').split(),
+                'diffusion_lm.datasets': cfg.get('dataset_plugins', '').split()}   # data sets of the wings (palindromes)
 
 setuptools.setup(
     name=cfg['lib_name'],

@@ -1,5 +1,5 @@
 """One trial of the palindrome recipe: fine-tune SEDD on a palindrome set from a pre-trained run (or reuse a fine-tuned
-run), evaluate it the way the pipeline does (diffusion_lm.palindrome_eval.evaluate_model: lengths 8-24 and 'train',
+run), evaluate it the way the pipeline does (diffusion_lm.palindromes.eval.evaluate_model: lengths 8-24 and 'train',
 both constraint modes, word repair) and append one record to bench/results/palindrome_trials.jsonl, which
 `python bench/palindromes.py` turns into the table of what was tried.
 
@@ -70,8 +70,8 @@ def main(argv=None):
     device = bl.setup(args)
     from diffusion_lm.trainer import load_trained
     from diffusion_lm.checkpoint import find_latest_checkpoint
-    from diffusion_lm.palindromes import palindrome_splits
-    from diffusion_lm.palindrome_eval import evaluate_model, results_markdown
+    from diffusion_lm.palindromes.data import palindrome_splits
+    from diffusion_lm.palindromes.eval import evaluate_model, results_markdown
     overrides = parse_sets(args.set)
     load0 = os.getloadavg()
     cfg, secs = finetune(args, overrides) if (args.pretrain or overrides) else (None, 0.0)

@@ -6,10 +6,10 @@ the JSON and TSV files the palindrome pipeline writes. This script does not trai
     python bench/palindromes.py --from FILE.json   # or the evaluation files given
     python bench/palindromes.py --note "what else ran on the machine"
 
-A pipeline evaluation (`diffusion_lm.palindrome_eval.save_results`: a list of results, one per graph) is shown as one
+A pipeline evaluation (`diffusion_lm.palindromes.eval.save_results`: a list of results, one per graph) is shown as one
 table with the targets checked on the rows that pool every length. Other JSON files are listed figure by figure.
 Where a file carries the samples themselves (a list of strings under a key containing 'sample'), the palindrome
-rate is recomputed here with `diffusion_lm.data.is_palindrome` (letters and digits, lower-cased, non-empty, equal
+rate is recomputed here with `diffusion_lm.palindromes.text.is_palindrome` (letters and digits, lower-cased, non-empty, equal
 to its reverse) as an independent check of the reported one. With no file found, the result says so and how to
 produce one.
 """
@@ -18,7 +18,7 @@ import argparse, glob, json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
-from diffusion_lm.data import is_palindrome, normalize_palindrome
+from diffusion_lm.palindromes.text import is_palindrome, normalize_palindrome
 
 PATTERNS = ['papermill_runs/palindromes/palindrome_eval.json', 'papermill_runs/examples/palindromes/**/*eval*.json',
             'runs/palindrome*/**/*eval*.json', 'runs/**/palindrome*eval*.json']
@@ -28,7 +28,7 @@ TARGETS = [('palindrome_rate', 1.0, 'constrained palindromes 100%'), ('all_words
 HOW_TO = ("No palindrome evaluation output was found (searched papermill_runs/palindromes/, "
           "papermill_runs/examples/palindromes/ and runs/palindrome*/ for *eval*.json). Produce it with the palindrome "
           "pipeline (`make palindromes`, which writes papermill_runs/palindromes/palindrome_eval.json), or with "
-          "`diffusion_lm.palindrome_eval.evaluate_model(...)` then `save_results(results, 'runs/palindromes/eval')`, "
+          "`diffusion_lm.palindromes.eval.evaluate_model(...)` then `save_results(results, 'runs/palindromes/eval')`, "
           "or the command line `diffusion-lm-palindromes --model RUN_DIR --json runs/palindromes/eval/palindrome_eval.json`; "
           "then rerun `python bench/palindromes.py` (or pass the file with --from FILE.json).")
 ROW_COLS = ['length', 'run', 'n', 'palindrome_rate', 'all_words_english', 'english_word_share', 'distinct', 'distinct_2', 'novel',
@@ -138,7 +138,7 @@ def pct(v): return 'n/a' if v is None else f'{v:.0%}'
 
 
 def pipeline_markdown(f: dict, rel: str) -> str:
-    from diffusion_lm.palindrome_eval import results_markdown
+    from diffusion_lm.palindromes.eval import results_markdown
     s0 = f['pipeline'][0]['settings']
     head = (f"From `{rel}`: {s0.get('n_samples')} samples per length and mode, lengths {', '.join(s0.get('lengths', []))}, "
             f"{s0.get('steps')} sampler steps ({s0.get('sampler')}), temperature {s0.get('temperature', 1.0)}, "

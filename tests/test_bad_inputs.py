@@ -29,7 +29,8 @@ from conftest import ROOT, kernel_name, until
 from diffusion_lm import trainer, slurm, slurm_script, palindromes, finetune
 from diffusion_lm.runtime import run_cli, TEMP_RE, make_optimizer, make_ema
 from diffusion_lm.checkpoint import load_checkpoint, list_checkpoints, find_latest_checkpoint, save_checkpoint, load_weights
-from diffusion_lm.data import prepare_shakespeare, prepare_palindromes
+from diffusion_lm.data import prepare_shakespeare
+from diffusion_lm.palindromes.data import prepare_palindromes
 
 torch.set_num_threads(1)          # the forked children inherit it: one thread each, as OMP_NUM_THREADS=1 asks
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}

@@ -509,7 +509,7 @@ def test_palindromes_reads_and_rechecks(tmp_path):
 
 
 def test_palindromes_reads_evaluate_model_rows(tmp_path):
-    "diffusion_lm.palindromes.save_results' schema: rows per length and run, samples keyed 'length/run'."
+    "diffusion_lm.palindromes.eval.save_results' schema: rows per length and run, samples keyed 'length/run'."
     ev = tmp_path / 'runs' / 'palindromes' / 'eval' / 'palindrome_eval.json'
     ev.parent.mkdir(parents=True)
     ev.write_text(json.dumps({'rows': [{'length': '8', 'run': 'constrained', 'n': 4, 'palindrome_rate': 0.75, 'novel': 1.0},
@@ -524,7 +524,7 @@ def test_palindromes_reads_evaluate_model_rows(tmp_path):
 
 def test_palindromes_pipeline_targets_and_trials(tmp_path):
     "A pipeline evaluation (a list of results, one per graph): targets checked on the pooled rows, samples rechecked."
-    from diffusion_lm.palindrome_eval import evaluate_samples
+    from diffusion_lm.palindromes.eval import evaluate_samples
     def res(graph, texts, repaired):
         ev, rep = evaluate_samples(texts, ['step on no pets']), evaluate_samples(repaired, ['step on no pets'])
         row = dict(mode='exact', run='constrained', **ev, **{f'{k}_repaired': v for k, v in rep.items() if k != 'n'},

@@ -2,7 +2,8 @@
 import json, os, subprocess, sys
 import pytest
 from conftest import run_papermill
-from diffusion_lm.data import prepare_byte_data, prepare_palindromes, load_metadata
+from diffusion_lm.data import prepare_byte_data, load_metadata
+from diffusion_lm.palindromes.data import prepare_palindromes
 
 
 def test_wikipedia_offline_fails_clearly(tmp_path):

@@ -5,9 +5,10 @@ printed (`pytest -s`), never asserted: about a minute of one core (see nbs/12a_p
 import json, os, subprocess, sys, time
 from pathlib import Path
 import pytest
-from diffusion_lm.data import is_palindrome, normalize_palindrome, load_palindromes
-from diffusion_lm.palindromes import palindrome_splits
-from diffusion_lm.palindrome_corpus import (generate_palindromes, all_words_english, word_spans, phrase_stats,
+from diffusion_lm.palindromes.text import is_palindrome, normalize_palindrome
+from diffusion_lm.palindromes.data import load_palindromes
+from diffusion_lm.palindromes.data import palindrome_splits
+from diffusion_lm.palindromes.corpus import (generate_palindromes, all_words_english, word_spans, phrase_stats,
                                             real_in_range, corpus_search)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ def test_deterministic(corpus, val):
 
 def test_command_line(tmp_path, val):
     out, fig = tmp_path / 'corpus.json', tmp_path / 'corpus.png'
-    cmd = [sys.executable, '-m', 'diffusion_lm.palindrome_corpus', '--n', '500', '--seed', '3', '--out', str(out),
+    cmd = [sys.executable, '-m', 'diffusion_lm.palindromes.corpus', '--n', '500', '--seed', '3', '--out', str(out),
            '--figure', str(fig)]
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)

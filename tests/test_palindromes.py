@@ -7,8 +7,9 @@ import json, os, re, shutil, string, subprocess, sys
 from pathlib import Path
 import pytest
 from diffusion_lm.trainer import train, config_from_preset
-from diffusion_lm.data import prepare_dataset, load_metadata, load_palindromes
-from diffusion_lm.palindrome_corpus import word_spans, dictionary, PRONOUN_I, SHORT_WORDS
+from diffusion_lm.data import prepare_dataset, load_metadata
+from diffusion_lm.palindromes.data import load_palindromes
+from diffusion_lm.palindromes.corpus import word_spans, dictionary, PRONOUN_I, SHORT_WORDS
 from diffusion_lm.tokenizers import ByteTokenizer
 import numpy as np
 
@@ -61,8 +62,8 @@ def test_independent_checks_on_known_texts():
 
 
 def test_verdict_lines_on_known_texts():
-    "The command's per-sample verdict (`palindrome_eval.verdict`) against hand-labelled texts (both answers occur)."
-    from diffusion_lm.palindrome_eval import verdict
+    "The command's per-sample verdict (`palindromes.eval.verdict`) against hand-labelled texts (both answers occur)."
+    from diffusion_lm.palindromes.eval import verdict
     texts = {'Step on no pets': True, 'A man, a plan, a canal: Panama': True, 'Racecar': True, 'ab1ba': True,
              'abc': False, '!!': False, 'abca': False, 'Step on no pet': False}
     got = {t: verdict(t).startswith('palindrome    ') for t in texts}

@@ -1,0 +1,24 @@
+"""The palindrome wing, built on the core: `text` (the normal form and the test), `data` (the real palindromes, their
+leak-free split, the data set `palindromes`), `corpus` (generated palindromic phrases), `mix` (the data set
+`palindromes-mix`), `constraint` (sampling palindromes by construction, word repair) and `eval` (evaluation and the
+command line `diffusion-lm-palindromes`). The core never imports it; it finds the data sets by name through the
+`diffusion_lm.datasets` plugins (`settings.ini`, `dataset_plugins`).
+
+Written by hand (not generated): the names below are those users import from `diffusion_lm.palindromes`."""
+from .text import normalize_palindrome, is_palindrome
+from .data import (palindromes_path, load_palindromes, split_by_normal_form, case_variants, fitting_split,
+                   prepare_palindromes, palindrome_splits)
+from .corpus import generate_palindromes, generate_exact_palindromes, word_spans, word_flags, MIN_ZIPF
+from .mix import prepare_palindromes_mix, training_texts, mix_rows
+from .constraint import (DEFAULT_ALPHABET, MODES, word_skeleton, palindrome_layout, PalindromeConstraint,
+                         corpus_word_lengths, sample_lengths, shape_skeletons, sample_palindromes, row_texts,
+                         bad_word_mask, repair_words)
+from .eval import evaluate_samples, evaluate_model, results_markdown, save_results, verdict, run_palindrome_sample, main
+
+__all__ = ['normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_palindromes', 'split_by_normal_form',
+           'case_variants', 'fitting_split', 'prepare_palindromes', 'palindrome_splits', 'generate_palindromes',
+           'generate_exact_palindromes', 'word_spans', 'word_flags', 'MIN_ZIPF', 'prepare_palindromes_mix',
+           'training_texts', 'mix_rows', 'DEFAULT_ALPHABET', 'MODES', 'word_skeleton', 'palindrome_layout',
+           'PalindromeConstraint', 'corpus_word_lengths', 'sample_lengths', 'shape_skeletons', 'sample_palindromes',
+           'row_texts', 'bad_word_mask', 'repair_words', 'evaluate_samples', 'evaluate_model', 'results_markdown',
+           'save_results', 'verdict', 'run_palindrome_sample', 'main']
