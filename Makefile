@@ -58,9 +58,9 @@ test-nbs: setup
 test-py: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --durations=15 tests
 
-# unused imports and undefined names (ruff's pyflakes rules) in the package, tests, benchmarks and scripts
+# unused imports, star imports and undefined names (ruff's pyflakes rules) in the package, tests, benchmarks and scripts
 lint: setup
-	$(BIN)/ruff check --select F401,F821 diffusion_lm tests bench scripts
+	$(BIN)/ruff check --select F401,F403,F821 diffusion_lm tests bench scripts
 
 test: check-sync lint test-nbs test-py
 

@@ -180,7 +180,7 @@ def train_and_measure(name: str, cfg: TrainConfig, device, draws: int, max_windo
 # ---------------------------------------------------------------- added for sampling / throughput / gpu
 def write_json_atomic(path: Path, obj) -> Path:
     "Write `obj` as JSON to `path` atomically (a temporary file, fsync, rename)."
-    from diffusion_lm.runtime import write_text_atomic
+    from diffusion_lm.files import write_text_atomic
     write_text_atomic(path, json.dumps(obj, indent=1, default=_jsonable) + '\n')
     return Path(path)
 

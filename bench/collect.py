@@ -12,7 +12,7 @@ import json, re, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
-from diffusion_lm.runtime import write_text_atomic
+from diffusion_lm.files import write_text_atomic
 
 SECTIONS = [
     ('Quality and ablations', ['ablations', 'quality', 'official_sedd', 'compute', 'palindromes']),

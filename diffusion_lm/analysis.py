@@ -9,6 +9,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from .data import load_metadata, open_split, load_tokenizer
 from .tokenizers import token_glyph, render_ids
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['token_counts', 'plot_token_frequencies', 'save_fig', 'text_lengths_in_rows', 'plot_length_hist', 'batch_composition',
@@ -84,7 +85,7 @@ class StateRecorder:
     """A sampler hook that records intermediate states `[B, L]` in bounded memory: at most `2 * max_states` are
     kept (every `stride`-th, the stride doubling when the buffer fills), plus always the first and the last."""
     def __init__(self, max_states: int = 100):
-        if max_states < 2: raise ValueError(f'max_states must be >= 2 (first and last state), got {max_states}')
+        if max_states < 2: raise UserError(f'max_states must be >= 2 (first and last state), got {max_states}')
         self.max_states, self.states, self.times, self.stride, self.n, self.last = max_states, [], [], 1, 0, None
     def __call__(self, step, t, x):
         x = x.detach().cpu().clone()
@@ -108,7 +109,7 @@ def denoising_gif(states, tok, path, rows: int = 4, width: int = 64, ms_per_fram
     "Write an animated GIF of `states` (a StateRecorder or a list of `[B, L]` tensors): the first `rows` samples."
     from PIL import Image, ImageDraw, ImageFont
     states = states.thinned() if isinstance(states, StateRecorder) else states
-    if not states: raise ValueError('no states to draw: pass a StateRecorder as the sampler hook first')
+    if not states: raise UserError('no states to draw: pass a StateRecorder as the sampler hook first')
     try: font = ImageFont.truetype('DejaVuSansMono.ttf', 14)
     except OSError: font = ImageFont.load_default()
     lines_per = -(-states[0].shape[1] // width)

@@ -10,6 +10,7 @@ from .model import model_device, DiffusionTransformer
 from .masked import subs_logits, sample_t, ESTIMATORS
 from .runtime import eval_mode, unwrap
 from .samplers import sampler_name, _check_options, _prepare_state, fill_block
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['check_block_size', 'block_causal_mask', 'block_diffusion_mask', 'block_logits', 'block_mask', 'block_diffusion_loss',
@@ -20,7 +21,7 @@ def check_block_size(length: int, block_size: int):
     "A ValueError unless `block_size` is a positive divisor of `length`."
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1 or length % block_size:
         ok = [d for d in range(1, length + 1) if length % d == 0]
-        raise ValueError(f'block_size={block_size!r} must divide the length {length}: choose one of {ok}')
+        raise UserError(f'block_size={block_size!r} must divide the length {length}: choose one of {ok}')
 
 # %% ../nbs/06b_block.ipynb #7b05b0dd
 def block_causal_mask(length: int, block_size: int, device=None) -> torch.Tensor:
@@ -75,9 +76,9 @@ def block_diffusion_loss(model, x0: torch.Tensor, mask_id: int, block_size: int,
                          generator=None, reduction: str = 'mean', u=None) -> torch.Tensor:
     ("Block diffusion loss (nats per token; 'sequence': per-sequence NLL bound estimates [B]; 'block': per block "
      "[B, L/block_size]); `u`: the blocks' noise levels.")
-    if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
+    if estimator not in ESTIMATORS: raise UserError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
     if reduction not in ('mean', 'sequence', 'block'):
-        raise ValueError(f"reduction must be 'mean', 'sequence' or 'block', not {reduction!r}")
+        raise UserError(f"reduction must be 'mean', 'sequence' or 'block', not {reduction!r}")
     xt, w, masked = block_mask(x0, mask_id, block_size, estimator, min_mask_rate, clip, low_discrepancy, generator, u)
     logp = subs_logits(block_logits(model, xt, x0, block_size), xt, mask_id)
     nll = -logp.gather(-1, x0[..., None])[..., 0]
@@ -146,19 +147,19 @@ def block_sample(model, batch_size: int, length: int, mask_id: int, block_size: 
     _check_options(sampler, threshold, factor, remask, remask_rate, None, 0.0, order_temperature)
     check_block_size(length, block_size)
     n_blocks, steps = length // block_size, steps or length
-    if steps % n_blocks: raise ValueError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} '
+    if steps % n_blocks: raise UserError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} '
                                           '(length / block_size)')
     if cache and not isinstance(unwrap(model), DiffusionTransformer):
-        raise ValueError('the block cache needs a DiffusionTransformer (it takes a key/value cache), '
+        raise UserError('the block cache needs a DiffusionTransformer (it takes a key/value cache), '
                          f'not {type(model).__name__}; use cache=False')
     constraint = Constraint() if constraint is None else constraint
     device = device or model_device(model)
     x, P = _prepare_state(batch_size, length, mask_id, prompt, constraint, device)
-    if P % block_size: raise ValueError(f'the prompt ({P} tokens) must fill whole blocks of {block_size}: '
+    if P % block_size: raise UserError(f'the prompt ({P} tokens) must fill whole blocks of {block_size}: '
                                         'pad or trim it')
     lead = constraint.groups(x)
     if not bool((lead == torch.arange(x.shape[1], device=device)).all()):
-        raise ValueError('block diffusion samples blocks left to right: a constraint that ties positions across the '
+        raise UserError('block diffusion samples blocks left to right: a constraint that ties positions across the '
                          'sequence cannot apply')
     opts = dict(sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p, order_temperature=order_temperature,
                 threshold=threshold, factor=factor, remask=remask, remask_rate=remask_rate, subs=True,

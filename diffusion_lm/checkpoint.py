@@ -12,9 +12,10 @@ import torch
 from torch import nn
 from safetensors.torch import save_file, load_file
 from . import __version__
-from .runtime import (unwrap, fsync_file, write_text_synced, write_text_atomic, atomic_dir,
-                                  remove_dir, sweep_stale, TEMP_RE, UserError, explain_os_error)
-from .state import *
+from .runtime import unwrap, UserError, explain_os_error
+from .files import (fsync_file, write_text_synced, write_text_atomic, atomic_dir, remove_dir, sweep_stale,
+                                TEMP_RE)
+from .state import capture_rng_state, restore_rng_state, check_compatible
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'EMA_FILE', 'STATE_FILE', 'CONFIG_FILE', 'META_FILE', 'LATEST_FILE', 'CheckpointError',
@@ -26,7 +27,7 @@ FORMAT_VERSION = 1  # bump when the layout changes; loaders refuse newer version
 MODEL_FILE, EMA_FILE, STATE_FILE = 'model.safetensors', 'ema.safetensors', 'state.pt'
 CONFIG_FILE, META_FILE, LATEST_FILE = 'config.json', 'meta.json', 'latest'
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     "A checkpoint that cannot be used as asked; the message names the path and the fix."
 
 # %% ../nbs/08_checkpoint.ipynb #a0958995
@@ -43,7 +44,7 @@ def _state_dict(obj) -> dict:
     "The state dict of a module, of an object with `state_dict()`, or a dict itself."
     if isinstance(obj, dict): return dict(obj)
     if hasattr(obj, 'state_dict'): return unwrap(obj).state_dict()
-    raise TypeError(f'cannot checkpoint a {type(obj).__name__}: pass an nn.Module, an object with state_dict(), '
+    raise UserError(f'cannot checkpoint a {type(obj).__name__}: pass an nn.Module, an object with state_dict(), '
                     'or a dict of tensors')
 
 class NonFiniteError(UserError):
@@ -92,7 +93,7 @@ def _check_plain(x, where: str = 'extra'):
     elif type(x) in (list, tuple, set):
         for i, v in enumerate(x): _check_plain(v, f'{where}[{i}]')
     elif not (type(x) in _PLAIN or isinstance(x, (torch.Tensor, torch.dtype, torch.device, torch.Size))):
-        raise TypeError(f'{where} is a {type(x).__module__}.{type(x).__qualname__}, '
+        raise UserError(f'{where} is a {type(x).__module__}.{type(x).__qualname__}, '
                         'which torch.load(weights_only=True) '
                         'refuses: keep only tensors, numbers, strings, None, lists, tuples and dicts in it '
                         '(.item() for NumPy scalars, torch.from_numpy for arrays, .state_dict() for objects)')
@@ -109,7 +110,7 @@ def _check_weights_only(path):
     "Read `path` back with weights_only=True; a TypeError if the safe unpickler refuses it."
     try: torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
-        raise TypeError('the training state would not load back safely (torch.load weights_only=True: '
+        raise UserError('the training state would not load back safely (torch.load weights_only=True: '
                         f'{_unpickler_reason(e)}): '
                         'optimizer, scheduler, EMA and `extra` states may hold only tensors, numbers, strings, None, '
                         'lists, tuples and dicts') from None
@@ -121,10 +122,10 @@ def _config_json(config) -> str:
     elif hasattr(config, 'to_dict'): config = config.to_dict()
     def default(o):
         if isinstance(o, PurePath): return str(o)
-        raise TypeError(f'{type(o).__name__} {o!r}')
+        raise UserError(f'{type(o).__name__} {o!r}')
     try: return json.dumps(config, indent=2, default=default)
     except (TypeError, ValueError) as e:
-        raise TypeError('config must be JSON-serialisable (a dict of numbers, strings, lists, dicts), '
+        raise UserError('config must be JSON-serialisable (a dict of numbers, strings, lists, dicts), '
                         f'but holds {e}') from None
 
 # %% ../nbs/08_checkpoint.ipynb #58b0fa3f
@@ -245,9 +246,9 @@ def save_checkpoint(run_dir, step: int, model, optimizer=None, scheduler=None, e
                     extra: dict | None = None, keep_last: int | None = 3) -> Path:
     "Atomically write checkpoint `step` to `run_dir/checkpoints/step_NNNNNN/`, point `latest` at it, prune old ones."
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f'step must be a non-negative int, not {step!r}')
+        raise UserError(f'step must be a non-negative int, not {step!r}')
     if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
-        raise ValueError(f'keep_last must be an int >= 1 (or None to keep every checkpoint), not {keep_last!r}')
+        raise UserError(f'keep_last must be an int >= 1 (or None to keep every checkpoint), not {keep_last!r}')
     extra = {} if extra is None else extra
     _check_plain(extra, 'extra')
     config_text = _config_json(config)
@@ -436,7 +437,7 @@ def _strip_averaged(sd: dict) -> dict:
 
 def load_weights(path, which: str = 'ema', map_location='cpu') -> dict:
     "The EMA weights (default; the model's, with a warning, if there is no EMA) or model weights of a checkpoint."
-    if which not in ('ema', 'model'): raise ValueError(f"which must be 'ema' or 'model', not {which!r}")
+    if which not in ('ema', 'model'): raise UserError(f"which must be 'ema' or 'model', not {which!r}")
     d = _resolve(path)
     meta = _read_meta(d)
     if which == 'ema' and EMA_FILE not in meta['files']:

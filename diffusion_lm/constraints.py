@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 from fastcore.basics import patch
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['sample_categorical', 'Constraint', 'FixedTokens']
@@ -14,9 +15,9 @@ __all__ = ['sample_categorical', 'Constraint', 'FixedTokens']
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     "Draw one index per row of non-negative (unnormalised) `probs [..., V]` by Gumbel-max in float64."
     p = probs.double()
-    if (p < 0).any() or torch.isnan(p).any(): raise ValueError('sample_categorical: '
+    if (p < 0).any() or torch.isnan(p).any(): raise UserError('sample_categorical: '
                                                                'probabilities must be non-negative and not NaN')
-    if (p.sum(-1) <= 0).any(): raise ValueError('sample_categorical: a row has no positive probability; '
+    if (p.sum(-1) <= 0).any(): raise UserError('sample_categorical: a row has no positive probability; '
                                                 'nothing can be drawn')
     u = torch.rand(p.shape, dtype=torch.float64, device=p.device, generator=generator)
     g = -torch.log(-torch.log(u.clamp_min(1e-300)))
@@ -51,9 +52,9 @@ class FixedTokens(Constraint):
     def __init__(self, tokens: torch.Tensor, mask: torch.Tensor):
         tokens, mask = torch.as_tensor(tokens, dtype=torch.long), torch.as_tensor(mask, dtype=torch.bool)
         if tokens.shape != mask.shape:
-            raise ValueError(f'FixedTokens: tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} must have '
+            raise UserError(f'FixedTokens: tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} must have '
                              'the same shape')
-        if tokens.dim() not in (1, 2): raise ValueError('FixedTokens: tokens must be [L] or [B, L]')
+        if tokens.dim() not in (1, 2): raise UserError('FixedTokens: tokens must be [L] or [B, L]')
         self.tokens, self.mask = tokens, mask
 
 # %% ../nbs/02_constraints.ipynb #c61f0a8e
@@ -61,7 +62,7 @@ class FixedTokens(Constraint):
 def _place(cls: FixedTokens, tokens, length, start):
     tokens = torch.as_tensor(tokens, dtype=torch.long)
     n = tokens.shape[-1]
-    if n > length: raise ValueError(f'FixedTokens: {n} fixed tokens do not fit in a sequence of length {length}')
+    if n > length: raise UserError(f'FixedTokens: {n} fixed tokens do not fit in a sequence of length {length}')
     full = torch.zeros(*tokens.shape[:-1], length, dtype=torch.long)
     mask = torch.zeros_like(full, dtype=torch.bool)
     sl = slice(0, n) if start else slice(length - n, length)
@@ -89,7 +90,7 @@ def infill(cls: FixedTokens, template) -> FixedTokens:
 @patch
 def _aligned(self: FixedTokens, x):
     if self.tokens.shape[-1] != x.shape[-1]:
-        raise ValueError(f'FixedTokens: template length {self.tokens.shape[-1]} != sequence length {x.shape[-1]}')
+        raise UserError(f'FixedTokens: template length {self.tokens.shape[-1]} != sequence length {x.shape[-1]}')
     return self.tokens.to(x.device), self.mask.to(x.device)
 
 @patch
@@ -100,7 +101,7 @@ def apply(self: FixedTokens, x):
 # %% ../nbs/02_constraints.ipynb #a8d4f2c6
 @patch
 def fixed_mask(self: FixedTokens, batch_size, length, device=None):
-    if self.mask.shape[-1] != length: raise ValueError('FixedTokens: template length '
+    if self.mask.shape[-1] != length: raise UserError('FixedTokens: template length '
                                                        f'{self.mask.shape[-1]} != {length}')
     return self.mask.to(device).expand(batch_size, length).clone()
 

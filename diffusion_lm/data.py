@@ -8,7 +8,8 @@ import configparser, hashlib, importlib, importlib.metadata, json, os, re, time
 from pathlib import Path
 import numpy as np
 import torch
-from .runtime import repo_root, atomic_dir, remove_dir, UserError
+from .runtime import repo_root, UserError
+from .files import atomic_dir, remove_dir
 from .tokenizers import ByteTokenizer, CharTokenizer, tokenizer_to_dict, tokenizer_from_dict
 
 # %% auto #0
@@ -36,9 +37,9 @@ def read_text(path) -> str:
                                                    f'check the path (the shipped corpora are in {data_dir()})')
     try: text = path.read_text(encoding='utf-8')
     except UnicodeDecodeError as e:
-        raise ValueError(f'{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, e.g. '
+        raise UserError(f'{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, e.g. '
                          '`iconv -f latin1 -t utf-8`') from None
-    if not text.strip(): raise ValueError(f'{path} is empty: the corpus needs some text')
+    if not text.strip(): raise UserError(f'{path} is empty: the corpus needs some text')
     return text
 
 # %% ../nbs/01_data.ipynb #a57e7a59
@@ -195,7 +196,7 @@ def _load_documents(source, dataset_percent, cache_dir):
     else:
         paths = [Path(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
         ds = datasets.Dataset.from_dict({'text': [read_text(p) for p in paths]})
-    if len(ds) == 0: raise ValueError(f'{source}: no documents found; the corpus is empty')
+    if len(ds) == 0: raise UserError(f'{source}: no documents found; the corpus is empty')
     n = max(1, round(len(ds) * dataset_percent / 100))
     return ds.select(range(n)) if n < len(ds) else ds
 

@@ -12,9 +12,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from .runtime import (UserError, check_types, check_range, check_choice, apply_overrides, parse_overrides,
                                   add_set_argument, ArgParser, run_cli, project_path, autocast_context, free_memory,
-                                  setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock, make_optimizer,
-                                  make_scheduler, write_text_atomic, remove_dir, unwrap, eval_mode, mean_over_ranks,
-                                  progress_bar, remove_pid_file)
+                                  setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock,
+                                  make_optimizer, make_scheduler, unwrap, eval_mode, mean_over_ranks, progress_bar,
+                                  remove_pid_file)
+from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step

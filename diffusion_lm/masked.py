@@ -10,6 +10,7 @@ from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
 from .runtime import eval_mode
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['ESTIMATORS', 'subs_logits', 'sample_t', 'prompt_mask_from_lengths', 'forward_mask', 'random_length', 'token_nll',
@@ -20,10 +21,10 @@ __all__ = ['ESTIMATORS', 'subs_logits', 'sample_t', 'prompt_mask_from_lengths', 
 def subs_logits(logits: torch.Tensor, x: torch.Tensor, mask_id: int) -> torch.Tensor:
     "MDLM SUBS: log-probabilities with MASK at -inf, unmasked positions copied (one-hot in log space)."
     if logits.shape[:-1] != x.shape:
-        raise ValueError(f'subs_logits: logits {tuple(logits.shape)} do not match x {tuple(x.shape)}: expected [B, L, '
+        raise UserError(f'subs_logits: logits {tuple(logits.shape)} do not match x {tuple(x.shape)}: expected [B, L, '
                          'V] for x [B, L]')
     if not 0 <= mask_id < logits.shape[-1]:
-        raise ValueError(f'subs_logits: mask_id {mask_id} is not an output of a model with {logits.shape[-1]} logits; '
+        raise UserError(f'subs_logits: mask_id {mask_id} is not an output of a model with {logits.shape[-1]} logits; '
                          'a masked-diffusion model needs tokenizer.vocab_size outputs with MASK the last')
     if logits.dtype != torch.float64: logits = logits.float()
     logits = logits.clone()
@@ -49,7 +50,7 @@ def _as_prompt_mask(prompt_mask, x0):
     pm = torch.as_tensor(prompt_mask, device=x0.device)
     if (pm.dtype != torch.bool or pm.shape[-1] != x0.shape[-1] or pm.dim() > 2
             or (pm.dim() == 2 and pm.shape[0] != x0.shape[0])):
-        raise ValueError(f'prompt_mask must be a bool tensor [L] or [B, L] matching x0 {tuple(x0.shape)}, '
+        raise UserError(f'prompt_mask must be a bool tensor [L] or [B, L] matching x0 {tuple(x0.shape)}, '
                          f'got {pm.dtype} {tuple(pm.shape)}; build it from prompt lengths with '
                          '`prompt_mask_from_lengths`')
     return pm.expand_as(x0)
@@ -64,7 +65,7 @@ def forward_mask(x0: torch.Tensor, mask_id: int, t=None, min_mask_rate: float = 
                  generator: torch.Generator | None = None,
                  low_discrepancy: bool = False, prompt_mask=None):
     "Mask each token of x0 [B, L] independently with p_mask = (1-m) t + m; returns (xt, p_mask [B], masked [B, L])."
-    if x0.dim() != 2: raise ValueError(f'forward_mask: x0 must be [B, L] token ids, got shape {tuple(x0.shape)}')
+    if x0.dim() != 2: raise UserError(f'forward_mask: x0 must be [B, L] token ids, got shape {tuple(x0.shape)}')
     B, L = x0.shape
     if t is None: t = sample_t(B, low_discrepancy, generator, x0.device)
     t = torch.as_tensor(t, dtype=torch.float32, device=x0.device).expand(B)
@@ -105,7 +106,7 @@ def forward_mask_count(x0: torch.Tensor, mask_id: int, generator=None, low_discr
      "[0, 1)); returns (xt, weight A/m [B], masked [B, L]).")
     pm = _as_prompt_mask(prompt_mask, x0)
     A = (~pm).sum(1)
-    if (A == 0).any(): raise ValueError('a sequence has no tokens to mask (its prompt covers the whole length)')
+    if (A == 0).any(): raise UserError('a sequence has no tokens to mask (its prompt covers the whole length)')
     if u is None: u = sample_t(x0.shape[0], low_discrepancy, generator, x0.device)
     u = torch.as_tensor(u, device=x0.device)
     m = torch.minimum((u * A).long(), A - 1) + 1                                  # uniform on 1..A
@@ -121,9 +122,9 @@ def masked_diffusion_loss(model: Callable, x0: torch.Tensor, mask_id: int, t=Non
                           subs: bool = True, reduction: str = 'mean', estimator: str = 'time') -> torch.Tensor:
     ("Masked-diffusion loss: sum over masked tokens of -log p(x0^i|xt) times the estimator's weight, "
      "/ B*L (nats per token); `t` sets the noise levels (times, or for 'count' the levels that set m).")
-    if reduction not in ('mean', 'sequence', 'token'): raise ValueError("reduction must be 'mean', "
+    if reduction not in ('mean', 'sequence', 'token'): raise UserError("reduction must be 'mean', "
                                                                         f"'sequence' or 'token', not {reduction!r}")
-    if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
+    if estimator not in ESTIMATORS: raise UserError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
     if estimator == 'count': xt, w, masked = forward_mask_count(x0, mask_id, generator, low_discrepancy, prompt_mask, t)
     else:
         xt, p_mask, masked = forward_mask(x0, mask_id, t, min_mask_rate, generator, low_discrepancy, prompt_mask)
@@ -141,7 +142,7 @@ def sft_loss(model: Callable, x0: torch.Tensor, prompt, mask_id: int, t=None, mi
     pm = prompt if prompt.dtype == torch.bool else prompt_mask_from_lengths(prompt, x0.shape[1])
     pm = _as_prompt_mask(pm, x0)
     answer_len = (~pm).sum(1)
-    if (answer_len == 0).any(): raise ValueError('sft_loss: a sequence has no answer tokens (its prompt covers the '
+    if (answer_len == 0).any(): raise UserError('sft_loss: a sequence has no answer tokens (its prompt covers the '
                                                  'whole length)')
     per_seq = masked_diffusion_loss(model, x0, mask_id, t, min_mask_rate, generator, low_discrepancy, pm, subs,
                                     'sequence')
@@ -153,9 +154,9 @@ class NoiseLevelSampler:
      "1/q(u): unbiased for any q; q tracks sqrt(E[X^2 | u]) of the values it is shown (see `update`).")
     def __init__(self, bins: int = 32, decay: float = 0.99, floor: float = 0.1, warmup: int = 4):
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-            raise ValueError(f'bins must be a positive integer, got {bins!r}')
+            raise UserError(f'bins must be a positive integer, got {bins!r}')
         if not (0 <= decay < 1 and 0 < floor <= 1):
-            raise ValueError(f'decay must be in [0, 1) and floor in (0, 1], got decay={decay!r}, floor={floor!r}')
+            raise UserError(f'decay must be in [0, 1) and floor in (0, 1], got decay={decay!r}, floor={floor!r}')
         self.bins, self.decay, self.floor, self.warmup = bins, decay, floor, warmup
         self.m2 = torch.zeros(bins, dtype=torch.float64)       # exponential average of X^2 per bin
         self.seen = torch.zeros(bins, dtype=torch.long)        # values recorded per bin
@@ -209,7 +210,7 @@ def exact_denoiser(seqs: torch.Tensor, probs: torch.Tensor, mask_id: int) -> Cal
      "L, mask_id+1].")
     seqs = torch.as_tensor(seqs, dtype=torch.long)
     probs = torch.as_tensor(probs, dtype=torch.float64)
-    if seqs.dim() != 2 or probs.shape != seqs.shape[:1]: raise ValueError('exact_denoiser: expected seqs [N, '
+    if seqs.dim() != 2 or probs.shape != seqs.shape[:1]: raise UserError('exact_denoiser: expected seqs [N, '
                                                                           'L] and probs [N]')
     onehot = F.one_hot(seqs, mask_id + 1).double()                                           # [N, L, V]
     def model(x):
@@ -227,13 +228,13 @@ def estimate_nll(model: Callable, x0: torch.Tensor, mask_id: int, n_samples: int
                  low_discrepancy: bool = False, prompt_mask=None, subs: bool = True) -> dict:
     ("Monte-Carlo estimate of the masked-diffusion NLL bound of x0 [N, L], with its standard error, "
      "in nats and bits per token.")
-    if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
-    if n_samples < 2: raise ValueError('estimate_nll needs n_samples >= 2 to report a standard error')
+    if estimator not in ESTIMATORS: raise UserError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
+    if n_samples < 2: raise UserError('estimate_nll needs n_samples >= 2 to report a standard error')
     x0 = x0[None] if x0.dim() == 1 else x0
     (N, L), S, dev = x0.shape, n_samples, x0.device
     pm = _as_prompt_mask(prompt_mask, x0)
     A = (~pm).sum(1)
-    if (A == 0).any(): raise ValueError('estimate_nll: a sequence has no tokens to score (its prompt covers the '
+    if (A == 0).any(): raise UserError('estimate_nll: a sequence has no tokens to score (its prompt covers the '
                                         'whole length)')
     rows = torch.arange(N, device=dev).repeat_interleave(S)
     t = sample_t((N, S), low_discrepancy, generator, dev).flatten() if estimator == 'time' else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 import torch
 from .model_size import fmt_bytes
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['LLADA_8B', 'OPTIMIZER_STATE', 'MODES', 'ModelShape', 'shape_from_config', 'lora_params', 'block_activation_bytes',
@@ -27,9 +28,9 @@ class ModelShape:
 
     def __post_init__(self):
         if min(self.hidden, self.layers, self.heads, self.kv_heads, self.mlp, self.vocab) < 1:
-            raise ValueError(f'every size must be >= 1: {self}')
+            raise UserError(f'every size must be >= 1: {self}')
         if self.hidden % self.heads or self.heads % self.kv_heads:
-            raise ValueError(f'hidden {self.hidden} must divide by heads {self.heads}, heads by kv {self.kv_heads}')
+            raise UserError(f'hidden {self.hidden} must divide by heads {self.heads}, heads by kv {self.kv_heads}')
 
     @property
     def kv_dim(self) -> int: return self.kv_heads * (self.hidden // self.heads)
@@ -63,7 +64,7 @@ def shape_from_config(config) -> ModelShape:
     missing = [f for f, v in vals.items() if v is None]
     if missing:
         looked = [_CONFIG_KEYS[f] for f in missing]
-        raise ValueError(f'the config has no {missing} (looked for {looked}): give a ModelShape')
+        raise UserError(f'the config has no {missing} (looked for {looked}): give a ModelShape')
     tied = _get(config, 'weight_tying')
     tied = _get(config, 'tie_word_embeddings') if tied is None else tied
     return ModelShape(**{k: int(v) for k, v in vals.items()}, tied=bool(tied))
@@ -76,7 +77,7 @@ def lora_params(shape: ModelShape, rank: int, targets=None) -> int:
     proj = shape.projections()
     names = list(proj) if targets is None else list(targets)
     if unknown := [n for n in names if n not in proj]:
-        raise ValueError(f'unknown projections {unknown}; they are {list(proj)}')
+        raise UserError(f'unknown projections {unknown}; they are {list(proj)}')
     return shape.layers * rank * sum(proj[n][0] + proj[n][1] for n in names)
 
 # %% ../nbs/15_memory_plan.ipynb #d9b5832a
@@ -135,11 +136,11 @@ OPTIMIZER_STATE = {'adamw': 8, 'adam': 8, 'sgd': 4}
 MODES = ('full', 'lora', 'fsdp2')
 
 def _check(mode: str, precision: str, optimizer: str, n_devices: int):
-    if mode not in MODES: raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
-    if precision not in ('bf16', 'fp32'): raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
+    if mode not in MODES: raise UserError(f'mode must be one of {MODES}, got {mode!r}')
+    if precision not in ('bf16', 'fp32'): raise UserError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
     if optimizer not in OPTIMIZER_STATE:
-        raise ValueError(f'optimizer must be one of {list(OPTIMIZER_STATE)}, got {optimizer!r}')
-    if n_devices < 1: raise ValueError(f'n_devices must be >= 1, got {n_devices}')
+        raise UserError(f'optimizer must be one of {list(OPTIMIZER_STATE)}, got {optimizer!r}')
+    if n_devices < 1: raise UserError(f'n_devices must be >= 1, got {n_devices}')
 
 # %% ../nbs/15_memory_plan.ipynb #e5a0f6c3
 def _fsdp_units(shape: ModelShape, bf16: bool) -> tuple[int, int, int]:
@@ -180,8 +181,8 @@ def plan(shape: ModelShape, seq_len: int, batch_size: int, devices=(80,) * 8, pr
     "Full / LoRA / FSDP2, with and without checkpointing: per-device peak and whether it fits `devices` (GiB each)."
     devices = list(devices)
     if not devices or min(devices) <= 0:
-        raise ValueError(f'devices must be a list of memory sizes in GiB, got {devices}')
-    if not 0 < headroom <= 1: raise ValueError(f'headroom must be in (0, 1], got {headroom}')
+        raise UserError(f'devices must be a list of memory sizes in GiB, got {devices}')
+    if not 0 < headroom <= 1: raise UserError(f'headroom must be in (0, 1], got {headroom}')
     budget, rows = headroom * min(devices) * 2**30, []
     for mode in MODES:
         for ckpt in (False, True):

@@ -14,6 +14,7 @@ from .samplers import masked_sample, restrict_logp, SAMPLERS, ALIASES
 from .block import block_diffusion_loss, block_sample, check_block_size
 from .sedd import get_graph, get_noise, sedd_loss, sedd_sample, SEDD_SAMPLERS
 from .runtime import eval_mode
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['METHODS', 'METHOD_ALIASES', 'Method', 'Autoregressive', 'MaskedDiffusion', 'SEDD', 'BlockDiffusion', 'make_method']
@@ -57,11 +58,11 @@ def sample(self: Method, model, n: int, length: int, steps: int | None = None, s
     "Tokens [n, P + length] (the prompt first); with `return_stats`, also {'nfe', 'steps', 'tokens'}."
     sampler = ALIASES.get(sampler, sampler) or self.default_sampler
     if sampler not in self.samplers:
-        raise ValueError(f'{self.name}: sampler must be one of {self.samplers}, not {sampler!r}')
+        raise UserError(f'{self.name}: sampler must be one of {self.samplers}, not {sampler!r}')
     unknown = sorted(set(options) - set(self.options))
     if unknown:
-        raise ValueError(f'{self.name}: unknown sampling option(s) {unknown}; it takes {list(self.options) or "none"}')
-    if temperature < 0: raise ValueError(f'temperature must be >= 0, got {temperature}')
+        raise UserError(f'{self.name}: unknown sampling option(s) {unknown}; it takes {list(self.options) or "none"}')
+    if temperature < 0: raise UserError(f'temperature must be >= 0, got {temperature}')
     x, stats = self._sample(model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook,
                             generator, device or model_device(model), **options)
     return (x, stats) if return_stats else x
@@ -71,7 +72,7 @@ class Autoregressive(Method):
     "Next-token prediction with the causal transformer: the baseline of every comparison."
     name, samplers, default_sampler, options, exact_nll = 'ar', ('ancestral',), 'ancestral', ('cache',), True
     def __init__(self, n_real: int, bos_id: int):
-        if not 0 <= bos_id < n_real: raise ValueError(f'bos_id {bos_id} must be a real token (0..{n_real - 1})')
+        if not 0 <= bos_id < n_real: raise UserError(f'bos_id {bos_id} must be a real token (0..{n_real - 1})')
         self.n_real, self.bos_id = n_real, bos_id
 
     def model_config(self, **sizes) -> ModelConfig:
@@ -119,7 +120,7 @@ class MaskedDiffusion(Method):
                'cfg_scale', 'uncond_model_input')
     def __init__(self, n_real: int, min_mask_rate: float = 1e-3, low_discrepancy: bool = True, estimator: str = 'time',
                  importance: bool = False):
-        if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
+        if estimator not in ESTIMATORS: raise UserError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
         self.n_real, self.mask_id, self.min_mask_rate = n_real, n_real, min_mask_rate
         self.low_discrepancy, self.estimator = low_discrepancy, estimator
         self.levels = NoiseLevelSampler() if importance else None
@@ -159,7 +160,7 @@ class SEDD(Method):
                  scale_by_sigma: bool = True, low_discrepancy: bool = True, time_conditioned: bool = True):
         self.n_real, self.graph, self.noise = n_real, get_graph(graph, n_real), get_noise(noise)
         if not time_conditioned and not self.graph.absorb:
-            raise ValueError('SEDD without time input (cond_dim=0) exists only on the absorbing graph: '
+            raise UserError('SEDD without time input (cond_dim=0) exists only on the absorbing graph: '
                              'give cond_dim >= 1')
         self.mask_id = self.graph.mask_id if self.graph.absorb else None
         self.t_min, self.scale_by_sigma, self.low_discrepancy = t_min, scale_by_sigma, low_discrepancy
@@ -167,7 +168,7 @@ class SEDD(Method):
 
     def model_config(self, **sizes) -> ModelConfig:
         if self.time_conditioned and sizes.get('cond_dim', 0) < 1:
-            raise ValueError('SEDD with time conditioning needs cond_dim >= 1 (e.g. 128); '
+            raise UserError('SEDD with time conditioning needs cond_dim >= 1 (e.g. 128); '
                              'cond_dim=0 is the absorbing graph without it')
         return ModelConfig(vocab_size=self.graph.dim,
                            **{**sizes, 'cond_dim': sizes.get('cond_dim', 0) if self.time_conditioned else 0})
@@ -185,11 +186,11 @@ class SEDD(Method):
     def _sample(self, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook, generator,
                 device, t_final: float = 1e-5):
         if top_k is not None or top_p is not None:
-            raise ValueError('SEDD draws from step laws, not logits: top_k and top_p do not apply')
+            raise UserError('SEDD draws from step laws, not logits: top_k and top_p do not apply')
         P = 0 if prompt is None else torch.as_tensor(prompt).shape[-1]
         if prompt is not None:
             if constraint is not None:
-                raise ValueError('give a prompt or a constraint to SEDD, not both (a prompt is a fixed prefix)')
+                raise UserError('give a prompt or a constraint to SEDD, not both (a prompt is a fixed prefix)')
             constraint = FixedTokens.prefix(torch.as_tensor(prompt), P + length)
         steps = steps or length
         x = sedd_sample(model, self.graph, self.noise, n, P + length, steps=steps, sampler=sampler, t_final=t_final,
@@ -206,9 +207,9 @@ class BlockDiffusion(Method):
     options = ('threshold', 'factor', 'remask', 'remask_rate', 'order_temperature', 'cache')
     def __init__(self, n_real: int, block_size: int = 4, min_mask_rate: float = 1e-3, low_discrepancy: bool = True,
                  estimator: str = 'time', clip: tuple | None = None, importance: bool = False):
-        if estimator not in ESTIMATORS: raise ValueError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
+        if estimator not in ESTIMATORS: raise UserError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')
         if clip is not None and not 0 <= clip[0] < clip[1] <= 1:
-            raise ValueError(f'clip must be (lo, hi) with 0 <= lo < hi <= 1, got {clip}')
+            raise UserError(f'clip must be (lo, hi) with 0 <= lo < hi <= 1, got {clip}')
         self.n_real, self.mask_id, self.block_size, self.min_mask_rate = n_real, n_real, block_size, min_mask_rate
         self.low_discrepancy, self.estimator, self.clip = low_discrepancy, estimator, clip
         self.levels = NoiseLevelSampler() if importance else None
@@ -259,4 +260,4 @@ def make_method(cfg, tok) -> Method:
         clip = getattr(cfg, 'clip', None)
         return BlockDiffusion(tok.n_real, block_size=cfg.block_size, estimator=est, clip=tuple(clip) if clip else None,
                               importance=imp)
-    raise ValueError(f'unknown method {cfg.method!r}: use one of {METHODS}')
+    raise UserError(f'unknown method {cfg.method!r}: use one of {METHODS}')

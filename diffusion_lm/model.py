@@ -10,6 +10,7 @@ from fastcore.basics import patch
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['INITS', 'RENAMED', 'TIME_FREQ_DIM', 'ModelConfig', 'rotary_cos_sin', 'rotate_half', 'apply_rotary', 'KVCache',
@@ -34,22 +35,22 @@ class ModelConfig:
     gates: bool | None = None           # zero-initialised residual gates; None: when cond_dim > 0 (adaLN-Zero)
 
     def __post_init__(self):
-        if self.init not in INITS: raise ValueError(f'ModelConfig.init={self.init!r}: choose one of {INITS}')
+        if self.init not in INITS: raise UserError(f'ModelConfig.init={self.init!r}: choose one of {INITS}')
         for k in ('vocab_size', 'n_embd', 'n_layer', 'n_head', 'context_length', 'mlp_ratio'):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f'ModelConfig.{k} must be a positive integer, got {v!r}')
+                raise UserError(f'ModelConfig.{k} must be a positive integer, got {v!r}')
         if isinstance(self.cond_dim, bool) or not isinstance(self.cond_dim, int) or self.cond_dim < 0:
-            raise ValueError(f'ModelConfig.cond_dim must be an integer >= 0 (0 = no time input), got {self.cond_dim!r}')
+            raise UserError(f'ModelConfig.cond_dim must be an integer >= 0 (0 = no time input), got {self.cond_dim!r}')
         if self.gates not in (None, True, False):
-            raise ValueError(f'ModelConfig.gates must be True, False or None, got {self.gates!r}')
-        if not 0 <= self.dropout < 1: raise ValueError(f'ModelConfig.dropout must be in [0, 1), got {self.dropout!r}')
+            raise UserError(f'ModelConfig.gates must be True, False or None, got {self.gates!r}')
+        if not 0 <= self.dropout < 1: raise UserError(f'ModelConfig.dropout must be in [0, 1), got {self.dropout!r}')
         ok = [h for h in range(1, min(self.n_embd, 64) + 1) if self.n_embd % h == 0 and (self.n_embd // h) % 2 == 0]
         if self.n_embd % self.n_head:
-            raise ValueError(f'n_embd={self.n_embd} is not divisible by n_head={self.n_head}: '
+            raise UserError(f'n_embd={self.n_embd} is not divisible by n_head={self.n_head}: '
                              f'choose n_head among {ok} (or change n_embd)')
         if self.head_dim % 2:
-            raise ValueError(f'head dimension n_embd/n_head = {self.n_embd}/{self.n_head} = {self.head_dim} '
+            raise UserError(f'head dimension n_embd/n_head = {self.n_embd}/{self.n_head} = {self.head_dim} '
                              'is odd, but '
                              f'rotary embedding rotates channels in pairs: choose n_head among {ok}')
 
@@ -77,7 +78,7 @@ class ModelConfig:
         if 'init' not in d: d['init'] = 'gpt2'                  # configs written before `init` existed used it
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(d) - set(known))
-        if unknown: raise ValueError(f'unknown ModelConfig field(s) {unknown}; the fields are {known}')
+        if unknown: raise UserError(f'unknown ModelConfig field(s) {unknown}; the fields are {known}')
         return cls(**d)             # no `gates` (configs before it): None, as those models were built
 
 INITS = ('torch', 'gpt2')
@@ -220,7 +221,7 @@ class DiffusionTransformer(nn.Module):
     "Transformer: idx [B, L] (+ sigma_bar [B] if cond_dim > 0) -> logits [B, L, vocab_size] (float32 or float64)."
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if not isinstance(cfg, ModelConfig): raise TypeError(f'expected a ModelConfig, got {type(cfg).__name__}; '
+        if not isinstance(cfg, ModelConfig): raise UserError(f'expected a ModelConfig, got {type(cfg).__name__}; '
                                                              'use ModelConfig.from_dict(d) for a dictionary')
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
@@ -285,10 +286,10 @@ def reset_parameters(self: DiffusionTransformer):
 @patch
 def _check_idx(self: DiffusionTransformer, idx):
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32):
-        raise ValueError(f'idx must be a LongTensor [B, L], got {getattr(idx, "dtype", type(idx))} '
+        raise UserError(f'idx must be a LongTensor [B, L], got {getattr(idx, "dtype", type(idx))} '
                          f'of shape {tuple(getattr(idx, "shape", ()))}')
     if idx.numel() and bool(((idx < 0) | (idx >= self.cfg.vocab_size)).any()):
-        raise ValueError(f'token ids must lie in 0..{self.cfg.vocab_size - 1} (vocab_size={self.cfg.vocab_size}), got '
+        raise UserError(f'token ids must lie in 0..{self.cfg.vocab_size - 1} (vocab_size={self.cfg.vocab_size}), got '
                          f'min {int(idx.min())}, max {int(idx.max())}; a model that sees MASK needs '
                          'vocab_size = tokenizer.vocab_size (MASK included), not tokenizer.n_real')
     return idx.shape
@@ -297,9 +298,9 @@ def _check_idx(self: DiffusionTransformer, idx):
 def _positions(self: DiffusionTransformer, pos, L, start, device):
     "Position ids `[L]` or `[B, L]`: `start .. start+L-1` by default; checked against the context length."
     pos = torch.arange(start, start + L, device=device) if pos is None else torch.as_tensor(pos, device=device)
-    if pos.shape[-1] != L: raise ValueError(f'pos has {pos.shape[-1]} positions for {L} tokens')
+    if pos.shape[-1] != L: raise UserError(f'pos has {pos.shape[-1]} positions for {L} tokens')
     if pos.numel() and (int(pos.max()) >= self.cfg.context_length or int(pos.min()) < 0):
-        raise ValueError(f'position {int(pos.max())} (sequence length {int(pos.max()) + 1}) exceeds context_length='
+        raise UserError(f'position {int(pos.max())} (sequence length {int(pos.max()) + 1}) exceeds context_length='
                          f'{self.cfg.context_length}: crop the input to {self.cfg.context_length} tokens or build '
                          f'the model with context_length >= {int(pos.max()) + 1}')
     return pos
@@ -307,13 +308,13 @@ def _positions(self: DiffusionTransformer, pos, L, start, device):
 @patch
 def _check_sigma(self: DiffusionTransformer, sigma_bar, B, device):
     if sigma_bar is None:
-        raise ValueError(f'this model is time-conditioned (cond_dim={self.cfg.cond_dim}) and needs the noise level: '
+        raise UserError(f'this model is time-conditioned (cond_dim={self.cfg.cond_dim}) and needs the noise level: '
                          'call model(idx, sigma_bar) with sigma_bar [B]; or build it with cond_dim=0 for a model '
                          'without time input')
     sigma_bar = torch.as_tensor(sigma_bar, dtype=torch.float32, device=device)
     if sigma_bar.dim() == 0: sigma_bar = sigma_bar.expand(B)
     if sigma_bar.numel() != B:
-        raise ValueError(f'sigma_bar needs one noise level per sequence, shape [{B}]; '
+        raise UserError(f'sigma_bar needs one noise level per sequence, shape [{B}]; '
                          f'got shape {tuple(sigma_bar.shape)}')
     return sigma_bar.reshape(B)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 import torch
 from .model import ModelConfig, TIME_FREQ_DIM
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'OPTIMIZER_BYTES', 'CPU_PRESET', 'GPU_PRESET', 'GRID_N_EMBD', 'GRID_N_LAYER', 'param_breakdown',
@@ -42,7 +43,7 @@ def count_params(cfg: ModelConfig) -> int:
 PRECISIONS = {'fp32': (4, 4), 'bf16': (4, 2)}  # (residual-stream bytes r, compute bytes a) under autocast
 
 def _precision(precision: str) -> tuple[int, int]:
-    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISIONS: raise UserError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     return PRECISIONS[precision]
 
 def activation_bytes(cfg: ModelConfig, batch_size: int, length: int | None = None, precision: str = 'fp32') -> int:
@@ -120,7 +121,7 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, length: int | None = None
                     training: bool = True, optimizer: str | None = 'adamw', ema: bool = True) -> MemoryEstimate:
     "Memory of a training step (or, with `training=False`, of a forward pass) of `DiffusionTransformer(cfg)`."
     r, a = _precision(precision)
-    if optimizer not in OPTIMIZER_BYTES: raise ValueError(f'optimizer must be one of {list(OPTIMIZER_BYTES)}, '
+    if optimizer not in OPTIMIZER_BYTES: raise UserError(f'optimizer must be one of {list(OPTIMIZER_BYTES)}, '
                                                           f'got {optimizer!r}')
     L = cfg.context_length if length is None else length
     pb = param_breakdown(cfg)
@@ -166,7 +167,7 @@ GRID_N_LAYER = (2, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48)
 def suggest_configs(gpu_mem_gb: float, length: int, batch_size: int, precision: str = 'bf16', vocab_size: int = 260,
                     headroom: float = 0.9, cond_dim: int = 0, **kwargs) -> list[tuple[ModelConfig, MemoryEstimate]]:
     "Configs of the grid whose training step fits in `headroom * gpu_mem_gb` GiB, largest first."
-    if not 0 < headroom <= 1: raise ValueError(f'headroom must be in (0, 1], got {headroom}')
+    if not 0 < headroom <= 1: raise UserError(f'headroom must be in (0, 1], got {headroom}')
     budget = headroom * gpu_mem_gb * 2**30
     fits = []
     for d in GRID_N_EMBD:

@@ -8,7 +8,8 @@ import json, shutil, warnings
 from pathlib import Path
 import torch
 import torch.nn as nn
-from .runtime import UserError, atomic_dir, unwrap
+from .runtime import UserError, unwrap
+from .files import atomic_dir
 
 # %% auto #0
 __all__ = ['quiet_hf', 'PretrainedLoadError', 'check_pretrained_dir', 'resolve_mask_id', 'PretrainedDenoiser', 'load_pretrained',
@@ -130,7 +131,7 @@ _DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bf
 
 def _dtype(d):
     if d is None or isinstance(d, torch.dtype): return d
-    if d not in _DTYPES: raise ValueError(f'dtype must be one of {sorted(_DTYPES)}, not {d!r}')
+    if d not in _DTYPES: raise UserError(f'dtype must be one of {sorted(_DTYPES)}, not {d!r}')
     return _DTYPES[d]
 
 def load_pretrained(path, mask_id: int | None = None, dtype=torch.float32, device='cpu', tokenizer: bool = True,

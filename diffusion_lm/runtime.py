@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn
-from .files import *
+from .files import disk_free
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'PROGRESS_MODES', 'HEADLESS_RUNNERS', 'repo_root', 'project_path', 'UserError', 'one_line',
@@ -46,9 +46,9 @@ class UserError(ValueError):
         return [f'{type(self).__name__}: {self}']
 
 # %% ../nbs/00a_runtime.ipynb #e0683f1d
-USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError,
-               NotADirectoryError,
-               IsADirectoryError, TimeoutError)
+# raised on purpose with the fix in the message: UserError, and the file errors of paths the user named (the library
+# raises these with the path and what to do); anything else, ValueError and TypeError included, keeps its traceback
+USER_ERRORS = (UserError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, IsADirectoryError)
 
 def one_line(msg) -> str:
     "`msg` as one line: line breaks become '; ', runs of spaces one space."
@@ -59,7 +59,7 @@ def one_line(msg) -> str:
 def is_user_error(e: BaseException) -> bool:
     "True for the errors that bad input causes (see `USER_ERRORS`), a full disk and other user-caused OS errors."
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES): return True
-    return isinstance(e, USER_ERRORS) or type(e).__name__ in ('CheckpointError', 'CorruptCheckpointError')
+    return isinstance(e, USER_ERRORS)
 
 # %% ../nbs/00a_runtime.ipynb #53f72990
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -11,6 +11,7 @@ from .constraints import Constraint
 from .model import model_device, DiffusionTransformer
 from .masked import subs_logits
 from .runtime import eval_mode, unwrap
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'ALIASES', 'REMASKS', 'CACHES', 'get_num_transfer_tokens', 'restrict_logp', 'draw_tokens', 'guided_logits',
@@ -27,11 +28,11 @@ def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.Tenso
 def restrict_logp(logp: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     "`logp` with -inf outside each row's `top_k` most likely tokens and outside its nucleus of mass `top_p`."
     if top_k is not None:
-        if top_k < 1: raise ValueError(f'top_k must be >= 1, got {top_k}')
+        if top_k < 1: raise UserError(f'top_k must be >= 1, got {top_k}')
         kth = logp.topk(min(top_k, logp.shape[-1]), -1).values[..., -1:]
         logp = logp.masked_fill(logp < kth, -math.inf)
     if top_p is not None:
-        if not 0 < top_p <= 1: raise ValueError(f'top_p must be in (0, 1], got {top_p}')
+        if not 0 < top_p <= 1: raise UserError(f'top_p must be in (0, 1], got {top_p}')
         srt, idx = logp.sort(-1, descending=True)
         before = srt.softmax(-1).cumsum(-1) - srt.softmax(-1)                  # mass of the more likely tokens
         logp = logp.masked_fill(torch.zeros_like(logp, dtype=torch.bool).scatter(-1, idx, before >= top_p), -math.inf)
@@ -42,7 +43,7 @@ def draw_tokens(logp: torch.Tensor, temperature: float = 1.0, constraint: Constr
                 generator: torch.Generator | None = None, top_k: int | None = None,
                 top_p: float | None = None) -> torch.Tensor:
     "Tokens [B, L] from log-probabilities [B, L, V] at `temperature` (0 = argmax), drawn through `constraint`."
-    if temperature < 0: raise ValueError(f'temperature must be >= 0, got {temperature}')
+    if temperature < 0: raise UserError(f'temperature must be >= 0, got {temperature}')
     constraint = Constraint() if constraint is None else constraint
     logp = restrict_logp(logp, top_k, top_p)
     if temperature == 0: return constraint.argmax(logp)
@@ -84,7 +85,7 @@ def _group_confidence(logp: torch.Tensor, x0: torch.Tensor, lead: torch.Tensor) 
 def sampler_name(sampler: str) -> str:
     "The ordering `sampler` names (LLaDA's 'low_confidence' is 'confidence'); a ValueError listing the choices."
     sampler = ALIASES.get(sampler, sampler)
-    if sampler not in SAMPLERS: raise ValueError(f'sampler must be one of {SAMPLERS} for masked and block diffusion, '
+    if sampler not in SAMPLERS: raise UserError(f'sampler must be one of {SAMPLERS} for masked and block diffusion, '
                                                  f'not {sampler!r}')
     return sampler
 
@@ -171,20 +172,20 @@ def _log_probs(logits, x, mask_id: int, subs: bool) -> torch.Tensor:
 
 # %% ../nbs/06a_samplers.ipynb #016d3a99
 def _check_options(sampler, threshold, factor, remask, remask_rate, cache, cfg_scale, order_temperature):
-    if threshold is not None and factor is not None: raise ValueError('give threshold or factor, not both')
+    if threshold is not None and factor is not None: raise UserError('give threshold or factor, not both')
     if (threshold is not None or factor is not None) and sampler not in ('confidence', 'margin'):
-        raise ValueError("threshold and factor compare probabilities: use them with sampler='confidence' or 'margin', "
+        raise UserError("threshold and factor compare probabilities: use them with sampler='confidence' or 'margin', "
                          f"not {sampler!r}")
-    if factor is not None and factor <= 0: raise ValueError(f'factor must be > 0, got {factor}')
+    if factor is not None and factor <= 0: raise UserError(f'factor must be > 0, got {factor}')
     if remask is not None:
-        if remask not in REMASKS: raise ValueError(f'remask must be one of {REMASKS} or None, not {remask!r}')
-        if threshold is not None or factor is not None: raise ValueError('remask revises a fixed schedule: '
+        if remask not in REMASKS: raise UserError(f'remask must be one of {REMASKS} or None, not {remask!r}')
+        if threshold is not None or factor is not None: raise UserError('remask revises a fixed schedule: '
                                                                          'use it without threshold or factor')
-        if not 0 <= remask_rate < 1: raise ValueError(f'remask_rate must be in [0, 1), got {remask_rate}')
+        if not 0 <= remask_rate < 1: raise UserError(f'remask_rate must be in [0, 1), got {remask_rate}')
     if cache is not None:
-        if cache not in CACHES: raise ValueError(f'cache must be one of {CACHES} or None, not {cache!r}')
-        if cfg_scale: raise ValueError('cache and classifier-free guidance do not combine: use one of them')
-    if order_temperature < 0: raise ValueError(f'order_temperature must be >= 0, got {order_temperature}')
+        if cache not in CACHES: raise UserError(f'cache must be one of {CACHES} or None, not {cache!r}')
+        if cfg_scale: raise UserError('cache and classifier-free guidance do not combine: use one of them')
+    if order_temperature < 0: raise UserError(f'order_temperature must be >= 0, got {order_temperature}')
 
 def _prepare_state(batch_size, length, mask_id, prompt, constraint, device):
     "The initial state [B, P + length] (prompt, then MASKs, through the constraint) and the prompt length P."
@@ -193,7 +194,7 @@ def _prepare_state(batch_size, length, mask_id, prompt, constraint, device):
     if prompt is not None:
         prompt = torch.as_tensor(prompt, dtype=torch.long, device=device)
         if prompt.dim() == 2 and prompt.shape[0] != batch_size:
-            raise ValueError(f'prompt has {prompt.shape[0]} rows for batch_size {batch_size}: '
+            raise UserError(f'prompt has {prompt.shape[0]} rows for batch_size {batch_size}: '
                              'give [P] or [batch_size, P]')
         x[:, :P] = prompt
     return constraint.apply(x), P
@@ -260,19 +261,19 @@ def masked_sample(model: Callable, batch_size: int, length: int, mask_id: int, s
     sampler = sampler_name(sampler)
     _check_options(sampler, threshold, factor, remask, remask_rate, cache, cfg_scale, order_temperature)
     block_size = block_size or length
-    if length % block_size: raise ValueError(f'length {length} must be a multiple of block_size {block_size}')
+    if length % block_size: raise UserError(f'length {length} must be a multiple of block_size {block_size}')
     n_blocks, steps = length // block_size, steps or length
-    if steps % n_blocks: raise ValueError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} '
+    if steps % n_blocks: raise UserError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} '
                                           '(length / block_size)')
     if cache is not None and not isinstance(unwrap(model), DiffusionTransformer):
-        raise ValueError(f'cache={cache!r} needs a model that takes a key/value cache (DiffusionTransformer), '
+        raise UserError(f'cache={cache!r} needs a model that takes a key/value cache (DiffusionTransformer), '
                          f'not {type(model).__name__}')
     constraint = Constraint() if constraint is None else constraint
     device = device or (prompt.device if isinstance(prompt, torch.Tensor) else None) or model_device(model)
     x, P = _prepare_state(batch_size, length, mask_id, prompt, constraint, device)
     lead = constraint.groups(x)
     if cache is not None and not bool((lead == torch.arange(x.shape[1], device=device)).all()):
-        raise ValueError('cache does not combine with a constraint that ties positions: use cache=None')
+        raise UserError('cache does not combine with a constraint that ties positions: use cache=None')
     prompt_index = torch.arange(x.shape[1], device=device)[None].expand_as(x) < P
     subs = getattr(model, 'subs_default', True) if subs is None else subs
     opts = dict(sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p, order_temperature=order_temperature,

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.distributed as dist
 from torch.utils.checkpoint import checkpoint
-from .runtime import atomic_dir, replace_dir, fsync_tree, temp_sibling
+from .files import atomic_dir, replace_dir, fsync_tree, temp_sibling
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'CKPT_META', 'find_blocks', 'lora_target_regex', 'apply_lora', 'save_adapter', 'load_adapter',
@@ -29,15 +30,15 @@ def find_blocks(model: nn.Module, path: str | None = None) -> tuple[str, nn.Modu
     hf = _hf(model)
     if path is not None:
         try: blocks = hf.get_submodule(path)
-        except AttributeError: raise ValueError(f'{type(hf).__name__} has no submodule {path!r}: give the attribute '
+        except AttributeError: raise UserError(f'{type(hf).__name__} has no submodule {path!r}: give the attribute '
                                                 'path of its block list, e.g. "model.transformer.blocks"') from None
         if not isinstance(blocks, nn.ModuleList):
-            raise ValueError(f'{path!r} is a {type(blocks).__name__}, not an nn.ModuleList')
+            raise UserError(f'{path!r} is a {type(blocks).__name__}, not an nn.ModuleList')
         return path, blocks
     lists = [(n, m) for n, m in hf.named_modules() if isinstance(m, nn.ModuleList) and len(m)
              and len({type(b).__name__ for b in m}) == 1 and _n_params(m) > 0]
     if not lists:
-        raise ValueError(f'{type(hf).__name__} has no nn.ModuleList of same-class blocks: pass blocks="<path>"')
+        raise UserError(f'{type(hf).__name__} has no nn.ModuleList of same-class blocks: pass blocks="<path>"')
     return max(lists, key=lambda nm: (_n_params(nm[1]), len(nm[1])))
 
 # %% ../nbs/14_scale.ipynb #63bc94b7
@@ -51,7 +52,7 @@ def lora_target_regex(model: nn.Module, targets=None, blocks: str | None = None)
     have = sorted({n.rsplit('.', 1)[-1] for b in blist for n, m in b.named_modules() if isinstance(m, nn.Linear)})
     hit = [n for n in have if n in names]
     if not hit:
-        raise ValueError(f'no Linear layer named {names} in the blocks {prefix!r} (they have {have}): give targets=')
+        raise UserError(f'no Linear layer named {names} in the blocks {prefix!r} (they have {have}): give targets=')
     return rf'{re.escape(prefix)}\.\d+\.(?:[^.]+\.)*(?:{"|".join(map(re.escape, hit))})'
 
 # %% ../nbs/14_scale.ipynb #830a5a2a
@@ -72,9 +73,9 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16, dropout: floa
     "Put LoRA adapters (peft) on the attention and MLP projections of every block; only the adapters stay trainable."
     from peft import LoraConfig, PeftModel, get_peft_model
     hf = _hf(model)
-    if isinstance(hf, PeftModel): raise ValueError('the model already has LoRA adapters')
+    if isinstance(hf, PeftModel): raise UserError('the model already has LoRA adapters')
     if rank < 1 or alpha <= 0 or not 0 <= dropout < 1:
-        raise ValueError(f'need rank >= 1, alpha > 0, 0 <= dropout < 1; got {rank}, {alpha}, {dropout}')
+        raise UserError(f'need rank >= 1, alpha > 0, 0 <= dropout < 1; got {rank}, {alpha}, {dropout}')
     cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, bias='none',
                      target_modules=lora_target_regex(hf, targets, blocks))
     with _quiet(): return _set_hf(model, get_peft_model(hf, cfg))
@@ -100,7 +101,7 @@ def _peft(model: nn.Module):
     from peft import PeftModel
     hf = _hf(model)
     if not isinstance(hf, PeftModel):
-        raise ValueError('the model has no LoRA adapter: call apply_lora(model) or load_adapter(model, path) first')
+        raise UserError('the model has no LoRA adapter: call apply_lora(model) or load_adapter(model, path) first')
     return hf
 
 def save_adapter(model: nn.Module, path, overwrite: bool = False) -> Path:
@@ -121,7 +122,7 @@ def load_adapter(model: nn.Module, path, trainable: bool = False) -> nn.Module:
     if not (p / 'adapter_config.json').is_file():
         raise FileNotFoundError(f'{p} has no adapter_config.json: not an adapter folder (save_adapter writes one)')
     hf = _hf(model)
-    if isinstance(hf, PeftModel): raise ValueError('the model already has LoRA adapters: load into a base model')
+    if isinstance(hf, PeftModel): raise UserError('the model already has LoRA adapters: load into a base model')
     with _quiet(): return _set_hf(model, PeftModel.from_pretrained(hf, p, is_trainable=trainable))
 
 # %% ../nbs/14_scale.ipynb #651a49d4
@@ -225,7 +226,7 @@ def shard_model(model: nn.Module, mesh=None, mixed_precision: str = 'bf16', resh
     policies = {'bf16': MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32),
                 'fp32': MixedPrecisionPolicy()}
     if mixed_precision not in policies:
-        raise ValueError(f"mixed_precision must be 'bf16' or 'fp32', got {mixed_precision!r}")
+        raise UserError(f"mixed_precision must be 'bf16' or 'fp32', got {mixed_precision!r}")
     kw = dict(mesh=mesh, mp_policy=policies[mixed_precision], reshard_after_forward=reshard_after_forward)
     _, blist = find_blocks(model, blocks)
     for unit in [*blist, *_embedding_units(_hf(model))]: fully_shard(unit, **kw)
@@ -250,7 +251,7 @@ def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: d
         raise FileExistsError(f'{path} exists and is not a sharded checkpoint (no {CKPT_META}): choose another path')
     world = dist.get_world_size() if dist.is_initialized() else 1
     try: meta = json.dumps(dict(step=int(step), extra=extra or {}, world_size=world))
-    except TypeError as e: raise TypeError(f'extra must be JSON-serialisable ({e}): numbers, strings, lists') from None
+    except TypeError as e: raise UserError(f'extra must be JSON-serialisable ({e}): numbers, strings, lists') from None
     tmp = _shared_temp(path)
     if _rank() == 0: tmp.mkdir(parents=True)
     _barrier()

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from .constraints import Constraint, sample_categorical
 from .model import model_device
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['SEDD_SAMPLERS', 'Noise', 'LogLinearNoise', 'GeometricNoise', 'get_noise', 'log_expm1', 'Graph', 'UniformGraph',
@@ -38,7 +39,7 @@ class Noise(ABC):
 class LogLinearNoise(Noise):
     "sigma_bar(t) = -log(1 - (1-c) t), c = `clean_at_end`: a token is hit with probability (1-c) t."
     def __init__(self, clean_at_end: float = 1e-3):
-        if not 0 < clean_at_end < 1: raise ValueError('LogLinearNoise: clean_at_end must be in (0, 1), '
+        if not 0 < clean_at_end < 1: raise UserError('LogLinearNoise: clean_at_end must be in (0, 1), '
                                                       f'got {clean_at_end}')
         self.clean_at_end = clean_at_end
     def total_noise(self, t): return -torch.log1p(-(1 - self.clean_at_end) * _as_float(t))
@@ -50,7 +51,7 @@ class GeometricNoise(Noise):
     "sigma_bar(t) = sigma_min^(1-t) sigma_max^t."
     def __init__(self, sigma_min: float = 1e-4, sigma_max: float = 20.0):
         if not 0 < sigma_min < sigma_max:
-            raise ValueError(f'GeometricNoise: need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}')
+            raise UserError(f'GeometricNoise: need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}')
         self.sigma_min, self.sigma_max = sigma_min, sigma_max
     def total_noise(self, t):
         t = _as_float(t)
@@ -64,7 +65,7 @@ def get_noise(name: str, **kwargs) -> Noise:
     key = name.lower().replace('-', '').replace('_', '')
     if key == 'loglinear': return LogLinearNoise(**kwargs)
     if key == 'geometric': return GeometricNoise(**kwargs)
-    raise ValueError(f"unknown noise {name!r}: use 'loglinear' or 'geometric'")
+    raise UserError(f"unknown noise {name!r}: use 'loglinear' or 'geometric'")
 
 # %% ../nbs/05_sedd.ipynb #2c3dd4b9
 def _expand(sigma_bar, x: torch.Tensor) -> torch.Tensor:
@@ -122,7 +123,7 @@ class UniformGraph(Graph):
     "Every token is resampled uniformly among N tokens at rate 1: Q = 11^T/N - I."
     absorb = False
     def __init__(self, N: int):
-        if N < 2: raise ValueError(f'UniformGraph needs at least 2 tokens, got N={N}')
+        if N < 2: raise UserError(f'UniformGraph needs at least 2 tokens, got N={N}')
         self.N = self.dim = N
 
     def rate(self, i, dtype=None):
@@ -153,7 +154,7 @@ class AbsorbingGraph(Graph):
     "N real tokens that jump to MASK (= N, the last of dim = N+1 states) at rate 1."
     absorb = True
     def __init__(self, N: int):
-        if N < 1: raise ValueError(f'AbsorbingGraph needs at least 1 real token, got N={N}')
+        if N < 1: raise UserError(f'AbsorbingGraph needs at least 1 real token, got N={N}')
         self.N, self.dim, self.mask_id = N, N + 1, N
 
     def rate(self, i, dtype=None):
@@ -194,7 +195,7 @@ def get_graph(name: str, N: int) -> Graph:
     key = name.lower()
     if key == 'uniform': return UniformGraph(N)
     if key in ('absorb', 'absorbing', 'mask', 'masked'): return AbsorbingGraph(N)
-    raise ValueError(f"unknown graph {name!r}: use 'uniform' or 'absorb'")
+    raise UserError(f"unknown graph {name!r}: use 'uniform' or 'absorb'")
 
 # %% ../nbs/05_sedd.ipynb #31e617cc
 @patch
@@ -227,19 +228,19 @@ def _batch_sigma(sigma_bar, x: torch.Tensor) -> torch.Tensor:
     sigma_bar = _as_float(sigma_bar).to(x.device)
     if sigma_bar.numel() == 1: return sigma_bar.reshape(1).expand(x.shape[0])
     if sigma_bar.numel() != x.shape[0]:
-        raise ValueError(f'sigma_bar needs one noise level per sequence, shape [{x.shape[0]}]; '
+        raise UserError(f'sigma_bar needs one noise level per sequence, shape [{x.shape[0]}]; '
                          f'got {tuple(sigma_bar.shape)}')
     return sigma_bar.reshape(x.shape[0])
 
 def get_score_fn(model, graph: Graph, scale_by_sigma: bool = True, time_conditioned: bool = True):
     "f(x [B, L], sigma_bar [B]) -> log concrete score [B, L, dim] from the raw output of the model."
     if not time_conditioned and not graph.absorb:
-        raise ValueError('a score without time input exists only on the absorbing graph: use time_conditioned=True')
+        raise UserError('a score without time input exists only on the absorbing graph: use time_conditioned=True')
     def score_fn(x, sigma_bar):
         sigma_bar = _batch_sigma(sigma_bar, x)
         out = model(x, sigma_bar) if time_conditioned else model(x)
         if out.shape[-1] != graph.dim:
-            raise ValueError(f'the model outputs {out.shape[-1]} values per position but {graph} has dim={graph.dim}: '
+            raise UserError(f'the model outputs {out.shape[-1]} values per position but {graph} has dim={graph.dim}: '
                              f'build the model with vocab_size={graph.dim}')
         if graph.absorb:
             real, shift = out[..., :graph.N], log_expm1(sigma_bar.to(out.dtype))[:, None, None]
@@ -255,7 +256,7 @@ class ExactScoreModel:
     "Toy 'network' whose output `get_score_fn` turns into the exact log-score of p0 (a [N]*L tensor) on `graph`."
     def __init__(self, p0: torch.Tensor, graph: Graph, scale_by_sigma: bool = True):
         if any(n != graph.N for n in p0.shape):
-            raise ValueError(f'p0 must have shape [N]*L with N={graph.N} (the real tokens of {graph}); '
+            raise UserError(f'p0 must have shape [N]*L with N={graph.N} (the real tokens of {graph}); '
                              f'got {tuple(p0.shape)}')
         self.p0, self.graph, self.scale_by_sigma = p0.double() / p0.sum(), graph, scale_by_sigma
         self.L = p0.dim()
@@ -291,11 +292,11 @@ def sedd_loss(model, graph: Graph, noise: Noise, x0: torch.Tensor, t=None, t_min
               scale_by_sigma: bool = True, xt: torch.Tensor | None = None, reduction: str = 'sum',
               generator: torch.Generator | None = None, time_conditioned: bool = True) -> torch.Tensor:
     "SEDD loss (nats): sigma(t) * sum of per-token score entropies; [B] ('sum'/'mean') or [B, L] ('none')."
-    if reduction not in ('sum', 'mean', 'none'): raise ValueError("reduction must be 'sum', 'mean' or 'none', "
+    if reduction not in ('sum', 'mean', 'none'): raise UserError("reduction must be 'sum', 'mean' or 'none', "
                                                                   f"not {reduction!r}")
-    if x0.dim() != 2: raise ValueError(f'x0 must be a batch of token ids [B, L], got shape {tuple(x0.shape)}')
+    if x0.dim() != 2: raise UserError(f'x0 must be a batch of token ids [B, L], got shape {tuple(x0.shape)}')
     if x0.min() < 0 or x0.max() >= graph.N:
-        raise ValueError(f'x0 holds ids outside 0..{graph.N - 1}: clean data must be real tokens of {graph} (no MASK)')
+        raise UserError(f'x0 holds ids outside 0..{graph.N - 1}: clean data must be real tokens of {graph} (no MASK)')
     B = x0.shape[0]
     if t is None: t = (1 - t_min) * torch.rand(B, device=x0.device, generator=generator) + t_min
     t = _batch_sigma(t, x0)
@@ -350,10 +351,10 @@ def sedd_sample(model, graph: Graph, noise: Noise, batch_size: int, length: int,
                 time_conditioned: bool = True, temperature: float = 1.0) -> torch.Tensor:
     ("Sample [B, L] token ids by running the reverse chain from t=1 to `t_final` in `steps` steps ('euler' or "
      "'analytic').")
-    if sampler not in SEDD_SAMPLERS: raise ValueError(f"sampler must be one of {SEDD_SAMPLERS}, not {sampler!r}")
-    if steps < 1: raise ValueError(f'steps must be >= 1, got {steps}')
-    if not 0 < t_final < 1: raise ValueError(f't_final must be in (0, 1), got {t_final}')
-    if temperature < 0: raise ValueError(f'temperature must be >= 0, got {temperature}')
+    if sampler not in SEDD_SAMPLERS: raise UserError(f"sampler must be one of {SEDD_SAMPLERS}, not {sampler!r}")
+    if steps < 1: raise UserError(f'steps must be >= 1, got {steps}')
+    if not 0 < t_final < 1: raise UserError(f't_final must be in (0, 1), got {t_final}')
+    if temperature < 0: raise UserError(f'temperature must be >= 0, got {temperature}')
     constraint = Constraint() if constraint is None else constraint
     device = model_device(model) if device is None else torch.device(device)
     score_fn = get_score_fn(model, graph, scale_by_sigma, time_conditioned)

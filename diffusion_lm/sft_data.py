@@ -8,7 +8,8 @@ import functools, json, re
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .runtime import UserError, write_text_atomic
+from .runtime import UserError
+from .files import write_text_atomic
 
 # %% auto #0
 __all__ = ['ROLES', 'ANSWER_KEYS', 'SFTDataError', 'read_records', 'to_example', 'has_chat_template', 'encode_example', 'SFTData',

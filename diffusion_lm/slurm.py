@@ -10,15 +10,19 @@ from datetime import datetime
 from pathlib import Path
 from . import __version__
 from .runtime import UserError, ArgParser, run_cli, parse_value
-from .slurm_script import *
+from .slurm_script import (LAUNCHERS, SlurmJob, default_runs_root, run_dir_of, run_params,
+                                       sbatch_script, validate_job)
 
 # %% auto #0
-__all__ = ['FINAL_STATES', 'SlurmError', 'prepare_run', 'submit', 'pipeline_jobs', 'submit_pipeline', 'job_state', 'is_final',
-           'wait', 'RunInfo', 'newest_checkpoint', 'list_runs', 'format_runs', 'main']
+__all__ = ['FINAL_STATES', 'SlurmError', 'WaitTimeout', 'prepare_run', 'submit', 'pipeline_jobs', 'submit_pipeline', 'job_state',
+           'is_final', 'wait', 'RunInfo', 'newest_checkpoint', 'list_runs', 'format_runs', 'main']
 
 # %% ../nbs/11a_slurm.ipynb #788c6d62
 class SlurmError(UserError, RuntimeError):
     "A SLURM command that is missing or failed; the message says which and what to do (one line on the command line)."
+
+class WaitTimeout(SlurmError, TimeoutError):
+    "`wait` gave up after its timeout while the job still runs."
 
 def _slurm(cmd: str, *args, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     "Run the SLURM client `cmd` with `args`; a SlurmError if it is not installed or (with `check`) fails."
@@ -88,7 +92,7 @@ def pipeline_jobs(pretrain_params: dict, finetune_params: dict, name: str | None
     ("The pre-train and fine-tune `SlurmJob`s of a pipeline (the fine-tune starts from the pre-train's newest "
      "checkpoint), each checked and its script built: a bad parameter or a run dir that exists fails here.")
     name = name or f'pipeline-{datetime.now():%Y%m%d-%H%M%S}'
-    if 'init_from' in finetune_params: raise ValueError('finetune_params sets init_from, '
+    if 'init_from' in finetune_params: raise UserError('finetune_params sets init_from, '
                                                         'but the pipeline sets it to the pre-train run: leave it out')
     pre = SlurmJob(notebook=notebook, params=dict(pretrain_params), name=f'{name}-pretrain', **resources)
     pre_dir = run_dir_of(pre)
@@ -179,7 +183,7 @@ def wait(job_id, timeout: float | None = None, poll: float = 2.0, run_dir=None, 
                              f'after {waited:.0f} s: '
                              'check the job id (diffusion-lm-slurm list shows the runs and their jobs)')
         if timeout is not None and waited > timeout:
-            raise TimeoutError(f'job {job_id} still {st["state"]} ({st.get("reason")}) after {timeout:.0f} s')
+            raise WaitTimeout(f'job {job_id} still {st["state"]} ({st.get("reason")}) after {timeout:.0f} s')
         time.sleep(poll)
 
 # %% ../nbs/11a_slurm.ipynb #3869b068

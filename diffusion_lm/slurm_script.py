@@ -22,7 +22,7 @@ __all__ = ['LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'ti
 # %% ../nbs/11_slurm_script.ipynb #38b7fae0
 def _check_param_name(name):
     if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)):
-        raise ValueError(f'parameter name {name!r} is not a Python identifier: '
+        raise UserError(f'parameter name {name!r} is not a Python identifier: '
                          'papermill writes `name = value` into the '
                          "notebook, so use the notebook's parameter names (letters, digits, _)")
 
@@ -32,16 +32,16 @@ def papermill_params(params: dict) -> list[str]:
     for k, v in (params or {}).items():
         _check_param_name(k)
         if isinstance(v, str):
-            if '\0' in v: raise ValueError(f'parameter {k!r} holds a NUL byte, which no command line can carry')
+            if '\0' in v: raise UserError(f'parameter {k!r} holds a NUL byte, which no command line can carry')
             flags += ['-r', k, v]
         elif v is None or isinstance(v, (bool, int, float)): flags += ['-p', k, repr(v)]
         elif isinstance(v, (list, tuple, dict)):
             text = yaml.safe_dump({k: v}, default_flow_style=True, width=math.inf).strip()
-            if yaml.safe_load(text) != {k: v}: raise ValueError(f'parameter {k!r}={v!r} does not survive YAML; '
+            if yaml.safe_load(text) != {k: v}: raise UserError(f'parameter {k!r}={v!r} does not survive YAML; '
                                                                 'pass simpler values')
             flags += ['-y', text]
         else:
-            raise TypeError(f'parameter {k!r} is a {type(v).__name__}: pass str, int, float, bool, None, list or dict')
+            raise UserError(f'parameter {k!r} is a {type(v).__name__}: pass str, int, float, bool, None, list or dict')
     return flags
 
 # %% ../nbs/11_slurm_script.ipynb #acd9a78c
@@ -60,7 +60,7 @@ _TIME_RE = re.compile(r'^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$')
 def time_limit_seconds(t: str) -> int:
     "Seconds in a SLURM time limit (`MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`)."
     m = _TIME_RE.match(str(t))
-    if not m: raise ValueError(f'time={t!r} is not a SLURM time limit: use e.g. "48:00:00", '
+    if not m: raise UserError(f'time={t!r} is not a SLURM time limit: use e.g. "48:00:00", '
                                '"2-00:00:00" or "90" (minutes)')
     d, a, b, c = (int(x) if x else None for x in m.groups())
     if d is None:   # MM, MM:SS, HH:MM:SS
@@ -72,7 +72,7 @@ def _check_count(name: str, v, least: int, optional: bool = False):
     "A ValueError unless `v` is an int >= `least` (or, if `optional`, None)."
     if optional and v is None: return
     if isinstance(v, bool) or not isinstance(v, int) or v < least:
-        raise ValueError(f'{name}={v!r}: use an int >= {least}' + (' or None' if optional else ''))
+        raise UserError(f'{name}={v!r}: use an int >= {least}' + (' or None' if optional else ''))
 
 # %% ../nbs/11_slurm_script.ipynb #3fa81d0f
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$')
@@ -81,13 +81,13 @@ _MEM_RE = re.compile(r'^\d+[KMGT]?$')
 def _check_name(name: str | None):
     "A ValueError for a run name that cannot name a folder and a job."
     if name is not None and not _NAME_RE.match(name):
-        raise ValueError(f'name={name!r}: use letters, digits, ".", "_", "+", '
+        raise UserError(f'name={name!r}: use letters, digits, ".", "_", "+", '
                          '"-" (it names a folder and the job)')
 
 def _check_mem(mem: str | None):
     "A ValueError for a memory size `--mem` does not take."
     if mem is not None and not _MEM_RE.match(str(mem)):
-        raise ValueError(f'mem={mem!r}: use e.g. "64G" or "500M"')
+        raise UserError(f'mem={mem!r}: use e.g. "64G" or "500M"')
 
 # %% ../nbs/11_slurm_script.ipynb #27cbf3f6
 def _check_signal(time: str, signal_seconds: int | None):
@@ -95,7 +95,7 @@ def _check_signal(time: str, signal_seconds: int | None):
     limit = time_limit_seconds(time)
     if signal_seconds is not None:
         if isinstance(signal_seconds, bool) or not isinstance(signal_seconds, int) or not 0 < signal_seconds < limit:
-            raise ValueError(f'signal_seconds={signal_seconds!r} must be an int between 0 and the time limit '
+            raise UserError(f'signal_seconds={signal_seconds!r} must be an int between 0 and the time limit '
                              f'({limit} s): '
                              'it is how long before the limit the job is told to checkpoint')
 
@@ -105,32 +105,32 @@ PROGRAMS = ('train', 'finetune')
 
 def _check_launcher(launcher: str, program: str, nodes: int, nprocs: int):
     "A ValueError for an unknown launcher or program, or a launcher that cannot run `nodes` x `nprocs` processes."
-    if launcher not in LAUNCHERS: raise ValueError(f'launcher={launcher!r}: use one of {LAUNCHERS}')
-    if program not in PROGRAMS: raise ValueError(f'program={program!r}: use one of {PROGRAMS}')
+    if launcher not in LAUNCHERS: raise UserError(f'launcher={launcher!r}: use one of {LAUNCHERS}')
+    if program not in PROGRAMS: raise UserError(f'program={program!r}: use one of {PROGRAMS}')
     if program == 'finetune' and launcher == 'notebook':
-        raise ValueError("program='finetune' runs no notebook: use launcher 'auto', 'torchrun' or 'srun'")
+        raise UserError("program='finetune' runs no notebook: use launcher 'auto', 'torchrun' or 'srun'")
     if launcher == 'notebook' and (nodes > 1 or nprocs > 1):
-        raise ValueError("launcher='notebook' runs one process: with several GPUs or nodes use 'auto', "
+        raise UserError("launcher='notebook' runs one process: with several GPUs or nodes use 'auto', "
                          "'torchrun' or 'srun'")
     if launcher == 'torchrun' and nodes > 1:
-        raise ValueError("launcher='torchrun' is for one node: use 'srun' (or 'auto') for several")
+        raise UserError("launcher='torchrun' is for one node: use 'srun' (or 'auto') for several")
 
 # %% ../nbs/11_slurm_script.ipynb #55823d91
 def _check_extra_sbatch(lines: list):
     "A ValueError unless each of `lines` is one sbatch option (a string starting with '-', without a newline)."
     for line in lines:
         if not isinstance(line, str) or '\n' in line or not line.strip().startswith('-'):
-            raise ValueError(f'extra_sbatch entry {line!r}: give one sbatch option per entry, e.g. '
+            raise UserError(f'extra_sbatch entry {line!r}: give one sbatch option per entry, e.g. '
                              '"--constraint=a100"')
 
 # %% ../nbs/11_slurm_script.ipynb #4393633b
 def _check_job_params(params: dict):
     "A TypeError or ValueError for `params` that papermill cannot pass or `job.json` cannot hold."
     if not isinstance(params, dict):
-        raise TypeError(f'params must be a dict, not {type(params).__name__}')
+        raise UserError(f'params must be a dict, not {type(params).__name__}')
     papermill_params(params)   # names and types checked now, not in the job
     try: json.dumps(params)
-    except (TypeError, ValueError) as e: raise TypeError('params must be JSON-serialisable (they are saved in '
+    except (TypeError, ValueError) as e: raise UserError('params must be JSON-serialisable (they are saved in '
                                                          f'job.json): {e}') from None
 
 # %% ../nbs/11_slurm_script.ipynb #56dcf7c9
@@ -167,7 +167,7 @@ class SlurmJob:
         for f in ('procs_per_node', 'cpus_per_task'): _check_count(f, getattr(self, f), 1, optional=True)
         _check_name(self.name); _check_mem(self.mem)
         _check_signal(self.time, self.signal_seconds)
-        if self.open_mode not in ('append', 'truncate'): raise ValueError(f"open_mode={self.open_mode!r}: "
+        if self.open_mode not in ('append', 'truncate'): raise UserError(f"open_mode={self.open_mode!r}: "
                                                                           "use 'append' or 'truncate'")
         _check_launcher(self.launcher, self.program, self.nodes, self.nprocs)
         _check_extra_sbatch(self.extra_sbatch)
@@ -205,7 +205,7 @@ def run_dir_of(job: SlurmJob) -> Path:
     if job.name is None: job.name = _default_name(job)
     d = Path(job.runs_root or default_runs_root()).expanduser().absolute() / job.name
     if not _SAFE_PATH_RE.match(str(d)):
-        raise ValueError(f'run directory {d} holds characters #SBATCH lines cannot carry (spaces, quotes, %, ...): '
+        raise UserError(f'run directory {d} holds characters #SBATCH lines cannot carry (spaces, quotes, %, ...): '
                          'choose a runs_root and name without them')
     return d
 
@@ -213,7 +213,7 @@ def run_dir_of(job: SlurmJob) -> Path:
 def run_params(job: SlurmJob, run_dir) -> dict:
     "The parameters the run really gets: the job's, with `out_dir` = the run's ckpt/ and `resume` = 'auto' unless set."
     if 'out_dir' in job.params:
-        raise ValueError(f"params sets out_dir={job.params['out_dir']!r}, but a SLURM run keeps its checkpoints in "
+        raise UserError(f"params sets out_dir={job.params['out_dir']!r}, but a SLURM run keeps its checkpoints in "
                          "<run dir>/ckpt: leave out_dir out (choose the place with runs_root and name)")
     return {**job.params, 'out_dir': str(Path(run_dir) / 'ckpt'), 'resume': job.params.get('resume', 'auto')}
 
@@ -302,7 +302,7 @@ def sbatch_header(job: SlurmJob, run_dir) -> list[str]:
     opts += [l.strip() for l in job.extra_sbatch]
     for o in opts:
         if any(c.isspace() for c in o) or '#' in o[1:]:
-            raise ValueError(f'sbatch option {o!r} holds a space or "#": #SBATCH lines are split on spaces; '
+            raise UserError(f'sbatch option {o!r} holds a space or "#": #SBATCH lines are split on spaces; '
                              'check the value')
     return [f'#SBATCH {o}' for o in opts]
 

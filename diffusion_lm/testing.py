@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, shutil
 from pathlib import Path
 import torch
-from .runtime import atomic_dir
+from .files import atomic_dir
 
 # %% auto #0
 __all__ = ['TINY_SPECIAL_TOKENS', 'TINY_CHAT_TEMPLATE', 'TINY_CODE', 'make_tiny_tokenizer', 'tiny_code_dir', 'make_tiny_llada']

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from collections.abc import Iterable, Sequence
 from fastcore.basics import patch
+from .runtime import UserError
 
 # %% auto #0
 __all__ = ['ByteTokenizer', 'CharTokenizer', 'tokenizer_to_dict', 'tokenizer_from_dict', 'token_glyph', 'render_ids']
@@ -45,9 +46,9 @@ class CharTokenizer:
 
     def __init__(self, chars: Sequence[str]):
         chars = list(chars)
-        if not chars: raise ValueError('CharTokenizer needs at least one character: the corpus is empty.')
+        if not chars: raise UserError('CharTokenizer needs at least one character: the corpus is empty.')
         if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
-            raise ValueError('CharTokenizer needs distinct single characters; build it with `CharTokenizer.from_text`.')
+            raise UserError('CharTokenizer needs distinct single characters; build it with `CharTokenizer.from_text`.')
         self.chars = chars
         self.stoi = {c: i for i, c in enumerate(chars)}
         n = len(chars)
@@ -67,7 +68,7 @@ def from_text(cls: CharTokenizer, text: str) -> CharTokenizer:
 @patch
 def encode(self: CharTokenizer, text: str, add_special: bool = False, unk: str = 'error') -> list[int]:
     "Token ids of `text`; `unk` is 'error' or 'skip' for characters outside the vocabulary."
-    if unk not in ('error', 'skip'): raise ValueError(f"unk must be 'error' or 'skip', not {unk!r}")
+    if unk not in ('error', 'skip'): raise UserError(f"unk must be 'error' or 'skip', not {unk!r}")
     ids = []
     for pos, c in enumerate(text):
         i = self.stoi.get(c)
@@ -113,7 +114,7 @@ def load(cls: CharTokenizer, path) -> CharTokenizer:
                                                   'prepare the data first (it writes vocab.json)')
     d = json.loads(path.read_text())
     if not isinstance(d, dict) or d.get('type') != 'chars':
-        raise ValueError(f'{path} is not a character vocabulary written by CharTokenizer.save')
+        raise UserError(f'{path} is not a character vocabulary written by CharTokenizer.save')
     return cls(d['chars'])
 
 # %% ../nbs/00_tokenizers.ipynb #1e6f7a87
@@ -126,7 +127,7 @@ def tokenizer_from_dict(d: dict):
     "The tokenizer described by `d` (see `tokenizer_to_dict`)."
     if d.get('type') == 'bytes': return ByteTokenizer()
     if d.get('type') == 'chars': return CharTokenizer(d['chars'])
-    raise ValueError(f"unknown tokenizer description {d!r}: expected type 'bytes' or 'chars'")
+    raise UserError(f"unknown tokenizer description {d!r}: expected type 'bytes' or 'chars'")
 
 # %% ../nbs/00_tokenizers.ipynb #c11d7b2c
 _NAMES = {'pad_id': '<PAD>', 'bos_id': '<BOS>', 'eos_id': '<EOS>', 'mask_id': '<MASK>'}

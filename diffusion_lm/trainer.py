@@ -25,10 +25,11 @@ from .methods import make_method
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
 from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from
-from .runtime import explain_os_error, write_text_atomic, mean_over_ranks
+from .runtime import explain_os_error, mean_over_ranks
+from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints
-from .train_config import *
+from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
 __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'bits_unit',
@@ -291,6 +292,9 @@ def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if dinfo.world_size > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     eval_model = ema.module if ema is not None else model
+    if (cfg.sample_interval and 0 < step < max_steps and step % cfg.sample_interval == 0
+            and step not in {r['step'] for r in read_jsonl(metrics.with_name('samples.jsonl'))}):
+        _samples(run, eval_model, device, step, out if dinfo.is_main else None)   # killed between checkpoint and samples
     loss_fn = lambda m, x: method.loss(m, x.to(device))
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.length
     last, t_last, tok_last = {'step': step}, time.time(), 0

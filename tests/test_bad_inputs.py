@@ -27,7 +27,8 @@ from typing import Callable
 import pytest, torch
 from conftest import ROOT, kernel_name, until
 from diffusion_lm import trainer, slurm, slurm_script, palindromes, finetune
-from diffusion_lm.runtime import run_cli, TEMP_RE, make_optimizer, make_ema
+from diffusion_lm.runtime import run_cli, make_optimizer, make_ema
+from diffusion_lm.files import TEMP_RE
 from diffusion_lm.checkpoint import load_checkpoint, list_checkpoints, find_latest_checkpoint, save_checkpoint, load_weights
 from diffusion_lm.data import prepare_shakespeare
 from diffusion_lm.palindromes.data import prepare_palindromes

@@ -15,8 +15,9 @@ from conftest import ROOT, until as _until
 from slurm_cluster import LocalSlurm, missing_programs
 from diffusion_lm.checkpoint import load_checkpoint, load_weights
 from diffusion_lm.data import prepare_shakespeare
-from diffusion_lm.slurm import (SlurmJob, submit, submit_pipeline, wait, job_state, list_runs, newest_checkpoint, run_dir_of,
-                                sbatch_script, job_template)
+from diffusion_lm.slurm import (SlurmJob, submit, submit_pipeline, wait, job_state, list_runs, newest_checkpoint,
+                                run_dir_of, sbatch_script)
+from diffusion_lm.slurm_script import job_template
 
 NB = ROOT / 'nbs' / 'train.ipynb'
 TINY = dict(preset='shakespeare-llada', n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, eval_batches=1,

@@ -224,3 +224,18 @@ def test_runs_from_before_gates_load_unchanged(name, tmp_path):
     if not gated:                                               # with today's default: refused, naming the field
         with pytest.raises(UserError, match='gates: False there, True here'):
             check_same_run(run, TrainConfig.from_dict(old).to_dict())
+
+
+def test_samples_of_the_checkpoint_step_drawn_on_resume(reference, tmp_path):
+    "Killed after the step-40 checkpoint but before its samples: the resumed run draws them, the same as uninterrupted."
+    import shutil
+    out = tmp_path / 'run'
+    shutil.copytree(reference, out)
+    for d in (out / 'checkpoints').iterdir():                  # keep only the step-40 checkpoint
+        if d.name != 'step_000040': shutil.rmtree(d) if d.is_dir() else d.unlink()
+    (out / 'checkpoints' / 'latest').write_text('step_000040')
+    (out / 'samples.jsonl').write_text('')                    # the kill came before the samples of step 40
+    (out / 'metrics.jsonl').write_text(''.join(json.dumps(m) + '\n' for m in metrics(reference) if m['step'] <= 40))
+    r = cli(out, **LONG)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert samples(out) == samples(reference)

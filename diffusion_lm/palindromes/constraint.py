@@ -11,6 +11,7 @@ import copy
 from fastcore.basics import patch
 from .data import load_palindromes
 from .corpus import word_bounds, word_flags, MIN_ZIPF
+from ..runtime import UserError
 
 # %% auto #0
 __all__ = ['DEFAULT_ALPHABET', 'MODES', 'word_skeleton', 'palindrome_layout', 'PalindromeConstraint', 'corpus_word_lengths',
@@ -27,10 +28,10 @@ def _char_ids(tok, chars: str) -> list[int]:
     for c in chars:
         try: t = tok.encode(c, add_special=False)
         except KeyError:
-            raise ValueError(f'alphabet character {c!r} is not in the vocabulary of {tok}: '
+            raise UserError(f'alphabet character {c!r} is not in the vocabulary of {tok}: '
                              'give an alphabet of characters '
                              'the model knows (--alphabet)') from None
-        if len(t) != 1: raise ValueError(f'alphabet character {c!r} is {len(t)} tokens of {tok}; '
+        if len(t) != 1: raise UserError(f'alphabet character {c!r} is {len(t)} tokens of {tok}; '
                                          'use characters that are one token each (ASCII for bytes)')
         ids.append(t[0])
     return ids
@@ -40,7 +41,7 @@ def word_skeleton(n: int, word_lengths, generator: torch.Generator | None = None
     ("A letters-mode skeleton of `n` slots (True: letter/digit): words of lengths drawn from `word_lengths`, "
      "one separator between.")
     wl = torch.as_tensor(list(word_lengths), dtype=torch.long)
-    if len(wl) == 0 or (wl < 1).any(): raise ValueError('word_lengths must be a non-empty list of positive lengths')
+    if len(wl) == 0 or (wl < 1).any(): raise UserError('word_lengths must be a non-empty list of positive lengths')
     out = []
     while len(out) < n:
         if out:
@@ -55,10 +56,10 @@ def palindrome_layout(lengths, seq_len: int, tok, mode: str = 'exact', skeletons
     ("Frame, kinds and partners of rows `BOS + text + EOS + PAD` with text lengths `lengths [B]` in windows "
      "of `seq_len`.")
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
-    if mode not in MODES: raise ValueError(f'mode must be one of {MODES}, not {mode!r}')
-    if len(lengths) == 0: raise ValueError('lengths is empty: give one text length per row')
+    if mode not in MODES: raise UserError(f'mode must be one of {MODES}, not {mode!r}')
+    if len(lengths) == 0: raise UserError('lengths is empty: give one text length per row')
     if lengths.min() < 1 or lengths.max() > seq_len - 2:
-        raise ValueError(f'text lengths must be in 1..{seq_len - 2} (BOS and EOS take 2 of the {seq_len} '
+        raise UserError(f'text lengths must be in 1..{seq_len - 2} (BOS and EOS take 2 of the {seq_len} '
                          'positions); got '
                          f'{lengths.min().item()}..{lengths.max().item()}')
     B = len(lengths)
@@ -73,7 +74,7 @@ def palindrome_layout(lengths, seq_len: int, tok, mode: str = 'exact', skeletons
             partner[b, 1:n + 1] = torch.arange(n, 0, -1)
         else:
             sk = skeletons[b]
-            if len(sk) != n or not any(sk): raise ValueError(f'row {b}: the skeleton needs {n} slots with at least '
+            if len(sk) != n or not any(sk): raise UserError(f'row {b}: the skeleton needs {n} slots with at least '
                                                              'one letter slot')
             slots = [1 + i for i, s in enumerate(sk) if s]
             kind[b, 1:n + 1] = torch.tensor([_ALNUM if s else _SEP for s in sk])
@@ -99,10 +100,10 @@ class PalindromeConstraint(Constraint):
         self.lengths, self.seq_len, self.fallbacks = lengths, seq_len, 0
         ids = _char_ids(tok, alphabet)
         alnum = [i for i, c in zip(ids, alphabet) if c.isalnum() and c.isascii()]
-        if not alnum: raise ValueError(f'the alphabet {alphabet!r} has no letter or digit: no palindrome can be formed')
+        if not alnum: raise UserError(f'the alphabet {alphabet!r} has no letter or digit: no palindrome can be formed')
         sep = [i for i, c in zip(ids, alphabet) if not c.isalnum()]
         if mode == 'letters' and any(not s for sk in skeletons for s in sk) and not sep:
-            raise ValueError('letters mode with separator slots needs a space or punctuation mark in the alphabet')
+            raise UserError('letters mode with separator slots needs a space or punctuation mark in the alphabet')
         self._sets = {_ALNUM: alnum, _FREE: ids, _SEP: sep}
         self._fold = ({i: tok.encode(c.lower(), add_special=False)[0] for i, c in zip(ids, alphabet)}
                       if mode == 'letters' else {})
@@ -171,7 +172,7 @@ def _laws(self: PalindromeConstraint, probs):
      "and those tokens `ok [B, L, V]` (1.0 where allowed).")
     B, L, V = probs.shape
     if (B, L) != tuple(self.layout['fixed'].shape):
-        raise ValueError(f'PalindromeConstraint was built for [{self.layout["fixed"].shape[0]}, '
+        raise UserError(f'PalindromeConstraint was built for [{self.layout["fixed"].shape[0]}, '
                          f'{self.seq_len}] rows, got probs for [{B}, {L}]')
     allowed = self._tables(V, probs.device)[0][self._lay('kind', probs)]
     p = torch.nan_to_num(probs.double(), nan=0.0, posinf=0.0).clamp_min(0)
@@ -263,7 +264,7 @@ def corpus_word_lengths(items=None) -> list[int]:
 def sample_lengths(texts, n: int, generator: torch.Generator | None = None, max_len: int = 30) -> torch.Tensor:
     "`n` text lengths in bytes, drawn uniformly from the lengths of those `texts` that have at most `max_len` bytes."
     pool = torch.tensor([len(t.encode()) for t in texts if 0 < len(t.encode()) <= max_len], dtype=torch.long)
-    if len(pool) == 0: raise ValueError(f'no text of 1..{max_len} bytes to take lengths from')
+    if len(pool) == 0: raise UserError(f'no text of 1..{max_len} bytes to take lengths from')
     return pool[torch.randint(len(pool), (n,), generator=generator)]
 
 # %% ../../nbs/12_palindromes.ipynb #30de31e2
@@ -290,8 +291,8 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
     "One sample text per entry of `lengths` (text lengths in bytes), with or without the palindrome constraint."
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
     seq_len = seq_len or getattr(getattr(model, 'cfg', None), 'context_length', None)
-    if seq_len is None: raise ValueError('give seq_len: the model has no cfg.context_length to take it from')
-    if repair_rounds and not constrained: raise ValueError('word repair resamples under the palindrome constraint: '
+    if seq_len is None: raise UserError('give seq_len: the model has no cfg.context_length to take it from')
+    if repair_rounds and not constrained: raise UserError('word repair resamples under the palindrome constraint: '
                                                            'use constrained=True')
     texts, before, stats = [], [], dict(calls=0, row_calls=0, repair_calls=0, repair_row_calls=0, repair_rounds=0)
     for i in range(0, len(lengths), batch_size):
@@ -325,7 +326,7 @@ def fix(self: PalindromeConstraint, x: torch.Tensor, keep: torch.Tensor, rows=No
     lay = {k: v[rows] for k, v in self.layout.items()}
     keep = keep.cpu()[rows] | lay['fixed']
     if not bool((keep == keep.gather(1, lay['partner'])).all()):
-        raise ValueError('keep must hold both positions of a mirrored pair or neither: '
+        raise UserError('keep must hold both positions of a mirrored pair or neither: '
                          'add the partners (layout["partner"])')
     new = copy.copy(self)
     new.layout = {**lay, 'fixed': keep, 'template': torch.where(keep, x.cpu()[rows], lay['template'])}
@@ -344,7 +345,7 @@ def bad_word_mask(texts, cons: PalindromeConstraint, min_zipf: float = MIN_ZIPF,
     B, L = cons.layout['fixed'].shape
     bad = torch.zeros(B, L, dtype=torch.bool)
     for b, (t, n) in enumerate(zip(texts, cons.lengths.tolist())):
-        if len(t) != n: raise ValueError(f'row {b}: {t!r} is not {n} characters; '
+        if len(t) != n: raise UserError(f'row {b}: {t!r} is not {n} characters; '
                                          'word repair needs one character per byte (ASCII)')
         bounds = word_bounds(t)
         if not bounds: bad[b, 1:n + 1] = True                           # no word at all: resample the whole text
@@ -358,7 +359,7 @@ def repair_words(model, method, tok, x: torch.Tensor, cons: PalindromeConstraint
                  names: bool = True,
                  candidates: int = 1, **kw) -> tuple[torch.Tensor, dict]:
     "Resample the words of `x` that fail the word test (and their mirror positions) under `cons`, up to `rounds` times."
-    if candidates < 1: raise ValueError(f'candidates must be >= 1, got {candidates}')
+    if candidates < 1: raise UserError(f'candidates must be >= 1, got {candidates}')
     x, stats = x.clone(), dict(rounds=0, calls=0, row_calls=0, rows=[])
     for _ in range(rounds):
         bad = bad_word_mask(row_texts(tok, x, cons), cons, min_zipf, names)

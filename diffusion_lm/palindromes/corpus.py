@@ -13,6 +13,7 @@ from ..runtime import progress_bar
 from ..data import data_dir
 from .text import normalize_palindrome
 from .data import load_palindromes, palindrome_splits
+from ..runtime import UserError
 
 # %% auto #0
 __all__ = ['DICTIONARIES', 'NOT_WORDS', 'SHORT_WORDS', 'PRONOUN_I', 'MIN_ZIPF', 'GEN_MIN_ZIPF', 'ALPHA', 'STYLE', 'words_dir',
@@ -118,7 +119,7 @@ def english_word_share(text: str, min_zipf: float = MIN_ZIPF, names: bool = True
 def english_word_rates(texts, min_zipf: float = MIN_ZIPF, names: bool = True) -> dict:
     "`all_words_english`: share of `texts` with all words English; `english_word_share`: share of all their words."
     flags = [word_flags(t, min_zipf, names) for t in texts]
-    if not flags: raise ValueError('no texts to rate; pass a non-empty list of strings')
+    if not flags: raise UserError('no texts to rate; pass a non-empty list of strings')
     n_words = sum(map(len, flags))
     return dict(all_words_english=sum(bool(f) and all(f) for f in flags) / len(flags),
                 english_word_share=sum(map(sum, flags)) / n_words if n_words else 0.0)
@@ -149,12 +150,12 @@ class PalindromeSearch:
     def __init__(self, words, weights=None):
         self.words = list(words)
         if not self.words or not all(isinstance(w, str) and _letters(w).isalpha() for w in self.words):
-            raise ValueError('words must be a non-empty list of strings of letters (apostrophes allowed), '
+            raise UserError('words must be a non-empty list of strings of letters (apostrophes allowed), '
                              'e.g. ["step", "on"]')
         self.letters = [_letters(w).lower() for w in self.words]
         self.weights = [1.0] * len(self.words) if weights is None else [float(x) for x in weights]
         if len(self.weights) != len(self.words) or min(self.weights) <= 0:
-            raise ValueError('weights must be one positive number per word')
+            raise UserError('weights must be one positive number per word')
         self.tries = {'L': build_trie(self.letters, self.weights),
                       'R': build_trie([l[::-1] for l in self.letters], self.weights)}
 
@@ -246,7 +247,7 @@ def _vocabulary(min_zipf: float) -> tuple[tuple[str, float], ...]:
     "`corpus_vocabulary`, cached by the float value of `min_zipf`."
     from wordfreq import word_frequency
     if min_zipf < MIN_ZIPF:
-        raise ValueError(f'min_zipf={min_zipf} is below the word test\'s {MIN_ZIPF}: use at least {MIN_ZIPF}')
+        raise UserError(f'min_zipf={min_zipf} is below the word test\'s {MIN_ZIPF}: use at least {MIN_ZIPF}')
     words = [w for w in sorted(dictionary().lower | PRONOUN_I) if _ASCII_WORD.fullmatch(w)
              and is_dictionary_word(w, min_zipf) and zipf(w) >= min_zipf]
     return tuple(sorted(((w, word_frequency(w, 'en')) for w in words), key=lambda t: -t[1]))
@@ -287,11 +288,11 @@ def style_phrase(words, rng: random.Random, style: dict | None = None) -> str:
 # %% ../../nbs/12a_palindrome_corpus.ipynb #7397d8ad
 def _check_limits(n, min_words, max_words, min_chars, max_chars):
     "Raise a clear ValueError for impossible sizes or limits."
-    if not isinstance(n, int) or n < 0: raise ValueError(f'n={n!r}: pass a number of phrases >= 0')
+    if not isinstance(n, int) or n < 0: raise UserError(f'n={n!r}: pass a number of phrases >= 0')
     if not 1 <= min_words <= max_words:
-        raise ValueError(f'need 1 <= min_words <= max_words, got {min_words}, {max_words}')
+        raise UserError(f'need 1 <= min_words <= max_words, got {min_words}, {max_words}')
     if not 1 <= min_chars <= max_chars:
-        raise ValueError(f'need 1 <= min_chars <= max_chars, got {min_chars}, {max_chars}')
+        raise UserError(f'need 1 <= min_chars <= max_chars, got {min_chars}, {max_chars}')
 
 def generate_palindromes(n: int, seed: int = 0, min_words: int = 2, max_words: int = 6, min_chars: int = 5,
                          max_chars: int = 40, exclude=(), min_zipf: float = GEN_MIN_ZIPF, alpha: float = ALPHA,
@@ -313,7 +314,7 @@ def generate_palindromes(n: int, seed: int = 0, min_words: int = 2, max_words: i
                     out.append(text); bar.update(); idle = 0
                     if len(out) == n: break
             if idle > patience:
-                raise ValueError(f'found only {len(out)} of {n} phrases ({patience} walks in a row found nothing new): '
+                raise UserError(f'found only {len(out)} of {n} phrases ({patience} walks in a row found nothing new): '
                                  'ask for fewer, or widen the word/character limits or the vocabulary')
     return out
 
@@ -326,7 +327,7 @@ def real_in_range(texts, min_words: int = 2, max_words: int = 6, min_chars: int 
 def phrase_stats(texts) -> dict:
     "Mean words per text, letters per word, share of words of 1-2 letters and mean word Zipf frequency."
     ws = [_letters(w.lower()) for t in texts for w, _ in word_spans(t)]
-    if not ws: raise ValueError('no words in the texts')
+    if not ws: raise UserError('no words in the texts')
     return dict(words=len(ws) / len(texts), letters=np.mean([len(w) for w in ws]),
                 short=np.mean([len(w) <= 2 for w in ws]), zipf=np.mean([zipf(w) for w in ws]))
 
@@ -348,7 +349,7 @@ def generate_exact_palindromes(n: int, seed: int = 0, min_words: int = 2, max_wo
     ws, ww = [w for w, _ in sem], [f ** alpha for _, f in sem]
     ms, mw = [w for w, _ in mid], [f ** alpha for _, f in mid]
     ks = [k for k in range(1, max_words // 2 + 1) if 2 * k + 1 >= min_words]
-    if not ks: raise ValueError(f'max_words={max_words} leaves no room for a word and its reversal: use max_words >= 2')
+    if not ks: raise UserError(f'max_words={max_words} leaves no room for a word and its reversal: use max_words >= 2')
     rng, banned, out, seen, idle = random.Random(seed), {normalize_palindrome(t) for t in exclude}, [], set(), 0
     while len(out) < n:
         k = rng.choice(ks)
@@ -358,7 +359,7 @@ def generate_exact_palindromes(n: int, seed: int = 0, min_words: int = 2, max_wo
         text, idle = ' '.join(words), idle + 1
         if (len(words) > max_words or not min_chars <= len(text) <= max_chars or text in seen
                 or any(a == b for a, b in zip(words, words[1:])) or normalize_palindrome(text) in banned):
-            if idle > patience: raise ValueError(f'found only {len(out)} of {n} exact phrases ({patience} draws in '
+            if idle > patience: raise UserError(f'found only {len(out)} of {n} exact phrases ({patience} draws in '
                                                  'a row found '
                                                  'nothing new): ask for fewer, or widen the word/character limits')
             continue
@@ -369,7 +370,7 @@ def generate_exact_palindromes(n: int, seed: int = 0, min_words: int = 2, max_wo
 def write_corpus(texts, path, overwrite: bool = False) -> Path:
     "Write `texts` (strings) to `path` as a JSON list, atomically (temporary file, fsync, rename)."
     texts, path = list(texts), Path(path)
-    if not all(isinstance(t, str) for t in texts): raise ValueError('texts must be strings')
+    if not all(isinstance(t, str) for t in texts): raise UserError('texts must be strings')
     if path.exists() and not overwrite:
         raise FileExistsError(f'{path} exists; pass overwrite=True (--overwrite) to replace it')
     path.parent.mkdir(parents=True, exist_ok=True)

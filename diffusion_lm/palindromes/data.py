@@ -24,11 +24,11 @@ def load_palindromes(path=None) -> list[str]:
     "The JSON list of strings at `path` (the shipped palindromes by default)."
     path = Path(path or palindromes_path())
     try: items = json.loads(read_text(path))
-    except json.JSONDecodeError as e: raise ValueError(f'{path} is not valid JSON ({e}); '
+    except json.JSONDecodeError as e: raise UserError(f'{path} is not valid JSON ({e}); '
                                                        'it must be a JSON list of strings') from None
     if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-        raise ValueError(f'{path} must hold a JSON list of strings, e.g. ["racecar", "Step on no pets"]')
-    if not items: raise ValueError(f'{path} is an empty list: the corpus needs at least one palindrome')
+        raise UserError(f'{path} must hold a JSON list of strings, e.g. ["racecar", "Step on no pets"]')
+    if not items: raise UserError(f'{path} is an empty list: the corpus needs at least one palindrome')
     return items
 
 # %% ../../nbs/12_palindrome_data.ipynb #f2e93dfd
@@ -82,6 +82,6 @@ def palindrome_splits(dataset: str = 'palindromes') -> dict:
     "{'train': [...], 'val': [...]}: the split of a prepared palindrome set (the shipped one is prepared if needed)."
     path = Path(prepare_dataset(dataset))
     f = path / 'splits.json'
-    if not f.exists(): raise ValueError(f'{path} has no splits.json: it is not a prepared palindrome set (use '
+    if not f.exists(): raise UserError(f'{path} has no splits.json: it is not a prepared palindrome set (use '
                                         'dataset="palindromes")')
     return json.loads(f.read_text())

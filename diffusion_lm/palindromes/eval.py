@@ -16,6 +16,7 @@ from .corpus import word_flags, MIN_ZIPF
 from .mix import training_texts
 from .constraint import (MODES, DEFAULT_ALPHABET, sample_palindromes, sample_lengths,
                                                  corpus_word_lengths)
+from ..runtime import UserError
 
 # %% auto #0
 __all__ = ['COLUMNS', 'words_of', 'is_english_word', 'evaluate_samples', 'evaluate_model', 'results_markdown', 'save_results',
@@ -41,7 +42,7 @@ def evaluate_samples(texts, train_texts=(), min_zipf: float = MIN_ZIPF, lenient_
     "Palindrome rate, dictionary-word rates (and the lenient one), diversity and novelty of `texts` (see the prose)."
     texts = list(texts)
     n = len(texts)
-    if n == 0: raise ValueError('no samples to evaluate')
+    if n == 0: raise UserError('no samples to evaluate')
     forms = [normalize_palindrome(t) for t in texts]
     flags = [word_flags(t, min_zipf) for t in texts]
     ws = [words_of(t) for t in texts]
