@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from . import __version__
 from .runtime import UserError, ArgParser, run_cli, parse_value
+from .checkpoint import find_latest_checkpoint
+from .finetune import latest_checkpoint
 from .slurm_script import (LAUNCHERS, SlurmJob, default_runs_root, run_dir_of, run_params,
                                        sbatch_script, validate_job)
 
@@ -205,11 +207,9 @@ class RunInfo:
 def newest_checkpoint(run_dir) -> Path | None:
     "The newest complete checkpoint of a run (in ckpt/; an FSDP2 fine-tune's sharded ones in ckpt/sharded/), or None."
     import warnings
-    from diffusion_lm.checkpoint import find_latest_checkpoint
     ckpt = Path(run_dir) / 'ckpt'
     if not ckpt.exists(): return None
     if (ckpt / 'sharded').is_dir():
-        from diffusion_lm.finetune import latest_checkpoint
         return latest_checkpoint(ckpt, fsdp=True)
     with warnings.catch_warnings():   # a running job may be between writing a checkpoint and its `latest` pointer
         warnings.simplefilter('ignore')

@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from . import __version__
 from .runtime import repo_root, UserError
+from .trainer import TrainConfig, config_from_preset
+from .finetune import FinetuneConfig
 
 # %% auto #0
 __all__ = ['LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',
@@ -243,7 +245,6 @@ def job_preset(job: SlurmJob) -> str | None:
 
 def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
     "The preset and `--config` overrides with which the trainer's command line trains `job` (checked now)."
-    from diffusion_lm.trainer import TrainConfig, config_from_preset
     params, preset = run_params(job, run_dir), job_preset(job)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = {k: v for k, v in params.items() if k in fields and v is not None}
@@ -253,7 +254,6 @@ def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
 # %% ../nbs/11_slurm_script.ipynb #e64a6ee4
 def finetune_config(job: SlurmJob, run_dir) -> dict:
     "The FinetuneConfig fields of a fine-tune job (its params, out_dir and resume), checked now."
-    from diffusion_lm.finetune import FinetuneConfig
     return FinetuneConfig.from_dict(run_params(job, run_dir)).to_dict()
 
 def validate_job(job: SlurmJob, run_dir) -> dict | None:

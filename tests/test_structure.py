@@ -10,13 +10,7 @@ WING = 'diffusion_lm.palindromes'
 
 # Imports inside a function that remain in the core, none of them palindrome code nor a dodge of a package cycle:
 KNOWN_FUNCTION_IMPORTS = {
-    # the SLURM job builder reads the config classes of the trainer/finetuner only when it writes a job script
-    ('diffusion_lm.slurm_script', 'diffusion_lm.trainer'),
-    ('diffusion_lm.slurm_script', 'diffusion_lm.finetune'),
     ('diffusion_lm.slurm_script', 'diffusion_lm'),            # `import diffusion_lm` to find the installed package
-    # the SLURM launcher looks for a run's newest checkpoint (plain and fine-tuning runs) only when asked to resume
-    ('diffusion_lm.slurm', 'diffusion_lm.checkpoint'),
-    ('diffusion_lm.slurm', 'diffusion_lm.finetune'),
     ('diffusion_lm.testing', 'diffusion_lm'),                 # `import diffusion_lm` to find the package's folder
 }
 
