@@ -94,7 +94,7 @@ class _BlockPredictor:
         self.model, self.b, self.cache = model, block_size, cache
         self.kv, self.pending, self.lo, self.hi, self.nfe, self.tokens = None, None, 0, 0, 0, 0
 
-    def start_block(self, lo: int, hi: int, x: torch.Tensor):
+    def start_block(self, lo: int, hi: int):
         "Before block lo..hi: the finished block before it, if any, is appended to the cache with the next call."
         if self.cache and self.hi > self.lo: self.pending = (self.lo, self.hi)
         self.lo, self.hi = lo, hi
@@ -171,7 +171,7 @@ def block_sample(model, batch_size: int, length: int, mask_id: int, block_size: 
         predict.prefill(x, P)
         for blk in range(n_blocks):
             lo, hi = P + blk * block_size, P + (blk + 1) * block_size
-            predict.start_block(lo, hi, x)
+            predict.start_block(lo, hi)
             x = fill_block(x, lo, hi, predict, steps // n_blocks, mask_id, lead, opts, state, hook, P)
     stats = dict(nfe=predict.nfe, steps=state['step'], tokens=predict.tokens)
     return (x, stats) if return_stats else x

@@ -6,6 +6,7 @@
 from __future__ import annotations
 from abc import ABC, abstractmethod
 from fastcore.basics import patch
+import warnings
 import torch
 from .model import ModelConfig, model_device
 from .constraints import Constraint, FixedTokens, sample_categorical
@@ -27,6 +28,7 @@ class Method(ABC):
     samplers: tuple = ()
     default_sampler: str = ''
     options: tuple = ()
+    renamed_options: dict = {}       # option names of earlier versions -> today's (still read, with a warning)
     exact_nll: bool = False          # `sequence_nll` is the exact NLL (True) or a draw of an upper bound (False)
 
     @abstractmethod
@@ -40,6 +42,19 @@ class Method(ABC):
         "The method's sampler behind `sample`: (tokens, stats)."
         raise NotImplementedError(f'{type(self).__name__} does not sample')
     def tokens_read(self, length: int) -> int: return length
+    def read_options(self, options: dict | None) -> dict:
+        "Sampling `options` under today's names (old names warn), refused by name if the method does not know them."
+        out = {}
+        for k, v in (options or {}).items():
+            if k in self.renamed_options:
+                warnings.warn(f'{self.name}: sampling option {k!r} is now called {self.renamed_options[k]!r}',
+                              DeprecationWarning, stacklevel=3)
+                k = self.renamed_options[k]
+            out[k] = v
+        unknown = sorted(set(out) - set(self.options))
+        if unknown:
+            raise UserError(f'{self.name}: unknown sampling option(s) {unknown}; it takes {list(self.options) or "none"}')
+        return out
     levels: NoiseLevelSampler | None = None   # importance sampling of the noise level (masked, block), if any
     def state_dict(self) -> dict:
         "What the method learns while training besides the weights (checkpoints keep it): the level sampler's state."
@@ -59,9 +74,7 @@ def sample(self: Method, model, n: int, length: int, steps: int | None = None, s
     sampler = ALIASES.get(sampler, sampler) or self.default_sampler
     if sampler not in self.samplers:
         raise UserError(f'{self.name}: sampler must be one of {self.samplers}, not {sampler!r}')
-    unknown = sorted(set(options) - set(self.options))
-    if unknown:
-        raise UserError(f'{self.name}: unknown sampling option(s) {unknown}; it takes {list(self.options) or "none"}')
+    options = self.read_options(options)
     if temperature < 0: raise UserError(f'temperature must be >= 0, got {temperature}')
     x, stats = self._sample(model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook,
                             generator, device or model_device(model), **options)
@@ -116,8 +129,9 @@ def _sample(self: Autoregressive, model, n, length, steps, sampler, temperature,
 class MaskedDiffusion(Method):
     "LLaDA / MDLM masked diffusion over a tokenizer's real tokens plus MASK."
     name, samplers, default_sampler = 'masked', SAMPLERS, 'random'     # measured: see the prose above
-    options = ('block_size', 'threshold', 'factor', 'remask', 'remask_rate', 'cache', 'order_temperature', 'subs',
+    options = ('block_length', 'threshold', 'factor', 'remask', 'remask_rate', 'cache', 'order_temperature', 'subs',
                'cfg_scale', 'uncond_model_input')
+    renamed_options = {'block_size': 'block_length'}     # LLaDA's semi-autoregressive blocks: not block diffusion's
     def __init__(self, n_real: int, min_mask_rate: float = 1e-3, low_discrepancy: bool = True, estimator: str = 'time',
                  importance: bool = False):
         if estimator not in ESTIMATORS: raise UserError(f'estimator must be one of {ESTIMATORS}, not {estimator!r}')

@@ -5,6 +5,7 @@
 # %% ../nbs/06a_samplers.ipynb #40788749
 from __future__ import annotations
 import math
+import warnings
 from collections.abc import Callable
 import torch
 from .constraints import Constraint
@@ -248,7 +249,7 @@ def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, o
 # %% ../nbs/06a_samplers.ipynb #fd6a0a9a
 @torch.no_grad()
 def masked_sample(model: Callable, batch_size: int, length: int, mask_id: int, steps: int | None = None,
-                  block_size: int | None = None, prompt: torch.Tensor | None = None, sampler: str = 'confidence',
+                  block_length: int | None = None, prompt: torch.Tensor | None = None, sampler: str = 'confidence',
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                   order_temperature: float = 0.0, threshold: float | None = None, factor: float | None = None,
                   remask: str | None = None, remask_rate: float = 0.1, cache: str | None = None,
@@ -256,15 +257,18 @@ def masked_sample(model: Callable, batch_size: int, length: int, mask_id: int, s
                   cfg_scale: float = 0.0, uncond_model_input: Callable | None = None,
                   constraint: Constraint | None = None,
                   hook: Callable | None = None, generator: torch.Generator | None = None, device=None,
-                  return_stats: bool = False):
+                  return_stats: bool = False, block_size: int | None = None):
     "Masked-diffusion sampler (LLaDA's, with the options above): [B, P + length] tokens (prompt + answer)."
     sampler = sampler_name(sampler)
     _check_options(sampler, threshold, factor, remask, remask_rate, cache, cfg_scale, order_temperature)
-    block_size = block_size or length
-    if length % block_size: raise UserError(f'length {length} must be a multiple of block_size {block_size}')
-    n_blocks, steps = length // block_size, steps or length
+    if block_size is not None:                                         # the name of earlier versions
+        warnings.warn('masked_sample: block_size is now called block_length', DeprecationWarning, stacklevel=3)
+        block_length = block_length or block_size
+    block_length = block_length or length
+    if length % block_length: raise UserError(f'length {length} must be a multiple of block_length {block_length}')
+    n_blocks, steps = length // block_length, steps or length
     if steps % n_blocks: raise UserError(f'steps {steps} must be a multiple of the number of blocks {n_blocks} '
-                                          '(length / block_size)')
+                                          '(length / block_length)')
     if cache is not None and not isinstance(unwrap(model), DiffusionTransformer):
         raise UserError(f'cache={cache!r} needs a model that takes a key/value cache (DiffusionTransformer), '
                          f'not {type(model).__name__}')
@@ -283,7 +287,7 @@ def masked_sample(model: Callable, batch_size: int, length: int, mask_id: int, s
     predict = _Predictor(model, cache, mask_id, prompt_index, cfg_scale, uncond_model_input)
     with eval_mode(model):
         for blk in range(n_blocks):
-            lo, hi = P + blk * block_size, P + (blk + 1) * block_size
+            lo, hi = P + blk * block_length, P + (blk + 1) * block_length
             predict.start_block(lo, hi)
             x = fill_block(x, lo, hi, predict, steps // n_blocks, mask_id, lead, opts, state, hook, P)
     stats = dict(nfe=predict.nfe, steps=state['step'], tokens=predict.tokens)
