@@ -71,23 +71,29 @@ def sampler_grid(L: int, calls: list[int], block_size: int) -> list[dict]:
         g += [_row('masked', f'confidence, order T {ORDER_TEMPERATURE}', 'confidence', c, c, order_temperature=ORDER_TEMPERATURE),
               _row('masked', f'confidence, ReMDM remask {REMASK_RATE}', 'confidence', c, c, remask='conf', remask_rate=REMASK_RATE)]
         if c % (L // sb) == 0:
-            g += [_row('masked', f'confidence, blocks of {sb}' + (f', {k} cache' if k else ''), 'confidence', c, c, block_size=sb,
+            g += [_row('masked', f'confidence, blocks of {sb}' + (f', {k} cache' if k else ''), 'confidence', c, c, block_length=sb,
                        **({'cache': k} if k else {})) for k in (None, 'prefix', 'dual')]
         g += [_row('sedd', s, s, c - 1, c) for s in ('analytic', 'euler')]             # SEDD: steps + the final denoising call
         if c % nb == 0:
             g += [_row('block', s, s, c, c) for s in ('confidence', 'margin', 'entropy', 'random')]
     g += [_row('masked', f'threshold {t}', 'confidence', None, None, threshold=t) for t in (0.9, 0.7)]
     g += [_row('masked', 'factor 1.0', 'confidence', None, None, factor=1.0),
-          _row('masked', f'threshold 0.9, blocks of {sb}', 'confidence', L, None, block_size=sb, threshold=0.9),
-          _row('masked', f'threshold 0.9, blocks of {sb}, dual cache', 'confidence', L, None, block_size=sb, threshold=0.9, cache='dual')]
+          _row('masked', f'threshold 0.9, blocks of {sb}', 'confidence', L, None, block_length=sb, threshold=0.9),
+          _row('masked', f'threshold 0.9, blocks of {sb}, dual cache', 'confidence', L, None, block_length=sb, threshold=0.9, cache='dual')]
     g += [_row('block', f'threshold {t}', 'confidence', L, None, threshold=t) for t in (0.9, 0.7)]
     g += [_row('block', 'factor 1.0', 'confidence', L, None, factor=1.0),
           _row('block', 'confidence, no cache', 'confidence', nb, nb, cache=False)]
     return g
 
 
+RENAMED_OPTIONS = {'masked': {'block_size': 'block_length'}}   # option names of earlier results, per model
+
+
 def row_key(r: dict) -> str:
-    return json.dumps([r['model'], r['family'], r['sampler'], r['steps'], r['options']], sort_keys=True)
+    "A row's identity; an earlier result's old option names count as today's, so `--resume` reuses its rows."
+    names = RENAMED_OPTIONS.get(r['model'], {})
+    options = {names.get(k, k): v for k, v in r['options'].items()}
+    return json.dumps([r['model'], r['family'], r['sampler'], r['steps'], options], sort_keys=True)
 
 
 def label(r: dict) -> str:
@@ -157,24 +163,24 @@ def reference(data_path, tok, judge: dict, vocab, n: int, L: int, seed: int = 12
 
 
 # ---------------------------------------------------------------- running a row
-def sample_timed(m: dict, spec: dict, n: int, L: int, temperature: float, seed: int, device):
-    "One `method.sample` call of n sequences: (tokens [n, L], stats, seconds)."
+def sample_timed(m: dict, spec: dict, n: int, L: int, temperature: float, seed: int, device, clock=time.perf_counter):
+    "One `method.sample` call of n sequences: (tokens [n, L], stats, seconds on `clock`)."
     g = torch.Generator(device=device).manual_seed(seed)
-    bl.sync(device); t0 = time.perf_counter()
+    bl.sync(device); t0 = clock()
     x, st = m['method'].sample(m['model'], n, L, steps=spec['steps'], sampler=spec['sampler'], temperature=temperature,
                                generator=g, device=device, return_stats=True, **spec['options'])
     bl.sync(device)
-    return x.cpu(), st, time.perf_counter() - t0
+    return x.cpu(), st, clock() - t0
 
 
-def run_row(spec, models, judge, tok, vocab, L, n_samples, batch, temperature, seed, device) -> dict:
-    "Samples at batch `batch` (n_samples in all: the quality figures) and one at batch 1 (speed)."
+def run_row(spec, models, judge, tok, vocab, L, n_samples, batch, temperature, seed, device, clock=time.perf_counter) -> dict:
+    "Samples at batch `batch` (n_samples in all: the quality figures) and one at batch 1 (speed), timed on `clock`."
     m = models[spec['model']]
     xs, b8 = [], []
     for i in range(max(1, n_samples // batch)):
-        x, st, dt = sample_timed(m, spec, batch, L, temperature, seed + 1 + i, device)
+        x, st, dt = sample_timed(m, spec, batch, L, temperature, seed + 1 + i, device, clock)
         xs.append(x); b8.append({**st, 'seconds': dt})
-    x1, st1, dt1 = sample_timed(m, spec, 1, L, temperature, seed, device)
+    x1, st1, dt1 = sample_timed(m, spec, 1, L, temperature, seed, device, clock)
     x = torch.cat(xs)
     out = {**spec, 'label': label(spec), 'key': row_key(spec), 'n_samples': len(x), 'batch': batch,
            'nfe': sum(r['nfe'] for r in b8) / len(b8), 'nfe_runs': [r['nfe'] for r in b8], 'nfe_batch1': st1['nfe'],

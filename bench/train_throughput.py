@@ -101,18 +101,27 @@ def make_variant(name: str, size: dict, tok, data_path, device, seed: int = 0) -
     return v
 
 
-def bench_size(label, size, names, device, tok, data_path, reps, steps, warmup) -> dict:
-    "Interleaved timing of every variant at one size, then each one's step memory."
-    runs = {n: make_variant(n, size, tok, data_path, device) for n in names}
+def step_memory(v: dict, device) -> tuple[int, int]:
+    "A variant's (peak bytes one step allocates above what was live, bytes that live across steps)."
+    peak = cuda_step_peak(v['step'], device) if device.type == 'cuda' else cpu_step_peak(v['step'])
+    return peak, static_bytes(v['model'], v['opt'])
+
+
+def bench_size(label, size, names, device, tok, data_path, reps, steps, warmup, build=make_variant, memory=step_memory,
+               clocks=(time.perf_counter, time.process_time)) -> dict:
+    """Interleaved timing of every variant at one size, then each one's step memory. `build` makes a variant (as
+    `make_variant`), `memory(variant, device)` measures it (as `step_memory`), `clocks` are the (wall, CPU) clocks."""
+    wall_clock, cpu_clock = clocks
+    runs = {n: build(n, size, tok, data_path, device) for n in names}
     for r in runs.values():
         for _ in range(warmup): r['step']()
     bl.sync(device)
     wall, cpu = {n: [] for n in names}, {n: [] for n in names}
     for rep in range(reps):
         for n in names[rep % len(names):] + names[:rep % len(names)]:       # no variant always runs first
-            bl.sync(device); t0, c0 = time.perf_counter(), time.process_time()
+            bl.sync(device); t0, c0 = wall_clock(), cpu_clock()
             for _ in range(steps): runs[n]['step']()
-            bl.sync(device); wall[n].append(time.perf_counter() - t0); cpu[n].append(time.process_time() - c0)
+            bl.sync(device); wall[n].append(wall_clock() - t0); cpu[n].append(cpu_clock() - c0)
     tokens = steps * size['batch_size'] * size['context_length']
     tps = {n: [tokens / t for t in wall[n]] for n in names}
     out = {'label': label, 'size': size, 'tokens_per_rep': tokens, 'reps': reps, 'steps_per_rep': steps, 'warmup_steps': warmup,
@@ -125,8 +134,7 @@ def bench_size(label, size, names, device, tok, data_path, reps, steps, warmup) 
         out.update(cpu_seconds_per_rep=cpu, tokens_per_cpu_s_per_rep=cps, vs_ar_cpu_time={n: bl.paired_ratios(cps[n], cps['ar']) for n in names})
     mem = {}
     for n in names:
-        peak = cuda_step_peak(runs[n]['step'], device) if device.type == 'cuda' else cpu_step_peak(runs[n]['step'])
-        st = static_bytes(runs[n]['model'], runs[n]['opt'])
+        peak, st = memory(runs[n], device)
         mem[n] = {'step_peak_bytes': peak, 'static_bytes': st, 'peak_bytes': peak + st}
     out['memory'] = mem
     out['memory_how'] = 'cuda max_memory_allocated delta' if device.type == 'cuda' else 'torch profiler CPU allocation events'

@@ -4,7 +4,7 @@ hand, with a scripted clock, sampler and judge where a figure needs timings; the
 judge re-applied here by another method (the chain rule, one forward pass per prefix) and FLOP counts against torch's
 own counter; and the invariants that hold for any weights (network calls equal the step count for the non-adaptive
 samplers; cached and uncached greedy decoding agree). No wall time is asserted."""
-import json, math, os, statistics, subprocess, sys, time, types
+import json, math, os, statistics, subprocess, sys, time
 from collections import Counter
 from pathlib import Path
 import pytest, torch
@@ -39,10 +39,11 @@ def result(d: Path, name: str) -> dict:
 
 
 class Clock:
-    "A clock that moves only when told (`advance`); `module()` stands in for the `time` module of a benchmark."
+    "A clock that moves only when told (`advance`); `perf_counter` and `process_time` are its wall and CPU clocks."
     def __init__(self): self.wall = self.cpu = 0.0
     def advance(self, wall: float, cpu: float = 0.0): self.wall += wall; self.cpu += cpu
-    def module(self): return types.SimpleNamespace(perf_counter=lambda: self.wall, process_time=lambda: self.cpu)
+    def perf_counter(self): return self.wall
+    def process_time(self): return self.cpu
 
 
 def rescored(texts: list[str], L: int) -> list[float | None]:
@@ -129,10 +130,9 @@ def test_judge_is_the_exact_chain_rule():
     torch.testing.assert_close(got, want / 6)
 
 
-def test_row_figures_from_a_scripted_sampler(monkeypatch):
+def test_row_figures_from_a_scripted_sampler():
     "run_row's figures for a sampler, judge, tokenizer and clock whose every number is scripted: the answers by hand."
     clock, L = Clock(), 4
-    monkeypatch.setattr(sampling, 'time', clock.module())
 
     def script():  # per call: tokens, network calls, tokens read, seconds; two runs at batch 2, then one at batch 1
         return [([[0, 1, 0, 1], [0, 0, 0, 0]], 3, 10, 0.5), ([[1, 1, 1, 1], [2, 3, 2, 3]], 5, 20, 0.25), ([[0, 1, 2, 3]], 4, 8, 2.0)]
@@ -154,7 +154,7 @@ def test_row_figures_from_a_scripted_sampler(monkeypatch):
 
     spec = sampling._row('masked', 'threshold 0.5', 'confidence', None, None, threshold=0.5)
     row = lambda n_real: sampling.run_row(spec, {'masked': {'model': None, 'method': Sampler()}}, (torch.nn.Linear(1, 1), Judge(n_real)),
-                                          Words(), {'to', 'be'}, L, 4, 2, 1.0, 0, torch.device('cpu'))
+                                          Words(), {'to', 'be'}, L, 4, 2, 1.0, 0, torch.device('cpu'), clock=clock.perf_counter)
     r = row(4)
     assert 'error' not in r and (r['label'], r['n_samples'], r['batch']) == ('masked, threshold 0.5', 4, 2)
     # calls: runs of 3 and 5 -> mean 4.0; tokens read (10 + 20) / 2 = 15
@@ -194,6 +194,15 @@ def test_network_calls_equal_the_step_count():
         assert st['nfe'] == len(calls), sampling.label(spec)
         if not spec['adaptive']: assert st['nfe'] == spec['calls'], sampling.label(spec)
         else: assert 1 <= st['nfe'] <= 4 * L
+
+
+def test_row_key_reads_old_option_names():
+    "A row of an earlier result, with masked diffusion's block_size (now block_length), keys as today's row: --resume reuses it."
+    now = sampling._row('masked', 'confidence, blocks of 2', 'confidence', 4, 4, block_length=2)
+    old = sampling._row('masked', 'confidence, blocks of 2', 'confidence', 4, 4, block_size=2)
+    block = sampling._row('block', 'confidence', 'confidence', 4, 4, block_size=2)     # not renamed for other models
+    assert sampling.row_key(old) == sampling.row_key(now) != sampling.row_key({**now, 'options': {'block_length': 4}})
+    assert '"block_size": 2' in sampling.row_key(block)
 
 
 def test_cached_greedy_decoding_is_exact():
@@ -358,10 +367,9 @@ def test_sampling_rejects_unknown_models(tmp_path):
 RADD = 'sedd-absorbing-radd'
 
 
-def test_throughput_figures_on_a_scripted_clock(monkeypatch):
+def test_throughput_figures_on_a_scripted_clock():
     "bench_size's figures for two variants whose steps take scripted wall and CPU seconds and memory: answers by hand."
     clock = Clock()
-    monkeypatch.setattr(train_throughput, 'time', clock.module())
     per_rep = {'ar': [(1, 2), (2, 4), (4, 1)], RADD: [(.25, 4), (2, .5), (1, 2)]}     # (wall, CPU) s of each repetition
     memory = {'ar': (1000, 3000), RADD: (3000, 3000)}                                  # (step peak, static) bytes
 
@@ -370,14 +378,11 @@ def test_throughput_figures_on_a_scripted_clock(monkeypatch):
         v = dict(model=name, opt=None, params={'ar': 100, RADD: 90}[name], losses=[])
         def step():
             clock.advance(*steps.pop(0)); v['losses'].append(float(len(v['losses']) + 1))
-        step.peak = memory[name][0]
         v['step'] = step
         return v
-    monkeypatch.setattr(train_throughput, 'make_variant', variant)
-    monkeypatch.setattr(train_throughput, 'cpu_step_peak', lambda step: step.peak)
-    monkeypatch.setattr(train_throughput, 'static_bytes', lambda model, opt: memory[model][1])
     s = train_throughput.bench_size('toy', dict(batch_size=2, context_length=4), ['ar', RADD], torch.device('cpu'), None, None,
-                                    reps=3, steps=2, warmup=0)
+                                    reps=3, steps=2, warmup=0, build=variant, memory=lambda v, device: memory[v['model']],
+                                    clocks=(clock.perf_counter, clock.process_time))
     assert s['tokens_per_rep'] == 2 * 2 * 4 == 16 and s['params'] == {'ar': 100, RADD: 90}
     assert s['seconds_per_rep'] == {'ar': [1, 2, 4], RADD: [.25, 2, 1]} and s['cpu_seconds_per_rep'] == {'ar': [2, 4, 1], RADD: [4, .5, 2]}
     # wall: AR 16/1, 16/2, 16/4 = 16, 8, 4 tokens/s (median 8); RADD 64, 8, 16 (median 16)
