@@ -113,7 +113,7 @@ def run_preset(label, over: dict, compiled: bool, device, seconds: float, max_st
     fwd = torch.compile(model) if compiled else model
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     sched = make_scheduler(opt, cfg.warmup_steps, cfg.max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
-    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, length=run.length, seed=0)
+    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, context_length=run.length, seed=0)
     batches = [loader.get_batch().to(device) for _ in range(4)]
     loss_fn, params = (lambda m, x: run.method.loss(m, x)), list(model.parameters())
     step = lambda i: train_step(fwd, loss_fn, [batches[i % 4]], opt, sched, None, cfg.grad_clip, device, cfg.precision, step=i, params=params)  # noqa: F821 (deleted below, after the last call)

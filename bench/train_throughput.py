@@ -86,7 +86,7 @@ def make_variant(name: str, size: dict, tok, data_path, device, seed: int = 0) -
     model = build_model(cfg, method).to(device).train()
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     sched = make_scheduler(opt, cfg.warmup_steps, cfg.max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
-    loader = RandomBatches.from_prepared(data_path, 'train', batch_size=cfg.batch_size, length=cfg.context_length, seed=seed)
+    loader = RandomBatches.from_prepared(data_path, 'train', batch_size=cfg.batch_size, context_length=cfg.context_length, seed=seed)
     batches = [loader.get_batch().to(device) for _ in range(4)]
     loss_fn = lambda m, x: method.loss(m, x)
     v = dict(model=model, opt=opt, params=sum(p.numel() for p in model.parameters()), losses=[], i=0)

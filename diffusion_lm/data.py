@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #1bf13ad3
 from __future__ import annotations
-import configparser, hashlib, importlib, importlib.metadata, json, os, re, time
+import configparser, hashlib, importlib, importlib.metadata, json, os, re, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -330,35 +330,47 @@ def data_length(data_path, context_length: int | None = None) -> int:
     return context_length
 
 # %% ../nbs/01_data.ipynb #d579693d
+def _renamed(where: str, context_length, length, required: bool = True):
+    "`context_length`, or the value given under its old name `length` (with a DeprecationWarning)."
+    if length is not None:
+        warnings.warn(f'{where}: length= is now context_length=', DeprecationWarning, stacklevel=3)
+        context_length = length if context_length is None else context_length
+    if required and context_length is None: raise TypeError(f'{where} needs context_length')
+    return context_length
+
 class RandomBatches:
-    "Random `[B, L]` int64 batches from a 1-D token array: windows (`rows=False`) or whole rows of length `L`."
-    def __init__(self, data: np.ndarray, batch_size: int, length: int, rows: bool = False, seed: int = 0,
-                 device='cpu', rank: int = 0):
+    ("Random `[B, L]` int64 batches from a 1-D token array: windows (`rows=False`) or whole rows, of "
+     "`context_length` tokens (`length` is the keyword's old name).")
+    def __init__(self, data: np.ndarray, batch_size: int, context_length: int | None = None, rows: bool = False,
+                 seed: int = 0, device='cpu', rank: int = 0, length: int | None = None):
+        context_length = _renamed('RandomBatches', context_length, length)
         if data.ndim != 1: raise UserError('RandomBatches needs a 1-D token array')
-        n = len(data) // length if rows else len(data) - length + 1
-        if n < 1: raise UserError(f'the data ({len(data)} tokens) is shorter than one sequence of {length}; '
+        n = len(data) // context_length if rows else len(data) - context_length + 1
+        if n < 1: raise UserError(f'the data ({len(data)} tokens) is shorter than one sequence of {context_length}; '
                                   'use a shorter context_length or more data')
-        (self.data, self.batch_size, self.length, self.rows, self.n,
-         self.device) = data, batch_size, length, rows, n, device
+        (self.data, self.batch_size, self.context_length, self.rows, self.n,
+         self.device) = data, batch_size, context_length, rows, n, device
         self.seed, self.rank, self.k = seed, rank, 0
-        self.offsets = torch.arange(length)
+        self.offsets = torch.arange(context_length)
 
     @classmethod
-    def from_prepared(cls, data_path, split='train', batch_size=32, length=None, **kw) -> RandomBatches:
-        "Batches from a prepared folder (whole rows for row data, windows of `length` for streams)."
+    def from_prepared(cls, data_path, split='train', batch_size=32, context_length=None, length=None,
+                      **kw) -> RandomBatches:
+        "Batches from a prepared folder (whole rows for row data, windows of `context_length` for streams)."
+        context_length = _renamed('RandomBatches.from_prepared', context_length, length, required=False)
         rows = load_metadata(data_path)['layout'] == 'rows'
-        return cls(open_split(data_path, split), batch_size, data_length(data_path, length), rows=rows, **kw)
+        return cls(open_split(data_path, split), batch_size, data_length(data_path, context_length), rows=rows, **kw)
 
     def __len__(self): return self.n
     def __iter__(self):
         while True: yield self.get_batch()
 
     def get_batch(self) -> torch.Tensor:
-        "Batch number `k` of this rank: `[batch_size, length]` int64 token ids."
+        "Batch number `k` of this rank: `[batch_size, context_length]` int64 token ids."
         g = torch.Generator().manual_seed(step_seed(self.seed, self.rank, self.k))
         self.k += 1
         start = torch.randint(self.n, (self.batch_size,), generator=g)
-        if self.rows: start = start * self.length
+        if self.rows: start = start * self.context_length
         x = torch.from_numpy(self.data[(start[:, None] + self.offsets).numpy()].astype(np.int64))
         return x.to(self.device, non_blocking=True) if str(self.device) != 'cpu' else x
 
@@ -366,12 +378,15 @@ class RandomBatches:
     def load_state_dict(self, d: dict): self.k = int(d['batches_drawn'])
 
 # %% ../nbs/01_data.ipynb #60d791d6
-def eval_batches(data: np.ndarray, batch_size: int, length: int, max_batches: int | None = None):
-    "Consecutive non-overlapping `[B, L]` batches of `data`, in order (the tail that does not fill a row is dropped)."
-    n = len(data) // length
-    if n < 1: raise UserError(f'the validation data ({len(data)} tokens) is shorter than one sequence of {length}; '
-                              'use a shorter context_length or a larger validation split')
-    arr = np.asarray(data[:n * length]).reshape(n, length)
+def eval_batches(data: np.ndarray, batch_size: int, context_length: int | None = None, max_batches: int | None = None,
+                 length: int | None = None):
+    ("Consecutive non-overlapping `[B, context_length]` batches of `data`, in order (the tail that does not fill a "
+     "row is dropped; `length` is the keyword's old name).")
+    context_length = _renamed('eval_batches', context_length, length)
+    n = len(data) // context_length
+    if n < 1: raise UserError(f'the validation data ({len(data)} tokens) is shorter than one sequence of '
+                              f'{context_length}; use a shorter context_length or a larger validation split')
+    arr = np.asarray(data[:n * context_length]).reshape(n, context_length)
     for i, s in enumerate(range(0, n, batch_size)):
         if max_batches is not None and i >= max_batches: break
         yield torch.from_numpy(arr[s:s + batch_size].astype(np.int64))

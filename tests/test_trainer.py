@@ -175,7 +175,7 @@ def test_ddp_training_checkpoints_every_rank_and_resumes(tmp_path):
     info = load_checkpoint(find_latest_checkpoint(out))
     assert info['step'] == 2 and info['extra'] == {'loader': {'batches_drawn': 2}, 'world_size': 2, 'method': {}}
     data = prepare_shakespeare()       # every rank draws its own batches: a function of the seed, the rank and the count
-    r0, r1 = (RandomBatches.from_prepared(data, 'train', batch_size=2, length=32, rank=r).get_batch() for r in (0, 1))
+    r0, r1 = (RandomBatches.from_prepared(data, 'train', batch_size=2, context_length=32, rank=r).get_batch() for r in (0, 1))
     assert not torch.equal(r0, r1)
     torchrun(*sets, 'max_steps=4')
     assert [m['step'] for m in metrics(out)] == [1, 2, 3, 4]
