@@ -41,7 +41,7 @@ class Method(ABC):
                 device, **options) -> tuple[torch.Tensor, dict]:
         "The method's sampler behind `sample`: (tokens, stats)."
         raise NotImplementedError(f'{type(self).__name__} does not sample')
-    def tokens_read(self, length: int) -> int: return length
+    def tokens_read(self, context_length: int) -> int: return context_length
     def read_options(self, options: dict | None) -> dict:
         "Sampling `options` under today's names (old names warn), refused by name if the method does not know them."
         out = {}
@@ -247,7 +247,7 @@ class BlockDiffusion(Method):
         return block_diffusion_loss(model, x0, self.mask_id, self.block_size, 'count', generator=generator,
                                     reduction='sequence')
 
-    def tokens_read(self, length: int) -> int: return 2 * length
+    def tokens_read(self, context_length: int) -> int: return 2 * context_length
 
     def _sample(self, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook, generator,
                 device, **options):

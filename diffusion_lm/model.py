@@ -85,11 +85,11 @@ INITS = ('torch', 'gpt2')
 RENAMED = {'block_size': 'context_length'}   # names of earlier versions, still read from old checkpoints
 
 # %% ../nbs/03_model.ipynb #e668736e
-def rotary_cos_sin(seq_len: int, head_dim: int,
+def rotary_cos_sin(context_length: int, head_dim: int,
                    base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "The cos and sin tables `[seq_len, head_dim]` of rotary embedding."
+    "The cos and sin tables `[context_length, head_dim]` of rotary embedding (one row per position)."
     inv_freq = base ** -(torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)  # theta_k [D/2]
-    angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)      # p theta_k [L, D/2]
+    angles = torch.outer(torch.arange(context_length, device=device, dtype=torch.float32), inv_freq)  # p theta_k [L, D/2]
     angles = torch.cat([angles, angles], dim=-1)                                                   # [L, D]
     return angles.cos(), angles.sin()
 

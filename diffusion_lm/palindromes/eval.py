@@ -59,9 +59,9 @@ def evaluate_samples(texts, train_texts=(), min_zipf: float = MIN_ZIPF, lenient_
                 mean_length=sum(len(t) for t in texts) / n, mean_words=n_words / n)
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #3a7e5c21
-def _run_lengths(L, train, n: int, seed: int, seq_len: int):
-    "`n` text lengths for `L`: drawn from the `train` palindromes that fit `seq_len` for 'train', else `L` each."
-    if L == 'train': return sample_lengths(train, n, torch.Generator().manual_seed(seed), seq_len - 2)
+def _run_lengths(L, train, n: int, seed: int, context_length: int):
+    "`n` text lengths for `L`: drawn from the `train` palindromes that fit `context_length` for 'train', else `L` each."
+    if L == 'train': return sample_lengths(train, n, torch.Generator().manual_seed(seed), context_length - 2)
     return [int(L)] * n
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #8c2192b6
@@ -100,12 +100,12 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
     splits = splits or palindrome_splits()
     train, rows, samples, stats = training_texts(splits), [], {}, {}
     kw |= dict(word_lengths=corpus_word_lengths(splits['train']), shapes=train if shapes == 'train' else None)
-    seq_len = getattr(getattr(model, 'cfg', None), 'context_length', 32)
+    context_length = getattr(getattr(model, 'cfg', None), 'context_length', 32)
     if splits.get('val'):
         rows.append(dict(mode='reference', length='validation', run='reference',
                          **evaluate_samples(splits['val'], train, min_zipf)))
     for L in lengths:
-        lens = _run_lengths(L, splits['train'], n_samples, seed, seq_len)
+        lens = _run_lengths(L, splits['train'], n_samples, seed, context_length)
         def draw(**a):
             g = torch.Generator(device=device or 'cpu').manual_seed(seed)
             return sample_palindromes(model, method, tok, lens, steps=steps, sampler=sampler, return_stats=True,
