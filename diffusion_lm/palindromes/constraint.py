@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12_palindromes.ipynb #c4a34322
 from __future__ import annotations
-import re, string
+import re, string, warnings
 import torch
 from ..constraints import Constraint, FixedTokens, sample_categorical
 import copy
@@ -52,20 +52,28 @@ def word_skeleton(n: int, word_lengths, generator: torch.Generator | None = None
     return out
 
 # %% ../../nbs/12_palindromes.ipynb #b2f0c33f
-def palindrome_layout(lengths, seq_len: int, tok, mode: str = 'exact', skeletons=None) -> dict:
+def _renamed_seq_len(where: str, context_length, seq_len, required: bool = True):
+    "`context_length`, or the value given under its old name `seq_len` (with a DeprecationWarning)."
+    if seq_len is not None:
+        warnings.warn(f'{where}: seq_len= is now context_length=', DeprecationWarning, stacklevel=3)
+        context_length = seq_len if context_length is None else context_length
+    if required and context_length is None: raise TypeError(f'{where} needs context_length')
+    return context_length
+
+def palindrome_layout(lengths, context_length: int, tok, mode: str = 'exact', skeletons=None) -> dict:
     ("Frame, kinds and partners of rows `BOS + text + EOS + PAD` with text lengths `lengths [B]` in windows "
-     "of `seq_len`.")
+     "of `context_length`.")
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
     if mode not in MODES: raise UserError(f'mode must be one of {MODES}, not {mode!r}')
     if len(lengths) == 0: raise UserError('lengths is empty: give one text length per row')
-    if lengths.min() < 1 or lengths.max() > seq_len - 2:
-        raise UserError(f'text lengths must be in 1..{seq_len - 2} (BOS and EOS take 2 of the {seq_len} '
+    if lengths.min() < 1 or lengths.max() > context_length - 2:
+        raise UserError(f'text lengths must be in 1..{context_length - 2} (BOS and EOS take 2 of the {context_length} '
                          'positions); got '
                          f'{lengths.min().item()}..{lengths.max().item()}')
     B = len(lengths)
-    tmpl = torch.full((B, seq_len), tok.pad_id, dtype=torch.long)
-    kind = torch.full((B, seq_len), _FIXED, dtype=torch.long)
-    partner = torch.arange(seq_len).repeat(B, 1)
+    tmpl = torch.full((B, context_length), tok.pad_id, dtype=torch.long)
+    kind = torch.full((B, context_length), _FIXED, dtype=torch.long)
+    partner = torch.arange(context_length).repeat(B, 1)
     for b, n in enumerate(lengths.tolist()):
         tmpl[b, 0], tmpl[b, n + 1] = tok.bos_id, tok.eos_id
         if mode == 'exact':
@@ -81,23 +89,25 @@ def palindrome_layout(lengths, seq_len: int, tok, mode: str = 'exact', skeletons
             partner[b, slots] = torch.tensor(slots[::-1])
     fixed = kind == _FIXED
     return dict(template=tmpl, fixed=fixed, kind=kind, partner=partner, lengths=lengths,
-                lead=torch.minimum(partner, torch.arange(seq_len)))
+                lead=torch.minimum(partner, torch.arange(context_length)))
 
 # %% ../../nbs/12_palindromes.ipynb #929c2ec2
 class PalindromeConstraint(Constraint):
     ("Rows `BOS + text + EOS + PAD` whose text is a palindrome ('exact' or 'letters' mode); "
      "mirrored pairs are drawn once.")
-    def __init__(self, lengths, seq_len: int, tok, mode: str = 'exact', alphabet: str = DEFAULT_ALPHABET,
-                 word_lengths=None, skeletons=None, mask_id: int | None = None,
-                 generator: torch.Generator | None = None):
+    def __init__(self, lengths, context_length: int | None = None, tok=None, mode: str = 'exact',
+                 alphabet: str = DEFAULT_ALPHABET, word_lengths=None, skeletons=None, mask_id: int | None = None,
+                 generator: torch.Generator | None = None, seq_len: int | None = None):
+        context_length = _renamed_seq_len('PalindromeConstraint', context_length, seq_len)
+        if tok is None: raise TypeError('PalindromeConstraint needs tok')
         lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
         if mode == 'letters' and skeletons is None:
             wl = word_lengths if word_lengths is not None else corpus_word_lengths()
             skeletons = [word_skeleton(n, wl, generator) for n in lengths.tolist()]
         self.mode, self.tok, self.alphabet, self.skeletons = mode, tok, alphabet, skeletons
         self.mask_id = tok.mask_id if mask_id is None else mask_id
-        self.layout = palindrome_layout(lengths, seq_len, tok, mode, skeletons)
-        self.lengths, self.seq_len, self.fallbacks = lengths, seq_len, 0
+        self.layout = palindrome_layout(lengths, context_length, tok, mode, skeletons)
+        self.lengths, self.context_length, self.fallbacks = lengths, context_length, 0
         ids = _char_ids(tok, alphabet)
         alnum = [i for i, c in zip(ids, alphabet) if c.isalnum() and c.isascii()]
         if not alnum: raise UserError(f'the alphabet {alphabet!r} has no letter or digit: no palindrome can be formed')
@@ -119,7 +129,7 @@ class PalindromeConstraint(Constraint):
         return self._lay('partner', t) != torch.arange(t.shape[1], device=t.device)
 
     def __repr__(self): return (f'PalindromeConstraint(mode={self.mode!r}, lengths={self.lengths.tolist()}, '
-                                f'seq_len={self.seq_len})')
+                                f'context_length={self.context_length})')
 
 # %% ../../nbs/12_palindromes.ipynb #5c8e2d41
 @patch
@@ -173,7 +183,7 @@ def _laws(self: PalindromeConstraint, probs):
     B, L, V = probs.shape
     if (B, L) != tuple(self.layout['fixed'].shape):
         raise UserError(f'PalindromeConstraint was built for [{self.layout["fixed"].shape[0]}, '
-                         f'{self.seq_len}] rows, got probs for [{B}, {L}]')
+                         f'{self.context_length}] rows, got probs for [{B}, {L}]')
     allowed = self._tables(V, probs.device)[0][self._lay('kind', probs)]
     p = torch.nan_to_num(probs.double(), nan=0.0, posinf=0.0).clamp_min(0)
     has_mask = self.mask_id < V
@@ -284,14 +294,15 @@ def shape_skeletons(lengths, shapes, word_lengths, generator: torch.Generator | 
 # %% ../../nbs/12_palindromes.ipynb #5559684a
 def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: str | None = None, mode: str = 'exact',
                        constrained: bool = True, alphabet: str = DEFAULT_ALPHABET, word_lengths=None, shapes=None,
-                       seq_len: int | None = None, batch_size: int = 64, generator: torch.Generator | None = None,
+                       context_length: int | None = None, batch_size: int = 64, generator: torch.Generator | None = None,
                        device=None,
                        hook=None, repair_rounds: int = 0, repair_steps: int | None = None, repair_candidates: int = 1,
-                       return_stats: bool = False, **kw):
+                       return_stats: bool = False, seq_len: int | None = None, **kw):
     "One sample text per entry of `lengths` (text lengths in bytes), with or without the palindrome constraint."
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
-    seq_len = seq_len or getattr(getattr(model, 'cfg', None), 'context_length', None)
-    if seq_len is None: raise UserError('give seq_len: the model has no cfg.context_length to take it from')
+    context_length = _renamed_seq_len('sample_palindromes', context_length, seq_len, required=False)
+    context_length = context_length or getattr(getattr(model, 'cfg', None), 'context_length', None)
+    if context_length is None: raise UserError('give context_length: the model has no cfg.context_length to take it from')
     if repair_rounds and not constrained: raise UserError('word repair resamples under the palindrome constraint: '
                                                            'use constrained=True')
     texts, before, stats = [], [], dict(calls=0, row_calls=0, repair_calls=0, repair_row_calls=0, repair_rounds=0)
@@ -301,11 +312,11 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
         # unconstrained run must see the same sampling stream as the constrained one
         skel = torch.Generator().manual_seed(generator.initial_seed() + i) if generator is not None else None
         sks = shape_skeletons(lb, shapes, word_lengths, skel) if mode == 'letters' and shapes is not None else None
-        cons = PalindromeConstraint(lb, seq_len, tok, mode=mode, alphabet=alphabet, word_lengths=word_lengths,
+        cons = PalindromeConstraint(lb, context_length, tok, mode=mode, alphabet=alphabet, word_lengths=word_lengths,
                                     skeletons=sks,
                                     generator=skel)
         c = cons if constrained else FixedTokens(cons.layout['template'], cons.layout['fixed'])
-        x, st = method.sample(model, len(lb), seq_len, steps=steps, sampler=sampler, generator=generator, device=device,
+        x, st = method.sample(model, len(lb), context_length, steps=steps, sampler=sampler, generator=generator, device=device,
                               constraint=c, hook=hook if i == 0 else None, return_stats=True, **kw)
         stats['calls'] += st['nfe']; stats['row_calls'] += st['nfe'] * len(lb)
         before += tok.decode_batch(x.cpu())
