@@ -116,9 +116,10 @@ def folder_kind(folder) -> str | None:
         raise UserError(f'{m} is not a readable folder marker; nothing was changed: write '
                         f"{json.dumps({'kind': 'run'})} into it (kinds: {', '.join(KINDS)}), or choose another folder")
     if (d / 'job.json').exists() or (d / 'job.sbatch').exists(): return 'slurm-run'
-    if any((d / n).exists() for n in _RUN_FILES):
-        cfg = _json_or_none(d / 'config.json')
-        cfg = cfg if isinstance(cfg, dict) else {}
+    cfg = _json_or_none(d / 'config.json')
+    cfg = cfg if isinstance(cfg, dict) else {}
+    ours = {'method', 'dataset', 'out_dir'} <= set(cfg) or {'model', 'data', 'out_dir'} <= set(cfg)   # our config.json
+    if ours or any((d / n).exists() for n in _RUN_FILES):
         return 'finetune' if 'method' not in cfg and {'model', 'data'} <= set(cfg) else 'run'
     return None
 
