@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_checkpoint.ipynb #030ff9f2
 from __future__ import annotations
-import dataclasses, hashlib, io, json, os, pickle, re, warnings
+import dataclasses, hashlib, io, json, os, pickle, re, time, warnings
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
@@ -20,7 +20,7 @@ from .state import capture_rng_state, restore_rng_state, check_compatible
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'EMA_FILE', 'STATE_FILE', 'CONFIG_FILE', 'META_FILE', 'LATEST_FILE', 'CheckpointError',
            'CorruptCheckpointError', 'step_dir_name', 'NonFiniteError', 'check_finite', 'list_checkpoints',
-           'find_latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'load_weights', 'load_config']
+           'find_latest_checkpoint', 'save_checkpoint', 'read_newest', 'load_checkpoint', 'load_weights', 'load_config']
 
 # %% ../nbs/08_checkpoint.ipynb #57f3846b
 FORMAT_VERSION = 1  # bump when the layout changes; loaders refuse newer versions
@@ -51,13 +51,13 @@ class NonFiniteError(UserError):
     "Weights that are NaN or infinite: a diverged run, never checkpointed."
 
 # %% ../nbs/08_checkpoint.ipynb #3d16f66c
-def check_finite(sd: dict, what: str = 'model'):
-    "A NonFiniteError naming the first floating tensor of `sd` that holds NaN or inf."
+def check_finite(sd: dict, what: str = 'model', last=None):
+    "A NonFiniteError naming the first floating tensor of `sd` that holds NaN or inf (and `last`, the checkpoint to resume)."
     for k, v in sd.items():
         if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise NonFiniteError(f'the {what} weight {k!r} holds NaN or inf values: the run diverged; '
-                                 'no checkpoint is written (lower lr or raise warmup_steps, '
-                                 'then resume from the last checkpoint)')
+                                 'no checkpoint is written (lower lr or raise warmup_steps, then resume: the run '
+                                 f'continues from {last or "its newest checkpoint, which is finite"})')
 
 # %% ../nbs/08_checkpoint.ipynb #2742897a
 def _for_safetensors(sd: dict) -> tuple[dict, dict]:
@@ -176,8 +176,10 @@ def find_latest_checkpoint(path) -> Path | None:
     d = _ckpt_dir(path)
     if (d/META_FILE).is_file(): return d   # already a step dir
     if not d.is_dir(): return None
-    name = _read_latest(d)
-    if name is not None and _check_complete(d/name) is None: return d/name
+    for _ in range(3):                     # a live run may move the pointer on (and prune) while it is checked
+        name = _read_latest(d)
+        if name is not None and _check_complete(d/name) is None: return d/name
+        if _read_latest(d) == name: break
     found = list_checkpoints(d)
     if not found: return None
     why = f'points to {name}, which is missing or incomplete' if name else 'is missing or unreadable'
@@ -253,9 +255,10 @@ def save_checkpoint(run_dir, step: int, model, optimizer=None, scheduler=None, e
     _check_plain(extra, 'extra')
     config_text = _config_json(config)
     model_sd, ema_sd = _state_dict(model), None if ema is None else _state_dict(ema)
-    check_finite(model_sd)
-    if ema_sd is not None: check_finite(ema_sd, 'EMA')
     d = Path(run_dir)/'checkpoints'
+    last = (list_checkpoints(d) or [None])[-1]
+    check_finite(model_sd, last=last)
+    if ema_sd is not None: check_finite(ema_sd, 'EMA', last)
     name = step_dir_name(step)
     try:
         d.mkdir(parents=True, exist_ok=True)
@@ -291,6 +294,32 @@ def _alternatives(d: Path) -> str:
     if others: return 'use an earlier checkpoint: ' + ', '.join(others)
     return f'there is no other complete checkpoint in {d.parent}: restore it from a backup or train again'
 
+def _stamp(d: Path):
+    "Which meta.json step dir `d` holds now (inode and time), or None if it has none any more."
+    try: s = (d/META_FILE).stat()
+    except OSError: return None
+    return s.st_ino, s.st_mtime_ns
+
+def read_newest(path, read, tries: int = 20):
+    ("`read(step_dir)` on the checkpoint `path` names (a step dir, or a run dir's newest): (step_dir, result). When "
+     "`path` is a run dir whose live run re-saves or prunes that checkpoint while it is read, it reads the new "
+     "newest one instead.")
+    p = Path(path)
+    for i in range(tries):
+        last = i == tries - 1
+        try: d = _resolve(p)
+        except FileNotFoundError:                 # a save renamed into place between listing and checking: again
+            cks = _ckpt_dir(p)
+            busy = p.is_dir() and cks.is_dir() and any(_CKPT_RE.match(q.name) or TEMP_RE.match(q.name)
+                                                      for q in cks.iterdir())
+            if last or not busy: raise
+            time.sleep(0.01 * i); continue
+        if d in (p, p.parent): return d, read(d)  # a step dir (or a file in it) was named: no pointer to follow
+        stamp = _stamp(d)
+        try: return d, read(d)
+        except (CheckpointError, OSError):
+            if last or _stamp(d) == stamp: raise   # nothing moved under the reader: a real fault
+
 # %% ../nbs/08_checkpoint.ipynb #40f72f1b
 def _read_meta(d: Path) -> dict:
     "meta.json of step dir `d`, after checking its format_version."
@@ -325,9 +354,29 @@ def _st_device(map_location) -> str:
 def _load_tensors(d: Path, meta: dict, name: str, map_location='cpu') -> dict:
     "The verified tensors of safetensors file `name`."
     p = _verified(d, meta, name)
-    try: return load_file(p, device=_st_device(map_location))
+    try: sd = load_file(p, device=_st_device(map_location))
     except Exception as e:   # SafetensorError: header or data unreadable
         raise CorruptCheckpointError(f'checkpoint file {p} is corrupt or truncated ({e}): {_alternatives(d)}') from None
+    bad = _first_nonfinite(sd)
+    if bad is not None:
+        raise CheckpointError(f'checkpoint file {p} holds NaN or inf values ({bad!r}): the run had diverged when it '
+                              f'was saved; {_finite_alternative(d)}')
+    return sd
+
+def _first_nonfinite(sd: dict) -> str | None:
+    "The name of the first floating tensor of `sd` holding NaN or inf, or None."
+    return next((k for k, v in sd.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                 and not bool(torch.isfinite(v).all())), None)
+
+def _finite_alternative(d: Path) -> str:
+    "Advice naming the newest other checkpoint next to `d` whose weights are all finite."
+    for q in reversed([q for q in list_checkpoints(d.parent) if q.resolve() != d.resolve()]):
+        try: ok = all(_first_nonfinite(load_file(q/n)) is None for n in (MODEL_FILE, EMA_FILE) if (q/n).is_file())
+        except Exception: continue
+        if ok: return (f'the newest finite checkpoint is {q}: load that one, or move {d} out of {d.parent} '
+                       f'(mv {d} {d}.nan) and the run resumes from {q.name}')
+    return (f'no other checkpoint in {d.parent} is finite: train again in a new out_dir with a lower lr or more '
+            'warmup_steps')
 
 def _load_state(d: Path, meta: dict, map_location='cpu') -> dict:
     "The verified contents of state.pt, unpickled with weights_only=True."
@@ -399,8 +448,10 @@ def _load_ema(ema, state_dict: dict, strict: bool, d: Path, config):
 
 def _load_optim(obj, state, what: str, d: Path):
     if state is None:
-        raise CheckpointError(f'checkpoint {d} has no {what} state (it was saved without one): '
-                              f'pass {what}=None and start it afresh')
+        run = d.parent.parent if d.parent.name == 'checkpoints' else d
+        raise CheckpointError(f'{d/STATE_FILE} holds no {what} state (the checkpoint was saved without one), so '
+                              f'training cannot continue from it: start a new run from its weights (init_from={run} '
+                              f'and a new out_dir), or load it with {what}=None')
     try: obj.load_state_dict(state)
     except (ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f'the {what} state of checkpoint {d} does not fit this {what} ({e}): build the {what} '
@@ -411,9 +462,15 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, ema=None, 
                     strict: bool = True, restore_rng: bool = False) -> dict:
     ("Load a checkpoint (a step dir, or a run dir's latest) into the given objects; returns path, step, config, "
      "extra, meta.")
-    d = _resolve(path)
+    return read_newest(path, lambda d: _load_from(d, model, optimizer, scheduler, ema, map_location, strict,
+                                                  restore_rng))[1]
+
+def _load_from(d: Path, model, optimizer, scheduler, ema, map_location, strict, restore_rng) -> dict:
     meta = _read_meta(d)
     state = _load_state(d, meta, map_location)
+    if not isinstance(state, dict) or isinstance(state.get('step'), bool) or not isinstance(state.get('step'), int):
+        raise CorruptCheckpointError(f'{d/STATE_FILE} is not a training state written by save_checkpoint (no step '
+                                     f'number in it): {_alternatives(d)}')
     config = json.loads(_verified(d, meta, CONFIG_FILE).read_text()) if CONFIG_FILE in meta['files'] else None
     if model is not None:
         sd = {**_load_tensors(d, meta, MODEL_FILE, map_location), **(state.get('model_other') or {})}
@@ -423,10 +480,13 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, ema=None, 
             esd = {**_load_tensors(d, meta, EMA_FILE, map_location), **(state.get('ema_other') or {})}
             _load_ema(ema, esd, strict, d, config)
         else: warnings.warn(f'checkpoint {d} has no EMA weights: `ema` was left as it is')
-    if optimizer is not None: _load_optim(optimizer, state['optimizer'], 'optimizer', d)
-    if scheduler is not None: _load_optim(scheduler, state['scheduler'], 'scheduler', d)
-    if restore_rng: restore_rng_state(state['rng'])
-    return {'path': d, 'step': state['step'], 'config': config, 'extra': state['extra'], 'meta': meta}
+    if optimizer is not None: _load_optim(optimizer, state.get('optimizer'), 'optimizer', d)
+    if scheduler is not None: _load_optim(scheduler, state.get('scheduler'), 'scheduler', d)
+    if restore_rng:
+        if state.get('rng') is None:
+            raise CheckpointError(f'{d/STATE_FILE} holds no random-number state: load it with restore_rng=False')
+        restore_rng_state(state['rng'])
+    return {'path': d, 'step': state['step'], 'config': config, 'extra': state.get('extra') or {}, 'meta': meta}
 
 # %% ../nbs/08_checkpoint.ipynb #3a197ab5
 def _strip_averaged(sd: dict) -> dict:
@@ -438,7 +498,9 @@ def _strip_averaged(sd: dict) -> dict:
 def load_weights(path, which: str = 'ema', map_location='cpu') -> dict:
     "The EMA weights (default; the model's, with a warning, if there is no EMA) or model weights of a checkpoint."
     if which not in ('ema', 'model'): raise UserError(f"which must be 'ema' or 'model', not {which!r}")
-    d = _resolve(path)
+    return read_newest(path, lambda d: _weights_of(d, which, map_location))[1]
+
+def _weights_of(d: Path, which: str, map_location) -> dict:
     meta = _read_meta(d)
     if which == 'ema' and EMA_FILE not in meta['files']:
         warnings.warn(f'checkpoint {d} has no EMA weights: using the raw model weights (samples from raw weights are '
@@ -450,6 +512,8 @@ def load_weights(path, which: str = 'ema', map_location='cpu') -> dict:
 # %% ../nbs/08_checkpoint.ipynb #6f92c4fe
 def load_config(path) -> dict | None:
     "The run configuration stored with a checkpoint (a step dir, or a run dir's latest)."
-    d = _resolve(path)
+    return read_newest(path, _config_of)[1]
+
+def _config_of(d: Path) -> dict | None:
     meta = _read_meta(d)
     return json.loads(_verified(d, meta, CONFIG_FILE).read_text()) if CONFIG_FILE in meta['files'] else None

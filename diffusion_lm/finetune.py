@@ -21,7 +21,7 @@ from .masked import sft_loss
 from .trainer import train_step
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
-from .runs import append_jsonl, truncate_jsonl
+from .runs import append_jsonl, truncate_jsonl, claim_folder
 from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
                                      enable_gradient_checkpointing)
 from .scale import (apply_lora, enable_block_checkpointing, shard_model, save_sharded, load_sharded,
@@ -270,6 +270,7 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
     dinfo, device = setup_distributed(cfg.device)
     tok, mask_id, data, val = prepare_data(cfg)
     out = project_path(cfg.out_dir)
+    if dinfo.is_main: claim_folder(out, 'finetune', given=cfg.out_dir)   # a fine-tune's folder, new or empty: nothing else
     lock = RunLock(out).acquire() if dinfo.is_main else None
     try: return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
     finally:                                               # finished, stopped or failed: no PID, no lock left
@@ -287,6 +288,9 @@ def _start(cfg, out, dinfo, device, n_examples):
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
     if dinfo.is_main: check_run_folder(out, cfg)
     step, seen = resume_state(out, cfg, model, optimizer, scheduler, device)
+    if step > max_steps:
+        raise UserError(f'{out} reached step {step}, past max_steps={max_steps}; nothing was changed: give '
+                        f'max_steps >= {step} to continue it, or a new out_dir for a shorter run')
     if dinfo.is_main:
         write_text_atomic(out / CONFIG, json.dumps(cfg.to_dict(), indent=1))
         (out / 'train.pid').write_text(str(os.getpid()))

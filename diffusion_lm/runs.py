@@ -4,14 +4,16 @@
 
 # %% ../nbs/08a_runs.ipynb #77eb747f
 from __future__ import annotations
-import json, warnings
+import json, time, warnings
 from pathlib import Path
+from . import __version__
 from .runtime import UserError
 from .files import write_text_atomic
 from .checkpoint import load_weights, check_compatible, list_checkpoints, load_config
 
 # %% auto #0
-__all__ = ['RUN_IDENTITY', 'OLD_NAMES', 'append_jsonl', 'read_jsonl', 'truncate_jsonl', 'check_same_run', 'init_weights_from']
+__all__ = ['RUN_IDENTITY', 'OLD_NAMES', 'MARKER_FILE', 'KINDS', 'append_jsonl', 'read_jsonl', 'truncate_jsonl', 'check_same_run',
+           'folder_kind', 'claim_folder', 'init_weights_from']
 
 # %% ../nbs/08a_runs.ipynb #8a6007c5
 def append_jsonl(path, rec: dict):
@@ -91,6 +93,62 @@ def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
     if diff:
         what = ', '.join(f'{k}: {a!r} there, {b!r} here' for k, (a, b) in diff.items())
         raise UserError(f'{out} holds another run ({what}); it is not resumed or overwritten: choose another out_dir')
+
+# %% ../nbs/08a_runs.ipynb #f5d010d9
+MARKER_FILE = '.diffusion_lm.json'
+KINDS = {'run': 'training run', 'finetune': 'fine-tuning run', 'slurm-run': 'SLURM run directory',
+         'palindrome-eval': 'palindrome evaluation folder'}
+_RUN_FILES = ('checkpoints', 'sharded', 'metrics.jsonl', 'result.json', 'train.pid', 'samples.jsonl')
+
+def _json_or_none(p: Path):
+    try: return json.loads(p.read_text(encoding='utf-8'))
+    except (OSError, ValueError): return None
+
+# %% ../nbs/08a_runs.ipynb #49cdf436
+def folder_kind(folder) -> str | None:
+    ("The kind of folder `folder` is: its marker's, or (a folder from before markers) the kind its files show; "
+     "None for a folder diffusion_lm did not write.")
+    d = Path(folder)
+    m = d / MARKER_FILE
+    if m.is_file():
+        rec = _json_or_none(m)
+        if isinstance(rec, dict) and rec.get('kind') in KINDS: return rec['kind']
+        raise UserError(f'{m} is not a readable folder marker; nothing was changed: write '
+                        f"{json.dumps({'kind': 'run'})} into it (kinds: {', '.join(KINDS)}), or choose another folder")
+    if (d / 'job.json').exists() or (d / 'job.sbatch').exists(): return 'slurm-run'
+    cfg = _json_or_none(d / 'config.json')
+    cfg = cfg if isinstance(cfg, dict) else {}
+    ours = {'method', 'dataset', 'out_dir'} <= set(cfg) or {'model', 'data', 'out_dir'} <= set(cfg)   # our config.json
+    if ours or any((d / n).exists() for n in _RUN_FILES):
+        return 'finetune' if 'method' not in cfg and {'model', 'data'} <= set(cfg) else 'run'
+    return None
+
+# %% ../nbs/08a_runs.ipynb #fbebf763
+def claim_folder(folder, kind: str, what: str = 'out_dir', given=None) -> Path:
+    ("Make `folder` a folder of `kind` that this command may write into: a new or empty folder gets the marker, "
+     "a folder of that kind is kept; a UserError naming the folder and the fix for anything else.")
+    if kind not in KINDS: raise UserError(f'kind={kind!r}: choose one of {", ".join(KINDS)}')
+    if given is not None and not str(given).strip():
+        raise UserError(f'{what} is empty, which would put the {KINDS[kind]} in the project folder; '
+                        f'give a folder, e.g. {what}=runs/my_run')
+    d = Path(folder)
+    if d.exists() and not d.is_dir():
+        raise UserError(f'{what}={d} is a file, not a folder; nothing was changed: choose a new folder')
+    found = folder_kind(d) if d.is_dir() else None
+    if found is None and d.is_dir():
+        foreign = sorted(p.name for p in d.iterdir() if p.name != '.lock')
+        if foreign:
+            shown = ', '.join(foreign[:4]) + (', ...' if len(foreign) > 4 else '')
+            raise UserError(f'{what}={d} holds files that diffusion_lm did not write ({shown}); nothing was changed: '
+                            f'choose a new or empty folder for the {KINDS[kind]}')
+    elif found is not None and found != kind:
+        raise UserError(f'{what}={d} is a {KINDS[found]}, not a {KINDS[kind]}; nothing was changed: choose a new '
+                        'or empty folder')
+    if not (d / MARKER_FILE).is_file():
+        d.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(d / MARKER_FILE, json.dumps({'kind': kind, 'written_by': f'diffusion_lm {__version__}',
+                                                       'time': time.strftime('%Y-%m-%dT%H:%M:%S')}) + '\n')
+    return d
 
 # %% ../nbs/08a_runs.ipynb #b1381e24
 def init_weights_from(model, path, device='cpu'):

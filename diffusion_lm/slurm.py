@@ -4,20 +4,23 @@
 
 # %% ../nbs/11a_slurm.ipynb #a1a00862
 from __future__ import annotations
-import argparse, dataclasses, json, re, shlex, shutil, socket, subprocess, time
+import argparse, dataclasses, json, math, re, shlex, shutil, socket, subprocess, time, warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from . import __version__
 from .runtime import UserError, ArgParser, run_cli, parse_value
 from .checkpoint import find_latest_checkpoint
+from .files import write_text_atomic
+from .runs import claim_folder
 from .finetune import latest_checkpoint
 from .slurm_script import (LAUNCHERS, SlurmJob, default_runs_root, run_dir_of, run_params,
                                        sbatch_script, validate_job)
 
 # %% auto #0
-__all__ = ['FINAL_STATES', 'SlurmError', 'WaitTimeout', 'prepare_run', 'submit', 'pipeline_jobs', 'submit_pipeline', 'job_state',
-           'is_final', 'wait', 'RunInfo', 'newest_checkpoint', 'list_runs', 'format_runs', 'main']
+__all__ = ['FINAL_STATES', 'SlurmError', 'WaitTimeout', 'read_record', 'prepare_run', 'check_dependency', 'submit',
+           'pipeline_jobs', 'submit_pipeline', 'job_state', 'is_final', 'wait', 'RunInfo', 'newest_checkpoint',
+           'list_runs', 'format_runs', 'main']
 
 # %% ../nbs/11a_slurm.ipynb #788c6d62
 class SlurmError(UserError, RuntimeError):
@@ -43,9 +46,29 @@ def _slurm(cmd: str, *args, check: bool = True, timeout: float = 60) -> subproce
     return r
 
 # %% ../nbs/11a_slurm.ipynb #de6a84a8
+def read_record(rd) -> dict | None:
+    ("The submission record `job.json` of run directory `rd` (None if there is none); a SlurmError naming it and "
+     "the repair if it is damaged or records a submission that was interrupted before its job id was written.")
+    p = Path(rd) / 'job.json'
+    if not p.exists(): return None
+    try: rec = json.loads(p.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: rec = f'{type(e).__name__}: {e}'
+    if not isinstance(rec, dict) or not isinstance(rec.get('history', []), list):
+        why = (rec if isinstance(rec, str) else f'a JSON {type(rec).__name__}, not an object' if not isinstance(rec, dict)
+               else "its 'history' is not a list")
+        raise SlurmError(f'{p} is damaged ({why}); nothing was submitted: move it aside (mv {p} {p}.damaged) and '
+                         'submit again with --continue, after checking with `squeue --me` that no job of this run '
+                         'is queued')
+    if rec.get('submitting'):
+        raise SlurmError(f"{p} records a submission begun at {rec.get('submitted_at')} whose job id was never written "
+                         f"(interrupted?); nothing was submitted: check `squeue --me --name {rec.get('name')}`, and "
+                         f'if no such job is queued, mv {p} {p}.interrupted and submit again with --continue')
+    return rec
+
 def prepare_run(job: SlurmJob, exist_ok: bool = False) -> Path:
     "Create the run directory of `job` with its job.sbatch (and config.json for torchrun), logs/ and ckpt/; returns it."
     rd = run_dir_of(job)
+    read_record(rd)                                   # a damaged record: refused before anything is written
     if (rd / 'job.json').exists() and not exist_ok:
         raise FileExistsError(f'{rd} already holds a run: choose another name, '
                               'or pass exist_ok=True (--continue) to submit '
@@ -55,36 +78,58 @@ def prepare_run(job: SlurmJob, exist_ok: bool = False) -> Path:
                                                  f'give its path relative to {Path.cwd()} or absolute')
     cfg = validate_job(job, rd)
     script = sbatch_script(job, rd)
+    claim_folder(rd, 'slurm-run', what='run directory')
     for sub in ('logs', 'ckpt'): (rd / sub).mkdir(parents=True, exist_ok=True)
     if job.mode != 'notebook': (rd / 'config.json').write_text(json.dumps(cfg, indent=1) + '\n')
     (rd / 'job.sbatch').write_text(script)
     return rd
 
 # %% ../nbs/11a_slurm.ipynb #b128dba6
-def _record(rd: Path, job: SlurmJob, **extra) -> dict:
-    "Add a submission to `job.json` (the newest first-level, earlier ones under 'history')."
+def _record(rd: Path, job: SlurmJob, old: dict | None | str = 'read', **extra) -> dict:
+    ("Add a submission to `job.json` (the newest first-level, earlier ones under 'history': `old`, by default the "
+     "record there now), atomically.")
     p = rd / 'job.json'
-    old = json.loads(p.read_text()) if p.exists() else None
+    if old == 'read': old = read_record(rd)
     rec = {'name': job.name, 'run_dir': str(rd), 'program': job.program,
            'notebook': str(Path(job.notebook).absolute()) if job.program == 'train' else None, 'mode': job.mode,
            'params': run_params(job, rd), 'job': dataclasses.asdict(job),
            'submitted_at': datetime.now().isoformat(timespec='seconds'),
            'submit_host': socket.gethostname(), 'diffusion_lm': __version__, **extra,
            'history': ([{k: v for k, v in old.items() if k != 'history'}] + old.get('history', [])) if old else []}
-    p.write_text(json.dumps(rec, indent=1) + '\n')
+    write_text_atomic(p, json.dumps(rec, indent=1) + '\n')
     return rec
+
+_DEP_TYPES = ('after', 'afterany', 'afterburstbuffer', 'aftercorr', 'afternotok', 'afterok')
+
+def check_dependency(dependency) -> str | None:
+    "The sbatch --dependency of `dependency` (a job id: afterok on it; or TYPE:ID[:ID...], comma-separated); a UserError if it is none."
+    if dependency is None: return None
+    dep = str(dependency).strip()
+    if dep.isdigit(): return f'afterok:{dep}'
+    ok = all(re.fullmatch(rf"({'|'.join(_DEP_TYPES)})(:\d+(\+\d+)?)+", part) for part in dep.split(','))
+    if not (dep and (ok or dep == 'singleton')):
+        raise UserError(f'--after {dependency!r} is not a job id: give the id sbatch printed (e.g. --after 1234), or '
+                        'TYPE:ID with TYPE one of ' + ', '.join(_DEP_TYPES))
+    return dep
 
 def submit(job: SlurmJob, dependency: str | None = None, exist_ok: bool = False) -> str:
     "Write the run directory of `job` and submit it with sbatch; returns the job id."
+    dep = check_dependency(dependency)
     rd = prepare_run(job, exist_ok=exist_ok)
-    args = ['--parsable']
-    if dependency:
-        dep = dependency if ':' in str(dependency) else f'afterok:{dependency}'
-        args += [f'--dependency={dep}', '--kill-on-invalid-dep=yes']
-    r = _slurm('sbatch', *args, rd / 'job.sbatch')
+    old = read_record(rd)
+    args = ['--parsable'] + ([f'--dependency={dep}', '--kill-on-invalid-dep=yes'] if dep else [])
+    p, before = rd / 'job.json', (rd / 'job.json').read_bytes() if (rd / 'job.json').exists() else None
+    _record(rd, job, old, job_id=None, submitting=True, dependency=dependency, sbatch_args=args)   # before sbatch
+    try: r = _slurm('sbatch', *args, rd / 'job.sbatch')
+    except BaseException:                                  # nothing was submitted: the record as it was
+        if before is None: p.unlink(missing_ok=True)
+        else: p.write_bytes(before)
+        raise
     job_id = r.stdout.strip().split(';')[0]
-    if not job_id.isdigit(): raise SlurmError(f'sbatch answered {r.stdout!r}, not a job id')
-    _record(rd, job, job_id=job_id, dependency=dependency, sbatch_args=args)
+    if not job_id.isdigit():
+        raise SlurmError(f'sbatch answered {r.stdout!r}, not a job id; {p} keeps the submission as pending: check '
+                         f'`squeue --me --name {job.name}` before submitting again')
+    _record(rd, job, old, job_id=job_id, dependency=dependency, sbatch_args=args)
     return job_id
 
 # %% ../nbs/11a_slurm.ipynb #afc87e3b
@@ -103,7 +148,7 @@ def pipeline_jobs(pretrain_params: dict, finetune_params: dict, name: str | None
                     **{**resources, **(finetune_resources or {})})
     for j in (pre, fine):   # fail early (a run dir that exists, a bad parameter) before submitting anything
         if (run_dir_of(j) / 'job.json').exists() and not exist_ok: prepare_run(j)
-        validate_job(j, run_dir_of(j)); sbatch_script(j)
+        read_record(run_dir_of(j)); validate_job(j, run_dir_of(j)); sbatch_script(j)
     return pre, fine
 
 def submit_pipeline(pretrain_params: dict, finetune_params: dict, name: str | None = None,
@@ -173,6 +218,11 @@ def is_final(state: dict) -> bool:
 def wait(job_id, timeout: float | None = None, poll: float = 2.0, run_dir=None, unknown_grace: float = 30.0) -> dict:
     "Wait until job `job_id` has ended for good; its final `job_state`. Gives up on a job SLURM does not know."
     if not str(job_id).isdigit(): raise UserError(f'job id {job_id!r} is not a number; give the id sbatch printed')
+    for name, v in (('timeout', timeout), ('poll', poll), ('unknown_grace', unknown_grace)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
+                              or (name == 'poll' and v == 0)):
+            raise UserError(f'{name}={v!r} is not a number of seconds; give a finite number >= 0 '
+                            f'(e.g. --timeout 3600)')
     if shutil.which('scontrol') is None and shutil.which('sacct') is None and run_dir is None:
         raise SlurmError('cannot wait: no SLURM client here (scontrol, sacct); run this on a cluster login node')
     t0 = time.monotonic()
@@ -221,7 +271,12 @@ def list_runs(runs_root=None) -> list[RunInfo]:
     root = Path(runs_root or default_runs_root())
     runs = []
     for p in sorted(root.glob('*/job.json'), key=lambda p: p.stat().st_mtime):
-        rec, rd = json.loads(p.read_text()), p.parent
+        rd = p.parent
+        try: rec = read_record(rd)
+        except SlurmError as e:
+            warnings.warn(str(e))
+            runs.append(RunInfo(rd.name, rd, None, 'DAMAGED job.json', None, None, newest_checkpoint(rd), None, None))
+            continue
         jid = rec.get('job_id')
         st = job_state(jid, rd) if jid else {'state': 'NOT SUBMITTED', 'exit_code': None, 'restarts': None}
         nb, log = rd / 'notebook.ipynb', rd / 'logs' / f'{jid}.out'
@@ -352,6 +407,7 @@ def _main(argv):
     if a.cmd in ('submit', 'finetune'):
         job = (SlurmJob(notebook=a.notebook, params=a.params, name=a.name, **_resources(a)) if a.cmd == 'submit' else
                SlurmJob(program='finetune', params=a.params, name=a.name, **_resources(a)))
+        check_dependency(a.after)
         if a.dry_run: validate_job(job, run_dir_of(job)); print(sbatch_script(job), end=''); return
         jid = submit(job, dependency=a.after, exist_ok=a.exist_ok)
         print(f'submitted job {jid}: run directory {run_dir_of(job)}')

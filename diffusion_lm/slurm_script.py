@@ -368,11 +368,11 @@ def sbatch_script(job: SlurmJob, run_dir=None) -> str:
                            'checkpoint in ckpt/.'],
              '# @ENV_SETUP@': [env] if env.strip() else [], '# @THREADS@': [_threads(job)],
              '# @TRAINING@': training_commands(job, rd, python)}
-    out = []
-    for line in job_template().splitlines():
-        out += lines.get(line.strip(), [line])
     values = {"'@RUN_DIR@'": shlex.quote(str(rd)), "'@CKPT_DIR@'": shlex.quote(str(rd / 'ckpt')),
               "'@REQUEUE@'": str(int(job.requeue)), '@MODE@': job.mode}
-    text = '\n'.join(out) + '\n'
-    for k, v in values.items(): text = text.replace(k, v)
-    return text
+    out = []
+    for line in job_template().splitlines():
+        if line.strip() in lines: out += lines[line.strip()]; continue   # generated lines: the values as they are
+        for k, v in values.items(): line = line.replace(k, v)            # markers only in the template's own lines
+        out.append(line)
+    return '\n'.join(out) + '\n'

@@ -239,13 +239,13 @@ def sample_output_path(run_dir, step: int | None, seed: int, out_file: str | Non
         if 'checkpoints' in out.resolve().parts:
             raise UserError(f'out_file={out} is inside a checkpoints folder, which checkpoint pruning deletes; '
                             'write it elsewhere')
-        for p in (out, out.with_suffix('.txt')):
+        for p in (out, out.with_suffix('.txt'), out.with_suffix('.gif')):      # the three files a sampling run writes
             if p.exists(): raise UserError(f'out_file={out}: {p} exists and is not replaced; give a new out_file '
                                            '(or leave it out for a new file in the run\'s samples/ folder)')
         return out
     base, n = Path(run_dir) / 'samples' / f'sample_{step}_{seed}', 1
     while (out := base.with_name(base.name + ('' if n == 1 else f'_{n}')).with_suffix('.json')).exists() \
-            or out.with_suffix('.txt').exists(): n += 1
+            or out.with_suffix('.txt').exists() or out.with_suffix('.gif').exists(): n += 1
     return out
 
 # %% ../nbs/08b_train_config.ipynb #09e70d25

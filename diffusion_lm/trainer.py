@@ -24,7 +24,7 @@ from .model_size import memory_estimate, fmt_bytes
 from .methods import make_method
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
-from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from
+from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from, claim_folder
 from .runtime import explain_os_error, mean_over_ranks
 from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
@@ -224,6 +224,9 @@ def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, 
         return 0
     info = load_checkpoint(latest, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema,
                            map_location=str(device))
+    if info['step'] > run.max_steps:
+        raise UserError(f"{out} reached step {info['step']}, past max_steps={run.max_steps}; nothing was changed: give "
+                        f"max_steps >= {info['step']} to continue it, or a new out_dir for a shorter run")
     ld = info['extra'].get('loader', {})
     loader.load_state_dict(ld if 'batches_drawn' in ld else {'batches_drawn': info['step'] * cfg.grad_accum})
     run.method.load_state_dict(info['extra'].get('method', {}))        # e.g. the noise-level sampler
@@ -255,6 +258,7 @@ def train(config: TrainConfig | dict, progress: bool = True) -> dict:
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     dinfo, device = setup_distributed(cfg.device)
     run, out = prepare_run(cfg, dinfo, device), project_path(cfg.out_dir)
+    if dinfo.is_main: claim_folder(out, 'run', given=cfg.out_dir)   # a run folder, a new or an empty one: nothing else
     lock = RunLock(out).acquire() if dinfo.is_main else None
     try: return _train(run, out, dinfo, device, progress)
     except OSError as e:                                   # a full disk: one line naming the folder and its free space

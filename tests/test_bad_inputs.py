@@ -522,6 +522,138 @@ CASES = [
 ]
 
 
+# ================================================================ issue 24, items 1-3 (ownership of folders and files,
+# records before side effects, readers of live runs): their own block, appended to the table
+def with_foreign_folder(name):
+    "A folder diffusion_lm did not write (a Hugging Face model folder's files) at w/<name>."
+    def setup(w, t):
+        (w / name).mkdir(parents=True)
+        (w / name / 'config.json').write_text('{"model_type": "llada", "architectures": ["LLaDAModelLM"]}')
+        (w / name / 'model.safetensors').write_bytes(b'\0' * 64)
+    return setup
+
+def with_tiny_llada(w, t):
+    "A tiny LLaDA-format model (w/model, a Hugging Face folder) and a chat data file (w/chat.jsonl)."
+    from diffusion_lm.testing import make_tiny_llada
+    from diffusion_lm.sft_data import write_jsonl
+    make_tiny_llada(w / 'model')
+    write_jsonl(w / 'chat.jsonl', [{'messages': [{'role': 'user', 'content': 'repeat: cat'},
+                                                  {'role': 'assistant', 'content': 'cat cat'}]}] * 4)
+
+def with_sbatch_spy(w, t):
+    "An sbatch that records that it was called (w/sbatch-called) and answers a job id."
+    (w / 'bin').mkdir(exist_ok=True)
+    (w / 'bin' / 'sbatch').write_text(f'#!/bin/sh\ntouch {w}/sbatch-called\necho 4242\n'); (w / 'bin' / 'sbatch').chmod(0o755)
+
+def with_slurm_record(text):
+    "A submitted run's directory (runs/taken) whose job.json holds `text`, and the sbatch spy."
+    def setup(w, t):
+        (w / 'runs' / 'taken').mkdir(parents=True); (w / 'runs' / 'taken' / 'job.json').write_text(text)
+        with_sbatch_spy(w, t)
+    return setup
+
+def sbatch_not_called(w, before, p):
+    assert not (w / 'sbatch-called').exists(), 'sbatch was called although the record was refused'
+    assert_kept(before, snapshot(w))
+
+def spy_path(w): return {'PATH': f'{w / "bin"}:{os.environ["PATH"]}'}
+
+def lists_damaged(w, before, p):
+    "The damaged record is listed as such, with a warning naming the file and the repair; nothing changed."
+    assert 'DAMAGED job.json' in p.stdout and 'taken' in p.stdout, p.stdout
+    assert "job.json is damaged (a JSON list, not an object)" in p.stderr and 'mv ' in p.stderr, p.stderr
+    assert_kept(before, snapshot(w))
+
+def markers_literal(w, before, p):
+    "A --set value holding the job-script filler's markers reaches the script as typed."
+    assert 'x@MODE@y' in p.stdout and "'@RUN_DIR@'" not in p.stdout.split('_run_dir=')[0], p.stdout[-2000:]
+    assert not (w / 'runs').exists()
+
+def without_optimizer_state(run: Path):
+    "state.pt of the newest checkpoint re-saved without optimizer state (a weights-only save), meta.json agreeing."
+    st = torch.load(ckpt(run, 4) / 'state.pt', weights_only=True); st['optimizer'] = None
+    torch.save(st, ckpt(run, 4) / 'state.pt'); rehash(ckpt(run, 4))
+
+def nan_weights(run: Path):
+    "The newest checkpoint's weights hold a NaN (saved by an older version, or copied in), meta.json agreeing."
+    from safetensors.torch import load_file, save_file
+    sd = load_file(ckpt(run, 4) / 'model.safetensors'); k = next(iter(sd)); sd[k].view(-1)[0] = float('nan')
+    save_file(sd, ckpt(run, 4) / 'model.safetensors', metadata={'format': 'pt'}); rehash(ckpt(run, 4))
+
+def names_finite(w, before, p):
+    "The advice names the checkpoint before the NaN one, and how to resume from it; nothing changed."
+    assert f"the newest finite checkpoint is {ckpt(w / 'run', 2)}" in p.stderr.strip().splitlines()[-1], p.stderr[-2000:]
+    assert_kept(before, snapshot(w))
+
+def with_marker(text):
+    def setup(w, t): with_run(w, t); (w / 'run' / '.diffusion_lm.json').write_text(text)
+    return setup
+
+def with_finetune_folder(w, t):
+    (w / 'ft').mkdir(); (w / 'ft' / '.diffusion_lm.json').write_text('{"kind": "finetune"}')
+
+CASES += [
+    # ---- 1. a command writes only into a folder it made or that carries its marker
+    Case('own-out-dir-hugging-face-folder', 'train', lambda w: train_argv(w / 'hf'),
+         'holds files that diffusion_lm did not write (config.json, model.safetensors)', setup=with_foreign_folder('hf')),
+    T('own-out-dir-empty', ['out_dir='], 'out_dir is empty, which would put the training run in the project folder'),
+    Case('own-out-dir-a-file', 'train', lambda w: train_argv(w / 'cfg.json'), 'is a file, not a folder',
+         setup=with_config('{}')),
+    Case('own-out-dir-slurm-run-directory', 'train', lambda w: train_argv(w / 'runs' / 'taken'),
+         'is a SLURM run directory, not a training run', setup=with_slurm_run),
+    Case('own-out-dir-finetune-folder', 'train', lambda w: train_argv(w / 'ft'), 'is a fine-tuning run, not a training run',
+         setup=with_finetune_folder, exec='module'),
+    T('own-marker-damaged', LONG, '.diffusion_lm.json is not a readable folder marker', setup=with_marker('{"kind": ')),
+    T('own-marker-unknown-kind', LONG, 'is not a readable folder marker', setup=with_marker('{"kind": "photos"}')),
+    Case('own-finetune-into-its-model-folder', 'finetune',
+         lambda w: ['--set', f'model={w}/model', f'data={w}/chat.jsonl', f'out_dir={w}/model', 'device=cpu'],
+         'holds files that diffusion_lm did not write', setup=with_tiny_llada),
+    Case('own-finetune-into-a-training-run', 'finetune',
+         lambda w: ['--set', f'model={w}/model', f'data={w}/chat.jsonl', f'out_dir={w}/run', 'device=cpu'],
+         'is a training run, not a fine-tuning run', setup=lambda w, t: (with_tiny_llada(w, t), with_run(w, t))),
+    P('own-palindromes-json-over-metrics', ['--model', '{w}/run', '--json', '{w}/run/metrics.jsonl'],
+      'metrics.jsonl exists and is not replaced'),
+    P('own-palindromes-json-in-checkpoints', ['--model', '{w}/run', '--json', '{w}/run/checkpoints/out.json'],
+      'is inside a checkpoints folder'),
+    P('own-palindromes-json-folder-missing', ['--model', '{w}/run', '--json', '{w}/no/such/out.json'], 'does not exist'),
+    S('own-slurm-run-directory-foreign', ['submit', '{nb}', '--runs-root', '{w}', '--name', 'hf', '--set', 'max_steps=5'],
+      'holds files that diffusion_lm did not write', setup=lambda w, t: (with_foreign_folder('hf')(w, t), with_sbatch_spy(w, t)),
+      env=spy_path, after=sbatch_not_called),
+    Case('own-nb-sample-out-file-over-metrics', 'nb-sample', lambda w: {'out_file': str(w / 'run' / 'metrics.jsonl')},
+         'metrics.jsonl exists and is not replaced', setup=with_run),
+    Case('own-nb-sample-out-file-gif-exists', 'nb-sample', lambda w: {'out_file': str(w / 's.json')},
+         's.gif exists and is not replaced', setup=lambda w, t: (with_run(w, t), (w / 's.gif').write_bytes(b'GIF89a'))),
+    # ---- 2. records before side effects: job.json checked and written before sbatch
+    S('slurm-continue-damaged-record', ['submit', '{nb}', '--runs-root', '{w}/runs', '--name', 'taken', '--continue',
+                                        '--set', 'max_steps=5'], 'job.json is damaged (JSONDecodeError',
+      setup=with_slurm_record('{"job_id": "7"'), env=spy_path, after=sbatch_not_called),
+    S('slurm-continue-record-a-list', ['submit', '{nb}', '--runs-root', '{w}/runs', '--name', 'taken', '--continue',
+                                       '--set', 'max_steps=5'], 'job.json is damaged (a JSON list, not an object)',
+      setup=with_slurm_record('[{"job_id": "7"}]'), env=spy_path, after=sbatch_not_called),
+    S('slurm-continue-interrupted-submission', ['submit', '{nb}', '--runs-root', '{w}/runs', '--name', 'taken', '--continue',
+                                                '--set', 'max_steps=5'], 'whose job id was never written',
+      setup=with_slurm_record('{"name": "taken", "job_id": null, "submitting": true}'), env=spy_path, after=sbatch_not_called),
+    S('slurm-pipeline-damaged-finetune-record', ['pipeline', '--notebook', '{nb}', '--runs-root', '{w}/runs', '--name', 'p', '--continue',
+                                                 '--pretrain', '--set', 'max_steps=5', '--finetune', '--set', 'max_steps=5'],
+      'p-finetune/job.json is damaged', env=spy_path, after=sbatch_not_called,
+      setup=lambda w, t: ((w / 'runs' / 'p-finetune').mkdir(parents=True), (w / 'runs' / 'p-finetune' / 'job.json').write_text('nul'),
+                          with_sbatch_spy(w, t))),
+    S('slurm-list-record-a-list', ['list', '--runs-root', '{w}/runs'], None, code=0, after=lists_damaged,
+      setup=with_slurm_record('[]')),
+    S('slurm-wait-timeout-nan', ['wait', '4242', '--timeout', 'nan'], 'timeout=nan is not a number of seconds'),
+    S('slurm-wait-timeout-negative', ['wait', '4242', '--timeout', '-5'], 'timeout=-5.0 is not a number of seconds'),
+    S('slurm-wait-timeout-infinite', ['wait', '4242', '--timeout', 'inf'], 'timeout=inf is not a number of seconds'),
+    S('slurm-after-not-a-job-id-dry-run', ['submit', '{nb}', '--dry-run', '--after', 'abc'], "--after 'abc' is not a job id"),
+    S('slurm-set-value-with-template-markers', ['submit', '{nb}', '--dry-run', '--runs-root', '{w}/runs', '--name', 'ok',
+                                                '--set', 'dataset=x@MODE@y'], None, code=0, after=markers_literal),
+    # ---- 3. readers of runs: what a resume finds in the newest checkpoint
+    T('resume-state-without-optimizer', LONG, "state.pt holds no optimizer state (the checkpoint was saved without one)",
+      setup=with_damaged_run(without_optimizer_state)),
+    T('resume-newest-checkpoint-nan', LONG, 'holds NaN or inf values', setup=with_damaged_run(nan_weights), after=names_finite),
+    T('resume-max-steps-below-reached', ['max_steps=2'], 'reached step 4, past max_steps=2', setup=with_run),
+]
+
+
 def papermill(nb: str, w: Path, logs: Path, params: dict) -> Proc:
     "papermill `nbs/<nb>` with -p values (tiny settings first for train.ipynb), into logs/<n>.ipynb."
     base = {**TINY, 'out_dir': str(w / 'run')} if nb == 'train.ipynb' else \

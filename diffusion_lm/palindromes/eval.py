@@ -8,7 +8,7 @@ import argparse, json, re, sys, time
 from pathlib import Path
 import torch
 from ..runtime import ArgParser, run_cli, resolve_device, project_path
-from ..checkpoint import find_latest_checkpoint
+from ..checkpoint import read_newest
 from ..trainer import load_trained
 from .text import is_palindrome, normalize_palindrome
 from .data import palindrome_splits
@@ -206,6 +206,13 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #2e7a4ca9
+def _check_json_out(p: Path):
+    "A UserError unless `p` is a new file in an existing folder outside a run's checkpoints."
+    if p.exists(): raise UserError(f'--json {p} exists and is not replaced; give a new file name')
+    if not p.parent.is_dir(): raise UserError(f'--json {p}: folder {p.parent} does not exist; create it or give another')
+    if 'checkpoints' in p.resolve().parts:
+        raise UserError(f'--json {p} is inside a checkpoints folder, which checkpoint pruning deletes; write it elsewhere')
+
 def _check_args(ap, a):
     "Stop with a usage error (`ap.error`) where the parsed options `a` are out of range."
     if min(a.n_samples, a.steps, a.repair_candidates) < 1 or a.repair_rounds < 0:
@@ -244,9 +251,9 @@ def run_palindrome_sample(argv=None) -> dict:
     path = project_path(a.model)
     if not path.exists(): ap.error(f'--model {a.model}: no such checkpoint or run folder')
     _check_args(ap, a)
-    ckpt = find_latest_checkpoint(path) or path
+    if a.json: _check_json_out(Path(a.json))
     dev = resolve_device(a.device)
-    model, method, tok, cfg = load_trained(ckpt, device=dev)
+    ckpt, (model, method, tok, cfg) = read_newest(path, lambda d: load_trained(d, device=dev))   # a live run: its newest
     try: splits = palindrome_splits(cfg.dataset)
     except ValueError: splits = palindrome_splits('palindromes')
     lengths = _cli_lengths(ap, a, splits['train'], cfg.context_length)
@@ -264,7 +271,8 @@ def run_palindrome_sample(argv=None) -> dict:
     s = _report(texts, st, training_texts(splits), a.min_zipf, bool(a.repair_rounds))
     out = dict(checkpoint=str(ckpt), run=run, steps=a.steps, seed=a.seed, samples=texts, unrepaired=st['unrepaired'],
                summary=s, calls=dict(sampling=st['row_calls'], repair=st['repair_row_calls']), seconds=round(secs, 2))
-    if a.json: Path(a.json).write_text(json.dumps(out, indent=1, ensure_ascii=False))
+    if a.json:
+        with open(Path(a.json), 'x', encoding='utf-8') as f: f.write(json.dumps(out, indent=1, ensure_ascii=False))
     return out
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #847d83b6
