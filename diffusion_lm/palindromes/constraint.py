@@ -245,12 +245,12 @@ def _draw(self: PalindromeConstraint, probs, generator=None, greedy=False):
     return torch.where(self._lay('fixed', probs), self._lay('template', probs), tok_)
 
 @patch
-def sample(self: PalindromeConstraint, probs, generator=None):
-    "Draw tokens `[B, L]` from `probs [B, L, V]` through the tied law."
+def sample(self: PalindromeConstraint, probs, generator=None, free=None):
+    "Draw tokens `[B, L]` from `probs [B, L, V]` through the tied law (`free`: not used, the ties see every position)."
     return self._draw(probs, generator)
 
 @patch
-def argmax(self: PalindromeConstraint, logp):
+def argmax(self: PalindromeConstraint, logp, free=None):
     "The temperature-0 draw from log-probabilities `logp [B, L, V]`."
     return self._draw(logp.double().exp(), greedy=True)
 
