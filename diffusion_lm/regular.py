@@ -13,11 +13,19 @@ __all__ = ['Automaton', 'token_chars', 'from_regex', 'from_words', 'completion_w
 # %% ../nbs/02a_regular.ipynb #55891996
 class Automaton:
     "A DFA over token ids: `trans [Q, C]` (next state, -1: none), `classes [V]` (token -> class, -1: never), `accept [Q]`."
-    def __init__(self, trans, classes, accept, start: int = 0):
+    def __init__(self, trans, classes, accept, start: int = 0, weights=None, final=None):
         self.trans = torch.as_tensor(trans, dtype=torch.long).clone()
         self.classes = torch.as_tensor(classes, dtype=torch.long)
         self.accept = torch.as_tensor(accept, dtype=torch.bool)
         Q, C = self.trans.shape
+        # optional preferences: a factor on each transition and on ending in each state (default 1: the language only)
+        self.weights = torch.ones(Q, C, dtype=torch.float64) if weights is None else torch.as_tensor(weights).double()
+        self.final = self.accept.double() if final is None else torch.as_tensor(final).double() * self.accept
+        if self.weights.shape != (Q, C) or self.final.shape != (Q,): raise UserError('weights must be [Q, C], final [Q]')
+        if not (torch.isfinite(self.weights).all() and (self.weights >= 0).all() and torch.isfinite(self.final).all()
+                and (self.final >= 0).all()): raise UserError('weights and final must be finite and >= 0')
+        self.trans[self.weights == 0] = -1
+        self.accept = self.accept & (self.final > 0)
         if self.accept.shape != (Q,): raise UserError(f'accept has shape {tuple(self.accept.shape)}, expected ({Q},)')
         if not 0 <= start < Q: raise UserError(f'start state {start} is not one of the {Q} states')
         if ((self.trans < -1) | (self.trans >= Q)).any(): raise UserError('trans holds a state that does not exist')
@@ -37,6 +45,7 @@ class Automaton:
         if not bool(live[self.start]): raise UserError('the automaton accepts no string at all: check the pattern')
         src, cls = (self.trans >= 0).nonzero(as_tuple=True)
         self.edges = (src, cls, self.trans[src, cls])     # the transitions as a list: the backward pass sums over them
+        self.edge_weights = self.weights[src, cls]
 
     @property
     def n_states(self) -> int: return self.trans.shape[0]
@@ -122,10 +131,10 @@ def completion_weights(aut: Automaton, pc: torch.Tensor, free: torch.Tensor | No
     B, n, C = pc.shape
     src, cls, dst = (e.to(pc.device) for e in aut.edges)
     beta = torch.zeros(n + 1, B, aut.n_states, dtype=torch.float64, device=pc.device)
-    beta[n] = aut.accept.to(pc.device).double()
+    beta[n], ew = aut.final.to(pc.device), aut.edge_weights.to(pc.device)
     for i in reversed(range(n)):
-        w = pc[:, i, cls]                                               # [B, E]
-        if free is not None: w = torch.where(free[:, i:i + 1], 1.0, w)
+        w = pc[:, i, cls] * ew                                          # [B, E]
+        if free is not None: w = torch.where(free[:, i:i + 1], ew, w)
         contrib, b = w * beta[i + 1][:, dst], torch.zeros(B, aut.n_states, dtype=torch.float64, device=pc.device)
         b = b.index_add_(1, src, contrib) if mode == 'sum' else b.scatter_reduce_(1, src.expand(B, -1), contrib, 'amax')
         if free is not None: b = torch.where(free[:, i:i + 1], (b > 0).double(), b)
@@ -150,12 +159,12 @@ def constrained_draw(aut: Automaton, probs: torch.Tensor, generator: torch.Gener
         raise UserError(f'row {int(dead.nonzero()[0])}: no accepted string of {n} tokens has positive probability '
                         '(the tokens already fixed, or the length, rule the language out): check the pattern against '
                         'the length and the prompt')
-    trans, cls = aut.trans.to(probs.device), aut.classes[:V].to(probs.device)
+    trans, cls, tw = aut.trans.to(probs.device), aut.classes[:V].to(probs.device), aut.weights.to(probs.device)
     q, out = torch.full((B,), aut.start, dtype=torch.long, device=probs.device), torch.empty(B, n, dtype=torch.long,
                                                                                               device=probs.device)
     for i in range(n):
         nxt = trans[q.clamp_min(0)]                                       # [B, C]
-        w = pc[:, i] * beta[i + 1].gather(1, nxt.clamp_min(0)) * (nxt >= 0)
+        w = pc[:, i] * tw[q] * beta[i + 1].gather(1, nxt.clamp_min(0)) * (nxt >= 0)
         c = w.argmax(-1) if greedy else sample_categorical(w, generator)
         within = torch.where(cls == c[:, None], probs[:, i], 0.0)         # the token inside the class
         tok = within.argmax(-1) if greedy else sample_categorical(within, generator)
