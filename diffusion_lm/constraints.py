@@ -26,6 +26,7 @@ def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = 
 # %% ../nbs/02_constraints.ipynb #dc8ac449
 class Constraint:
     "No constraint: tokens are drawn independently per position."
+    looks_along_row = False      # True: a token's choice depends on the rest of the row (`regular.RegularConstraint`)
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         "Overwrite the positions this constraint fixes (none here)."
         return x

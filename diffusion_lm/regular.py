@@ -113,12 +113,14 @@ def from_words(words, chars, separators: str = ' ') -> Automaton:
     return Automaton(trans, classes, torch.tensor(ends))
 
 # %% ../nbs/02a_regular.ipynb #1d22eed7
+def _token_classes(aut: Automaton, V: int) -> torch.Tensor:
+    "The class of each of `V` token ids (ids the automaton does not know, e.g. an AR model's BOS: -1)."
+    return torch.cat([aut.classes[:V], torch.full((max(V - len(aut.classes), 0),), -1, dtype=torch.long)])
+
 def _class_weights(aut: Automaton, probs: torch.Tensor, mode: str) -> torch.Tensor:
     "Per-position weight of each symbol class `[B, n, C]`: the sum (or max) of `probs` over the class's tokens."
     B, n, V = probs.shape
-    if V > len(aut.classes): raise UserError(f'the model has {V} outputs but the automaton knows {len(aut.classes)} '
-                                              'token ids: build it from the same tokenizer')
-    cls = aut.classes[:V].to(probs.device)
+    cls = _token_classes(aut, V).to(probs.device)
     keep = cls >= 0
     out = torch.zeros(B, n, aut.n_classes, dtype=torch.float64, device=probs.device)
     idx = cls.clamp_min(0).expand(B, n, V)
@@ -159,25 +161,25 @@ def constrained_draw(aut: Automaton, probs: torch.Tensor, generator: torch.Gener
         raise UserError(f'row {int(dead.nonzero()[0])}: no accepted string of {n} tokens has positive probability '
                         '(the tokens already fixed, or the length, rule the language out): check the pattern against '
                         'the length and the prompt')
-    trans, cls, tw = aut.trans.to(probs.device), aut.classes[:V].to(probs.device), aut.weights.to(probs.device)
+    trans, cls, tw = aut.trans.to(probs.device), _token_classes(aut, V).to(probs.device), aut.weights.to(probs.device)
     q, out = torch.full((B,), aut.start, dtype=torch.long, device=probs.device), torch.empty(B, n, dtype=torch.long,
                                                                                               device=probs.device)
     for i in range(n):
         nxt = trans[q.clamp_min(0)]                                       # [B, C]
         w = pc[:, i] * tw[q] * beta[i + 1].gather(1, nxt.clamp_min(0)) * (nxt >= 0)
+        fi = torch.zeros(B, dtype=torch.bool, device=probs.device) if free is None else free[:, i]
+        w = torch.where(fi[:, None], 1.0, w)                              # free: a placeholder, not committed
         c = w.argmax(-1) if greedy else sample_categorical(w, generator)
         within = torch.where(cls == c[:, None], probs[:, i], 0.0)         # the token inside the class
-        tok = within.argmax(-1) if greedy else sample_categorical(within, generator)
-        if free is not None:                                              # free positions: any token, state kept
-            tok = torch.where(free[:, i], sample_categorical(probs[:, i] + 1e-300, generator), tok)
-            q = torch.where(free[:, i], q, nxt.gather(1, c[:, None])[:, 0])
-        else: q = nxt.gather(1, c[:, None])[:, 0]
-        out[:, i] = tok
+        within = torch.where(fi[:, None] | (within.sum(-1, keepdim=True) <= 0), probs[:, i] + 1e-300, within)
+        out[:, i] = within.argmax(-1) if greedy else sample_categorical(within, generator)
+        q = torch.where(fi, q, nxt.gather(1, c[:, None])[:, 0])           # free positions keep the state
     return out
 
 # %% ../nbs/02a_regular.ipynb #75e44da9
 class RegularConstraint(Constraint):
     "Rows whose tokens in `span` form a string of `automaton`'s language, by construction."
+    looks_along_row = True                 # the autoregressive sampler asks it for each next token (see below)
     def __init__(self, automaton: Automaton, span: tuple[int, int | None] = (0, None), mask_id: int | None = None):
         self.aut, self.span, self.mask_id = automaton, span, mask_id
 
