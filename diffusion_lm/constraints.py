@@ -26,11 +26,13 @@ def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = 
 # %% ../nbs/02_constraints.ipynb #dc8ac449
 class Constraint:
     "No constraint: tokens are drawn independently per position."
+    looks_along_row = False      # True: a token's choice depends on the rest of the row (`regular.RegularConstraint`)
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         "Overwrite the positions this constraint fixes (none here)."
         return x
-    def sample(self, probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        "Draw tokens `[B, L]` from per-position probabilities `probs [B, L, V]`."
+    def sample(self, probs: torch.Tensor, generator: torch.Generator | None = None,
+               free: torch.Tensor | None = None) -> torch.Tensor:
+        "Draw tokens `[B, L]` from `probs [B, L, V]` (`free [B, L]`: positions a later step fills; ignored here)."
         return self.apply(sample_categorical(probs, generator))
     def fixed_mask(self, batch_size: int, length: int, device=None) -> torch.Tensor:
         "Boolean `[B, L]`: True where the value is fixed by the constraint."
@@ -38,7 +40,7 @@ class Constraint:
     def check(self, x: torch.Tensor) -> torch.Tensor:
         "Boolean `[B]`: True where a row satisfies the constraint."
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    def argmax(self, logp: torch.Tensor) -> torch.Tensor:
+    def argmax(self, logp: torch.Tensor, free: torch.Tensor | None = None) -> torch.Tensor:
         "The most likely tokens `[B, L]` from log-probabilities `logp [B, L, V]` (a temperature-0 draw)."
         return self.apply(logp.argmax(-1))
     def groups(self, x: torch.Tensor) -> torch.Tensor:

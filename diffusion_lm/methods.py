@@ -101,6 +101,17 @@ class Autoregressive(Method):
     def __repr__(self): return f'Autoregressive(n_real={self.n_real}, bos_id={self.bos_id})'
 
 # %% ../nbs/07_methods.ipynb #4c46e609
+def _next_in_row(constraint, done, logp, T: int, temperature, generator) -> torch.Tensor:
+    "The next token through a constraint that looks along the row: what is written certain, what follows free."
+    n, i, V = done.shape[0], done.shape[1], logp.shape[-1]
+    probs = torch.ones(n, T, V, dtype=torch.float64, device=logp.device)
+    probs[:, :i] = torch.nn.functional.one_hot(done, V).double()
+    probs[:, i] = torch.softmax(logp / max(temperature, 1e-300), -1) if temperature else logp.exp()
+    free = (torch.arange(T, device=logp.device) > i).expand(n, T)
+    row = (constraint.argmax(probs.log(), free=free) if temperature == 0
+           else constraint.sample(probs, generator, free=free))
+    return row[:, i]
+
 @patch
 def _sample(self: Autoregressive, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint,
                hook, generator, device, cache: bool = True):
@@ -118,6 +129,8 @@ def _sample(self: Autoregressive, model, n, length, steps, sampler, temperature,
             logp = restrict_logp(logits[:, -1].double().log_softmax(-1), top_k, top_p)
             nxt = (logp.argmax(-1) if temperature == 0
                    else sample_categorical(torch.softmax(logp / temperature, -1), generator))
+            if constraint is not None and constraint.looks_along_row:       # only tokens the row can complete
+                nxt = _next_in_row(constraint, x[:, 1:], logp, P + length, temperature, generator)
             if constraint is not None:
                 nxt = torch.where(constraint.fixed_mask(n, P + length, device)[:, P + i], fixed[:, P + i], nxt)
             x = torch.cat([x, nxt[:, None]], 1)

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from .runtime import UserError
 
 # %% auto #0
-__all__ = ['INITS', 'RENAMED', 'TIME_FREQ_DIM', 'ModelConfig', 'rotary_cos_sin', 'rotate_half', 'apply_rotary', 'KVCache',
-           'SelfAttention', 'MLP', 'modulate', 'Block', 'timestep_embedding', 'TimestepEmbedder',
+__all__ = ['INITS', 'GELUS', 'RENAMED', 'TIME_FREQ_DIM', 'ModelConfig', 'rotary_cos_sin', 'rotate_half', 'apply_rotary',
+           'KVCache', 'SelfAttention', 'MLP', 'modulate', 'Block', 'timestep_embedding', 'TimestepEmbedder',
            'DiffusionTransformer', 'num_params', 'model_device']
 
 # %% ../nbs/03_model.ipynb #61794a3c
@@ -33,6 +33,9 @@ class ModelConfig:
     bias: bool = False
     init: str = 'torch'                 # 'torch' (PyTorch's defaults, as SEDD's code) or 'gpt2' (normal, std 0.02)
     gates: bool | None = None           # zero-initialised residual gates; None: when cond_dim > 0 (adaLN-Zero)
+    mlp_bias: bool | None = None        # biases of the MLP's two layers (None: as `bias`; SEDD's released models: True)
+    head_bias: bool | None = None       # bias of the output layer (None: as `bias`; SEDD's released models: True)
+    gelu: str = 'exact'                 # the MLP's GELU: 'exact' (erf) or 'tanh' (the approximation SEDD's code uses)
 
     def __post_init__(self):
         if self.init not in INITS: raise UserError(f'ModelConfig.init={self.init!r}: choose one of {INITS}')
@@ -42,6 +45,10 @@ class ModelConfig:
                 raise UserError(f'ModelConfig.{k} must be a positive integer, got {v!r}')
         if isinstance(self.cond_dim, bool) or not isinstance(self.cond_dim, int) or self.cond_dim < 0:
             raise UserError(f'ModelConfig.cond_dim must be an integer >= 0 (0 = no time input), got {self.cond_dim!r}')
+        if self.gelu not in GELUS: raise UserError(f'ModelConfig.gelu={self.gelu!r}: choose one of {GELUS}')
+        for k in ('mlp_bias', 'head_bias'):
+            if getattr(self, k) not in (None, True, False):
+                raise UserError(f'ModelConfig.{k} must be True, False or None (as bias), got {getattr(self, k)!r}')
         if self.gates not in (None, True, False):
             raise UserError(f'ModelConfig.gates must be True, False or None, got {self.gates!r}')
         if not 0 <= self.dropout < 1: raise UserError(f'ModelConfig.dropout must be in [0, 1), got {self.dropout!r}')
@@ -82,13 +89,14 @@ class ModelConfig:
         return cls(**d)             # no `gates` (configs before it): None, as those models were built
 
 INITS = ('torch', 'gpt2')
+GELUS = ('exact', 'tanh')
 RENAMED = {'block_size': 'context_length'}   # names of earlier versions, still read from old checkpoints
 
 # %% ../nbs/03_model.ipynb #e668736e
 def rotary_cos_sin(context_length: int, head_dim: int,
                    base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     "The cos and sin tables `[context_length, head_dim]` of rotary embedding (one row per position)."
-    inv_freq = base ** -(torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)  # theta_k [D/2]
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)  # theta_k [D/2], in float32 as SEDD's tables
     angles = torch.outer(torch.arange(context_length, device=device, dtype=torch.float32), inv_freq)  # p theta_k [L, D/2]
     angles = torch.cat([angles, angles], dim=-1)                                                   # [L, D]
     return angles.cos(), angles.sin()
@@ -149,10 +157,12 @@ class MLP(nn.Module):
     "Position-wise feed-forward network W2 GELU(W1 x)."
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_ratio * cfg.n_embd, bias=cfg.bias)
-        self.c_proj = nn.Linear(cfg.mlp_ratio * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        bias = cfg.bias if cfg.mlp_bias is None else cfg.mlp_bias
+        self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_ratio * cfg.n_embd, bias=bias)
+        self.c_proj = nn.Linear(cfg.mlp_ratio * cfg.n_embd, cfg.n_embd, bias=bias)
+        self.gelu = 'none' if cfg.gelu == 'exact' else cfg.gelu           # torch's name for the exact GELU
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.c_proj(F.gelu(self.c_fc(x)))
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.c_proj(F.gelu(self.c_fc(x), approximate=self.gelu))
 
 # %% ../nbs/03_model.ipynb #03f90574
 def modulate(x: torch.Tensor, shift: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor:
@@ -231,7 +241,7 @@ class DiffusionTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.adaLN_final = nn.Linear(cfg.cond_dim, 2 * cfg.n_embd) if cfg.cond_dim else None
         self.final_modulation = nn.Parameter(torch.zeros(2, cfg.n_embd)) if cfg.gated and not cfg.cond_dim else None
-        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=cfg.bias)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=cfg.bias if cfg.head_bias is None else cfg.head_bias)
         cos, sin = rotary_cos_sin(cfg.context_length, cfg.head_dim)
         self.register_buffer('rope_cos', cos, persistent=False)
         self.register_buffer('rope_sin', sin, persistent=False)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_samplers.ipynb #40788749
 from __future__ import annotations
-import math
+import inspect, math
 import warnings
 from collections.abc import Callable
 import torch
@@ -42,13 +42,16 @@ def restrict_logp(logp: torch.Tensor, top_k: int | None = None, top_p: float | N
 # %% ../nbs/06a_samplers.ipynb #ca488ce1
 def draw_tokens(logp: torch.Tensor, temperature: float = 1.0, constraint: Constraint | None = None,
                 generator: torch.Generator | None = None, top_k: int | None = None,
-                top_p: float | None = None) -> torch.Tensor:
-    "Tokens [B, L] from log-probabilities [B, L, V] at `temperature` (0 = argmax), drawn through `constraint`."
+                top_p: float | None = None, free: torch.Tensor | None = None) -> torch.Tensor:
+    ("Tokens [B, L] from log-probabilities [B, L, V] at `temperature` (0 = argmax), drawn through `constraint` "
+     "(`free [B, L]`: positions a later step fills, for constraints that look along the row).")
     if temperature < 0: raise UserError(f'temperature must be >= 0, got {temperature}')
     constraint = Constraint() if constraint is None else constraint
     logp = restrict_logp(logp, top_k, top_p)
-    if temperature == 0: return constraint.argmax(logp)
-    return constraint.sample(torch.softmax(logp.double() / temperature, -1), generator)
+    takes_free = lambda f: 'free' in inspect.signature(f).parameters       # constraints written before `free`: without
+    kw = dict(free=free) if free is not None and takes_free(constraint.sample) else {}
+    if temperature == 0: return constraint.argmax(logp, **kw)
+    return constraint.sample(torch.softmax(logp.double() / temperature, -1), generator, **kw)
 
 # %% ../nbs/06a_samplers.ipynb #f36f41c9
 def guided_logits(model: Callable, x: torch.Tensor, prompt_index: torch.Tensor, mask_id: int, cfg_scale: float = 0.0,
@@ -207,6 +210,16 @@ def _window(lo: int, hi: int, P: int, T: int, tied: bool, opts: dict) -> tuple[i
     return (lo if opts['subs'] else P), hi
 
 # %% ../nbs/06a_samplers.ipynb #2f8b4c61
+def _draw_row(logp, xw, pos, hi: int, mask_id: int, opts: dict) -> torch.Tensor:
+    "x0 for the window: a constraint that looks along the row sees committed tokens as certain, later blocks as free."
+    if type(opts['constraint']) is Constraint:
+        return draw_tokens(logp, opts['temperature'], None, opts['generator'], opts['top_k'], opts['top_p'])
+    done = (xw != mask_id)[..., None]
+    certain = torch.full_like(logp, -math.inf).scatter_(-1, xw.clamp(max=logp.shape[-1] - 1)[..., None], 0.0)
+    free = (pos >= hi).expand_as(xw) & (xw == mask_id)
+    return draw_tokens(torch.where(done, certain, logp), opts['temperature'], opts['constraint'], opts['generator'],
+                       opts['top_k'], opts['top_p'], free=free)
+
 def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, opts: dict, state: dict, hook=None,
                P: int = 0):
     "Run one block's steps on x [B, T] (positions lo..hi-1); `predict(x)` gives logits [B, T, V]. Returns x."
@@ -224,7 +237,7 @@ def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, o
         if parallel and not masked_leaders().any(): break
         xw = x[:, w0:w1]
         logp = _log_probs(predict(x)[:, w0:w1], xw, mask_id, opts['subs'])
-        x0 = draw_tokens(logp, opts['temperature'], opts['constraint'], opts['generator'], opts['top_k'], opts['top_p'])
+        x0 = _draw_row(logp, xw, pos, hi, mask_id, opts)
         conf = order_scores(logp, x0, opts['sampler'], lead if tied else None, opts['generator'])
         k, r = schedule[:, i], None
         if parallel: k = get_num_transfer_tokens(masked_leaders() & in_block, n_steps - i)[:, 0]  # finish on time

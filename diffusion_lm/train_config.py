@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass, asdict
 from .runtime import UserError, check_types, check_range, check_choice, apply_overrides
 from .methods import METHODS, METHOD_ALIASES
+from .regular import from_regex
 
 # %% auto #0
 __all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell',
@@ -220,6 +221,7 @@ class SampleConfig:
     top_p: float | None = None
     prompt: str = ''                # text the samples start with (kept as given)
     options: dict | None = None     # method-specific options, e.g. {'threshold': 0.9, 'block_size': 32}
+    regex: str | None = None        # every sample (after the prompt) a string of this regular expression, by construction
     device: str = 'auto'
     seed: int = 0
     out_file: str | None = None     # a new file for the samples (default: <run>/samples/sample_<step>_<seed>[_n].json)
@@ -230,6 +232,7 @@ class SampleConfig:
         for k in ('n_samples', 'length', 'steps', 'top_k'): check_range(self, k, 1)
         for k in ('temperature', 'seed', 'eval_batches'): check_range(self, k, 0)
         check_range(self, 'top_p', 0, 1, lo_open=True)
+        if self.regex is not None: from_regex(self.regex, [])      # a pattern that does not compile stops here
 
 def sample_output_path(run_dir, step: int | None, seed: int, out_file: str | None = None) -> Path:
     ("Where a sampling run writes: `out_file` if it does not exist yet, else a new `sample_<step>_<seed>[_n].json` "

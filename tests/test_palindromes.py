@@ -171,3 +171,26 @@ def test_mix_share_and_generated_phrases(tmp_path, share):
     assert all(len(t.encode()) <= 30 for t in splits['generated'])
     real = {letters(t) for t in load_palindromes()}           # ASCII forms: a real text with 'á' only gets stricter
     assert {letters(t) for t in splits['generated']} & real == set()
+
+
+def strict_listed(text):
+    "Independently of the library: single spaces between lower-case entries of the shipped lists (short: listed)."
+    words = text.split(' ')
+    return all(w and w in dictionary().lower and (len(w) > 2 or w in SHORT_WORDS) for w in words)
+
+
+def test_words_cli(ckpt, tmp_path):
+    js = tmp_path / 'w.json'
+    r = run(['--model', ckpt, '--n-samples', 8, '--length', 'train', '--steps', 4, '--device', 'cpu', '--words',
+             '--one-letter-weight', 0, '--json', js])
+    assert r.returncode == 0, r.stderr
+    lines = sample_lines(r.stdout)
+    assert len(lines) == 8 and all(exact_palindrome(t) and strict_listed(t) for _, t in lines), lines
+    assert not any(len(w) == 1 for _, t in lines for w in t.split(' '))          # one-letter words weighed 0
+    assert json.loads(js.read_text())['summary']['all_words_strict'] == 1.0
+    r = run(['--model', ckpt, '--n-samples', 4, '--length', 9, '--steps', 4, '--device', 'cpu', '--words'])
+    assert r.returncode == 0 and all(len(t) == 9 and strict_listed(t) for _, t in sample_lines(r.stdout))
+    for argv, msg in ((['--length', 2], 'no palindrome of that many'), (['--mode', 'letters'], 'exact mode'),
+                      (['--one-letter-weight', 'nan'], 'finite numbers')):
+        bad = run(['--model', ckpt, '--words', '--device', 'cpu', '--n-samples', 2, '--steps', 2, *argv])
+        assert bad.returncode == 2 and msg in bad.stderr, bad.stderr

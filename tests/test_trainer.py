@@ -1,6 +1,6 @@
 """The training workflow end to end, in separate processes: papermill runs of train.ipynb and sample.ipynb,
 exact resume after SIGTERM, survival of SIGKILL at random moments, DDP with 2 CPU processes, init_from errors."""
-import json, os, random, signal, subprocess, sys, time
+import json, os, random, re, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
@@ -74,6 +74,13 @@ def test_papermill_train_then_sample(runs_dir):
     assert len(s['samples']) == 3 and all(len(t) <= 32 and set(t) <= chars for t in s['samples'])   # corpus characters only
     assert out_file.with_suffix('.gif').stat().st_size > 0 and out_file.with_suffix('.txt').exists()
     assert 'validation NLL bound' in nb2.read_text()
+    # a regular expression: every sample a string of it (judged by Python's re, not the library's automaton)
+    pattern, out_re = "[A-Z][a-z]*( [a-z]+)*[.!?]", runs_dir / 'regex.json'
+    run_papermill('sample.ipynb', runs_dir / 'regex.ipynb', {'checkpoint': str(run), 'n_samples': 4, 'steps': 8,
+                  'eval_batches': 0, 'gif': False, 'regex': pattern, 'out_file': str(out_re)})
+    s = json.loads(out_re.read_text())
+    assert s['regex'] == pattern and len(s['samples']) == 4
+    assert all(re.fullmatch(pattern, t) for t in s['samples']), s['samples']
 
 
 def test_resume_after_sigterm_is_bit_identical(reference, tmp_path):

@@ -1,6 +1,6 @@
 """The palindrome wing, built on the core: `text` (the normal form and the test), `data` (the real palindromes, their
 leak-free split, the data set `palindromes`), `corpus` (generated palindromic phrases), `mix` (the data set
-`palindromes-mix`), `constraint` (sampling palindromes by construction, word repair) and `eval` (evaluation and the
+`palindromes-mix`), `words` (the strict dictionary and the automata of palindromes made of its words), `constraint` (sampling palindromes by construction, word repair) and `eval` (evaluation and the
 command line `diffusion-lm-palindromes`). The core never imports it; it finds the data sets by name through the
 `diffusion_lm.datasets` plugins (`settings.ini`, `dataset_plugins`).
 
@@ -10,6 +10,7 @@ from .data import (palindromes_path, load_palindromes, split_by_normal_form, cas
                    prepare_palindromes, palindrome_splits)
 from .corpus import generate_palindromes, generate_exact_palindromes, word_spans, word_flags, MIN_ZIPF
 from .mix import prepare_palindromes_mix, training_texts, mix_rows
+from .words import INTERJECTIONS, strict_words, is_strict_word, all_strict_words, PalindromeWords
 from .constraint import (DEFAULT_ALPHABET, MODES, word_skeleton, palindrome_layout, PalindromeConstraint,
                          corpus_word_lengths, sample_lengths, shape_skeletons, sample_palindromes, row_texts,
                          bad_word_mask, repair_words)
@@ -18,7 +19,8 @@ from .eval import evaluate_samples, evaluate_model, results_markdown, save_resul
 __all__ = ['normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_palindromes', 'split_by_normal_form',
            'case_variants', 'fitting_split', 'prepare_palindromes', 'palindrome_splits', 'generate_palindromes',
            'generate_exact_palindromes', 'word_spans', 'word_flags', 'MIN_ZIPF', 'prepare_palindromes_mix',
-           'training_texts', 'mix_rows', 'DEFAULT_ALPHABET', 'MODES', 'word_skeleton', 'palindrome_layout',
+           'training_texts', 'mix_rows', 'INTERJECTIONS', 'strict_words', 'is_strict_word',
+           'all_strict_words', 'PalindromeWords', 'DEFAULT_ALPHABET', 'MODES', 'word_skeleton', 'palindrome_layout',
            'PalindromeConstraint', 'corpus_word_lengths', 'sample_lengths', 'shape_skeletons', 'sample_palindromes',
            'row_texts', 'bad_word_mask', 'repair_words', 'evaluate_samples', 'evaluate_model', 'results_markdown',
            'save_results', 'verdict', 'run_palindrome_sample', 'main']

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re, string, warnings
 import torch
 from ..constraints import Constraint, FixedTokens, sample_categorical
+from ..regular import constrained_draw
 import copy
 from fastcore.basics import patch
 from .data import load_palindromes
@@ -97,10 +98,16 @@ class PalindromeConstraint(Constraint):
      "mirrored pairs are drawn once.")
     def __init__(self, lengths, context_length: int | None = None, tok=None, mode: str = 'exact',
                  alphabet: str = DEFAULT_ALPHABET, word_lengths=None, skeletons=None, mask_id: int | None = None,
-                 generator: torch.Generator | None = None, seq_len: int | None = None):
+                 generator: torch.Generator | None = None, seq_len: int | None = None, words=None):
         context_length = _renamed_seq_len('PalindromeConstraint', context_length, seq_len)
         if tok is None: raise TypeError('PalindromeConstraint needs tok')
         lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
+        if words is not None:                    # a `palindromes.words.PalindromeWords`: dictionary words only
+            if mode != 'exact': raise UserError("words= needs mode='exact' (letters mode ties letters across words)")
+            bad = [n for n in lengths.unique().tolist() if not words.possible(n)]
+            if bad: raise UserError(f'no palindrome of {bad} characters is made of the given words: '
+                                    'choose other lengths (or more words)')
+        self.words = words
         if mode == 'letters' and skeletons is None:
             wl = word_lengths if word_lengths is not None else corpus_word_lengths()
             skeletons = [word_skeleton(n, wl, generator) for n in lengths.tolist()]
@@ -173,7 +180,12 @@ def check(self: PalindromeConstraint, x):
     ok_frame = ((x == self._lay('template', x)) | ~self._lay('fixed', x)).all(1)
     ok_tok = (allowed[kind].gather(-1, x[..., None])[..., 0] & (x != self.mask_id)).all(1)
     ok_mirror = (cls[x] == cls[x.gather(1, partner)]).all(1)
-    return ok_frame & ok_tok & ok_mirror
+    ok = ok_frame & ok_tok & ok_mirror
+    if self.words is not None:                                # and the first half spells dictionary words
+        for n in self.lengths.unique().tolist():
+            rows = (self.lengths == n).nonzero()[:, 0].to(x.device)
+            ok[rows] &= self.words.automaton(n).accepts(x[rows, 1:1 + (n + 1) // 2]).to(x.device)
+    return ok
 
 # %% ../../nbs/12_palindromes.ipynb #e1f7c3a9
 @patch
@@ -248,19 +260,34 @@ def _draw(self: PalindromeConstraint, probs, generator=None, greedy=False):
     pick = (lambda w: w.argmax(-1)) if greedy else (lambda w: sample_categorical(w, generator))
     q, real, ok = self._laws(probs)
     Pf = self._fold_classes(real)
-    c = pick(self._tied_law(Pf, self._fold_classes(ok))).gather(1, self._lay('lead', probs))
+    c = self._pick_leaders(self._tied_law(Pf, self._fold_classes(ok)), pick, generator, greedy)
+    c = c.gather(1, self._lay('lead', probs))
     tok_ = self._pick_case(c, real, ok, pick) if self._fold else c
     if self.mask_id < probs.shape[-1]:
         tok_ = torch.where(self._stays_masked(q, Pf, generator, greedy), self.mask_id, tok_)
     return torch.where(self._lay('fixed', probs), self._lay('template', probs), tok_)
 
 @patch
-def sample(self: PalindromeConstraint, probs, generator=None):
-    "Draw tokens `[B, L]` from `probs [B, L, V]` through the tied law."
+def _pick_leaders(self: PalindromeConstraint, law, pick, generator=None, greedy=False):
+    "Each position's class from its tied law `[B, L, V]`: independently, or with `words` jointly per row."
+    c = pick(law)
+    if self.words is None: return c
+    for n in self.lengths.unique().tolist():                 # the first halves of rows of one length at a time
+        rows, m, aut = (self.lengths == n).nonzero()[:, 0].to(law.device), (n + 1) // 2, self.words.automaton(n)
+        h = law[rows, 1:1 + m]
+        try: c[rows, 1:1 + m] = constrained_draw(aut, h, generator, greedy=greedy)
+        except UserError:                                    # the model gives every word a zero: any allowed letter
+            self.fallbacks += len(rows)
+            c[rows, 1:1 + m] = constrained_draw(aut, torch.ones_like(h), generator, greedy=greedy)
+    return c
+
+@patch
+def sample(self: PalindromeConstraint, probs, generator=None, free=None):
+    "Draw tokens `[B, L]` from `probs [B, L, V]` through the tied law (`free`: not used, the ties see every position)."
     return self._draw(probs, generator)
 
 @patch
-def argmax(self: PalindromeConstraint, logp):
+def argmax(self: PalindromeConstraint, logp, free=None):
     "The temperature-0 draw from log-probabilities `logp [B, L, V]`."
     return self._draw(logp.double().exp(), greedy=True)
 
@@ -297,7 +324,7 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
                        context_length: int | None = None, batch_size: int = 64, generator: torch.Generator | None = None,
                        device=None,
                        hook=None, repair_rounds: int = 0, repair_steps: int | None = None, repair_candidates: int = 1,
-                       return_stats: bool = False, seq_len: int | None = None, **kw):
+                       return_stats: bool = False, seq_len: int | None = None, words=None, **kw):
     "One sample text per entry of `lengths` (text lengths in bytes), with or without the palindrome constraint."
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
     context_length = _renamed_seq_len('sample_palindromes', context_length, seq_len, required=False)
@@ -314,7 +341,7 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
         sks = shape_skeletons(lb, shapes, word_lengths, skel) if mode == 'letters' and shapes is not None else None
         cons = PalindromeConstraint(lb, context_length, tok, mode=mode, alphabet=alphabet, word_lengths=word_lengths,
                                     skeletons=sks,
-                                    generator=skel)
+                                    generator=skel, words=words if constrained else None)
         c = cons if constrained else FixedTokens(cons.layout['template'], cons.layout['fixed'])
         x, st = method.sample(model, len(lb), context_length, steps=steps, sampler=sampler, generator=generator, device=device,
                               constraint=c, hook=hook if i == 0 else None, return_stats=True, **kw)

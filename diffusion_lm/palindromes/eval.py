@@ -13,6 +13,8 @@ from ..trainer import load_trained
 from .text import is_palindrome, normalize_palindrome
 from .data import palindrome_splits
 from .corpus import word_flags, MIN_ZIPF
+from .words import PalindromeWords, strict_words, all_strict_words
+from ..regular import token_chars
 from .mix import training_texts
 from .constraint import (MODES, DEFAULT_ALPHABET, sample_palindromes, sample_lengths,
                                                  corpus_word_lengths)
@@ -51,6 +53,7 @@ def evaluate_samples(texts, train_texts=(), min_zipf: float = MIN_ZIPF, lenient_
     train_forms = {normalize_palindrome(t) for t in train_texts}
     return dict(n=n, palindrome_rate=sum(map(is_palindrome, texts)) / n, empty_rate=sum(not f for f in forms) / n,
                 all_words_english=sum(bool(f) and all(f) for f in flags) / n,
+                all_words_strict=sum(map(all_strict_words, texts)) / n,
                 english_word_share=sum(map(sum, flags)) / n_words if n_words else 0.0,
                 lenient_all_words_english=sum(bool(s) and all(is_english_word(w, lenient_zipf) for w in s)
                                               for s in ws) / n,
@@ -59,6 +62,11 @@ def evaluate_samples(texts, train_texts=(), min_zipf: float = MIN_ZIPF, lenient_
                 mean_length=sum(len(t) for t in texts) / n, mean_words=n_words / n)
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #3a7e5c21
+def _fillable(lengths, words, longest: int) -> list[int]:
+    "Each length the words can fill; one they cannot moved to the next one up (every mode then draws the same lengths)."
+    ok = [n for n in range(1, longest + 1) if words.possible(n)]
+    return [min((m for m in ok if m >= n), default=ok[-1]) for n in lengths]
+
 def _run_lengths(L, train, n: int, seed: int, context_length: int):
     "`n` text lengths for `L`: drawn from the `train` palindromes that fit `context_length` for 'train', else `L` each."
     if L == 'train': return sample_lengths(train, n, torch.Generator().manual_seed(seed), context_length - 2)
@@ -95,9 +103,11 @@ def _pooled_row(mode, lengths, samples: dict, stats: dict, rows, train, min_zipf
 def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_samples: int = 64, steps: int = 64,
                    sampler: str | None = None, modes=MODES, splits: dict | None = None, repair_rounds: int = 4,
                    repair_steps: int | None = None, repair_candidates: int = 1, shapes: str | None = 'train',
-                   seed: int = 0, device=None, min_zipf: float = MIN_ZIPF, log=print, **kw) -> dict:
-    "Rows of figures (one per length and mode, constrained, with repair; pooled rows `all`) and the samples."
+                   seed: int = 0, device=None, min_zipf: float = MIN_ZIPF, log=print, words=None, **kw) -> dict:
+    ("Rows of figures (one per length and mode, constrained, with repair; pooled rows `all`) and the samples; mode "
+     "'words': exact mode with every word from `words` (default: the strict dictionary), no repair needed.")
     splits = splits or palindrome_splits()
+    if 'words' in modes and words is None: words = PalindromeWords(strict_words(min_zipf), token_chars(tok))
     train, rows, samples, stats = training_texts(splits), [], {}, {}
     kw |= dict(word_lengths=corpus_word_lengths(splits['train']), shapes=train if shapes == 'train' else None)
     context_length = getattr(getattr(model, 'cfg', None), 'context_length', 32)
@@ -106,6 +116,7 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
                          **evaluate_samples(splits['val'], train, min_zipf)))
     for L in lengths:
         lens = _run_lengths(L, splits['train'], n_samples, seed, context_length)
+        if 'words' in modes: lens = _fillable(lens, words, context_length - 2)
         def draw(**a):
             g = torch.Generator(device=device or 'cpu').manual_seed(seed)
             return sample_palindromes(model, method, tok, lens, steps=steps, sampler=sampler, return_stats=True,
@@ -114,8 +125,9 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
         unc = evaluate_samples(samples[f'{L}/unconstrained'], train, min_zipf)['palindrome_rate']
         for mode in modes:
             t0 = time.time()
-            texts, st = draw(mode=mode, repair_rounds=repair_rounds, repair_steps=repair_steps,
-                             repair_candidates=repair_candidates)
+            by_words = dict(mode='exact', words=words, repair_rounds=0) if mode == 'words' else dict(
+                mode=mode, repair_rounds=repair_rounds)
+            texts, st = draw(**by_words, repair_steps=repair_steps, repair_candidates=repair_candidates)
             samples[f'{L}/{mode}'], samples[f'{L}/{mode}/repaired'], stats[f'{L}/{mode}'] = st['unrepaired'], texts, st
             rows.append(_row(mode, L, st['unrepaired'], texts, st, train, min_zipf, unc, time.time() - t0))
             if log: log(_progress(rows[-1], texts))
@@ -202,6 +214,14 @@ def _parser() -> argparse.ArgumentParser:
                     help='characters the text may use (default: ASCII letters, digits, space, common punctuation)')
     ap.add_argument('--seed', type=int, default=0, help='random seed of the lengths and the samples')
     ap.add_argument('--min-zipf', type=float, default=MIN_ZIPF, help='wordfreq Zipf frequency a dictionary word needs')
+    ap.add_argument('--words', action='store_true',
+                    help='exact mode: every word a dictionary word by construction (strict dictionary, --words-min-zipf)')
+    ap.add_argument('--words-min-zipf', type=float, default=MIN_ZIPF,
+                    help='with --words: the wordfreq Zipf frequency a word needs to be used')
+    ap.add_argument('--one-letter-weight', type=float, default=1.0,
+                    help='with --words: factor on each use of a one-letter word (0: never, 1: as the model says)')
+    ap.add_argument('--two-letter-weight', type=float, default=1.0,
+                    help='with --words: factor on each use of a two-letter word')
     ap.add_argument('--json', default=None, metavar='FILE', help='also write the samples and the summary to this file')
     return ap
 
@@ -220,6 +240,21 @@ def _check_args(ap, a):
                  f'--repair-rounds {a.repair_rounds} >= 0')
     if a.unconstrained and a.repair_rounds: ap.error('--repair-rounds resamples under the constraint: '
                                                      'drop --unconstrained')
+    ws = (a.words_min_zipf, a.one_letter_weight, a.two_letter_weight)
+    if not all(0 <= v < float('inf') for v in ws):
+        ap.error(f'--words-min-zipf {ws[0]} --one-letter-weight {ws[1]} --two-letter-weight {ws[2]}: '
+                 'give finite numbers >= 0')
+    if a.words and (a.unconstrained or a.mode != 'exact'):
+        ap.error('--words builds on the palindrome constraint in exact mode: drop --unconstrained / --mode letters')
+
+def _possible_lengths(ap, a, words, lengths, longest: int) -> list[int]:
+    "With `--words`: each length the words can fill, a training length that they cannot moved to the next one up."
+    if a.length != 'train':
+        if not words.possible(int(a.length)):
+            ap.error(f'--length {a.length}: no palindrome of that many characters is made of the dictionary words; '
+                     'choose another length')
+        return list(lengths)
+    return _fillable(lengths, words, longest)
 
 def _cli_lengths(ap, a, train, window: int):
     "The text lengths of `--length`: drawn from the `train` palindromes for 'train', else the given length."
@@ -240,7 +275,8 @@ def _report(texts, st: dict, train, min_zipf: float, repaired: bool) -> dict:
               f"{st['repair_row_calls'] / len(texts):.1f} extra network calls per sample (sampling: "
               f"{st['row_calls'] / len(texts):.1f})")
     print(f"summary: palindromes {s['palindrome_rate']:.1%} ({round(s['palindrome_rate'] * s['n'])}/{s['n']}), "
-          f"all words English {s['all_words_english']:.1%} (lenient {s['lenient_all_words_english']:.1%}), "
+          f"all words English {s['all_words_english']:.1%} (lenient {s['lenient_all_words_english']:.1%}, "
+          f"strict dictionary {s['all_words_strict']:.1%}), "
           f"dictionary words {s['english_word_share']:.1%}, distinct {s['distinct']:.1%}, novel {s['novel']:.1%}")
     return s
 
@@ -257,13 +293,18 @@ def run_palindrome_sample(argv=None) -> dict:
     try: splits = palindrome_splits(cfg.dataset)
     except ValueError: splits = palindrome_splits('palindromes')
     lengths = _cli_lengths(ap, a, splits['train'], cfg.context_length)
+    words = None
+    if a.words:
+        words = PalindromeWords(strict_words(a.words_min_zipf), token_chars(tok),
+                                word_weight={1: a.one_letter_weight, 2: a.two_letter_weight})
+        lengths = _possible_lengths(ap, a, words, lengths, cfg.context_length - 2)
     t0 = time.time()
     texts, st = sample_palindromes(model, method, tok, lengths, steps=a.steps, sampler=a.sampler, mode=a.mode,
                                    alphabet=a.alphabet, constrained=not a.unconstrained,
                                    generator=torch.Generator(device=dev).manual_seed(a.seed), device=dev,
                                    word_lengths=corpus_word_lengths(splits['train']), shapes=training_texts(splits),
                                    repair_rounds=a.repair_rounds, repair_candidates=a.repair_candidates,
-                                   temperature=a.temperature, return_stats=True)
+                                   temperature=a.temperature, return_stats=True, words=words)
     secs = time.time() - t0
     run = 'unconstrained' if a.unconstrained else f'constrained ({a.mode})'
     print(f'{ckpt}: {cfg.method} ({cfg.graph}) on {cfg.dataset}; {a.n_samples} samples, {run}, {a.steps} steps, '
