@@ -16,7 +16,8 @@ from diffusion_lm.files import write_text_atomic
 
 SECTIONS = [
     ('Quality and ablations', ['ablations', 'quality', 'official_sedd', 'compute', 'palindromes']),
-    ('Sampling', ['judge', 'draw', 'sampling', 'sampling_budget', 'sampling_budget_more', 'sampling_budget_pooled']),
+    ('Sampling', ['judge', 'draw', 'sampling', 'sampling_budget', 'sampling_budget_more', 'sampling_budget_pooled',
+                  'constraints']),
     ('Training throughput', ['train_throughput']),
     ('GPU', ['gpu']),
 ]

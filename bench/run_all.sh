@@ -14,7 +14,7 @@ case "$mode" in
   --quick|--full) ;;
   *) echo "usage: bench/run_all.sh --quick|--full [arguments for every script]" >&2; exit 2 ;;
 esac
-scripts=${BENCH_ONLY:-"train_throughput sampling ablations quality compute palindromes gpu"}
+scripts=${BENCH_ONLY:-"train_throughput sampling ablations quality compute palindromes constraints gpu"}
 failed=()
 for s in $scripts; do
   [ -f "bench/$s.py" ] || { echo "bench/$s.py does not exist" >&2; failed+=("$s"); continue; }

@@ -613,3 +613,16 @@ def test_ablation_rows_and_figure_from_hand_records(tmp_path):
     assert math.isclose(rows['masked-torch']['gap'][0], 5 / 3) and math.isclose(rows['masked-torch']['gap'][1], 1 / 3)
     png = ablations.plot(recs, list(rows.values()), tmp_path / 'ablations.png')
     assert png.exists() and png.read_bytes()[:4] == b'\x89PNG'
+
+
+def test_constraints_quick(tmp_path):
+    "bench/constraints.py --quick: every constrained sample valid, the same network calls with and without a constraint."
+    run('constraints.py', '--quick', '--out-dir', tmp_path)
+    res = result(tmp_path, 'constraints')
+    pal = [r for r in res['rows'] if r['model'] == 'palindrome-sedd']
+    assert [r['variant'] for r in pal] == ['frame only', 'palindrome', 'palindrome + words']
+    assert len({r['calls_per_sample'] for r in pal}) == 1 and pal[0]['ratio_to_unconstrained'] == 1.0
+    assert pal[1]['palindromes'] == pal[2]['palindromes'] == 1.0 and pal[2]['all_words_strict'] == 1.0
+    reg = [r for r in res['rows'] if r['model'] == 'shakespeare-block']
+    assert [r['variant'] for r in reg] == ['unconstrained', 'play-format regex'] and reg[1]['accepted'] == 1.0
+    assert reg[0]['calls_per_sample'] == reg[1]['calls_per_sample']

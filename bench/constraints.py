@@ -1,0 +1,114 @@
+"""The cost of sampling under constraints (issue 25): network calls and wall time per sample with the palindrome
+constraint, with palindromes of dictionary words (`--words`), and with a regular expression (the play format), each
+beside the same sampler without the constraint, in the same process on the same network.
+
+The networks are the presets' sizes with random weights: the cost of a call and of a constrained draw does not
+depend on training (the draw's work depends on the automaton and on how many tokens carry mass, and random weights
+spread mass over every token, the slow case). Each variant runs `--repeats` times; the table gives the median.
+
+  python bench/constraints.py            # palindrome-sedd and shakespeare-block sizes (minutes at 2 threads)
+  python bench/constraints.py --quick    # tiny sizes, seconds (a smoke run, not a measurement)
+"""
+from __future__ import annotations
+import argparse, statistics, sys, time
+from pathlib import Path
+import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib as bl
+from diffusion_lm.model import DiffusionTransformer
+from diffusion_lm.train_config import config_from_preset
+from diffusion_lm.trainer import model_config
+from diffusion_lm.methods import make_method
+from diffusion_lm.tokenizers import ByteTokenizer, CharTokenizer
+from diffusion_lm.regular import RegularConstraint, from_regex, token_chars
+from diffusion_lm.palindromes import sample_palindromes, PalindromeWords, strict_words, all_strict_words, MIN_ZIPF
+
+PLAY = r"[A-Z][A-Z]+:\n[A-Z][a-z ,.;:'!?-]*(\n[A-Z][a-z ,.;:'!?-]*)*"
+SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def random_network(preset: str, tok, quick: bool, seed: int = 0, **sizes):
+    "The preset's method and network, weights drawn at random (N(0, 0.05)), in eval mode."
+    cfg = config_from_preset(preset, **sizes)
+    method = make_method(cfg, tok)
+    torch.manual_seed(seed)
+    net = DiffusionTransformer(model_config(cfg, method))
+    with torch.no_grad():
+        for p in net.parameters(): p.normal_(0, 0.05)
+    return cfg, method, net.eval()
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    "Median seconds of `repeats` calls of `fn` and the last result."
+    secs, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter(); out = fn(); secs.append(time.perf_counter() - t)
+    return statistics.median(secs), out
+
+
+def palindrome_rows(args, device) -> list[dict]:
+    tok = ByteTokenizer()
+    sizes = dict(n_layer=1, n_embd=32, n_head=2, cond_dim=16, context_length=32) if args.quick else {}
+    cfg, method, net = random_network('palindrome-sedd', tok, args.quick, **sizes)
+    words = PalindromeWords(strict_words(MIN_ZIPF), token_chars(tok))
+    n, steps = (4, 4) if args.quick else (args.n_samples, args.steps)
+    rows = []
+    for length in ([7] if args.quick else [8, 16, 24]):
+        base = None
+        for name, kw in (('frame only', dict(constrained=False)), ('palindrome', {}),
+                         ('palindrome + words', dict(words=words))):
+            g = lambda: torch.Generator().manual_seed(0)
+            run = lambda: sample_palindromes(net, method, tok, [length] * n, steps=steps, generator=g(), device=device,
+                                             batch_size=n, return_stats=True, **kw)
+            secs, (texts, st) = timed(run, args.repeats)
+            base = secs if base is None else base
+            rows.append(dict(model='palindrome-sedd', length=length, variant=name, n=n, steps=steps,
+                             calls_per_sample=st['calls'], seconds_per_sample=secs / n, ratio_to_unconstrained=secs / base,
+                             palindromes=sum(t == t[::-1] for t in texts) / n,
+                             all_words_strict=sum(map(all_strict_words, texts)) / n, examples=texts[:4]))
+            print(f"{length:3d} {name:20s} {secs / n * 1e3:8.1f} ms/sample  x{secs / base:.2f}  calls {st['calls']}")
+    return rows
+
+
+def regex_rows(args, device) -> list[dict]:
+    tok = CharTokenizer(SHAKESPEARE_CHARS)
+    sizes = dict(n_layer=1, n_embd=32, n_head=2, cond_dim=16, context_length=16, block_size=4) if args.quick else {}
+    cfg, method, net = random_network('shakespeare-block', tok, args.quick, **sizes)
+    n, L = (2, 16) if args.quick else (args.n_samples, cfg.context_length)
+    con = RegularConstraint(from_regex(PLAY, token_chars(tok)))
+    rows, base = [], None
+    for name, c in (('unconstrained', None), ('play-format regex', con)):
+        run = lambda: method.sample(net, n, L, steps=L, generator=torch.Generator().manual_seed(0), device=device,
+                                    constraint=c, return_stats=True)
+        secs, (x, st) = timed(run, args.repeats)
+        base = secs if base is None else base
+        ok = con.check(x).double().mean().item()
+        rows.append(dict(model='shakespeare-block', length=L, variant=name, n=n, steps=L, calls_per_sample=st['nfe'],
+                         seconds_per_sample=secs / n, ratio_to_unconstrained=secs / base, accepted=ok,
+                         examples=tok.decode_batch(x[:2].cpu())))
+        print(f"{L:3d} {name:20s} {secs / n * 1e3:8.1f} ms/sample  x{secs / base:.2f}  calls {st['nfe']}  accepted {ok:.2f}")
+    return rows
+
+
+def main(argv=None):
+    ap = bl.common_args(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    ap.add_argument('--n-samples', type=int, default=32, help='samples per variant and length (one batch)')
+    ap.add_argument('--steps', type=int, default=64, help='palindrome sampler steps')
+    ap.add_argument('--repeats', type=int, default=3, help='timed runs per variant (the median is reported)')
+    args = ap.parse_args(argv)
+    if args.quick: args.repeats = 1
+    device = bl.setup(args)
+    res = bl.new_result('constraints', args, device)
+    res['rows'] = palindrome_rows(args, device) + regex_rows(args, device)
+    table = bl.md_table(['model', 'length', 'variant', 'calls/sample', 'ms/sample', 'x unconstrained', 'valid'],
+                        [[r['model'], r['length'], r['variant'], r['calls_per_sample'], bl.fmt(r['seconds_per_sample'] * 1e3, 1),
+                          bl.fmt(r['ratio_to_unconstrained'], 2),
+                          bl.fmt(r.get('all_words_strict', r.get('accepted')), 2)] for r in res['rows']])
+    md = ('### Sampling under constraints: cost\n\nRandom-weight networks of the presets\' sizes (the cost does not depend '
+          'on training); median of the timed runs; "valid": share of samples of strict dictionary words (palindromes) '
+          'or accepted by the regular expression.\n\n' + table)
+    bl.save_result(res, md, bl.out_dir(args))
+
+
+if __name__ == '__main__':
+    main()
