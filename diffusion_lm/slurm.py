@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from . import __version__
-from .runtime import UserError, ArgParser, run_cli, parse_value
+from .errors import UserError
+from .cli import ArgParser, run_cli
+from .config_values import parse_value
 from .checkpoint import find_latest_checkpoint
 from .finetune import latest_checkpoint
 from .slurm_script import (LAUNCHERS, SlurmJob, default_runs_root, run_dir_of, run_params,
