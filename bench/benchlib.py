@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from diffusion_lm import model_size
 from diffusion_lm.data import prepare_dataset, open_split
-from diffusion_lm.runtime import resolve_device
+from diffusion_lm.devices import resolve_device
 from diffusion_lm.trainer import TrainConfig, train, evaluate, load_trained
 from diffusion_lm.runs import read_jsonl
 

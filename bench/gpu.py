@@ -100,7 +100,7 @@ def run_preset(label, over: dict, compiled: bool, device, seconds: float, max_st
     import torch
     import benchlib as bl
     from diffusion_lm.trainer import TrainConfig, prepare_run, build_model, train_step
-    from diffusion_lm.runtime import make_optimizer, make_scheduler
+    from diffusion_lm.optim import make_optimizer, make_scheduler
     from diffusion_lm.data import RandomBatches
     t_start = time.perf_counter()
     over = {**over, 'out_dir': 'runs/unused', 'init_from': None, 'device': str(device), 'compile': compiled, 'dropout': 0.0,

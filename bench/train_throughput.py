@@ -4,7 +4,7 @@ not wall times), and the peak memory of a training step.
     python bench/train_throughput.py            # the CPU sizes (the GPU sizes on CUDA); a few minutes at 1 thread
     python bench/train_throughput.py --quick    # tiny, seconds
 
-Every variant is built by the library (`TrainConfig` -> `make_method`, `trainer.build_model`, `runtime.make_optimizer`,
+Every variant is built by the library (`TrainConfig` -> `make_method`, `trainer.build_model`, `optim.make_optimizer`,
 `make_scheduler`) and stepped by the trainer's own `trainer.train_step` (forward + backward under its autocast, bf16 on
 CUDA, gradient clipping, AdamW, the LR schedule; no EMA, no logging). After `--warmup` steps each, every repetition
 runs `--steps` steps of each variant in turn (the order rotates); tokens/s counts the training characters (batch x
@@ -23,7 +23,7 @@ import torch
 import benchlib as bl
 from diffusion_lm.trainer import TrainConfig, build_model, train_step
 from diffusion_lm.methods import make_method
-from diffusion_lm.runtime import make_optimizer, make_scheduler
+from diffusion_lm.optim import make_optimizer, make_scheduler
 from diffusion_lm.data import RandomBatches, prepare_dataset, load_tokenizer
 
 VARIANTS = {   # name: TrainConfig overrides

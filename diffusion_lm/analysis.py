@@ -9,7 +9,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from .data import load_metadata, open_split, load_tokenizer
 from .tokenizers import token_glyph, render_ids
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['token_counts', 'plot_token_frequencies', 'save_fig', 'text_lengths_in_rows', 'plot_length_hist', 'batch_composition',

@@ -8,9 +8,9 @@ import torch
 from .constraints import Constraint
 from .model import model_device, DiffusionTransformer
 from .masked import subs_logits, sample_t, ESTIMATORS
-from .runtime import eval_mode, unwrap
+from .model_helpers import eval_mode, unwrap
 from .samplers import sampler_name, _check_options, _prepare_state, fill_block
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['check_block_size', 'block_causal_mask', 'block_diffusion_mask', 'block_logits', 'block_mask', 'block_diffusion_loss',

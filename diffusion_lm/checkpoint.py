@@ -12,7 +12,9 @@ import torch
 from torch import nn
 from safetensors.torch import save_file, load_file
 from . import __version__
-from .runtime import unwrap, UserError, explain_os_error
+from .model_helpers import unwrap
+from .errors import UserError
+from .files import explain_os_error
 from .files import (fsync_file, write_text_synced, write_text_atomic, atomic_dir, remove_dir, sweep_stale,
                                 TEMP_RE)
 from .state import capture_rng_state, restore_rng_state, check_compatible

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 from fastcore.basics import patch
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['sample_categorical', 'Constraint', 'FixedTokens']

@@ -8,7 +8,8 @@ import configparser, hashlib, importlib, importlib.metadata, json, os, re, time,
 from pathlib import Path
 import numpy as np
 import torch
-from .runtime import repo_root, UserError
+from .paths import repo_root
+from .errors import UserError
 from .files import atomic_dir, remove_dir
 from .tokenizers import ByteTokenizer, CharTokenizer, tokenizer_to_dict, tokenizer_from_dict
 

@@ -10,11 +10,17 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from .runtime import (UserError, check_types, check_range, check_choice, apply_overrides, parse_overrides,
-                                  add_set_argument, ArgParser, run_cli, project_path, autocast_context, free_memory,
-                                  setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock,
-                                  make_optimizer, make_scheduler, unwrap, eval_mode, mean_over_ranks, progress_bar,
-                                  remove_pid_file)
+from .errors import UserError
+from .config_values import check_types, check_range, check_choice, apply_overrides, parse_overrides
+from .cli import add_set_argument, ArgParser, run_cli
+from .paths import project_path
+from .devices import resolve_precision, autocast_context, free_memory
+from .distributed import setup_distributed, teardown_distributed, DistInfo, mean_over_ranks
+from .signals import StopFlag
+from .locks import RunLock, remove_pid_file
+from .optim import make_optimizer, make_scheduler
+from .model_helpers import unwrap, eval_mode
+from .progress import progress_bar
 from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
@@ -107,9 +113,6 @@ def validate(c: FinetuneConfig):
                         '["q_proj", "v_proj"]')
 
 # %% ../nbs/16_finetune.ipynb #c3883764
-def _bf16(cfg: FinetuneConfig, device) -> bool:
-    return cfg.precision == 'bf16' or (cfg.precision == 'auto' and device.type == 'cuda')
-
 def _dtype(cfg: FinetuneConfig, device) -> str:
     if cfg.dtype != 'auto': return cfg.dtype
     # (FSDP2: one dtype per unit)
@@ -136,7 +139,7 @@ def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
                         trust_remote_code=cfg.trust_remote_code)
     gc = cfg.gradient_checkpointing and (enable_gradient_checkpointing(m.hf) or enable_block_checkpointing(m) > 0)
     if cfg.lora: apply_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
-    if sharded: shard_model(m, mixed_precision='bf16' if _bf16(cfg, device) else 'fp32')
+    if sharded: shard_model(m, mixed_precision=resolve_precision(cfg.precision, device))
     return m.train(), gc
 
 # %% ../nbs/16_finetune.ipynb #97bfae6f
@@ -378,7 +381,7 @@ def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tu
     if not (p / 'config.json').is_file(): raise FileNotFoundError(f'{p}: no config.json there; '
                                                                   'give model=FOLDER of a Hugging Face model')
     shape = shape_from_config(json.loads((p / 'config.json').read_text()))
-    prec = 'bf16' if cfg.precision == 'bf16' or (cfg.precision == 'auto' and gpu) else 'fp32'
+    prec = resolve_precision(cfg.precision, 'cuda' if gpu else 'cpu')
     rows = plan(shape, cfg.max_length, cfg.batch_size, devices=devices, precision=prec, lora_rank=cfg.lora_rank,
                 fused_optimizer=gpu)
     mode = 'lora' if cfg.lora else 'fsdp2' if cfg.fsdp else 'full'

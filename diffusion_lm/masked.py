@@ -9,8 +9,8 @@ from collections.abc import Callable
 from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
-from .runtime import eval_mode
-from .runtime import UserError
+from .model_helpers import eval_mode
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['ESTIMATORS', 'subs_logits', 'sample_t', 'prompt_mask_from_lengths', 'forward_mask', 'random_length', 'token_nll',

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 import torch
 from .model_size import fmt_bytes
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['LLADA_8B', 'OPTIMIZER_STATE', 'MODES', 'ModelShape', 'shape_from_config', 'lora_params', 'block_activation_bytes',

@@ -14,8 +14,8 @@ from .masked import masked_diffusion_loss, sample_t, ESTIMATORS, NoiseLevelSampl
 from .samplers import masked_sample, restrict_logp, SAMPLERS, ALIASES
 from .block import block_diffusion_loss, block_sample, check_block_size
 from .sedd import get_graph, get_noise, sedd_loss, sedd_sample, SEDD_SAMPLERS
-from .runtime import eval_mode
-from .runtime import UserError
+from .model_helpers import eval_mode
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['METHODS', 'METHOD_ALIASES', 'Method', 'Autoregressive', 'MaskedDiffusion', 'SEDD', 'BlockDiffusion', 'make_method']

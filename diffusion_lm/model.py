@@ -10,7 +10,7 @@ from fastcore.basics import patch
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['INITS', 'GELUS', 'RENAMED', 'TIME_FREQ_DIM', 'ModelConfig', 'rotary_cos_sin', 'rotate_half', 'apply_rotary',

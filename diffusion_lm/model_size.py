@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 import torch
 from .model import ModelConfig, TIME_FREQ_DIM
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'OPTIMIZER_BYTES', 'CPU_PRESET', 'GPU_PRESET', 'GRID_N_EMBD', 'GRID_N_LAYER', 'param_breakdown',

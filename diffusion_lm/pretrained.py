@@ -8,7 +8,8 @@ import json, shutil, warnings
 from pathlib import Path
 import torch
 import torch.nn as nn
-from .runtime import UserError, unwrap
+from .errors import UserError
+from .model_helpers import unwrap
 from .files import atomic_dir
 
 # %% auto #0

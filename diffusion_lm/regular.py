@@ -5,7 +5,7 @@ from __future__ import annotations
 import interegular
 import torch
 from .constraints import Constraint, sample_categorical
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['Automaton', 'token_chars', 'from_regex', 'from_words', 'completion_weights', 'constrained_draw', 'RegularConstraint']

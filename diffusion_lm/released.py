@@ -9,7 +9,7 @@ from .model import ModelConfig, DiffusionTransformer
 from .methods import SEDD
 from .sedd import get_noise
 from .files import atomic_dir
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'sedd_config', 'sedd_state_dict', 'official_state_dict', 'HFTokenizer', 'gpt2_tokenizer',

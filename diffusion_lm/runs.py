@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, time, warnings
 from pathlib import Path
 from . import __version__
-from .runtime import UserError
+from .errors import UserError
 from .files import write_text_atomic
 from .checkpoint import load_weights, check_compatible, list_checkpoints, load_config
 

@@ -11,8 +11,8 @@ import torch
 from .constraints import Constraint
 from .model import model_device, DiffusionTransformer
 from .masked import subs_logits
-from .runtime import eval_mode, unwrap
-from .runtime import UserError
+from .model_helpers import eval_mode, unwrap
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'ALIASES', 'REMASKS', 'CACHES', 'get_num_transfer_tokens', 'restrict_logp', 'draw_tokens', 'guided_logits',

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.distributed as dist
 from torch.utils.checkpoint import checkpoint
 from .files import atomic_dir, replace_dir, fsync_tree, temp_sibling
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'CKPT_META', 'find_blocks', 'lora_target_regex', 'apply_lora', 'save_adapter', 'load_adapter',
@@ -237,7 +237,7 @@ def shard_model(model: nn.Module, mesh=None, mixed_precision: str = 'bf16', resh
 CKPT_META = 'checkpoint.json'
 
 def _shared_temp(path: Path) -> Path:
-    "Rank 0's temporary sibling name for `path` (runtime.temp_sibling), the same on every rank."
+    "Rank 0's temporary sibling name for `path` (files.temp_sibling), the same on every rank."
     name = [str(temp_sibling(path)) if _rank() == 0 else None]
     if dist.is_initialized(): dist.broadcast_object_list(name, src=0)
     return Path(name[0])

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from .constraints import Constraint, sample_categorical
 from .model import model_device
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['SEDD_SAMPLERS', 'Noise', 'LogLinearNoise', 'GeometricNoise', 'get_noise', 'log_expm1', 'Graph', 'UniformGraph',

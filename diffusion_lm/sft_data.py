@@ -8,7 +8,7 @@ import functools, json, re
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .runtime import UserError
+from .errors import UserError
 from .files import write_text_atomic
 
 # %% auto #0

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from . import __version__
-from .runtime import UserError, ArgParser, run_cli, parse_value
+from .errors import UserError
+from .cli import ArgParser, run_cli
+from .config_values import parse_value
 from .checkpoint import find_latest_checkpoint
 from .files import write_text_atomic
 from .runs import claim_folder

@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 import yaml
 from . import __version__
-from .runtime import repo_root, UserError
+from .paths import repo_root
+from .errors import UserError
 from .trainer import TrainConfig, config_from_preset
 from .finetune import FinetuneConfig
 

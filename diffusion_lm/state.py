@@ -7,7 +7,7 @@ from __future__ import annotations
 import random, warnings
 import numpy as np
 import torch
-from .runtime import unwrap
+from .model_helpers import unwrap
 
 # %% auto #0
 __all__ = ['capture_rng_state', 'restore_rng_state', 'check_compatible']

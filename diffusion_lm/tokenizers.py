@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from collections.abc import Iterable, Sequence
 from fastcore.basics import patch
-from .runtime import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['ByteTokenizer', 'CharTokenizer', 'tokenizer_to_dict', 'tokenizer_from_dict', 'token_glyph', 'render_ids']

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, asdict
-from .runtime import UserError, check_types, check_range, check_choice, apply_overrides
+from .errors import UserError
+from .config_values import check_types, check_range, check_choice, apply_overrides
 from .methods import METHODS, METHOD_ALIASES
 from .regular import from_regex
 
@@ -164,7 +165,8 @@ def config_from_preset(preset: str | None = None, **overrides) -> TrainConfig:
 # %% ../nbs/08b_train_config.ipynb #47e39b43
 import ast, inspect, io, tokenize
 from pathlib import Path
-from .runtime import coerce_field, project_path
+from .config_values import coerce_field
+from .paths import project_path
 
 def field_comments(cls, src: str | None = None) -> dict:
     ("Each field of dataclass `cls` -> the comment at the end of its line in the class source ('' if none); "

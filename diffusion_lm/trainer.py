@@ -11,11 +11,17 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from .runtime import (UserError, add_set_argument,
-                                  ArgParser, run_cli, project_path, resolve_device, autocast_context, free_memory,
-                                  setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock, make_optimizer,
-                                  make_scheduler, make_ema, eval_mode, parse_overrides, one_line, progress_bar,
-                                  remove_pid_file)
+from .errors import UserError, one_line
+from .cli import add_set_argument, ArgParser, run_cli
+from .paths import project_path
+from .devices import resolve_device, resolve_precision, autocast_context, free_memory
+from .distributed import setup_distributed, teardown_distributed, DistInfo
+from .signals import StopFlag
+from .locks import RunLock, remove_pid_file
+from .optim import make_optimizer, make_scheduler, make_ema
+from .model_helpers import eval_mode
+from .config_values import parse_overrides
+from .progress import progress_bar
 from .data import (prepare_dataset, load_metadata, load_tokenizer, RandomBatches, open_split, eval_batches,
                                step_seed)
 from .tokenizers import tokenizer_from_dict, CharTokenizer, ByteTokenizer
@@ -25,7 +31,8 @@ from .methods import make_method
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
 from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from, claim_folder
-from .runtime import explain_os_error, mean_over_ranks
+from .files import explain_os_error
+from .distributed import mean_over_ranks
 from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints
@@ -71,8 +78,8 @@ def _check_fits_data(cfg, meta, length):
 def check_memory(cfg: TrainConfig, method, device, world: int = 1):
     "A UserError if a training step's estimated memory exceeds what the device has free."
     mc = model_config(cfg, method)
-    prec = 'bf16' if cfg.precision == 'bf16' or (cfg.precision == 'auto' and device.type == 'cuda') else 'fp32'
-    need = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length), precision=prec,
+    need = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length),
+                           precision=resolve_precision(cfg.precision, device),
                            ema=cfg.ema_decay > 0).total
     free = free_memory(device)
     if free is not None and need > 0.9 * free:

@@ -32,7 +32,7 @@ def reading_order(paths):
     "index first, then the numbered notebooks, then the workflow notebooks, then any others by name."
     def key(p):
         if p.stem == 'index': return (0, 0, '')
-        if re.match(r'^\d+_', p.stem): return (1, int(p.stem.split('_')[0]), p.stem)
+        if m := re.match(r'^(\d+)[a-z]*_', p.stem): return (1, int(m[1]), p.stem)     # 00_, 00a_, 00b_, ... 16a_
         if p.stem in WORKFLOW_ORDER: return (2, WORKFLOW_ORDER.index(p.stem), '')
         return (3, 0, p.stem)
     return sorted(paths, key=key)

@@ -2,7 +2,7 @@
 
 Each row runs one command in a scratch folder that its `setup` filled: the trainer (`diffusion-lm-train`), the
 SLURM and palindrome command lines, the papermill notebooks (`nbs/train.ipynb`, `nbs/sample.ipynb`), or a call
-into the data and checkpoint code made the way a command line makes it (`runtime.run_cli`). It asserts the
+into the data and checkpoint code made the way a command line makes it (`cli.run_cli`). It asserts the
 exit code (2 for a user error), ONE line on stderr naming the problem (no traceback), and that every file that
 existed before is byte-identical afterwards (sha256 of the whole scratch tree; the run lock `.lock`, which every
 start takes and every end deletes, aside) and that no checkpoint appeared -- unless the row's `after` says which files may change
@@ -27,7 +27,8 @@ from typing import Callable
 import pytest, torch
 from conftest import ROOT, kernel_name, until
 from diffusion_lm import trainer, slurm, slurm_script, palindromes, finetune
-from diffusion_lm.runtime import run_cli, make_optimizer, make_ema
+from diffusion_lm.cli import run_cli
+from diffusion_lm.optim import make_optimizer, make_ema
 from diffusion_lm.files import TEMP_RE
 from diffusion_lm.checkpoint import load_checkpoint, list_checkpoints, find_latest_checkpoint, save_checkpoint, load_weights
 from diffusion_lm.data import prepare_shakespeare

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 from conftest import ROOT
 from diffusion_lm.testing import make_tiny_llada
 from diffusion_lm.sft_data import write_jsonl
-from diffusion_lm.runtime import DistInfo, make_optimizer
+from diffusion_lm.distributed import DistInfo
+from diffusion_lm.optim import make_optimizer
 from diffusion_lm.trainer import train_step
 from diffusion_lm.memory_plan import measure_step_peak
 from diffusion_lm.model_size import fmt_bytes

@@ -140,10 +140,10 @@ def torchrun(*args, n=2):
 
 
 def test_mean_over_ranks_reaches_every_rank(tmp_path):
-    "Under 2 gloo processes the loss is averaged and one rank's stop flag stops both (`runtime.mean_over_ranks`)."
+    "Under 2 gloo processes the loss is averaged and one rank's stop flag stops both (`distributed.mean_over_ranks`)."
     script = tmp_path / 'sum.py'
     script.write_text("import json, torch, torch.distributed as dist\n"
-                      "from diffusion_lm.runtime import DistInfo, mean_over_ranks\n"
+                      "from diffusion_lm.distributed import DistInfo, mean_over_ranks\n"
                       "dist.init_process_group('gloo'); r = dist.get_rank(); d, cpu = DistInfo(r, 2, r), torch.device('cpu')\n"
                       "got = [r, mean_over_ranks(r == 1, d, cpu) > 0, mean_over_ranks(1.5 + r, d, cpu)]\n"
                       f"open(f'{tmp_path}/rank{{r}}.json', 'w').write(json.dumps(got))\n"    # one file a rank: no interleaving
@@ -216,7 +216,7 @@ def test_runs_from_before_gates_load_unchanged(name, tmp_path):
     "Checkpoints written before residual gates existed (commit fbfbccc) load as they were trained, same logits."
     from diffusion_lm.trainer import load_trained, TrainConfig
     from diffusion_lm.runs import check_same_run
-    from diffusion_lm.runtime import UserError
+    from diffusion_lm.errors import UserError
     run = ROOT / 'tests' / 'fixtures' / 'runs_before_gates' / name
     ref = json.loads((run / 'reference_logits.json').read_text())
     model, method, tok, cfg = load_trained(run, which='model')

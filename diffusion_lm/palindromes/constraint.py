@@ -12,7 +12,7 @@ import copy
 from fastcore.basics import patch
 from .data import load_palindromes
 from .corpus import word_bounds, word_flags, MIN_ZIPF
-from ..runtime import UserError
+from ..errors import UserError
 
 # %% auto #0
 __all__ = ['DEFAULT_ALPHABET', 'MODES', 'word_skeleton', 'palindrome_layout', 'PalindromeConstraint', 'corpus_word_lengths',

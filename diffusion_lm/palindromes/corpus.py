@@ -9,11 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
 from fastcore.basics import patch_to
-from ..runtime import progress_bar
+from ..progress import progress_bar
 from ..data import data_dir
 from .text import normalize_palindrome
 from .data import load_palindromes, palindrome_splits
-from ..runtime import UserError
+from ..errors import UserError
 
 # %% auto #0
 __all__ = ['DICTIONARIES', 'NOT_WORDS', 'SHORT_WORDS', 'PRONOUN_I', 'MIN_ZIPF', 'GEN_MIN_ZIPF', 'ALPHA', 'STYLE', 'words_dir',

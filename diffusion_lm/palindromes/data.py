@@ -10,7 +10,7 @@ import numpy as np
 from ..data import (data_dir, prepared_dir, read_text, prepare_dataset, byte_rows_metadata, write_text_rows,
                                _prepare, _check_byte_options, _file_md5)
 from .text import normalize_palindrome
-from ..runtime import UserError
+from ..errors import UserError
 
 # %% auto #0
 __all__ = ['palindromes_path', 'load_palindromes', 'split_by_normal_form', 'case_variants', 'fitting_split',

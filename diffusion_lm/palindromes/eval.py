@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse, json, re, sys, time
 from pathlib import Path
 import torch
-from ..runtime import ArgParser, run_cli, resolve_device, project_path
+from ..cli import ArgParser, run_cli
+from ..devices import resolve_device
+from ..paths import project_path
 from ..checkpoint import read_newest
 from ..trainer import load_trained
 from .text import is_palindrome, normalize_palindrome
@@ -18,7 +20,7 @@ from ..regular import token_chars
 from .mix import training_texts
 from .constraint import (MODES, DEFAULT_ALPHABET, sample_palindromes, sample_lengths,
                                                  corpus_word_lengths)
-from ..runtime import UserError
+from ..errors import UserError
 
 # %% auto #0
 __all__ = ['COLUMNS', 'words_of', 'is_english_word', 'evaluate_samples', 'evaluate_model', 'results_markdown', 'save_results',

@@ -12,7 +12,7 @@ from ..data import (byte_rows_metadata, write_text_rows, prepared_dir, _prepare,
 from .data import load_palindromes, palindromes_path, fitting_split
 from .corpus import (generate_palindromes, generate_exact_palindromes, GEN_MIN_ZIPF, ALPHA,
                                              word_spans, save_png)
-from ..runtime import UserError
+from ..errors import UserError
 
 # %% auto #0
 __all__ = ['MAX_ROWS', 'N_GENERATED', 'GENERATED_SHARE', 'EXACT_SHARE', 'MIX_MIN_ZIPF', 'MIX_ALPHA', 'mix_rows',

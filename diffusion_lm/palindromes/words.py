@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from ..regular import Automaton, completion_weights
 from .corpus import dictionary, SHORT_WORDS, zipf
-from ..runtime import UserError
+from ..errors import UserError
 
 # %% auto #0
 __all__ = ['INTERJECTIONS', 'strict_words', 'is_strict_word', 'all_strict_words', 'PalindromeWords']
