@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from .runtime import (UserError, check_types, check_range, check_choice, apply_overrides, parse_overrides,
+from .runtime import (UserError, check_types, check_range, check_choice, parse_overrides,
                                   add_set_argument, ArgParser, run_cli, project_path, autocast_context, free_memory,
                                   setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock,
                                   make_optimizer, make_scheduler, unwrap, eval_mode, mean_over_ranks, progress_bar,
@@ -19,6 +19,7 @@ from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step
+from .train_config import check_field_names
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
 from .runs import append_jsonl, truncate_jsonl
@@ -82,7 +83,10 @@ class FinetuneConfig:
     def __post_init__(self): validate(self)
     def to_dict(self) -> dict: return asdict(self)
     @classmethod
-    def from_dict(cls, d: dict) -> FinetuneConfig: return apply_overrides(cls, d)
+    def from_dict(cls, d: dict) -> FinetuneConfig:
+        "A config from a dict; an unknown field is an error naming the closest one, the values are checked once."
+        check_field_names(cls, d)
+        return cls(**d)
 
 # %% ../nbs/16_finetune.ipynb #be5b0b8a
 _CHOICES = dict(lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'),

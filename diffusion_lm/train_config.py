@@ -6,12 +6,13 @@
 from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, asdict
-from .runtime import UserError, check_types, check_range, check_choice, apply_overrides
+from .runtime import UserError, check_types, check_range, check_choice, coerce_field
 from .methods import METHODS, METHOD_ALIASES
 
 # %% auto #0
-__all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell',
-           'notebook_params', 'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
+__all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'check_field_names', 'validate', 'config_from_preset', 'field_comments',
+           'parameters_cell', 'notebook_params', 'SampleConfig', 'sample_output_path', 'notebook_parameter_cells',
+           'sync_parameter_cells']
 
 # %% ../nbs/08b_train_config.ipynb #1e1de1c2
 @dataclass
@@ -75,10 +76,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        "A config from a dict (older field names accepted); unknown or mistyped fields are errors that name them."
-        return apply_overrides(cls, {RENAMED.get(k, k): v for k, v in d.items()})
+        ("A config from a dict (older field names accepted); unknown or mistyped fields are errors that name them. "
+         "The values are typed and checked once, by `validate` as the config is made.")
+        d = {RENAMED.get(k, k): v for k, v in d.items()}
+        check_field_names(cls, d)
+        return cls(**d)
 
 RENAMED = {'sequence_length': 'context_length'}   # field names of earlier versions
+
+def check_field_names(cls, names):
+    "A UserError naming the closest field for the first of `names` that dataclass `cls` has no field for."
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for k in names:
+        if k not in fields: coerce_field(cls, k, None)     # raises: "has no field 'k'; did you mean ...?"
 
 # %% ../nbs/08b_train_config.ipynb #b71f1521
 _CHOICES = dict(graph=('absorbing', 'uniform'), noise=('loglinear', 'geometric'), estimator=('time', 'count'),
@@ -187,24 +197,19 @@ def parameters_cell(cls, lead: dict | None = None, defaults: bool = True, src: s
 # %% ../nbs/08b_train_config.ipynb #ac5fa75b
 def notebook_params(ns: dict, before, cls, extra=()) -> dict:
     ("The parameters a notebook run was given: every public name assigned in namespace `ns` since the snapshot "
-     "`before` (the parameters cell and papermill's injected cell), checked and typed as `--set` types `cls`'s "
-     "fields; names in `extra` pass through untyped. `None` values are left out (None: the preset's or the "
-     "run's value). An unknown name is a UserError naming the closest field, before any work.")
+     "`before` (the parameters cell and papermill's injected cell), as given: `cls` types and checks them once, "
+     "when the config is made. Names in `extra` are the notebook's own. `None` values are left out (None: the "
+     "preset's or the run's value). An unknown name is a UserError naming the closest field, before any work.")
     given = {k: v for k, v in ns.items() if k not in before and not k.startswith('_')}
-    out, names = {}, _field_names(cls)
-    for k, v in given.items():
-        if k in extra: out[k] = v
-        elif k not in names:
-            try: coerce_field(cls, k, v)
-            except UserError as e:
-                raise UserError(str(e).replace(f'{cls.__name__} has no field', 'this notebook has no parameter', 1)
-                                + (f" (its own: {', '.join(extra)})" if extra else '')) from None
-        elif v is not None:
-            try: out[k] = coerce_field(cls, k, v)
-            except UserError as e: raise UserError(f'parameter {k}: {e}') from None
-    return out
+    try: check_field_names(cls, [k for k in given if k not in extra])
+    except UserError as e:
+        raise UserError(str(e).replace(f'{cls.__name__} has no field', 'this notebook has no parameter', 1)
+                        + (f" (its own: {', '.join(extra)})" if extra else '')) from None
+    return {k: v for k, v in given.items() if k in extra or not _is_none(cls, k, v)}
 
-def _field_names(cls) -> set: return {f.name for f in dataclasses.fields(cls)}
+def _is_none(cls, k, v) -> bool:
+    "True for None, and for the text 'None' given for a field that takes None (papermill -r passes it as text)."
+    return v is None or (v == 'None' and coerce_field(cls, k, v) is None)
 
 # %% ../nbs/08b_train_config.ipynb #d6022870
 @dataclass

@@ -4,8 +4,8 @@
 
 # %% ../nbs/09_trainer.ipynb #50941f85
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, sys, time
-from dataclasses import dataclass
+import argparse, copy, json, math, os, sys, time
+from dataclasses import dataclass, field
 from pathlib import Path
 from contextlib import nullcontext
 import torch
@@ -20,7 +20,7 @@ from .data import (prepare_dataset, load_metadata, load_tokenizer, RandomBatches
                                step_seed)
 from .tokenizers import tokenizer_from_dict, CharTokenizer, ByteTokenizer
 from .model import ModelConfig, DiffusionTransformer, num_params
-from .model_size import memory_estimate, fmt_bytes
+from .model_size import memory_estimate, fmt_bytes, MemoryEstimate
 from .methods import make_method
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
@@ -38,7 +38,8 @@ __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
 class Run:
-    "What `prepare_run` found: the config with its length set, the data, tokenizer and method."
+    ("What `prepare_run` found: the config with its length set, the data, tokenizer and method, the process's place "
+     "in the group and its device, and the memory estimate of a training step it checked.")
     cfg: TrainConfig
     data_path: Path
     meta: dict
@@ -46,6 +47,9 @@ class Run:
     method: object
     length: int
     max_steps: int
+    dinfo: DistInfo = field(default_factory=DistInfo)
+    device: torch.device = torch.device('cpu')
+    memory: MemoryEstimate | None = None
 
 # %% ../nbs/09_trainer.ipynb #e0066c88
 def model_config(cfg: TrainConfig, method, **changes) -> ModelConfig:
@@ -66,20 +70,23 @@ def _check_fits_data(cfg, meta, length):
         if n < length: raise UserError(f'context_length={length} is longer than the {split} split of {cfg.dataset} '
                                        f'({n} tokens); '
                                        f'use context_length <= {min(meta["train_tokens"], meta["val_tokens"])}')
+    if cfg.method == 'block' and length % cfg.block_size:        # rows: the length is the row width, not checked yet
+        raise UserError(f'TrainConfig.block_size={cfg.block_size} must divide the rows of {cfg.dataset} ({length} '
+                        'tokens each, its context_length); give a block_size that divides it')
 
 # %% ../nbs/09_trainer.ipynb #b9c0c00f
-def check_memory(cfg: TrainConfig, method, device, world: int = 1):
-    "A UserError if a training step's estimated memory exceeds what the device has free."
+def check_memory(cfg: TrainConfig, method, device, world: int = 1) -> MemoryEstimate:
+    "The estimated memory of a training step; a UserError if it exceeds what the device has free."
     mc = model_config(cfg, method)
     prec = 'bf16' if cfg.precision == 'bf16' or (cfg.precision == 'auto' and device.type == 'cuda') else 'fp32'
-    need = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length), precision=prec,
-                           ema=cfg.ema_decay > 0).total
-    free = free_memory(device)
+    est = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length), precision=prec,
+                          ema=cfg.ema_decay > 0)
+    need, free = est.total, free_memory(device)
     if free is not None and need > 0.9 * free:
         raise UserError(f'a training step needs about {fmt_bytes(need)} but {device} has {fmt_bytes(free)} free '
                         f'(batch_size={cfg.batch_size}, context_length={cfg.context_length}); '
                         'lower them or use a larger device')
-    return need
+    return est
 
 # %% ../nbs/09_trainer.ipynb #b9c0c010
 def _check_sampling(cfg: TrainConfig, method):
@@ -112,22 +119,34 @@ def _dry_run_sampling(cfg: TrainConfig, method):
                         'sample_options, sample_steps or temperature') from e
 
 # %% ../nbs/09_trainer.ipynb #d1dea1ba
-def prepare_run(cfg: TrainConfig, dinfo: DistInfo = DistInfo(), device=torch.device('cpu')) -> Run:
-    "Prepare the data and check `cfg` against it and the device's memory before any work starts."
+def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, device=None) -> Run:
+    ("Read `config` (a dict is checked here, once), join the process group (unless `dinfo` and `device` are given), "
+     "prepare the data and check the config against it and the device's memory before any work starts.")
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    if dinfo is None or device is None:
+        d, dev = setup_distributed(cfg.device)
+        dinfo, device = (d if dinfo is None else dinfo), (dev if device is None else device)
     if dinfo.is_main: data_path = prepare_dataset(cfg.dataset)
     if dinfo.world_size > 1: dist.barrier()
     if not dinfo.is_main: data_path = prepare_dataset(cfg.dataset)
     meta, tok = load_metadata(data_path), load_tokenizer(data_path)
     length = meta['row_width'] if meta['layout'] == 'rows' else cfg.context_length
-    cfg = dataclasses.replace(cfg, context_length=length)
+    cfg = _derived(cfg, context_length=length)
     _check_fits_data(cfg, meta, length)
     method = make_method(cfg, tok)
     _check_sampling(cfg, method)
-    check_memory(cfg, method, device, dinfo.world_size)
+    memory = check_memory(cfg, method, device, dinfo.world_size)
     _dry_run_sampling(cfg, method)           # after the memory check: it runs a (tiny) model
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * length
     max_steps = cfg.max_steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * meta['train_tokens'] / per_step))
-    return Run(dataclasses.replace(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, length, max_steps)
+    return Run(_derived(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, length, max_steps, dinfo,
+               device, memory)
+
+def _derived(cfg: TrainConfig, **values) -> TrainConfig:
+    "A copy of the checked `cfg` with values derived from the data (not checked again: they come from the library)."
+    out = copy.copy(cfg)
+    for k, v in values.items(): setattr(out, k, v)
+    return out
 
 # %% ../nbs/09_trainer.ipynb #b56b8c1e
 def train_step(model, loss_fn, batches, optimizer, scheduler=None, ema=None, grad_clip: float = 1.0, device='cpu',
@@ -250,13 +269,13 @@ def progress_text(rec: dict, unit: str = 'bits/token') -> str:
     return s + (f", val {rec['val_bits']:.3f} {unit}" if 'val_bits' in rec else '')
 
 # %% ../nbs/09_trainer.ipynb #ea254b45
-def train(config: TrainConfig | dict, progress: bool = True) -> dict:
-    "Train according to `config`; returns the run's summary (out_dir, step, final metrics, samples)."
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    dinfo, device = setup_distributed(cfg.device)
-    run, out = prepare_run(cfg, dinfo, device), project_path(cfg.out_dir)
-    lock = RunLock(out).acquire() if dinfo.is_main else None
-    try: return _train(run, out, dinfo, device, progress)
+def train(config: TrainConfig | dict | Run, progress: bool = True) -> dict:
+    ("Train according to `config` (a `Run` that `prepare_run` made is used as it is: nothing is checked twice); "
+     "returns the run's summary (out_dir, step, final metrics, samples).")
+    run = config if isinstance(config, Run) else prepare_run(config)
+    out = project_path(run.cfg.out_dir)
+    lock = RunLock(out).acquire() if run.dinfo.is_main else None
+    try: return _train(run, out, _start(run, out), progress)
     except OSError as e:                                   # a full disk: one line naming the folder and its free space
         err = explain_os_error(e, out, 'writing to')
         if err is e: raise
@@ -265,9 +284,9 @@ def train(config: TrainConfig | dict, progress: bool = True) -> dict:
         if lock is not None: remove_pid_file(out); lock.release()
 
 # %% ../nbs/09_trainer.ipynb #c2eefde1
-def _start(run: Run, out: Path, dinfo: DistInfo, device) -> tuple:
+def _start(run: Run, out: Path) -> tuple:
     "(model, optimizer, scheduler, ema, loader, step) of `run`, resumed from its newest checkpoint."
-    cfg = run.cfg
+    cfg, dinfo, device = run.cfg, run.dinfo, run.device
     torch.manual_seed(cfg.seed)                                              # same initial weights on every rank
     model = build_model(cfg, run.method).to(device)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
@@ -285,9 +304,10 @@ def _start(run: Run, out: Path, dinfo: DistInfo, device) -> tuple:
     return model, optimizer, scheduler, ema, loader, step
 
 # %% ../nbs/09_trainer.ipynb #c2eefde5
-def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict:
-    cfg, method, max_steps = run.cfg, run.method, run.max_steps
-    model, optimizer, scheduler, ema, loader, step = _start(run, out, dinfo, device)
+def _train(run: Run, out: Path, state: tuple, progress: bool) -> dict:
+    "The training loop from `state`, what `_start` made."
+    cfg, method, max_steps, dinfo, device = run.cfg, run.method, run.max_steps, run.dinfo, run.device
+    model, optimizer, scheduler, ema, loader, step = state
     val, metrics = open_split(run.data_path, 'val'), out / 'metrics.jsonl'
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if dinfo.world_size > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
@@ -366,9 +386,8 @@ def load_trained(path, which: str = 'ema', device='cpu'):
 def ddp_gradient(config: TrainConfig | dict, simulate_ranks: int | None = None, batch_seed: int = 1234) -> dict:
     ("The gradient of the first training step on a fixed global batch, as `train` computes it: {'grad', 'loss', "
      "'world_size'}.")
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    dinfo, device = setup_distributed(cfg.device)
-    run = prepare_run(cfg, dinfo, device)
+    run = prepare_run(config)
+    cfg, dinfo, device = run.cfg, run.dinfo, run.device
     world = dinfo.world_size if dinfo.world_size > 1 else (simulate_ranks or 1)
     torch.manual_seed(cfg.seed)
     model = build_model(run.cfg, run.method).to(device)
