@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from .runtime import (UserError, check_types, check_range, check_choice, parse_overrides,
+from .runtime import (UserError, parse_overrides,
                                   add_set_argument, ArgParser, run_cli, project_path, autocast_context, free_memory,
                                   setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock,
                                   make_optimizer, make_scheduler, unwrap, eval_mode, mean_over_ranks, progress_bar,
@@ -19,7 +19,7 @@ from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step
-from .train_config import check_field_names
+from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
 from .runs import append_jsonl, truncate_jsonl
@@ -33,7 +33,7 @@ from .memory_plan import shape_from_config, plan, format_plan
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate', 'prepare_data', 'build_model', 'step_batches',
+__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate_finetune', 'prepare_data', 'build_model', 'step_batches',
            'make_loss', 'evaluate', 'latest_checkpoint', 'check_run_folder', 'save_state', 'resume_state',
            'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
 
@@ -80,7 +80,7 @@ class FinetuneConfig:
     eval_examples: int = 64             # how many examples of val_data (else data) are scored
     trust_remote_code: bool = True
 
-    def __post_init__(self): validate(self)
+    def __post_init__(self): validate_finetune(self)
     def to_dict(self) -> dict: return asdict(self)
     @classmethod
     def from_dict(cls, d: dict) -> FinetuneConfig:
@@ -89,23 +89,18 @@ class FinetuneConfig:
         return cls(**d)
 
 # %% ../nbs/16_finetune.ipynb #be5b0b8a
-_CHOICES = dict(lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'),
-                dtype=('auto', 'float32', 'bfloat16'), resume=('auto', 'never', 'must'))
-_AT_LEAST_1 = ('max_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval', 'keep_last',
-               'log_interval', 'eval_examples')
-
-def validate(c: FinetuneConfig):
-    "Check every field of `c`: types, choices and ranges; a one-line UserError naming the field otherwise."
-    check_types(c)
+def validate_finetune(c: FinetuneConfig):
+    ("Check every field of `c` by the trainer's rule (`train_config.check_fields`: types, choices and ranges), "
+     "then the model folder and the LoRA targets; a one-line UserError naming the field otherwise.")
+    check_fields(c, dict(lr_schedule=SCHEDULES, precision=PRECISION_CHOICES, dtype=('auto', 'float32', 'bfloat16'),
+                         resume=RESUME_CHOICES),
+                 at_least_1=('max_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval',
+                             'keep_last', 'log_interval', 'eval_examples'),
+                 at_least_0=('warmup_steps', 'weight_decay', 'grad_clip', 'eval_draws'),
+                 fraction=('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'), positive=('lora_alpha', 'epochs'),
+                 lr_example='lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
     if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, '
                                     'a LLaDA-format Hugging Face model')
-    for k, ok in _CHOICES.items(): check_choice(c, k, ok)
-    for k in _AT_LEAST_1: check_range(c, k, 1)
-    check_range(c, 'lr', 0, lo_open=True, fix='use e.g. lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
-    check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
-    for k in ('warmup_steps', 'weight_decay', 'grad_clip', 'eval_draws'): check_range(c, k, 0)
-    for k in ('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'): check_range(c, k, 0, 1, hi_open=True)
-    for k in ('lora_alpha', 'epochs'): check_range(c, k, 0, lo_open=True)
     if c.lora_targets is not None and not (c.lora_targets and all(isinstance(t, str) for t in c.lora_targets)):
         raise UserError(f'FinetuneConfig.lora_targets={c.lora_targets!r}: give a list of layer names, e.g. '
                         '["q_proj", "v_proj"]')

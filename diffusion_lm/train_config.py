@@ -10,9 +10,9 @@ from .runtime import UserError, check_types, check_range, check_choice, coerce_f
 from .methods import METHODS, METHOD_ALIASES
 
 # %% auto #0
-__all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'check_field_names', 'validate', 'config_from_preset', 'field_comments',
-           'parameters_cell', 'notebook_params', 'SampleConfig', 'sample_output_path', 'notebook_parameter_cells',
-           'sync_parameter_cells']
+__all__ = ['RENAMED', 'SCHEDULES', 'PRECISION_CHOICES', 'RESUME_CHOICES', 'PRESETS', 'TrainConfig', 'check_field_names',
+           'check_fields', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell', 'notebook_params',
+           'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
 
 # %% ../nbs/08b_train_config.ipynb #1e1de1c2
 @dataclass
@@ -91,27 +91,35 @@ def check_field_names(cls, names):
         if k not in fields: coerce_field(cls, k, None)     # raises: "has no field 'k'; did you mean ...?"
 
 # %% ../nbs/08b_train_config.ipynb #b71f1521
-_CHOICES = dict(graph=('absorbing', 'uniform'), noise=('loglinear', 'geometric'), estimator=('time', 'count'),
-                lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'),
-                resume=('auto', 'never', 'must'), init=('torch', 'gpt2'))
-_AT_LEAST_1 = ('batch_size', 'grad_accum', 'max_steps', 'n_layer', 'n_head', 'n_embd', 'eval_batches', 'keep_last',
-               'eval_interval', 'log_interval', 'checkpoint_interval', 'n_samples', 'sample_steps', 'context_length',
-               'block_size')
+SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES = ('cosine', 'linear', 'constant'), ('auto', 'fp32', 'bf16'), \
+    ('auto', 'never', 'must')
+
+def check_fields(c, choices: dict, at_least_1=(), at_least_0=(), fraction=(), positive=(),
+                 lr_example: str = 'lr=1e-3'):
+    ("Type every field of config `c` (`check_types`), then its `choices`, the ranges of the fields named "
+     "([1, inf), [0, inf), [0, 1), (0, inf)) and the learning rates (lr > 0, 0 <= min_lr <= lr): the one rule by "
+     "which `TrainConfig` and fine-tuning's `FinetuneConfig` are checked.")
+    check_types(c)
+    for k, ok in choices.items(): check_choice(c, k, ok)
+    for k in at_least_1: check_range(c, k, 1)
+    check_range(c, 'lr', 0, lo_open=True, fix=f'use e.g. {lr_example}')
+    check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
+    for k in at_least_0: check_range(c, k, 0)
+    for k in fraction: check_range(c, k, 0, 1, hi_open=True)
+    for k in positive: check_range(c, k, 0, lo_open=True)
 
 def validate(c: TrainConfig):
     "Check (and normalise) every field of `c`: types, choices, ranges, and how the fields fit together."
     if c.init_from in ('', 'none', 'None'): c.init_from = None
     if isinstance(c.method, str): c.method = METHOD_ALIASES.get(c.method, c.method)
-    check_types(c)
-    check_choice(c, 'method', METHODS)
-    for k, ok in _CHOICES.items(): check_choice(c, k, ok)
-    for k in _AT_LEAST_1: check_range(c, k, 1)
-    check_range(c, 'lr', 0, lo_open=True, fix='use e.g. lr=1e-3')
-    check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
-    for k in ('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'):
-        check_range(c, k, 0)
-    for k in ('dropout', 'ema_decay', 'beta1', 'beta2'): check_range(c, k, 0, 1, hi_open=True)
-    check_range(c, 'epochs', 0, lo_open=True)
+    check_fields(c, dict(method=METHODS, graph=('absorbing', 'uniform'), noise=('loglinear', 'geometric'),
+                         estimator=('time', 'count'), lr_schedule=SCHEDULES, precision=PRECISION_CHOICES,
+                         resume=RESUME_CHOICES, init=('torch', 'gpt2')),
+                 at_least_1=('batch_size', 'grad_accum', 'max_steps', 'n_layer', 'n_head', 'n_embd', 'eval_batches',
+                             'keep_last', 'eval_interval', 'log_interval', 'checkpoint_interval', 'n_samples',
+                             'sample_steps', 'context_length', 'block_size'),
+                 at_least_0=('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'),
+                 fraction=('dropout', 'ema_decay', 'beta1', 'beta2'), positive=('epochs',))
     if c.clip is not None and not (len(c.clip) == 2 and 0 <= c.clip[0] < c.clip[1] <= 1):
         raise UserError(f'TrainConfig.clip={c.clip!r}: give [lo, hi] with 0 <= lo < hi <= 1, e.g. [0.3, 0.8], or None')
     if c.method == 'block' and c.context_length % c.block_size:
