@@ -1217,5 +1217,6 @@ d = { 'settings': { 'branch': 'main',
                                       'diffusion_lm.trainer.model_config': ('trainer.html#model_config', 'diffusion_lm/trainer.py'),
                                       'diffusion_lm.trainer.prepare_run': ('trainer.html#prepare_run', 'diffusion_lm/trainer.py'),
                                       'diffusion_lm.trainer.progress_text': ('trainer.html#progress_text', 'diffusion_lm/trainer.py'),
+                                      'diffusion_lm.trainer.run_folder': ('trainer.html#run_folder', 'diffusion_lm/trainer.py'),
                                       'diffusion_lm.trainer.train': ('trainer.html#train', 'diffusion_lm/trainer.py'),
                                       'diffusion_lm.trainer.train_step': ('trainer.html#train_step', 'diffusion_lm/trainer.py')}}}

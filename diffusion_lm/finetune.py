@@ -12,13 +12,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from .runtime import (UserError, parse_overrides,
                                   add_set_argument, ArgParser, run_cli, project_path, autocast_context, free_memory,
-                                  setup_distributed, teardown_distributed, DistInfo, StopFlag, RunLock,
-                                  make_optimizer, make_scheduler, unwrap, eval_mode, mean_over_ranks, progress_bar,
-                                  remove_pid_file)
+                                  setup_distributed, teardown_distributed, DistInfo, StopFlag,
+                                  make_optimizer, make_scheduler, unwrap, eval_mode, mean_over_ranks, progress_bar)
 from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
-from .trainer import train_step
+from .trainer import train_step, run_folder
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
@@ -268,11 +267,8 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
     cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
     dinfo, device = setup_distributed(cfg.device)
     tok, mask_id, data, val = prepare_data(cfg)
-    out = project_path(cfg.out_dir)
-    lock = RunLock(out).acquire() if dinfo.is_main else None
-    try: return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
-    finally:                                               # finished, stopped or failed: no PID, no lock left
-        if lock is not None: remove_pid_file(out); lock.release()
+    with run_folder(project_path(cfg.out_dir), dinfo.is_main) as out:    # the trainer's: lock, full disk, no PID left
+        return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
 
 # %% ../nbs/16_finetune.ipynb #8f1863cd
 def _start(cfg, out, dinfo, device, n_examples):

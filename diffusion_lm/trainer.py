@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, copy, json, math, os, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from contextlib import nullcontext
+from contextlib import nullcontext, contextmanager
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -33,7 +33,7 @@ from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
 __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'bits_unit',
-           'progress_text', 'train', 'load_trained', 'ddp_gradient', 'main']
+           'progress_text', 'run_folder', 'train', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -269,19 +269,26 @@ def progress_text(rec: dict, unit: str = 'bits/token') -> str:
     return s + (f", val {rec['val_bits']:.3f} {unit}" if 'val_bits' in rec else '')
 
 # %% ../nbs/09_trainer.ipynb #ea254b45
+@contextmanager
+def run_folder(out: Path, is_main: bool = True):
+    ("Work in run folder `out`: its lock held (by rank 0), a full disk reported in one line naming the folder and "
+     "its free space, and no PID or lock left when the run ends, finished, stopped or failed. Pre-training and "
+     "fine-tuning (`16_finetune`) both run inside it.")
+    lock = RunLock(out).acquire() if is_main else None
+    try: yield out
+    except OSError as e:
+        err = explain_os_error(e, out, 'writing to')
+        if err is e: raise
+        raise err from None
+    finally:
+        if lock is not None: remove_pid_file(out); lock.release()
+
 def train(config: TrainConfig | dict | Run, progress: bool = True) -> dict:
     ("Train according to `config` (a `Run` that `prepare_run` made is used as it is: nothing is checked twice); "
      "returns the run's summary (out_dir, step, final metrics, samples).")
     run = config if isinstance(config, Run) else prepare_run(config)
-    out = project_path(run.cfg.out_dir)
-    lock = RunLock(out).acquire() if run.dinfo.is_main else None
-    try: return _train(run, out, _start(run, out), progress)
-    except OSError as e:                                   # a full disk: one line naming the folder and its free space
-        err = explain_os_error(e, out, 'writing to')
-        if err is e: raise
-        raise err from None
-    finally:                                               # finished, stopped or failed: no PID, no lock left
-        if lock is not None: remove_pid_file(out); lock.release()
+    with run_folder(project_path(run.cfg.out_dir), run.dinfo.is_main) as out:
+        return _train(run, out, _start(run, out), progress)
 
 # %% ../nbs/09_trainer.ipynb #c2eefde1
 def _start(run: Run, out: Path) -> tuple:
