@@ -33,7 +33,7 @@ from .model_size import fmt_bytes
 
 # %% auto #0
 __all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate_finetune', 'prepare_data', 'build_model', 'step_batches',
-           'make_loss', 'evaluate', 'latest_checkpoint', 'check_run_folder', 'save_state', 'resume_state',
+           'make_loss', 'evaluate_sft', 'latest_checkpoint', 'check_run_folder', 'save_state', 'resume_state',
            'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
@@ -108,7 +108,7 @@ def validate_finetune(c: FinetuneConfig):
 def _bf16(cfg: FinetuneConfig, device) -> bool:
     return cfg.precision == 'bf16' or (cfg.precision == 'auto' and device.type == 'cuda')
 
-def _dtype(cfg: FinetuneConfig, device) -> str:
+def _load_dtype(cfg: FinetuneConfig, device) -> str:
     if cfg.dtype != 'auto': return cfg.dtype
     # (FSDP2: one dtype per unit)
     return 'bfloat16' if cfg.lora and device.type == 'cuda' and not cfg.fsdp else 'float32'
@@ -130,7 +130,7 @@ def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
      "checkpointing on).")
     sharded = cfg.fsdp and world_size > 1
     torch.manual_seed(cfg.seed)                                          # the same adapters on every rank and run
-    m = load_pretrained(project_path(cfg.model), cfg.mask_id, _dtype(cfg, device), 'cpu' if sharded else device,
+    m = load_pretrained(project_path(cfg.model), cfg.mask_id, _load_dtype(cfg, device), 'cpu' if sharded else device,
                         trust_remote_code=cfg.trust_remote_code)
     gc = cfg.gradient_checkpointing and (enable_gradient_checkpointing(m.hf) or enable_block_checkpointing(m) > 0)
     if cfg.lora: apply_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
@@ -162,7 +162,7 @@ def make_loss(mask_id: int, min_mask_rate: float, device):
 
 # %% ../nbs/16_finetune.ipynb #3f9965fe
 @torch.no_grad()
-def evaluate(model, data: SFTData, mask_id: int, pad_id: int, batch_size: int = 8, draws: int = 4, seed: int = 1234,
+def evaluate_sft(model, data: SFTData, mask_id: int, pad_id: int, batch_size: int = 8, draws: int = 4, seed: int = 1234,
              device='cpu', precision: str = 'auto', min_mask_rate: float = 1e-3) -> float:
     "Mean SFT loss of `data` with fixed draws (the same for every model), so that models can be compared."
     total, n, device = 0.0, 0, torch.device(device)
@@ -181,7 +181,7 @@ SHARDED, CONFIG = 'sharded', 'finetune_config.json'
 IDENTITY = ('model', 'data', 'max_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets', 'fsdp',
             'seed')
 
-def _identity(d: dict) -> dict:
+def _finetune_identity(d: dict) -> dict:
     return {k: str(project_path(d[k])) if k in ('model', 'data') else d.get(k) for k in IDENTITY}
 
 def _sharded_list(out: Path) -> list[Path]:
@@ -206,7 +206,7 @@ def check_run_folder(out: Path, cfg: FinetuneConfig):
         raise UserError(f"{out} already holds a run and resume='never'; choose another out_dir, "
                         "or resume='auto' to continue it")
     if not held or not (out / CONFIG).is_file(): return
-    old, new = _identity(json.loads((out / CONFIG).read_text())), _identity(cfg.to_dict())
+    old, new = _finetune_identity(json.loads((out / CONFIG).read_text())), _finetune_identity(cfg.to_dict())
     if diff := [f'{k}: {old[k]!r} there, {new[k]!r} here' for k in IDENTITY if old[k] != new[k]]:
         raise UserError(f'{out} holds another fine-tuning run ({"; ".join(diff)}); it is not resumed or overwritten: '
                         'choose another out_dir')
@@ -271,7 +271,7 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
         return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
 
 # %% ../nbs/16_finetune.ipynb #8f1863cd
-def _start(cfg, out, dinfo, device, n_examples):
+def _start_finetune(cfg, out, dinfo, device, n_examples):
     "Model, wrapped model, optimizer, schedule, max_steps, and the step and data position to start from."
     model, gc = build_model(cfg, device, dinfo.world_size)
     G = cfg.batch_size * cfg.grad_accum * dinfo.world_size
@@ -291,9 +291,10 @@ def _start(cfg, out, dinfo, device, n_examples):
 
 # %% ../nbs/16_finetune.ipynb #a1821281
 def _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress) -> dict:
-    model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G = _start(cfg, out, dinfo, device, len(data))
+    model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G = _start_finetune(cfg, out, dinfo, device,
+                                                                                             len(data))
     precision = 'fp32' if cfg.fsdp and dinfo.world_size > 1 else cfg.precision      # FSDP2 casts itself, no autocast
-    score = lambda: evaluate(model, val, mask_id, tok.eos_token_id, cfg.batch_size, cfg.eval_draws, cfg.seed + 1234,
+    score = lambda: evaluate_sft(model, val, mask_id, tok.eos_token_id, cfg.batch_size, cfg.eval_draws, cfg.seed + 1234,
                              device,
                              cfg.precision, cfg.min_mask_rate)
     res = dict(out_dir=str(out), n_examples=len(data), truncated=data.truncated, world_size=dinfo.world_size,
@@ -417,7 +418,7 @@ def _parser() -> ArgParser:
                     help='no progress display (DIFFUSION_LM_PROGRESS=bar|widget|lines|off chooses its kind)')
     return ap
 
-def _main(argv):
+def _finetune_main(argv):
     ap = _parser()
     a = ap.parse_args(argv)
     cfg = FinetuneConfig.from_dict({**(_read_config(a.config) if a.config else {}), **parse_overrides(a.set)})
@@ -429,7 +430,7 @@ def _main(argv):
 
 def main(argv=None) -> int:
     "The `diffusion-lm-finetune` command: exit code 0 on success, 2 on a user error."
-    return run_cli('diffusion-lm-finetune', _main, argv)
+    return run_cli('diffusion-lm-finetune', _finetune_main, argv)
 
 # %% ../nbs/16_finetune.ipynb #023fad4a
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: sys.exit(main())
