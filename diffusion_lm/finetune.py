@@ -17,11 +17,11 @@ from .runtime import (UserError, parse_overrides,
 from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
-from .trainer import train_step, run_folder
+from .trainer import train_step, run_folder, begin_run
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
-from .runs import append_jsonl, truncate_jsonl
+from .runs import append_jsonl
 from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
                                      enable_gradient_checkpointing)
 from .scale import (apply_lora, enable_block_checkpointing, shard_model, save_sharded, load_sharded,
@@ -282,10 +282,7 @@ def _start_finetune(cfg, out, dinfo, device, n_examples):
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
     if dinfo.is_main: check_run_folder(out, cfg)
     step, seen = resume_state(out, cfg, model, optimizer, scheduler, device)
-    if dinfo.is_main:
-        write_text_atomic(out / CONFIG, json.dumps(cfg.to_dict(), indent=1))
-        (out / 'train.pid').write_text(str(os.getpid()))
-        truncate_jsonl(out / 'metrics.jsonl', step)
+    if dinfo.is_main: begin_run(out, step, cfg.to_dict(), CONFIG)         # the trainer's: logs, PID, config
     no_sync = (lambda: fsdp_no_sync(model)) if cfg.fsdp and dinfo.world_size > 1 else net.no_sync if ddp else None
     return model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G
 

@@ -33,7 +33,7 @@ from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
 __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'bits_unit',
-           'progress_text', 'run_folder', 'train', 'load_trained', 'ddp_gradient', 'main']
+           'progress_text', 'run_folder', 'train', 'begin_run', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -303,12 +303,17 @@ def _start(run: Run, out: Path) -> tuple:
                                          seed=cfg.seed, rank=dinfo.rank)
     step = _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device)
     if dinfo.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        truncate_jsonl(out / 'metrics.jsonl', step)          # a damaged log is refused before anything is written
-        truncate_jsonl(out / 'samples.jsonl', step - 1 if step == run.max_steps else step)
-        (out / 'train.pid').write_text(str(os.getpid()))
-        write_text_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=1))
+        begin_run(out, step, cfg.to_dict(), extra_logs={'samples.jsonl': step - 1 if step == run.max_steps else step})
     return model, optimizer, scheduler, ema, loader, step
+
+def begin_run(out: Path, step: int, config: dict, config_name: str = 'config.json', extra_logs: dict | None = None):
+    ("Open run folder `out` at `step` (rank 0): its logs cut back to `step` (`extra_logs`: other logs and the step "
+     "each is cut to; a damaged log is refused before anything is written), the PID that a SLURM job signals, and "
+     "the config as `config_name`. Pre-training and fine-tuning (`16_finetune`) both start this way.")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, s in {'metrics.jsonl': step, **(extra_logs or {})}.items(): truncate_jsonl(out / name, s)
+    (out / 'train.pid').write_text(str(os.getpid()))
+    write_text_atomic(out / config_name, json.dumps(config, indent=1))
 
 # %% ../nbs/09_trainer.ipynb #c2eefde5
 def _train(run: Run, out: Path, state: tuple, progress: bool) -> dict:
