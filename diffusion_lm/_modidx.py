@@ -1221,5 +1221,6 @@ d = { 'settings': { 'branch': 'main',
                                       'diffusion_lm.trainer.prepare_run': ('trainer.html#prepare_run', 'diffusion_lm/trainer.py'),
                                       'diffusion_lm.trainer.progress_text': ('trainer.html#progress_text', 'diffusion_lm/trainer.py'),
                                       'diffusion_lm.trainer.run_folder': ('trainer.html#run_folder', 'diffusion_lm/trainer.py'),
+                                      'diffusion_lm.trainer.steps_of': ('trainer.html#steps_of', 'diffusion_lm/trainer.py'),
                                       'diffusion_lm.trainer.train': ('trainer.html#train', 'diffusion_lm/trainer.py'),
                                       'diffusion_lm.trainer.train_step': ('trainer.html#train_step', 'diffusion_lm/trainer.py')}}}

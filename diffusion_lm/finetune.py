@@ -17,7 +17,7 @@ from .runtime import (UserError, parse_overrides,
 from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
-from .trainer import train_step, run_folder, begin_run
+from .trainer import train_step, run_folder, begin_run, steps_of
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
@@ -275,7 +275,7 @@ def _start_finetune(cfg, out, dinfo, device, n_examples):
     "Model, wrapped model, optimizer, schedule, max_steps, and the step and data position to start from."
     model, gc = build_model(cfg, device, dinfo.world_size)
     G = cfg.batch_size * cfg.grad_accum * dinfo.world_size
-    max_steps = cfg.max_steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * n_examples / G))
+    max_steps = steps_of(cfg.max_steps, cfg.epochs, n_examples, G)                   # the trainer's rule
     ddp = dinfo.world_size > 1 and not cfg.fsdp
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if ddp else model
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))

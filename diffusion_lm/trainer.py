@@ -32,7 +32,7 @@ from .checkpoint import list_checkpoints
 from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
-__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'bits_unit',
+__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate', 'bits_unit',
            'progress_text', 'run_folder', 'train', 'begin_run', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
@@ -138,9 +138,14 @@ def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, devic
     memory = check_memory(cfg, method, device, dinfo.world_size)
     _dry_run_sampling(cfg, method)           # after the memory check: it runs a (tiny) model
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * length
-    max_steps = cfg.max_steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * meta['train_tokens'] / per_step))
+    max_steps = steps_of(cfg.max_steps, cfg.epochs, meta['train_tokens'], per_step)
     return Run(_derived(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, length, max_steps, dinfo,
                device, memory)
+
+def steps_of(max_steps: int, epochs: float | None, units: int, per_step: int) -> int:
+    ("The optimizer steps of a run: `max_steps`, or with `epochs` the steps that pass that many times over `units` "
+     "(training tokens; fine-tuning: examples), `per_step` of them a step; at least 1. Both stacks count this way.")
+    return max_steps if epochs is None else max(1, math.ceil(epochs * units / per_step))
 
 def _derived(cfg: TrainConfig, **values) -> TrainConfig:
     "A copy of the checked `cfg` with values derived from the data (not checked again: they come from the library)."
