@@ -11,23 +11,23 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from .errors import UserError
-from .config_values import check_types, check_range, check_choice, apply_overrides, parse_overrides
+from .config_values import parse_overrides
 from .cli import add_set_argument, ArgParser, run_cli
 from .paths import project_path
 from .devices import resolve_precision, autocast_context, free_memory
 from .distributed import setup_distributed, teardown_distributed, DistInfo, mean_over_ranks
 from .signals import StopFlag
-from .locks import RunLock, remove_pid_file
 from .optim import make_optimizer, make_scheduler
 from .model_helpers import unwrap, eval_mode
 from .progress import progress_bar
 from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
-from .trainer import train_step
+from .trainer import train_step, run_folder, begin_run, steps_of
+from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
-from .runs import append_jsonl, truncate_jsonl, claim_folder
+from .runs import append_jsonl, claim_folder
 from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
                                      enable_gradient_checkpointing)
 from .scale import (apply_lora, enable_block_checkpointing, shard_model, save_sharded, load_sharded,
@@ -38,8 +38,8 @@ from .memory_plan import shape_from_config, plan, format_plan
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate', 'prepare_data', 'build_model', 'step_batches',
-           'make_loss', 'evaluate', 'latest_checkpoint', 'check_run_folder', 'save_state', 'resume_state',
+__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate_finetune', 'prepare_data', 'build_model', 'step_batches',
+           'make_loss', 'evaluate_sft', 'latest_checkpoint', 'check_run_folder', 'save_state', 'resume_state',
            'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
@@ -85,35 +85,33 @@ class FinetuneConfig:
     eval_examples: int = 64             # how many examples of val_data (else data) are scored
     trust_remote_code: bool = True
 
-    def __post_init__(self): validate(self)
+    def __post_init__(self): validate_finetune(self)
     def to_dict(self) -> dict: return asdict(self)
     @classmethod
-    def from_dict(cls, d: dict) -> FinetuneConfig: return apply_overrides(cls, d)
+    def from_dict(cls, d: dict) -> FinetuneConfig:
+        "A config from a dict; an unknown field is an error naming the closest one, the values are checked once."
+        check_field_names(cls, d)
+        return cls(**d)
 
 # %% ../nbs/16_finetune.ipynb #be5b0b8a
-_CHOICES = dict(lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'),
-                dtype=('auto', 'float32', 'bfloat16'), resume=('auto', 'never', 'must'))
-_AT_LEAST_1 = ('max_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval', 'keep_last',
-               'log_interval', 'eval_examples')
-
-def validate(c: FinetuneConfig):
-    "Check every field of `c`: types, choices and ranges; a one-line UserError naming the field otherwise."
-    check_types(c)
+def validate_finetune(c: FinetuneConfig):
+    ("Check every field of `c` by the trainer's rule (`train_config.check_fields`: types, choices and ranges), "
+     "then the model folder and the LoRA targets; a one-line UserError naming the field otherwise.")
+    check_fields(c, dict(lr_schedule=SCHEDULES, precision=PRECISION_CHOICES, dtype=('auto', 'float32', 'bfloat16'),
+                         resume=RESUME_CHOICES),
+                 at_least_1=('max_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval',
+                             'keep_last', 'log_interval', 'eval_examples'),
+                 at_least_0=('warmup_steps', 'weight_decay', 'grad_clip', 'eval_draws'),
+                 fraction=('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'), positive=('lora_alpha', 'epochs'),
+                 lr_example='lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
     if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, '
                                     'a LLaDA-format Hugging Face model')
-    for k, ok in _CHOICES.items(): check_choice(c, k, ok)
-    for k in _AT_LEAST_1: check_range(c, k, 1)
-    check_range(c, 'lr', 0, lo_open=True, fix='use e.g. lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
-    check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
-    for k in ('warmup_steps', 'weight_decay', 'grad_clip', 'eval_draws'): check_range(c, k, 0)
-    for k in ('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'): check_range(c, k, 0, 1, hi_open=True)
-    for k in ('lora_alpha', 'epochs'): check_range(c, k, 0, lo_open=True)
     if c.lora_targets is not None and not (c.lora_targets and all(isinstance(t, str) for t in c.lora_targets)):
         raise UserError(f'FinetuneConfig.lora_targets={c.lora_targets!r}: give a list of layer names, e.g. '
                         '["q_proj", "v_proj"]')
 
 # %% ../nbs/16_finetune.ipynb #c3883764
-def _dtype(cfg: FinetuneConfig, device) -> str:
+def _load_dtype(cfg: FinetuneConfig, device) -> str:
     if cfg.dtype != 'auto': return cfg.dtype
     # (FSDP2: one dtype per unit)
     return 'bfloat16' if cfg.lora and device.type == 'cuda' and not cfg.fsdp else 'float32'
@@ -135,7 +133,7 @@ def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
      "checkpointing on).")
     sharded = cfg.fsdp and world_size > 1
     torch.manual_seed(cfg.seed)                                          # the same adapters on every rank and run
-    m = load_pretrained(project_path(cfg.model), cfg.mask_id, _dtype(cfg, device), 'cpu' if sharded else device,
+    m = load_pretrained(project_path(cfg.model), cfg.mask_id, _load_dtype(cfg, device), 'cpu' if sharded else device,
                         trust_remote_code=cfg.trust_remote_code)
     gc = cfg.gradient_checkpointing and (enable_gradient_checkpointing(m.hf) or enable_block_checkpointing(m) > 0)
     if cfg.lora: apply_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
@@ -167,7 +165,7 @@ def make_loss(mask_id: int, min_mask_rate: float, device):
 
 # %% ../nbs/16_finetune.ipynb #3f9965fe
 @torch.no_grad()
-def evaluate(model, data: SFTData, mask_id: int, pad_id: int, batch_size: int = 8, draws: int = 4, seed: int = 1234,
+def evaluate_sft(model, data: SFTData, mask_id: int, pad_id: int, batch_size: int = 8, draws: int = 4, seed: int = 1234,
              device='cpu', precision: str = 'auto', min_mask_rate: float = 1e-3) -> float:
     "Mean SFT loss of `data` with fixed draws (the same for every model), so that models can be compared."
     total, n, device = 0.0, 0, torch.device(device)
@@ -186,7 +184,7 @@ SHARDED, CONFIG = 'sharded', 'finetune_config.json'
 IDENTITY = ('model', 'data', 'max_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets', 'fsdp',
             'seed')
 
-def _identity(d: dict) -> dict:
+def _finetune_identity(d: dict) -> dict:
     return {k: str(project_path(d[k])) if k in ('model', 'data') else d.get(k) for k in IDENTITY}
 
 def _sharded_list(out: Path) -> list[Path]:
@@ -211,7 +209,7 @@ def check_run_folder(out: Path, cfg: FinetuneConfig):
         raise UserError(f"{out} already holds a run and resume='never'; choose another out_dir, "
                         "or resume='auto' to continue it")
     if not held or not (out / CONFIG).is_file(): return
-    old, new = _identity(json.loads((out / CONFIG).read_text())), _identity(cfg.to_dict())
+    old, new = _finetune_identity(json.loads((out / CONFIG).read_text())), _finetune_identity(cfg.to_dict())
     if diff := [f'{k}: {old[k]!r} there, {new[k]!r} here' for k in IDENTITY if old[k] != new[k]]:
         raise UserError(f'{out} holds another fine-tuning run ({"; ".join(diff)}); it is not resumed or overwritten: '
                         'choose another out_dir')
@@ -274,17 +272,15 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
     tok, mask_id, data, val = prepare_data(cfg)
     out = project_path(cfg.out_dir)
     if dinfo.is_main: claim_folder(out, 'finetune', given=cfg.out_dir)   # a fine-tune's folder, new or empty: nothing else
-    lock = RunLock(out).acquire() if dinfo.is_main else None
-    try: return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
-    finally:                                               # finished, stopped or failed: no PID, no lock left
-        if lock is not None: remove_pid_file(out); lock.release()
+    with run_folder(out, dinfo.is_main) as out:    # the trainer's: lock, full disk, no PID left
+        return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
 
 # %% ../nbs/16_finetune.ipynb #8f1863cd
-def _start(cfg, out, dinfo, device, n_examples):
+def _start_finetune(cfg, out, dinfo, device, n_examples):
     "Model, wrapped model, optimizer, schedule, max_steps, and the step and data position to start from."
     model, gc = build_model(cfg, device, dinfo.world_size)
     G = cfg.batch_size * cfg.grad_accum * dinfo.world_size
-    max_steps = cfg.max_steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * n_examples / G))
+    max_steps = steps_of(cfg.max_steps, cfg.epochs, n_examples, G)                   # the trainer's rule
     ddp = dinfo.world_size > 1 and not cfg.fsdp
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if ddp else model
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
@@ -294,18 +290,16 @@ def _start(cfg, out, dinfo, device, n_examples):
     if step > max_steps:
         raise UserError(f'{out} reached step {step}, past max_steps={max_steps}; nothing was changed: give '
                         f'max_steps >= {step} to continue it, or a new out_dir for a shorter run')
-    if dinfo.is_main:
-        write_text_atomic(out / CONFIG, json.dumps(cfg.to_dict(), indent=1))
-        (out / 'train.pid').write_text(str(os.getpid()))
-        truncate_jsonl(out / 'metrics.jsonl', step)
+    if dinfo.is_main: begin_run(out, step, cfg.to_dict(), CONFIG)         # the trainer's: logs, PID, config
     no_sync = (lambda: fsdp_no_sync(model)) if cfg.fsdp and dinfo.world_size > 1 else net.no_sync if ddp else None
     return model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G
 
 # %% ../nbs/16_finetune.ipynb #a1821281
 def _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress) -> dict:
-    model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G = _start(cfg, out, dinfo, device, len(data))
+    model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G = _start_finetune(cfg, out, dinfo, device,
+                                                                                             len(data))
     precision = 'fp32' if cfg.fsdp and dinfo.world_size > 1 else cfg.precision      # FSDP2 casts itself, no autocast
-    score = lambda: evaluate(model, val, mask_id, tok.eos_token_id, cfg.batch_size, cfg.eval_draws, cfg.seed + 1234,
+    score = lambda: evaluate_sft(model, val, mask_id, tok.eos_token_id, cfg.batch_size, cfg.eval_draws, cfg.seed + 1234,
                              device,
                              cfg.precision, cfg.min_mask_rate)
     res = dict(out_dir=str(out), n_examples=len(data), truncated=data.truncated, world_size=dinfo.world_size,
@@ -429,7 +423,7 @@ def _parser() -> ArgParser:
                     help='no progress display (DIFFUSION_LM_PROGRESS=bar|widget|lines|off chooses its kind)')
     return ap
 
-def _main(argv):
+def _finetune_main(argv):
     ap = _parser()
     a = ap.parse_args(argv)
     cfg = FinetuneConfig.from_dict({**(_read_config(a.config) if a.config else {}), **parse_overrides(a.set)})
@@ -441,7 +435,7 @@ def _main(argv):
 
 def main(argv=None) -> int:
     "The `diffusion-lm-finetune` command: exit code 0 on success, 2 on a user error."
-    return run_cli('diffusion-lm-finetune', _main, argv)
+    return run_cli('diffusion-lm-finetune', _finetune_main, argv)
 
 # %% ../nbs/16_finetune.ipynb #023fad4a
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: sys.exit(main())

@@ -6,11 +6,11 @@
 from __future__ import annotations
 from dataclasses import dataclass, fields
 import torch
-from .model_size import fmt_bytes
+from .model_size import fmt_bytes, precision_bytes, optimizer_bytes, state_bytes
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['LLADA_8B', 'OPTIMIZER_STATE', 'MODES', 'ModelShape', 'shape_from_config', 'lora_params', 'block_activation_bytes',
+__all__ = ['LLADA_8B', 'MODES', 'ModelShape', 'shape_from_config', 'lora_params', 'block_activation_bytes',
            'head_activation_bytes', 'logits_bytes', 'FinetuneMemory', 'finetune_memory', 'plan', 'format_plan',
            'MemoryTracker', 'measure_step_peak']
 
@@ -132,14 +132,11 @@ class FinetuneMemory:
         return rows + f'\n{"peak":>12}: {fmt_bytes(self.peak):>11}  (at the {self.phase} end of the backward pass)'
 
 # %% ../nbs/15_memory_plan.ipynb #e002985f
-OPTIMIZER_STATE = {'adamw': 8, 'adam': 8, 'sgd': 4}
 MODES = ('full', 'lora', 'fsdp2')
 
 def _check(mode: str, precision: str, optimizer: str, n_devices: int):
     if mode not in MODES: raise UserError(f'mode must be one of {MODES}, got {mode!r}')
-    if precision not in ('bf16', 'fp32'): raise UserError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
-    if optimizer not in OPTIMIZER_STATE:
-        raise UserError(f'optimizer must be one of {list(OPTIMIZER_STATE)}, got {optimizer!r}')
+    precision_bytes(precision); optimizer_bytes(optimizer)         # the tables of model_size: one set of rules
     if n_devices < 1: raise UserError(f'n_devices must be >= 1, got {n_devices}')
 
 # %% ../nbs/15_memory_plan.ipynb #e5a0f6c3
@@ -157,7 +154,7 @@ def finetune_memory(shape: ModelShape, mode: str = 'full', seq_len: int = 2048, 
     "Predicted per-device memory of one fine-tuning step: 'full', 'lora', or 'fsdp2' (sharded over n_devices)."
     _check(mode, precision, optimizer, n_devices)
     bf16, lora, P, d, V = precision == 'bf16', mode == 'lora', shape.n_params, shape.hidden, shape.vocab
-    N, a = (n_devices if mode == 'fsdp2' else 1), (2 if bf16 else 4)
+    N, a = (n_devices if mode == 'fsdp2' else 1), precision_bytes(precision)[1]
     r = 2 if bf16 and mode != 'full' else 4
     Pl = lora_params(shape, lora_rank, lora_targets) if lora else 0
     T, BL = (Pl if lora else P), batch_size * seq_len
@@ -170,10 +167,12 @@ def finetune_memory(shape: ModelShape, mode: str = 'full', seq_len: int = 2048, 
     largest = lora_rank * max(d, shape.mlp) if lora else max(shape.embedding_params, shape.mlp * d)
     temps = 0 if fused_optimizer else 2 * 4 * largest // N                 # single-tensor AdamW: two temporaries
     A = act + copies + max(lg, recompute + blk, head + a * BL * V if head else 0)
-    B = 4 * T // N + max(temps, emb)
-    weights, opt = (2 if lora and bf16 else 4) * P // N, OPTIMIZER_STATE[optimizer] * T // N
-    return FinetuneMemory(mode, P, T, weights, 4 * Pl, 4 * T // N, opt, act, recompute, lg, copies + max(blk, head),
-                          peak=weights + 4 * Pl + opt + max(A, B), phase='activations' if A >= B else 'gradients')
+    st = state_bytes(P, T, optimizer, weight_bytes=2 if lora and bf16 else 4, shards=N)   # model_size's rule
+    B = st['gradients'] + max(temps, emb)
+    weights, opt = st['weights'], st['optimizer']
+    return FinetuneMemory(mode, P, T, weights, 4 * Pl, st['gradients'], opt, act, recompute, lg,
+                          copies + max(blk, head), peak=weights + 4 * Pl + opt + max(A, B),
+                          phase='activations' if A >= B else 'gradients')
 
 # %% ../nbs/15_memory_plan.ipynb #fa7c62f9
 def plan(shape: ModelShape, seq_len: int, batch_size: int, devices=(80,) * 8, precision: str = 'bf16',

@@ -11,8 +11,8 @@ from .errors import UserError
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'OPTIMIZER_BYTES', 'CPU_PRESET', 'GPU_PRESET', 'GRID_N_EMBD', 'GRID_N_LAYER', 'param_breakdown',
-           'count_params', 'activation_bytes', 'saved_tensor_bytes', 'MemoryEstimate', 'fmt_bytes', 'memory_estimate',
-           'memory_table', 'max_batch_size', 'suggest_configs']
+           'count_params', 'precision_bytes', 'activation_bytes', 'saved_tensor_bytes', 'MemoryEstimate', 'fmt_bytes',
+           'optimizer_bytes', 'state_bytes', 'memory_estimate', 'memory_table', 'max_batch_size', 'suggest_configs']
 
 # %% ../nbs/04_model_size.ipynb #8f04b0ea
 def _modulation_params(cfg: ModelConfig) -> int:
@@ -42,13 +42,14 @@ def count_params(cfg: ModelConfig) -> int:
 # %% ../nbs/04_model_size.ipynb #35c705f8
 PRECISIONS = {'fp32': (4, 4), 'bf16': (4, 2)}  # (residual-stream bytes r, compute bytes a) under autocast
 
-def _precision(precision: str) -> tuple[int, int]:
+def precision_bytes(precision: str) -> tuple[int, int]:
+    "(residual-stream bytes r, compute bytes a) of `precision`; a UserError naming the choices for another."
     if precision not in PRECISIONS: raise UserError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     return PRECISIONS[precision]
 
 def activation_bytes(cfg: ModelConfig, batch_size: int, length: int | None = None, precision: str = 'fp32') -> int:
     "Bytes that autograd saves in one training forward pass of `DiffusionTransformer(cfg)` (logits excluded)."
-    r, a = _precision(precision)
+    r, a = precision_bytes(precision)
     L = cfg.context_length if length is None else length
     d, m, H, mod, BL = cfg.n_embd, cfg.mlp_ratio, cfg.n_head, cfg.modulated, batch_size * L
     block = d * (2 * r + (8 + 2 * m) * a) + 2 * 2 * 4 + 4 * H         # per token
@@ -117,12 +118,25 @@ def fmt_bytes(n: float) -> str:
 # %% ../nbs/04_model_size.ipynb #ca7159b0
 OPTIMIZER_BYTES = {'adamw': 8, 'adam': 8, 'sgd': 4, None: 0}  # float32 state bytes per parameter (SGD: momentum)
 
+def optimizer_bytes(optimizer: str | None) -> int:
+    "Float32 optimizer-state bytes per trained parameter; a UserError naming the choices for an unknown optimizer."
+    if optimizer not in OPTIMIZER_BYTES: raise UserError(f'optimizer must be one of {list(OPTIMIZER_BYTES)}, '
+                                                          f'got {optimizer!r}')
+    return OPTIMIZER_BYTES[optimizer]
+
+def state_bytes(params: int, trainable: int | None = None, optimizer: str | None = 'adamw', weight_bytes: int = 4,
+                ema: bool = False, shards: int = 1) -> dict[str, int]:
+    ("Bytes per device of a training step's state: the weights (`weight_bytes` each), float32 gradients and "
+     "optimizer state of the `trainable` ones (default: all), a float32 EMA copy; FSDP2 divides each over `shards`. "
+     "The one rule of both estimators: this module's and fine-tuning's (`memory_plan`).")
+    T, per = params if trainable is None else trainable, optimizer_bytes(optimizer)
+    return dict(weights=weight_bytes * params // shards, gradients=4 * T // shards, optimizer=per * T // shards,
+                ema=4 * params // shards if ema else 0)
+
 def memory_estimate(cfg: ModelConfig, batch_size: int, length: int | None = None, precision: str = 'bf16',
                     training: bool = True, optimizer: str | None = 'adamw', ema: bool = True) -> MemoryEstimate:
     "Memory of a training step (or, with `training=False`, of a forward pass) of `DiffusionTransformer(cfg)`."
-    r, a = _precision(precision)
-    if optimizer not in OPTIMIZER_BYTES: raise UserError(f'optimizer must be one of {list(OPTIMIZER_BYTES)}, '
-                                                          f'got {optimizer!r}')
+    r, a = precision_bytes(precision)
     L = cfg.context_length if length is None else length
     pb = param_breakdown(cfg)
     P, BL = sum(pb.values()), batch_size * L
@@ -130,8 +144,8 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, length: int | None = None
         live = BL * cfg.n_embd * a * (2 + max(7, 2 * cfg.mlp_ratio))
         return MemoryEstimate(P, a * P, 0, 0, 0, 0, live, 4 * BL * cfg.vocab_size)
     linear = P - pb['embedding'] - pb['norms']
-    return MemoryEstimate(P, weights=4 * P, weight_copies=2 * linear if a == 2 else 0, gradients=4 * P,
-                          optimizer=OPTIMIZER_BYTES[optimizer] * P, ema=4 * P if ema else 0,
+    return MemoryEstimate(P, **state_bytes(P, optimizer=optimizer, ema=ema),
+                          weight_copies=2 * linear if a == 2 else 0,
                           activations=activation_bytes(cfg, batch_size, L, precision),
                           logits=3 * 4 * BL * cfg.vocab_size)
 

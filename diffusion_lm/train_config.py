@@ -7,13 +7,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, asdict
 from .errors import UserError
-from .config_values import check_types, check_range, check_choice, apply_overrides
+from .config_values import check_types, check_range, check_choice, coerce_field
 from .methods import METHODS, METHOD_ALIASES
 from .regular import from_regex
 
 # %% auto #0
-__all__ = ['RENAMED', 'PRESETS', 'TrainConfig', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell',
-           'notebook_params', 'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
+__all__ = ['RENAMED', 'SCHEDULES', 'PRECISION_CHOICES', 'RESUME_CHOICES', 'PRESETS', 'TrainConfig', 'check_field_names',
+           'check_fields', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell', 'notebook_params',
+           'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
 
 # %% ../nbs/08b_train_config.ipynb #1e1de1c2
 @dataclass
@@ -77,33 +78,50 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        "A config from a dict (older field names accepted); unknown or mistyped fields are errors that name them."
-        return apply_overrides(cls, {RENAMED.get(k, k): v for k, v in d.items()})
+        ("A config from a dict (older field names accepted); unknown or mistyped fields are errors that name them. "
+         "The values are typed and checked once, by `validate` as the config is made.")
+        d = {RENAMED.get(k, k): v for k, v in d.items()}
+        check_field_names(cls, d)
+        return cls(**d)
 
 RENAMED = {'sequence_length': 'context_length'}   # field names of earlier versions
 
+def check_field_names(cls, names):
+    "A UserError naming the closest field for the first of `names` that dataclass `cls` has no field for."
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for k in names:
+        if k not in fields: coerce_field(cls, k, None)     # raises: "has no field 'k'; did you mean ...?"
+
 # %% ../nbs/08b_train_config.ipynb #b71f1521
-_CHOICES = dict(graph=('absorbing', 'uniform'), noise=('loglinear', 'geometric'), estimator=('time', 'count'),
-                lr_schedule=('cosine', 'linear', 'constant'), precision=('auto', 'fp32', 'bf16'),
-                resume=('auto', 'never', 'must'), init=('torch', 'gpt2'))
-_AT_LEAST_1 = ('batch_size', 'grad_accum', 'max_steps', 'n_layer', 'n_head', 'n_embd', 'eval_batches', 'keep_last',
-               'eval_interval', 'log_interval', 'checkpoint_interval', 'n_samples', 'sample_steps', 'context_length',
-               'block_size')
+SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES = ('cosine', 'linear', 'constant'), ('auto', 'fp32', 'bf16'), \
+    ('auto', 'never', 'must')
+
+def check_fields(c, choices: dict, at_least_1=(), at_least_0=(), fraction=(), positive=(),
+                 lr_example: str = 'lr=1e-3'):
+    ("Type every field of config `c` (`check_types`), then its `choices`, the ranges of the fields named "
+     "([1, inf), [0, inf), [0, 1), (0, inf)) and the learning rates (lr > 0, 0 <= min_lr <= lr): the one rule by "
+     "which `TrainConfig` and fine-tuning's `FinetuneConfig` are checked.")
+    check_types(c)
+    for k, ok in choices.items(): check_choice(c, k, ok)
+    for k in at_least_1: check_range(c, k, 1)
+    check_range(c, 'lr', 0, lo_open=True, fix=f'use e.g. {lr_example}')
+    check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
+    for k in at_least_0: check_range(c, k, 0)
+    for k in fraction: check_range(c, k, 0, 1, hi_open=True)
+    for k in positive: check_range(c, k, 0, lo_open=True)
 
 def validate(c: TrainConfig):
     "Check (and normalise) every field of `c`: types, choices, ranges, and how the fields fit together."
     if c.init_from in ('', 'none', 'None'): c.init_from = None
     if isinstance(c.method, str): c.method = METHOD_ALIASES.get(c.method, c.method)
-    check_types(c)
-    check_choice(c, 'method', METHODS)
-    for k, ok in _CHOICES.items(): check_choice(c, k, ok)
-    for k in _AT_LEAST_1: check_range(c, k, 1)
-    check_range(c, 'lr', 0, lo_open=True, fix='use e.g. lr=1e-3')
-    check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
-    for k in ('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'):
-        check_range(c, k, 0)
-    for k in ('dropout', 'ema_decay', 'beta1', 'beta2'): check_range(c, k, 0, 1, hi_open=True)
-    check_range(c, 'epochs', 0, lo_open=True)
+    check_fields(c, dict(method=METHODS, graph=('absorbing', 'uniform'), noise=('loglinear', 'geometric'),
+                         estimator=('time', 'count'), lr_schedule=SCHEDULES, precision=PRECISION_CHOICES,
+                         resume=RESUME_CHOICES, init=('torch', 'gpt2')),
+                 at_least_1=('batch_size', 'grad_accum', 'max_steps', 'n_layer', 'n_head', 'n_embd', 'eval_batches',
+                             'keep_last', 'eval_interval', 'log_interval', 'checkpoint_interval', 'n_samples',
+                             'sample_steps', 'context_length', 'block_size'),
+                 at_least_0=('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'),
+                 fraction=('dropout', 'ema_decay', 'beta1', 'beta2'), positive=('epochs',))
     if c.clip is not None and not (len(c.clip) == 2 and 0 <= c.clip[0] < c.clip[1] <= 1):
         raise UserError(f'TrainConfig.clip={c.clip!r}: give [lo, hi] with 0 <= lo < hi <= 1, e.g. [0.3, 0.8], or None')
     if c.method == 'block' and c.context_length % c.block_size:
@@ -190,24 +208,19 @@ def parameters_cell(cls, lead: dict | None = None, defaults: bool = True, src: s
 # %% ../nbs/08b_train_config.ipynb #ac5fa75b
 def notebook_params(ns: dict, before, cls, extra=()) -> dict:
     ("The parameters a notebook run was given: every public name assigned in namespace `ns` since the snapshot "
-     "`before` (the parameters cell and papermill's injected cell), checked and typed as `--set` types `cls`'s "
-     "fields; names in `extra` pass through untyped. `None` values are left out (None: the preset's or the "
-     "run's value). An unknown name is a UserError naming the closest field, before any work.")
+     "`before` (the parameters cell and papermill's injected cell), as given: `cls` types and checks them once, "
+     "when the config is made. Names in `extra` are the notebook's own. `None` values are left out (None: the "
+     "preset's or the run's value). An unknown name is a UserError naming the closest field, before any work.")
     given = {k: v for k, v in ns.items() if k not in before and not k.startswith('_')}
-    out, names = {}, _field_names(cls)
-    for k, v in given.items():
-        if k in extra: out[k] = v
-        elif k not in names:
-            try: coerce_field(cls, k, v)
-            except UserError as e:
-                raise UserError(str(e).replace(f'{cls.__name__} has no field', 'this notebook has no parameter', 1)
-                                + (f" (its own: {', '.join(extra)})" if extra else '')) from None
-        elif v is not None:
-            try: out[k] = coerce_field(cls, k, v)
-            except UserError as e: raise UserError(f'parameter {k}: {e}') from None
-    return out
+    try: check_field_names(cls, [k for k in given if k not in extra])
+    except UserError as e:
+        raise UserError(str(e).replace(f'{cls.__name__} has no field', 'this notebook has no parameter', 1)
+                        + (f" (its own: {', '.join(extra)})" if extra else '')) from None
+    return {k: v for k, v in given.items() if k in extra or not _is_none(cls, k, v)}
 
-def _field_names(cls) -> set: return {f.name for f in dataclasses.fields(cls)}
+def _is_none(cls, k, v) -> bool:
+    "True for None, and for the text 'None' given for a field that takes None (papermill -r passes it as text)."
+    return v is None or (v == 'None' and coerce_field(cls, k, v) is None)
 
 # %% ../nbs/08b_train_config.ipynb #d6022870
 @dataclass

@@ -4,10 +4,10 @@
 
 # %% ../nbs/09_trainer.ipynb #50941f85
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, sys, time
-from dataclasses import dataclass
+import argparse, copy, json, math, os, sys, time
+from dataclasses import dataclass, field
 from pathlib import Path
-from contextlib import nullcontext
+from contextlib import nullcontext, contextmanager
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -26,7 +26,7 @@ from .data import (prepare_dataset, load_metadata, load_tokenizer, RandomBatches
                                step_seed)
 from .tokenizers import tokenizer_from_dict, CharTokenizer, ByteTokenizer
 from .model import ModelConfig, DiffusionTransformer, num_params
-from .model_size import memory_estimate, fmt_bytes
+from .model_size import memory_estimate, fmt_bytes, MemoryEstimate
 from .methods import make_method
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
@@ -39,13 +39,14 @@ from .checkpoint import list_checkpoints
 from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
-__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'train_step', 'evaluate', 'bits_unit',
-           'progress_text', 'train', 'load_trained', 'ddp_gradient', 'main']
+__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate', 'bits_unit',
+           'progress_text', 'run_folder', 'train', 'begin_run', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
 class Run:
-    "What `prepare_run` found: the config with its length set, the data, tokenizer and method."
+    ("What `prepare_run` found: the config with its length set, the data, tokenizer and method, the process's place "
+     "in the group and its device, and the memory estimate of a training step it checked.")
     cfg: TrainConfig
     data_path: Path
     meta: dict
@@ -53,6 +54,9 @@ class Run:
     method: object
     length: int
     max_steps: int
+    dinfo: DistInfo = field(default_factory=DistInfo)
+    device: torch.device = torch.device('cpu')
+    memory: MemoryEstimate | None = None
 
 # %% ../nbs/09_trainer.ipynb #e0066c88
 def model_config(cfg: TrainConfig, method, **changes) -> ModelConfig:
@@ -73,20 +77,22 @@ def _check_fits_data(cfg, meta, length):
         if n < length: raise UserError(f'context_length={length} is longer than the {split} split of {cfg.dataset} '
                                        f'({n} tokens); '
                                        f'use context_length <= {min(meta["train_tokens"], meta["val_tokens"])}')
+    if cfg.method == 'block' and length % cfg.block_size:        # rows: the length is the row width, not checked yet
+        raise UserError(f'TrainConfig.block_size={cfg.block_size} must divide the rows of {cfg.dataset} ({length} '
+                        'tokens each, its context_length); give a block_size that divides it')
 
 # %% ../nbs/09_trainer.ipynb #b9c0c00f
-def check_memory(cfg: TrainConfig, method, device, world: int = 1):
-    "A UserError if a training step's estimated memory exceeds what the device has free."
+def check_memory(cfg: TrainConfig, method, device, world: int = 1) -> MemoryEstimate:
+    "The estimated memory of a training step; a UserError if it exceeds what the device has free."
     mc = model_config(cfg, method)
-    need = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length),
-                           precision=resolve_precision(cfg.precision, device),
-                           ema=cfg.ema_decay > 0).total
-    free = free_memory(device)
+    est = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length),
+                          precision=resolve_precision(cfg.precision, device), ema=cfg.ema_decay > 0)
+    need, free = est.total, free_memory(device)
     if free is not None and need > 0.9 * free:
         raise UserError(f'a training step needs about {fmt_bytes(need)} but {device} has {fmt_bytes(free)} free '
                         f'(batch_size={cfg.batch_size}, context_length={cfg.context_length}); '
                         'lower them or use a larger device')
-    return need
+    return est
 
 # %% ../nbs/09_trainer.ipynb #b9c0c010
 def _check_sampling(cfg: TrainConfig, method):
@@ -95,7 +101,8 @@ def _check_sampling(cfg: TrainConfig, method):
     if s not in method.samplers:
         raise UserError(f'TrainConfig.sampler={cfg.sampler!r}: {method.name} samples with {", ".join(method.samplers)} '
                         '(or None for its default)')
-    unknown = sorted(set(cfg.sample_options or {}) - set(method.options))
+    opts = {method.renamed_options.get(k, k) for k in cfg.sample_options or {}}   # old names are read
+    unknown = sorted(opts - set(method.options))
     if unknown: raise UserError(f'TrainConfig.sample_options has {unknown}, which {method.name} does not take; '
                                 f'it takes {", ".join(method.options) or "none"}')
 
@@ -103,13 +110,14 @@ def _check_sampling(cfg: TrainConfig, method):
 def _draw(cfg: TrainConfig, method, model, n: int, length: int, device, generator=None) -> torch.Tensor:
     "`n` samples of `length` tokens from `model` with the run's sampler, steps, temperature and options."
     return method.sample(model, n, length, steps=cfg.sample_steps, sampler=cfg.sampler, temperature=cfg.temperature,
-                         generator=generator, device=device, **(cfg.sample_options or {}))
+                         generator=generator, device=device, **method.read_options(cfg.sample_options))
 
 def _dry_run_sampling(cfg: TrainConfig, method):
     ("Draw one sample with a one-layer model of width 8: the option *values* meet the sampler before training. "
      "Contexts over 1024 are halved while the block size still divides them (same blocks per step, less work).")
     if not cfg.n_samples: return
-    L, b = cfg.context_length, (cfg.sample_options or {}).get('block_size') or getattr(method, 'block_size', None) or 1
+    opts = method.read_options(cfg.sample_options)
+    L, b = cfg.context_length, opts.get('block_length') or opts.get('block_size') or getattr(method, 'block_size', None) or 1
     while L > 1024 and L % 2 == 0 and isinstance(b, int) and b > 0 and (L // 2) % b == 0: L //= 2
     tiny = DiffusionTransformer(model_config(cfg, method, n_layer=1, n_head=1, n_embd=8, dropout=0.0,
                                              context_length=L, cond_dim=min(cfg.cond_dim, 8)))
@@ -119,22 +127,39 @@ def _dry_run_sampling(cfg: TrainConfig, method):
                         'sample_options, sample_steps or temperature') from e
 
 # %% ../nbs/09_trainer.ipynb #d1dea1ba
-def prepare_run(cfg: TrainConfig, dinfo: DistInfo = DistInfo(), device=torch.device('cpu')) -> Run:
-    "Prepare the data and check `cfg` against it and the device's memory before any work starts."
+def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, device=None) -> Run:
+    ("Read `config` (a dict is checked here, once), join the process group (unless `dinfo` and `device` are given), "
+     "prepare the data and check the config against it and the device's memory before any work starts.")
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    if dinfo is None or device is None:
+        d, dev = setup_distributed(cfg.device)
+        dinfo, device = (d if dinfo is None else dinfo), (dev if device is None else device)
     if dinfo.is_main: data_path = prepare_dataset(cfg.dataset)
     if dinfo.world_size > 1: dist.barrier()
     if not dinfo.is_main: data_path = prepare_dataset(cfg.dataset)
     meta, tok = load_metadata(data_path), load_tokenizer(data_path)
     length = meta['row_width'] if meta['layout'] == 'rows' else cfg.context_length
-    cfg = dataclasses.replace(cfg, context_length=length)
+    cfg = _derived(cfg, context_length=length)
     _check_fits_data(cfg, meta, length)
     method = make_method(cfg, tok)
     _check_sampling(cfg, method)
-    check_memory(cfg, method, device, dinfo.world_size)
+    memory = check_memory(cfg, method, device, dinfo.world_size)
     _dry_run_sampling(cfg, method)           # after the memory check: it runs a (tiny) model
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * length
-    max_steps = cfg.max_steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * meta['train_tokens'] / per_step))
-    return Run(dataclasses.replace(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, length, max_steps)
+    max_steps = steps_of(cfg.max_steps, cfg.epochs, meta['train_tokens'], per_step)
+    return Run(_derived(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, length, max_steps, dinfo,
+               device, memory)
+
+def steps_of(max_steps: int, epochs: float | None, units: int, per_step: int) -> int:
+    ("The optimizer steps of a run: `max_steps`, or with `epochs` the steps that pass that many times over `units` "
+     "(training tokens; fine-tuning: examples), `per_step` of them a step; at least 1. Both stacks count this way.")
+    return max_steps if epochs is None else max(1, math.ceil(epochs * units / per_step))
+
+def _derived(cfg: TrainConfig, **values) -> TrainConfig:
+    "A copy of the checked `cfg` with values derived from the data (not checked again: they come from the library)."
+    out = copy.copy(cfg)
+    for k, v in values.items(): setattr(out, k, v)
+    return out
 
 # %% ../nbs/09_trainer.ipynb #b56b8c1e
 def train_step(model, loss_fn, batches, optimizer, scheduler=None, ema=None, grad_clip: float = 1.0, device='cpu',
@@ -260,45 +285,59 @@ def progress_text(rec: dict, unit: str = 'bits/token') -> str:
     return s + (f", val {rec['val_bits']:.3f} {unit}" if 'val_bits' in rec else '')
 
 # %% ../nbs/09_trainer.ipynb #ea254b45
-def train(config: TrainConfig | dict, progress: bool = True) -> dict:
-    "Train according to `config`; returns the run's summary (out_dir, step, final metrics, samples)."
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    dinfo, device = setup_distributed(cfg.device)
-    run, out = prepare_run(cfg, dinfo, device), project_path(cfg.out_dir)
-    if dinfo.is_main: claim_folder(out, 'run', given=cfg.out_dir)   # a run folder, a new or an empty one: nothing else
-    lock = RunLock(out).acquire() if dinfo.is_main else None
-    try: return _train(run, out, dinfo, device, progress)
-    except OSError as e:                                   # a full disk: one line naming the folder and its free space
+@contextmanager
+def run_folder(out: Path, is_main: bool = True):
+    ("Work in run folder `out`: its lock held (by rank 0), a full disk reported in one line naming the folder and "
+     "its free space, and no PID or lock left when the run ends, finished, stopped or failed. Pre-training and "
+     "fine-tuning (`16_finetune`) both run inside it.")
+    lock = RunLock(out).acquire() if is_main else None
+    try: yield out
+    except OSError as e:
         err = explain_os_error(e, out, 'writing to')
         if err is e: raise
         raise err from None
-    finally:                                               # finished, stopped or failed: no PID, no lock left
+    finally:
         if lock is not None: remove_pid_file(out); lock.release()
 
+def train(config: TrainConfig | dict | Run, progress: bool = True) -> dict:
+    ("Train according to `config` (a `Run` that `prepare_run` made is used as it is: nothing is checked twice); "
+     "returns the run's summary (out_dir, step, final metrics, samples).")
+    run = config if isinstance(config, Run) else prepare_run(config)
+    out = project_path(run.cfg.out_dir)
+    if run.dinfo.is_main: claim_folder(out, 'run', given=run.cfg.out_dir)   # a run folder, a new or an empty one: nothing else
+    with run_folder(out, run.dinfo.is_main) as out:
+        return _train(run, out, _start(run, out), progress)
+
 # %% ../nbs/09_trainer.ipynb #c2eefde1
-def _start(run: Run, out: Path, dinfo: DistInfo, device) -> tuple:
+def _start(run: Run, out: Path) -> tuple:
     "(model, optimizer, scheduler, ema, loader, step) of `run`, resumed from its newest checkpoint."
-    cfg = run.cfg
+    cfg, dinfo, device = run.cfg, run.dinfo, run.device
     torch.manual_seed(cfg.seed)                                              # same initial weights on every rank
     model = build_model(cfg, run.method).to(device)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, run.max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
     ema = make_ema(model, cfg.ema_decay)
-    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, length=run.length,
+    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, context_length=run.length,
                                          seed=cfg.seed, rank=dinfo.rank)
     step = _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device)
     if dinfo.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        truncate_jsonl(out / 'metrics.jsonl', step)          # a damaged log is refused before anything is written
-        truncate_jsonl(out / 'samples.jsonl', step - 1 if step == run.max_steps else step)
-        (out / 'train.pid').write_text(str(os.getpid()))
-        write_text_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=1))
+        begin_run(out, step, cfg.to_dict(), extra_logs={'samples.jsonl': step - 1 if step == run.max_steps else step})
     return model, optimizer, scheduler, ema, loader, step
 
+def begin_run(out: Path, step: int, config: dict, config_name: str = 'config.json', extra_logs: dict | None = None):
+    ("Open run folder `out` at `step` (rank 0): its logs cut back to `step` (`extra_logs`: other logs and the step "
+     "each is cut to; a damaged log is refused before anything is written), the PID that a SLURM job signals, and "
+     "the config as `config_name`. Pre-training and fine-tuning (`16_finetune`) both start this way.")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, s in {'metrics.jsonl': step, **(extra_logs or {})}.items(): truncate_jsonl(out / name, s)
+    (out / 'train.pid').write_text(str(os.getpid()))
+    write_text_atomic(out / config_name, json.dumps(config, indent=1))
+
 # %% ../nbs/09_trainer.ipynb #c2eefde5
-def _train(run: Run, out: Path, dinfo: DistInfo, device, progress: bool) -> dict:
-    cfg, method, max_steps = run.cfg, run.method, run.max_steps
-    model, optimizer, scheduler, ema, loader, step = _start(run, out, dinfo, device)
+def _train(run: Run, out: Path, state: tuple, progress: bool) -> dict:
+    "The training loop from `state`, what `_start` made."
+    cfg, method, max_steps, dinfo, device = run.cfg, run.method, run.max_steps, run.dinfo, run.device
+    model, optimizer, scheduler, ema, loader, step = state
     val, metrics = open_split(run.data_path, 'val'), out / 'metrics.jsonl'
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if dinfo.world_size > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
@@ -377,14 +416,13 @@ def load_trained(path, which: str = 'ema', device='cpu'):
 def ddp_gradient(config: TrainConfig | dict, simulate_ranks: int | None = None, batch_seed: int = 1234) -> dict:
     ("The gradient of the first training step on a fixed global batch, as `train` computes it: {'grad', 'loss', "
      "'world_size'}.")
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    dinfo, device = setup_distributed(cfg.device)
-    run = prepare_run(cfg, dinfo, device)
+    run = prepare_run(config)
+    cfg, dinfo, device = run.cfg, run.dinfo, run.device
     world = dinfo.world_size if dinfo.world_size > 1 else (simulate_ranks or 1)
     torch.manual_seed(cfg.seed)
     model = build_model(run.cfg, run.method).to(device)
     per_rank = cfg.batch_size * cfg.grad_accum
-    glob = RandomBatches.from_prepared(run.data_path, 'train', batch_size=world * per_rank, length=run.length,
+    glob = RandomBatches.from_prepared(run.data_path, 'train', batch_size=world * per_rank, context_length=run.length,
                                        seed=batch_seed).get_batch()
     shard = lambda r: list(glob[r * per_rank:(r + 1) * per_rank].split(cfg.batch_size))
     ranks = [dinfo.rank] if dinfo.world_size > 1 else range(world)

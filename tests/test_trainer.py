@@ -246,3 +246,34 @@ def test_samples_of_the_checkpoint_step_drawn_on_resume(reference, tmp_path):
     r = cli(out, **LONG)
     assert r.returncode == 0, r.stdout + r.stderr
     assert samples(out) == samples(reference)
+
+
+def test_a_value_is_checked_once_on_its_way_to_the_optimizer(tmp_path, monkeypatch):
+    """`lr` from a dict, a preset's overrides or a prepared `Run` (what train.ipynb passes): typed and checked once
+    (one `validate`, one conversion of the text), the run prepared once (data, memory check, sampling dry run), and
+    the optimizer gets the float."""
+    import diffusion_lm.runtime as rt, diffusion_lm.train_config as tc, diffusion_lm.trainer as tr
+    calls = []
+    def spy(mod, name, record):
+        orig = getattr(mod, name)
+        def wrapped(*a, **k):
+            if (r := record(*a, **k)) is not None: calls.append(r)
+            return orig(*a, **k)
+        monkeypatch.setattr(mod, name, wrapped)
+    spy(tc, 'validate', lambda c: 'validate')
+    spy(rt, 'coerce_field', lambda cls, name, v: f'convert {v!r}' if name == 'lr' else None)
+    spy(tr, 'prepare_run', lambda *a, **k: 'prepare_run')
+    spy(tr, 'check_memory', lambda *a, **k: 'check_memory')
+    spy(tr, '_dry_run_sampling', lambda *a, **k: 'dry_run')
+    spy(tr, 'make_optimizer', lambda model, lr, *a, **k: ('optimizer', lr))
+    small = dict(n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=2, max_steps=1, eval_batches=1,
+                 sample_steps=2, n_samples=1, lr='3e-4')
+    checked, prepared = ['validate', "convert '3e-4'"], ['check_memory', 'dry_run', ('optimizer', 3e-4)]
+    assert tr.train({**small, 'out_dir': str(tmp_path / 'a')}, progress=False)['finished']
+    assert calls == ['prepare_run', *checked, *prepared]          # the dict is read where the run is prepared
+    calls.clear()
+    cfg = tc.config_from_preset('shakespeare-llada', **small, out_dir=str(tmp_path / 'b'))
+    run = tr.prepare_run(cfg)                                  # train.ipynb: show the run's estimate, then train it
+    assert run.memory.total > 0 and run.cfg.lr == 3e-4
+    assert tr.train(run, progress=False)['finished']
+    assert calls == [*checked, 'prepare_run', *prepared]
