@@ -6,14 +6,15 @@ import json, re
 from pathlib import Path
 import torch
 from .model import ModelConfig, DiffusionTransformer
-from .methods import SEDD
+from .methods import SEDD, MaskedDiffusion, BlockDiffusion
 from .sedd import get_noise
 from .files import atomic_dir
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['WEIGHT_FILES', 'sedd_config', 'sedd_state_dict', 'official_state_dict', 'HFTokenizer', 'gpt2_tokenizer',
-           'is_sedd_folder', 'load_sedd', 'save_sedd']
+__all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'sedd_config', 'sedd_state_dict', 'official_state_dict', 'HFTokenizer',
+           'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd', 'dit_config', 'dit_state_dict',
+           'dit_official_state_dict', 'release_kind', 'load_release', 'save_release']
 
 # %% ../nbs/13b_released.ipynb #c9173369
 _GRAPHS, _NOISES = {'absorb': 'absorbing', 'uniform': 'uniform'}, {'loglinear': 'loglinear', 'geometric': 'geometric'}
@@ -199,6 +200,130 @@ def save_sedd(model: DiffusionTransformer, method: SEDD, folder, hf_tokenizer=No
     if sedd_config(cfg)[0] != c: raise UserError('the model is not in the official SEDD layout: build it with '
                                                  'sedd_config (mlp_bias, head_bias, gelu=tanh, no other bias)')
     sd = {k: v.contiguous() for k, v in official_state_dict(model).items()}
+    with atomic_dir(Path(folder)) as tmp:
+        (tmp / 'config.json').write_text(json.dumps(cfg, indent=1))
+        save_file(sd, str(tmp / 'model.safetensors'))
+        if hf_tokenizer is not None: hf_tokenizer.save_pretrained(str(tmp))
+    return Path(folder)
+
+# %% ../nbs/13b_released.ipynb #f9e08226
+DIT_KINDS = ('mdlm', 'bd3lm')
+
+def dit_config(cfg: dict) -> tuple[ModelConfig, object]:
+    "The `ModelConfig` (no time input, learned gates) and method of an MDLM or BD3-LM release's `config.json`."
+    kind = cfg.get('model_type')
+    if kind not in DIT_KINDS: raise UserError(f"config.json model_type {kind!r}: MDLM/BD3-LM releases say one of {DIT_KINDS}")
+    if cfg.get('time_conditioning', False):
+        raise UserError('config.json time_conditioning is true: this library runs masked and block diffusion without '
+                        'time input; only releases with time_conditioning false convert exactly')
+    if not cfg.get('adaln', True) or (kind == 'bd3lm' and not cfg.get('cross_attn', True)):
+        raise UserError(f'config.json: a {kind} release without adaLN (or BD3-LM without cross_attn) is not supported')
+    V = _need(cfg, 'vocab_size')
+    m = ModelConfig(vocab_size=V, n_embd=_need(cfg, 'hidden_dim'), n_layer=_need(cfg, 'n_blocks'),
+                    n_head=_need(cfg, 'n_heads'), context_length=_need(cfg, 'model_length'), cond_dim=0, gates=True,
+                    dropout=float(cfg.get('dropout', 0.0)), bias=False, mlp_bias=True, head_bias=True, gelu='tanh',
+                    init='torch')
+    method = MaskedDiffusion(V - 1) if kind == 'mdlm' else BlockDiffusion(V - 1, block_size=int(_need(cfg, 'block_size')))
+    return m, method
+
+def _zero_condition(official: dict) -> torch.Tensor:
+    "silu(sigma_map(0)): the condition a release without time conditioning always sees, `[cond_dim]` in float64."
+    W = lambda k: official[f'sigma_map.mlp.{k}'].double()
+    t = torch.cat([torch.ones(W('0.weight').shape[1] // 2), torch.zeros(W('0.weight').shape[1] // 2)]).double()
+    h = torch.nn.functional.silu(W('0.weight') @ t + W('0.bias'))
+    return torch.nn.functional.silu(W('2.weight') @ h + W('2.bias'))
+
+def dit_state_dict(official: dict, cfg: ModelConfig) -> dict:
+    "An MDLM/BD3-LM release's weights for `DiffusionTransformer(cfg)`: names mapped, modulations computed once."
+    sd = {k.removeprefix('backbone.'): v for k, v in official.items()
+          if k not in ('sampling_eps_min', 'sampling_eps_max')}
+    if 'sigma_map.mlp.0.weight' not in sd:
+        raise UserError('weights without backbone.sigma_map: not an MDLM/BD3-LM release (see nbs/13b_released.ipynb)')
+    c = _zero_condition(sd)
+    out, D = {}, cfg.n_embd
+    for k in list(sd):
+        m = re.fullmatch(r'blocks\.(\d+)\.adaLN_modulation\.weight', k)
+        if m:
+            b = m.group(1)
+            out[f'blocks.{b}.modulation'] = (sd.pop(k).double() @ c + sd.pop(f'blocks.{b}.adaLN_modulation.bias').double()
+                                             ).view(6, D)
+    if 'output_layer.adaLN_modulation.weight' in sd:
+        out['final_modulation'] = (sd.pop('output_layer.adaLN_modulation.weight').double() @ c
+                                   + sd.pop('output_layer.adaLN_modulation.bias').double()).view(2, D)
+    for k in [k for k in sd if k.startswith('sigma_map.')]: sd.pop(k)
+    out.update(sedd_state_dict(sd, cfg))
+    return out
+
+def dit_official_state_dict(model: DiffusionTransformer, cond_dim: int = 128) -> dict:
+    "This library's gated model under MDLM/BD3-LM names (adaLN weights zero, biases its modulations: exact)."
+    inv = {_library_name(n): n for n in _official_names(model.cfg)}
+    out = {}
+    for k, v in model.state_dict().items():
+        if k.endswith('modulation'): continue
+        if k not in inv: raise UserError(f'{k} has no MDLM/BD3-LM name: the model is not in their layout')
+        out['backbone.' + inv[k]] = v.detach().clone()
+    D, C = model.cfg.n_embd, cond_dim
+    for b in range(model.cfg.n_layer):
+        out[f'backbone.blocks.{b}.adaLN_modulation.weight'] = torch.zeros(6 * D, C)
+        out[f'backbone.blocks.{b}.adaLN_modulation.bias'] = model.blocks[b].modulation.detach().reshape(-1).clone()
+    out['backbone.output_layer.adaLN_modulation.weight'] = torch.zeros(2 * D, C)
+    out['backbone.output_layer.adaLN_modulation.bias'] = model.final_modulation.detach().reshape(-1).clone()
+    for k, shape in (('0.weight', (C, 256)), ('0.bias', (C,)), ('2.weight', (C, C)), ('2.bias', (C,))):
+        out[f'backbone.sigma_map.mlp.{k}'] = torch.zeros(shape)
+    return out
+
+# %% ../nbs/13b_released.ipynb #775a1cde
+RELEASE_FORMATS = ('an official SEDD release (config.json with tokens, graph, noise and model; weights)',
+                   "an MDLM or BD3-LM release (config.json with model_type 'mdlm' or 'bd3lm'; weights)")
+
+def release_kind(folder) -> str | None:
+    "'sedd', 'mdlm' or 'bd3lm' for a released model's folder, else None."
+    if is_sedd_folder(folder): return 'sedd'
+    try: d = json.loads((Path(folder) / 'config.json').read_text())
+    except (OSError, ValueError): return None
+    return d.get('model_type') if isinstance(d, dict) and d.get('model_type') in DIT_KINDS else None
+
+def _into(folder: Path, cfg: ModelConfig, sd: dict) -> DiffusionTransformer:
+    "`DiffusionTransformer(cfg)` holding `sd`, every name and shape checked (a mixed-up folder named in one line)."
+    model = DiffusionTransformer(cfg)
+    want = model.state_dict()
+    missing, extra = sorted(set(want) - set(sd)), sorted(set(sd) - set(want))
+    if missing or extra: raise UserError(f'{folder}: weights do not match config.json (missing {missing[:3]}, '
+                                         f'unexpected {extra[:3]}); the folder mixes two releases')
+    for k, v in sd.items():
+        if v.shape != want[k].shape:
+            raise UserError(f'{folder}: {k} has shape {tuple(v.shape)}, config.json implies {tuple(want[k].shape)}')
+    model.load_state_dict({k: v.float() for k, v in sd.items()})
+    return model
+
+def load_release(folder, device='cpu', tokenizer: bool = True):
+    "A released model's folder as `(model, method, tokenizer, kind)`: SEDD, MDLM or BD3-LM (see `RELEASE_FORMATS`)."
+    folder = Path(folder)
+    kind = release_kind(folder) if folder.is_dir() else None
+    if kind is None:
+        raise UserError(f'{folder}: not a released model this library reads; the formats are: '
+                        + '; '.join(RELEASE_FORMATS))
+    if kind == 'sedd': return (*load_sedd(folder, device, tokenizer), kind)
+    cfg, method = dit_config(_read_json(folder / 'config.json'))
+    model = _into(folder, cfg, dit_state_dict(_read_weights(folder), cfg))
+    tok = HFTokenizer(gpt2_tokenizer(folder)) if tokenizer else None
+    if tok is not None and tok.n_real != method.n_real:
+        raise UserError(f'{folder}: the tokenizer has {tok.n_real} ids, config.json vocab_size - 1 = {method.n_real}')
+    return model.to(device).eval(), method, tok, kind
+
+def save_release(model: DiffusionTransformer, method, folder, hf_tokenizer=None) -> Path:
+    "Write `model` as a release folder of its kind: SEDD's layout for `SEDD`, MDLM's or BD3-LM's for masked or block."
+    if isinstance(method, SEDD): return save_sedd(model, method, folder, hf_tokenizer)
+    from safetensors.torch import save_file
+    kind = 'bd3lm' if isinstance(method, BlockDiffusion) else 'mdlm' if isinstance(method, MaskedDiffusion) else None
+    if kind is None: raise UserError(f'{method} has no released format: SEDD, masked (MDLM) and block (BD3-LM) do')
+    c = model.cfg
+    cfg = {'model_type': kind, 'architectures': [kind.upper() if kind == 'mdlm' else 'BD3LM'], 'vocab_size': c.vocab_size,
+           'model_length': c.context_length, 'hidden_dim': c.n_embd, 'cond_dim': 128, 'n_blocks': c.n_layer,
+           'n_heads': c.n_head, 'dropout': c.dropout, 'time_conditioning': False,
+           **({'block_size': method.block_size, 'cross_attn': True, 'adaln': True} if kind == 'bd3lm' else {})}
+    if dit_config(cfg)[0] != c: raise UserError(f'the model is not in the {kind} layout: build it with dit_config')
+    sd = {k: v.contiguous() for k, v in dit_official_state_dict(model).items()}
     with atomic_dir(Path(folder)) as tmp:
         (tmp / 'config.json').write_text(json.dumps(cfg, indent=1))
         save_file(sd, str(tmp / 'model.safetensors'))
