@@ -47,6 +47,15 @@ class Automaton:
         self.edges = (src, cls, self.trans[src, cls])     # the transitions as a list: the backward pass sums over them
         self.edge_weights = self.weights[src, cls]
 
+    def reachable_in(self, k: int) -> torch.Tensor:
+        "Boolean `[Q]`: the states from which some string of exactly `k` tokens is accepted (cached per `k`)."
+        if not hasattr(self, '_reach'): self._reach = [self.accept.clone()]
+        src, _, dst = self.edges
+        while len(self._reach) <= k:
+            r = self._reach[-1]
+            self._reach.append(torch.zeros(len(r), dtype=torch.float64).index_add_(0, src, r[dst].double()) > 0)
+        return self._reach[k]
+
     @property
     def n_states(self) -> int: return self.trans.shape[0]
     @property
@@ -128,12 +137,13 @@ def _class_weights(aut: Automaton, probs: torch.Tensor, mode: str) -> torch.Tens
     return out.scatter_add_(2, idx, vals) if mode == 'sum' else out.scatter_reduce_(2, idx, vals, 'amax')
 
 def completion_weights(aut: Automaton, pc: torch.Tensor, free: torch.Tensor | None = None,
-                       mode: str = 'sum') -> torch.Tensor:
-    "Backward pass `beta [n + 1, B, Q]` over class weights `pc [B, n, C]` (`free [B, n]`: existence only)."
+                       mode: str = 'sum', end: torch.Tensor | None = None) -> torch.Tensor:
+    ("Backward pass `beta [n + 1, B, Q]` over class weights `pc [B, n, C]` (`free [B, n]`: existence only; `end [Q]`: "
+     "the weight of each state after the last position, default the final weights).")
     B, n, C = pc.shape
     src, cls, dst = (e.to(pc.device) for e in aut.edges)
     beta = torch.zeros(n + 1, B, aut.n_states, dtype=torch.float64, device=pc.device)
-    beta[n], ew = aut.final.to(pc.device), aut.edge_weights.to(pc.device)
+    beta[n], ew = (aut.final if end is None else end).to(pc.device), aut.edge_weights.to(pc.device)
     for i in reversed(range(n)):
         w = pc[:, i, cls] * ew                                          # [B, E]
         if free is not None: w = torch.where(free[:, i:i + 1], ew, w)
@@ -144,26 +154,67 @@ def completion_weights(aut: Automaton, pc: torch.Tensor, free: torch.Tensor | No
     return beta
 
 # %% ../nbs/02a_regular.ipynb #a5248e5b
+def _leading(mask: torch.Tensor) -> int:
+    "How many leading columns of `mask [B, n]` are True in every row."
+    bad = (~mask.all(0)).nonzero()
+    return int(bad[0]) if len(bad) else mask.shape[1]
+
 def constrained_draw(aut: Automaton, probs: torch.Tensor, generator: torch.Generator | None = None,
-                     free: torch.Tensor | None = None, greedy: bool = False) -> torch.Tensor:
-    "Rows `[B, n]` drawn from the product of `probs [B, n, V]` given that the row is accepted (`greedy`: the most probable)."
+                     free: torch.Tensor | None = None, greedy: bool = False, cache: dict | None = None) -> torch.Tensor:
+    ("Rows `[B, n]` drawn from the product of `probs [B, n, V]` given that the row is accepted (`greedy`: the most "
+     "probable); `cache`: a dict kept between calls on the same rows (the states after their settled prefix).")
     B, n, V = probs.shape
     probs = probs.double().clamp_min(0)
     if free is not None:
         free = torch.as_tensor(free, dtype=torch.bool, device=probs.device).expand(B, n)
         if (free[:, :-1] & ~free[:, 1:]).any():
             raise UserError('free positions must form a suffix of the row (the blocks still to come)')
+    # settled prefix (one token possible in every row) and free suffix (in every row) need no per-position work
+    settled = (probs > 0).sum(-1) == 1
+    p = _leading(settled & (True if free is None else ~free))
+    f = n - (0 if free is None else _leading(free.flip(1)))
+    f = max(f, p)
+    q0 = _prefix_states(aut, probs[:, :p].argmax(-1), cache)
+    end = aut.reachable_in(n - f).double()
+    out = torch.empty(B, n, dtype=torch.long, device=probs.device)
+    out[:, :p] = probs[:, :p].argmax(-1)
+    if f < n: out[:, f:] = probs[:, f:].argmax(-1) if greedy else sample_categorical(probs[:, f:] + 1e-300, generator)
+    bad = (q0 < 0) | ((q0 >= 0) & (end[q0.clamp_min(0)] <= 0) & (f == p))
+    if f > p: out[:, p:f] = _window_draw(aut, probs[:, p:f], q0, end, generator, None if free is None else free[:, p:f],
+                                         greedy, bad)
+    elif bad.any(): _no_string(bad, n)
+    return out
+
+def _no_string(dead, n):
+    raise UserError(f'row {int(dead.nonzero()[0])}: no accepted string of {n} tokens has positive probability '
+                    '(the tokens already fixed, or the length, rule the language out): check the pattern against '
+                    'the length and the prompt')
+
+def _prefix_states(aut: Automaton, tokens: torch.Tensor, cache: dict | None) -> torch.Tensor:
+    "The state after each row's settled prefix `tokens [B, p]`, continued from `cache` when it holds a prefix of it."
+    B, p = tokens.shape
+    k, q = 0, torch.full((B,), aut.start, dtype=torch.long)
+    if cache is not None and 'tokens' in cache:
+        ct = cache['tokens']
+        if ct.shape[0] == B and ct.shape[1] <= p and torch.equal(ct.to(tokens.device), tokens[:, :ct.shape[1]]):
+            k, q = ct.shape[1], cache['states'].clone()
+    c = _token_classes(aut, int(tokens.max()) + 1)[tokens.cpu()] if p else tokens.cpu()
+    for i in range(k, p):
+        ok = (q >= 0) & (c[:, i] >= 0)
+        q = torch.where(ok, aut.trans[q.clamp_min(0), c[:, i].clamp_min(0)], -1)
+    if cache is not None: cache.update(tokens=tokens.clone(), states=q.clone())
+    return q.to(tokens.device)
+
+def _window_draw(aut, probs, q0, end, generator, free, greedy, bad):
+    "The draw over the positions between the settled prefix (states `q0`) and the free suffix (weights `end`)."
+    B, n, V = probs.shape
     mode = 'max' if greedy else 'sum'
     pc = _class_weights(aut, probs, mode)
-    beta = completion_weights(aut, pc, free, mode)
-    dead = beta[0, :, aut.start] <= 0
-    if dead.any():
-        raise UserError(f'row {int(dead.nonzero()[0])}: no accepted string of {n} tokens has positive probability '
-                        '(the tokens already fixed, or the length, rule the language out): check the pattern against '
-                        'the length and the prompt')
+    beta = completion_weights(aut, pc, free, mode, end)
+    dead = bad | (beta[0].gather(1, q0.clamp_min(0)[:, None])[:, 0] <= 0)
+    if dead.any(): _no_string(dead, n)
     trans, cls, tw = aut.trans.to(probs.device), _token_classes(aut, V).to(probs.device), aut.weights.to(probs.device)
-    q, out = torch.full((B,), aut.start, dtype=torch.long, device=probs.device), torch.empty(B, n, dtype=torch.long,
-                                                                                              device=probs.device)
+    q, out = q0.clone(), torch.empty(B, n, dtype=torch.long, device=probs.device)
     for i in range(n):
         nxt = trans[q.clamp_min(0)]                                       # [B, C]
         w = pc[:, i] * tw[q] * beta[i + 1].gather(1, nxt.clamp_min(0)) * (nxt >= 0)
@@ -182,6 +233,7 @@ class RegularConstraint(Constraint):
     looks_along_row = True                 # the autoregressive sampler asks it for each next token (see below)
     def __init__(self, automaton: Automaton, span: tuple[int, int | None] = (0, None), mask_id: int | None = None):
         self.aut, self.span, self.mask_id = automaton, span, mask_id
+        self._cache = {}                   # the states after the rows' settled prefix, kept between steps
 
     def _cols(self, L: int) -> slice:
         lo, hi = self.span[0], L if self.span[1] is None else self.span[1]
@@ -198,7 +250,7 @@ class RegularConstraint(Constraint):
             stay = p[..., self.mask_id] / total                      # the step's chance of staying masked
             p = p.clone(); p[..., self.mask_id] = 0
         f = None if free is None else free[:, s]
-        x = constrained_draw(self.aut, p, generator, f, greedy)
+        x = constrained_draw(self.aut, p, generator, f, greedy, cache=self._cache)
         if stay is not None:
             u = torch.rand(stay.shape, dtype=torch.float64, device=stay.device, generator=generator)
             x = torch.where((stay >= 0.5) if greedy else (u < stay), self.mask_id, x)
