@@ -19,6 +19,9 @@ from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step
+from .train_config import MAX_SEED, MAX_EPOCHS, check_device_name
+from .runtime import one_line
+from .pretrained import hf_load
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
 from .runs import append_jsonl, truncate_jsonl
@@ -32,9 +35,10 @@ from .memory_plan import shape_from_config, plan, format_plan
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate', 'prepare_data', 'build_model', 'step_batches',
-           'make_loss', 'evaluate', 'latest_checkpoint', 'check_run_folder', 'save_state', 'resume_state',
-           'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
+__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig', 'validate', 'prepare_data',
+           'build_model', 'step_batches', 'make_loss', 'evaluate', 'latest_checkpoint', 'check_run_folder',
+           'save_state', 'resume_state', 'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows',
+           'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
 @dataclass
@@ -97,11 +101,17 @@ def validate(c: FinetuneConfig):
                                     'a LLaDA-format Hugging Face model')
     for k, ok in _CHOICES.items(): check_choice(c, k, ok)
     for k in _AT_LEAST_1: check_range(c, k, 1)
-    check_range(c, 'lr', 0, lo_open=True, fix='use e.g. lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
+    check_range(c, 'lr', 0, 1, lo_open=True, fix='use e.g. lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
     check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
-    for k in ('warmup_steps', 'weight_decay', 'grad_clip', 'eval_draws'): check_range(c, k, 0)
+    for k in ('warmup_steps', 'grad_clip'): check_range(c, k, 0)
+    check_range(c, 'weight_decay', 0, 1 / c.lr, fix='each step multiplies the weights by 1 - lr*weight_decay: use e.g. '
+                                                   'weight_decay=0.1')
+    check_range(c, 'eval_draws', 0, 10_000, fix='it is the fixed draws per example scored, e.g. eval_draws=4')
+    check_range(c, 'seed', 0, MAX_SEED)
+    check_device_name(c)
     for k in ('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'): check_range(c, k, 0, 1, hi_open=True)
-    for k in ('lora_alpha', 'epochs'): check_range(c, k, 0, lo_open=True)
+    check_range(c, 'lora_alpha', 0, lo_open=True)
+    check_range(c, 'epochs', 0, MAX_EPOCHS, lo_open=True)
     if c.lora_targets is not None and not (c.lora_targets and all(isinstance(t, str) for t in c.lora_targets)):
         raise UserError(f'FinetuneConfig.lora_targets={c.lora_targets!r}: give a list of layer names, e.g. '
                         '["q_proj", "v_proj"]')
@@ -118,11 +128,11 @@ def _dtype(cfg: FinetuneConfig, device) -> str:
 def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | None]:
     "(tokenizer, mask id, training data, evaluation data or None), read and checked before any weight is loaded."
     from transformers import AutoConfig, AutoTokenizer
-    p = check_pretrained_dir(project_path(cfg.model))
+    p = check_pretrained_dir(project_path(cfg.model), trust_remote_code=cfg.trust_remote_code)
     if not cfg.data: raise UserError('FinetuneConfig.data is empty: give data=FILE.jsonl')
     kw = dict(local_files_only=True, trust_remote_code=cfg.trust_remote_code)
-    tok = AutoTokenizer.from_pretrained(p, **kw)
-    mask_id = resolve_mask_id(AutoConfig.from_pretrained(p, **kw), tok, cfg.mask_id)
+    tok = hf_load(p, 'tokenizer', lambda: AutoTokenizer.from_pretrained(p, **kw))
+    mask_id = resolve_mask_id(hf_load(p, 'config', lambda: AutoConfig.from_pretrained(p, **kw)), tok, cfg.mask_id)
     load = lambda f, limit=None: load_sft_data(project_path(f), tok, cfg.max_length, cfg.truncate, mask_id, limit)
     return tok, mask_id, load(cfg.data), load(cfg.val_data or cfg.data, cfg.eval_examples) if cfg.eval_draws else None
 
@@ -347,11 +357,12 @@ def _finish(cfg, out, dinfo, model, res, step, max_steps, signalled, score) -> d
 
 # %% ../nbs/16_finetune.ipynb #71fd523c
 _UNITS = {'': 1.0, 'K': 2.0**-20, 'M': 2.0**-10, 'G': 1.0, 'T': 1024.0}
+MAX_DEVICE_GIB, MAX_DEVICES = 2.0**20, 2**20     # a planned device holds at most 1 PiB; a plan is for at most 1M devices
 
 def parse_gib(text: str) -> float:
     "GiB in a memory size such as '80GB', '141GiB', '512M' or '80' (GiB); GB is taken as GiB, as GPUs are sold."
     m = re.fullmatch(r'\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*', str(text), re.I)
-    if not m or float(m[1]) <= 0: raise UserError(f'--device-memory {text!r}: give a size such as 80GB, '
+    if not m or not 0 < float(m[1]) * _UNITS[m[2].upper()] <= MAX_DEVICE_GIB: raise UserError(f'--device-memory {text!r}: give a size such as 80GB, '
                                                   '141GiB or 80 (GiB)')
     return float(m[1]) * _UNITS[m[2].upper()]
 
@@ -360,7 +371,7 @@ def plan_devices(n: int | None = None, memory: str | None = None) -> tuple[list[
     "GiB of each device to plan for and what they are: as named, the CUDA devices seen, or this CPU's free memory."
     if n is not None or memory is not None:
         if memory is None: raise UserError('--devices needs --device-memory too, e.g. --devices 8 --device-memory 80GB')
-        if n is not None and n < 1: raise UserError(f'--devices {n}: give 1 or more')
+        if n is not None and not 1 <= n <= MAX_DEVICES: raise UserError(f'--devices {n}: give 1 .. {MAX_DEVICES}')
         return [parse_gib(memory)] * (n or 1), 'named'
     if torch.cuda.is_available():
         return ([torch.cuda.get_device_properties(i).total_memory / 2**30 for i in range(torch.cuda.device_count())],
@@ -373,7 +384,16 @@ def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tu
     p = project_path(cfg.model)
     if not (p / 'config.json').is_file(): raise FileNotFoundError(f'{p}: no config.json there; '
                                                                   'give model=FOLDER of a Hugging Face model')
-    shape = shape_from_config(json.loads((p / 'config.json').read_text()))
+    f = p / 'config.json'
+    try: d = json.loads(f.read_text())
+    except ValueError as e: d = f'{type(e).__name__}: {e}'       # truncated or damaged (JSON, UTF-8)
+    if not isinstance(d, dict):
+        raise UserError(f'{f} is not a JSON object of model settings ({one_line(d)[:200]}): the model folder is '
+                        'damaged; copy or download config.json again')
+    try: shape = shape_from_config(d)
+    except UserError as e:
+        raise UserError(f'{f}: {str(e).replace(": give a ModelShape", "")}; --plan reads the sizes of a LLaDA or '
+                        'Llama-style config') from None
     prec = 'bf16' if cfg.precision == 'bf16' or (cfg.precision == 'auto' and gpu) else 'fp32'
     rows = plan(shape, cfg.max_length, cfg.batch_size, devices=devices, precision=prec, lora_rank=cfg.lora_rank,
                 fused_optimizer=gpu)
@@ -427,6 +447,9 @@ def _main(argv):
     a = ap.parse_args(argv)
     cfg = FinetuneConfig.from_dict({**(_read_config(a.config) if a.config else {}), **parse_overrides(a.set)})
     if a.plan: print(plan_text(cfg, a.devices, a.device_memory)); return
+    if a.devices is not None or a.device_memory is not None:
+        raise UserError('--devices and --device-memory describe the devices of a --plan; add --plan to print the plan, '
+                        'or leave them out to train (on the devices seen here)')
     try:
         res = finetune(cfg, progress=not a.no_progress)
         if int(os.environ.get('RANK', 0)) == 0: print(json.dumps({k: v for k, v in res.items() if k != 'model'}))

@@ -72,13 +72,18 @@ def check_memory(cfg: TrainConfig, method, device, world: int = 1):
     "A UserError if a training step's estimated memory exceeds what the device has free."
     mc = model_config(cfg, method)
     prec = 'bf16' if cfg.precision == 'bf16' or (cfg.precision == 'auto' and device.type == 'cuda') else 'fp32'
-    need = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length), precision=prec,
-                           ema=cfg.ema_decay > 0).total
-    free = free_memory(device)
-    if free is not None and need > 0.9 * free:
-        raise UserError(f'a training step needs about {fmt_bytes(need)} but {device} has {fmt_bytes(free)} free '
-                        f'(batch_size={cfg.batch_size}, context_length={cfg.context_length}); '
-                        'lower them or use a larger device')
+    est = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length), precision=prec,
+                          ema=cfg.ema_decay > 0)
+    need, free = est.total, free_memory(device)
+    if free is not None and need > 0.9 * free:      # the advice names the larger part: the model's, or the batch's
+        tokens = est.activations + est.logits
+        why = (f'{fmt_bytes(need - tokens)} of it for the {est.params / 1e6:,.1f} M parameters (weights, gradients, '
+               f'optimizer state, EMA) of n_layer={cfg.n_layer}, n_embd={cfg.n_embd}: make the model smaller'
+               if need - tokens >= tokens else
+               f'{fmt_bytes(tokens)} of it for the activations of batch_size={cfg.batch_size} x '
+               f'context_length={cfg.context_length}: lower them (grad_accum keeps the tokens per step)')
+        raise UserError(f'a training step needs about {fmt_bytes(need)} but {device} has {fmt_bytes(free)} free, '
+                        f'{why}, or use a larger device')
     return need
 
 # %% ../nbs/09_trainer.ipynb #b9c0c010
@@ -346,9 +351,22 @@ def _final_eval(run, metrics, step, model, val, device, dinfo) -> dict:
     return rec
 
 # %% ../nbs/09_trainer.ipynb #aa71db6f
+def _not_a_train_run(path: Path):
+    "A UserError naming what to use instead if `path` is a fine-tuning run (or its checkpoint) or a Hugging Face model."
+    for run in (path, path.parent, path.parent.parent):
+        if (run / 'finetune_config.json').is_file():        # finetune.CONFIG
+            raise UserError(f'{run} is a fine-tuning run (diffusion-lm-finetune), not a run of train(): its model is the '
+                            f'Hugging Face folder {run / "model"}; load that with '
+                            'diffusion_lm.pretrained.load_pretrained (see nbs/13_pretrained.ipynb)')
+    if (path / 'config.json').is_file() and not (path / 'meta.json').is_file() and (
+            (path / 'model.safetensors').is_file() or (path / 'model.safetensors.index.json').is_file()):
+        raise UserError(f'{path} is a Hugging Face model folder, not a run of train(): load it with '
+                        'diffusion_lm.pretrained.load_pretrained (see nbs/13_pretrained.ipynb)')
+
 def load_trained(path, which: str = 'ema', device='cpu'):
     "(model, method, tokenizer, TrainConfig) of a checkpoint or run folder, with EMA weights by default."
     path = project_path(path)
+    _not_a_train_run(path)
     d = load_config(path)
     if not d or 'model' not in d:
         raise UserError(f'{path} has no run configuration (config.json with a model section); '
@@ -425,6 +443,11 @@ def _main(argv):
         try: overrides = json.loads(Path(a.config).read_text())
         except (OSError, ValueError) as e: raise UserError(f'--config {a.config}: {e}; '
                                                            'give a JSON file of TrainConfig fields') from None
+        if not isinstance(overrides, dict):
+            kind = {'str': 'string', 'int': 'number', 'float': 'number', 'bool': 'boolean', 'NoneType': 'null'}.get(
+                type(overrides).__name__, type(overrides).__name__)
+            raise UserError(f'--config {a.config} holds a JSON {kind}; give a JSON object of '
+                            'TrainConfig fields, e.g. {"lr": 0.001, "max_steps": 500}')
     cfg = config_from_preset(a.preset, **{**overrides, **parse_overrides(a.set)})
     rank0 = int(os.environ.get('RANK', 0)) == 0
     try:
