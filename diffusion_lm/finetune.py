@@ -19,7 +19,8 @@ from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step
-from .train_config import MAX_SEED, MAX_EPOCHS, check_device_name
+from .trainer import _unusable_checkpoints
+from .train_config import MAX_SEED, MAX_EPOCHS, MAX_GRAD_ACCUM, check_device_name
 from .runtime import one_line
 from .pretrained import hf_load
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
@@ -109,6 +110,9 @@ def validate(c: FinetuneConfig):
     check_range(c, 'eval_draws', 0, 10_000, fix='it is the fixed draws per example scored, e.g. eval_draws=4')
     check_range(c, 'seed', 0, MAX_SEED)
     check_device_name(c)
+    if c.batch_size * c.grad_accum > MAX_GRAD_ACCUM:
+        raise UserError(f'FinetuneConfig.batch_size x grad_accum = {c.batch_size} x {c.grad_accum} examples per step and '
+                        f'process is more than {MAX_GRAD_ACCUM}: lower them (a step would take days)')
     for k in ('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'): check_range(c, k, 0, 1, hi_open=True)
     check_range(c, 'lora_alpha', 0, lo_open=True)
     check_range(c, 'epochs', 0, MAX_EPOCHS, lo_open=True)
@@ -218,7 +222,14 @@ def check_run_folder(out: Path, cfg: FinetuneConfig):
         raise UserError(f"{out} already holds a run and resume='never'; choose another out_dir, "
                         "or resume='auto' to continue it")
     if not held or not (out / CONFIG).is_file(): return
-    old, new = _identity(json.loads((out / CONFIG).read_text())), _identity(cfg.to_dict())
+    try: d = json.loads((out / CONFIG).read_text())
+    except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
+    if not isinstance(d, dict) or not {'model', 'data'} <= set(d):
+        raise UserError(f'{out / CONFIG} is not a readable fine-tuning config ('
+                        f'{one_line(d)[:200] if isinstance(d, str) else "not a JSON object with model and data"}), so '
+                        f'{out} cannot be checked to hold this run; nothing was changed: restore {CONFIG}, or choose '
+                        'another out_dir')
+    old, new = _identity(d), _identity(cfg.to_dict())
     if diff := [f'{k}: {old[k]!r} there, {new[k]!r} here' for k in IDENTITY if old[k] != new[k]]:
         raise UserError(f'{out} holds another fine-tuning run ({"; ".join(diff)}); it is not resumed or overwritten: '
                         'choose another out_dir')
@@ -250,6 +261,10 @@ def resume_state(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, de
     if ckpt is None:
         if cfg.resume == 'must': raise UserError(f"resume='must' but {out} holds no checkpoint of this kind "
                                                  f"(fsdp={cfg.fsdp})")
+        if cfg.resume != 'never' and not cfg.fsdp and (bad := _unusable_checkpoints(out)):   # never train over them
+            raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt '
+                            'files), so the run is not started again over them; restore them from a backup, or move '
+                            f'{out / "checkpoints"} aside to start from scratch')
         return 0, 0
     if cfg.fsdp:
         with warnings.catch_warnings():
@@ -298,9 +313,9 @@ def _start(cfg, out, dinfo, device, n_examples):
     if dinfo.is_main: check_run_folder(out, cfg)
     step, seen = resume_state(out, cfg, model, optimizer, scheduler, device)
     if dinfo.is_main:
+        truncate_jsonl(out / 'metrics.jsonl', step)        # first: it refuses a damaged log before anything is written
         write_text_atomic(out / CONFIG, json.dumps(cfg.to_dict(), indent=1))
         (out / 'train.pid').write_text(str(os.getpid()))
-        truncate_jsonl(out / 'metrics.jsonl', step)
     no_sync = (lambda: fsdp_no_sync(model)) if cfg.fsdp and dinfo.world_size > 1 else net.no_sync if ddp else None
     return model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G
 

@@ -10,9 +10,9 @@ from .runtime import UserError, check_types, check_range, check_choice, apply_ov
 from .methods import METHODS, METHOD_ALIASES
 
 # %% auto #0
-__all__ = ['RENAMED', 'MAX_SEED', 'MAX_SAMPLE_STEPS', 'MAX_EPOCHS', 'PRESETS', 'TrainConfig', 'check_device_name', 'validate',
-           'config_from_preset', 'field_comments', 'parameters_cell', 'notebook_params', 'SampleConfig',
-           'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
+__all__ = ['RENAMED', 'MAX_SEED', 'MAX_SAMPLE_STEPS', 'MAX_EPOCHS', 'MAX_GRAD_ACCUM', 'PRESETS', 'TrainConfig',
+           'check_device_name', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell',
+           'notebook_params', 'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
 
 # %% ../nbs/08b_train_config.ipynb #1e1de1c2
 @dataclass
@@ -92,6 +92,7 @@ _AT_LEAST_1 = ('batch_size', 'grad_accum', 'max_steps', 'n_layer', 'n_head', 'n_
 MAX_SEED = 2**32 - 1            # seeds feed torch and numpy generators, which take 0 .. 2**32 - 1 everywhere
 MAX_SAMPLE_STEPS = 1_000_000    # network calls per sample: more would run for days (and the schedule alone fills memory)
 MAX_EPOCHS = 1e6                # max_steps is computed from epochs: more overflows
+MAX_GRAD_ACCUM = 2**20          # micro-batches (fine-tuning: examples) per step and process
 
 def check_device_name(obj, name: str = 'device'):
     ("A UserError unless obj.name names a device this library runs on ('auto', 'cpu', 'cuda', 'cuda:N'): checked "
@@ -115,6 +116,7 @@ def validate(c: TrainConfig):
     check_range(c, 'weight_decay', 0, 1 / c.lr, fix='each step multiplies the weights by 1 - lr*weight_decay: use e.g. '
                                                    'weight_decay=0.1')
     check_range(c, 'seed', 0, MAX_SEED)
+    check_range(c, 'grad_accum', 1, MAX_GRAD_ACCUM, fix='micro-batches per step: more would take days a step')
     check_device_name(c)
     for k in ('dropout', 'ema_decay', 'beta1', 'beta2'): check_range(c, k, 0, 1, hi_open=True)
     check_range(c, 'epochs', 0, MAX_EPOCHS, lo_open=True)

@@ -22,6 +22,9 @@ from .tokenizers import tokenizer_from_dict, CharTokenizer, ByteTokenizer
 from .model import ModelConfig, DiffusionTransformer, num_params
 from .model_size import memory_estimate, fmt_bytes
 from .methods import make_method
+from .methods import _check_sample_size
+from .model_size import param_breakdown
+from types import SimpleNamespace
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
 from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from
@@ -75,10 +78,16 @@ def check_memory(cfg: TrainConfig, method, device, world: int = 1):
     est = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length), precision=prec,
                           ema=cfg.ema_decay > 0)
     need, free = est.total, free_memory(device)
+    try: _check_sample_size(SimpleNamespace(cfg=mc), cfg.n_samples, cfg.context_length, 0, device)   # the samples at the end
+    except UserError as e: raise UserError(f'TrainConfig.n_samples={cfg.n_samples}: {e}') from None
     if free is not None and need > 0.9 * free:      # the advice names the larger part: the model's, or the batch's
         tokens = est.activations + est.logits
+        pb = param_breakdown(mc)
+        knobs = {'time': f'cond_dim={cfg.cond_dim}', 'adaln': f'cond_dim={cfg.cond_dim}, n_layer={cfg.n_layer}, n_embd={cfg.n_embd}',
+                 'embedding': f'n_embd={cfg.n_embd} x {mc.vocab_size} tokens', 'output': f'n_embd={cfg.n_embd} x {mc.vocab_size} tokens'
+                 }.get(max(pb, key=pb.get), f'n_layer={cfg.n_layer}, n_embd={cfg.n_embd}')     # the largest part's settings
         why = (f'{fmt_bytes(need - tokens)} of it for the {est.params / 1e6:,.1f} M parameters (weights, gradients, '
-               f'optimizer state, EMA) of n_layer={cfg.n_layer}, n_embd={cfg.n_embd}: make the model smaller'
+               f'optimizer state, EMA) of {knobs}: make the model smaller'
                if need - tokens >= tokens else
                f'{fmt_bytes(tokens)} of it for the activations of batch_size={cfg.batch_size} x '
                f'context_length={cfg.context_length}: lower them (grad_accum keeps the tokens per step)')

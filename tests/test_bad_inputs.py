@@ -33,6 +33,7 @@ from diffusion_lm.checkpoint import load_checkpoint, list_checkpoints, find_late
 from diffusion_lm.data import prepare_shakespeare
 from diffusion_lm.palindromes.data import prepare_palindromes
 from diffusion_lm.testing import make_tiny_llada
+from diffusion_lm.sft_data import write_jsonl
 from safetensors.torch import load_file
 
 torch.set_num_threads(1)          # the forked children inherit it: one thread each, as OMP_NUM_THREADS=1 asks
@@ -310,9 +311,10 @@ def unsubmitted(w, before, p):
 
 # ---------------------------------------------------------------- issue 24, items 4-5: setups of the rows at the end of CASES
 def with_llada(damage=None):
-    "The tiny LLaDA-format model of diffusion_lm.testing in w/m, then `damage(folder)`."
+    "The tiny LLaDA-format model of diffusion_lm.testing in w/m and a chat file w/chat.jsonl, then `damage(folder)`."
     def setup(w, t):
         make_tiny_llada(w / 'm')
+        write_jsonl(w / 'chat.jsonl', [{'prompt': 'say hi', 'response': 'hi'}] * 4)
         if damage: damage(w / 'm')
     return setup
 
@@ -328,6 +330,19 @@ def with_finetune_marker(w, t):
     with_run(w, t); (w / 'ft').mkdir(); (w / 'ft' / 'finetune_config.json').write_text('{}')
 
 def with_run_and_llada(w, t): with_run(w, t); with_llada()(w, t)
+
+def with_finetune_run(damage):
+    """The tiny model, a chat file and a fine-tuning run folder of the same settings as the FR rows (finetune_config.json,
+    a metrics line, a checkpoint folder of step 2 that is not complete), then `damage(run folder)`."""
+    def setup(w, t):
+        with_llada()(w, t)
+        cfg = finetune.FinetuneConfig(model=str(w / 'm'), data=str(w / 'chat.jsonl'), out_dir=str(w / 'ft'), device='cpu')
+        (w / 'ft' / 'checkpoints' / 'step_000002').mkdir(parents=True)
+        (w / 'ft' / 'checkpoints' / 'step_000002' / 'meta.json').write_text('[]')
+        (w / 'ft' / 'finetune_config.json').write_text(json.dumps(cfg.to_dict(), indent=1))
+        (w / 'ft' / 'metrics.jsonl').write_text('{"step": 1, "loss": 5.0}\n{"step": 2, "loss": 4.0}\n')
+        damage(w / 'ft')
+    return setup
 
 
 # ---------------------------------------------------------------- the table
@@ -368,7 +383,12 @@ def FM(id, sets, message, damage=None, **kw) -> Case:
     "A diffusion-lm-finetune row on the tiny LLaDA-format model in w/m, damaged by `damage(folder)`: refused before any run folder."
     return Case(id, 'finetune', lambda w, s=tuple(sets): ['--no-progress', '--set', f'model={w}/m', f'data={w}/chat.jsonl',
                                                          f'out_dir={w}/ft', 'device=cpu', *s],
-                message, setup=with_llada(damage), after=no_run_folder, **kw)
+                message, setup=with_llada(damage), **{'after': no_run_folder, **kw})
+
+def FR(id, damage, message, **kw) -> Case:
+    "A diffusion-lm-finetune row on the fine-tuning run folder of `with_finetune_run(damage)`: refused, every file kept."
+    return Case(id, 'finetune', lambda w: ['--no-progress', '--set', f'model={w}/m', f'data={w}/chat.jsonl', f'out_dir={w}/ft',
+                                           'device=cpu'], message, setup=with_finetune_run(damage), **kw)
 
 def A(id, call, message, **kw) -> Case:
     "A call into the library, run as a command (`run_cli`): `call(w)`."
@@ -562,6 +582,11 @@ CASES = [
     T('e-out-dir-empty', ['out_dir='], "TrainConfig.out_dir='' is empty: give the run's folder"),
     T('e-memory-advice-names-the-model', ['n_embd=1000000', 'n_head=1'],       # ~200 TiB, nearly all parameters and their states
       'M parameters (weights, gradients, optimizer state, EMA) of n_layer=1, n_embd=1000000: make the model smaller'),
+    T('e-memory-advice-names-cond-dim', ['method=sedd', 'cond_dim=100000000000'], 'M parameters (weights, gradients, optimizer '
+      'state, EMA) of cond_dim=100000000000: make the model smaller'),
+    T('e-samples-checked-before-training', ['n_samples=100000000000'], 'TrainConfig.n_samples=100000000000: 100000000000 '
+      'samples of 32 tokens need about'),
+    T('e-grad-accum-overflow', ['grad_accum=100000000000'], 'TrainConfig.grad_accum=100000000000 is out of range [1, 1048576]'),
     Case('e-config-file-list', 'train', lambda w: [*train_argv(w / 'run'), '--config', str(w / 'cfg.json')],
          'cfg.json holds a JSON list; give a JSON object of TrainConfig fields', setup=with_config('[{"lr": 0.001}]')),
     Case('e-config-file-number', 'train', lambda w: [*train_argv(w / 'run'), '--config', str(w / 'cfg.json')],
@@ -591,6 +616,10 @@ CASES = [
     FM('e-hf-tokenizer-json-missing', [], 'loading the tokenizer failed', lambda m: (m / 'tokenizer.json').unlink()),
     FM('e-hf-untrusted-code', ['trust_remote_code=False'], 'set trust_remote_code=True if you trust the folder'),
     # ---- diffusion-lm-finetune: values and options
+    FM('e-ft-lora-rank-wider-than-layers', ['lora=True', 'lora_rank=100000000000'],
+       'LoRA rank 100000000000 is larger than the narrowest adapted layer (32): use a rank <= 32',
+       after=None),            # checked once the model is loaded, after the run folder's lock was taken: files kept
+    F('e-ft-examples-per-step-overflow', ['batch_size=100000000000'], 'FinetuneConfig.batch_size x grad_accum = 100000000000 x 1'),
     F('e-ft-lr-overflow', ['lr=1e308'], 'FinetuneConfig.lr=1e+308 is out of range (0, 1]'),
     F('e-ft-seed-negative', ['seed=-1'], 'FinetuneConfig.seed=-1 is out of range [0, 4294967295]'),
     F('e-ft-epochs-overflow', ['epochs=1e308'], 'FinetuneConfig.epochs=1e+308 is out of range'),
@@ -607,6 +636,14 @@ CASES = [
          'm/config.json is not a JSON object of model settings (JSONDecodeError', setup=with_llada(lambda m: cut(m / 'config.json'))),
     Case('e-ft-config-file-list', 'finetune', lambda w: ['--config', str(w / 'cfg.json')],
          'a JSON object of FinetuneConfig fields is expected', setup=with_config('[1]')),
+    # ---- diffusion-lm-finetune: the files of its own run folder, damaged
+    FR('e-ft-run-config-garbage', lambda r: (r / 'finetune_config.json').write_text('{"mod'),
+       'ft/finetune_config.json is not a readable fine-tuning config (JSONDecodeError'),
+    FR('e-ft-run-config-a-list', lambda r: (r / 'finetune_config.json').write_text('[]'),
+       'ft/finetune_config.json is not a readable fine-tuning config (not a JSON object with model and data)'),
+    FR('e-ft-run-no-complete-checkpoint', lambda r: None, 'ft holds checkpoints step_000002 but none is complete', exec='script'),
+    FR('e-ft-run-metrics-garbage', lambda r: (shutil.rmtree(r / 'checkpoints'), (r / 'metrics.jsonl').write_text('garbage\n{"step": 1}\n')),
+       'ft/metrics.jsonl has unreadable lines [1]'),
     # ---- diffusion-lm-palindromes (and python -m diffusion_lm.palindromes)
     P('e-pal-temperature-nan', ['--model', '{w}/run', '--temperature', 'nan'], '--temperature nan: give a number >= 0'),
     P('e-pal-temperature-inf', ['--model', '{w}/run', '--temperature', 'inf'], '--temperature inf: give a number >= 0'),
