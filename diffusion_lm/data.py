@@ -15,10 +15,10 @@ from .tokenizers import ByteTokenizer, CharTokenizer, tokenizer_to_dict, tokeniz
 
 # %% auto #0
 __all__ = ['FORMAT', 'WIKIPEDIA', 'DATASETS', 'PLUGIN_GROUP', 'data_dir', 'prepared_dir', 'read_text', 'load_metadata',
-           'shakespeare_path', 'prepare_shakespeare', 'detokenize_wikitext', 'wikitext_articles', 'chunk_bytes',
-           'byte_rows_metadata', 'prepare_byte_data', 'write_text_rows', 'register_dataset', 'dataset_plugins',
-           'known_datasets', 'prepare_dataset', 'load_tokenizer', 'open_split', 'step_seed', 'data_length',
-           'RandomBatches', 'eval_batches']
+           'prepare_again', 'shakespeare_path', 'prepare_shakespeare', 'detokenize_wikitext', 'wikitext_articles',
+           'chunk_bytes', 'byte_rows_metadata', 'prepare_byte_data', 'write_text_rows', 'register_dataset',
+           'dataset_plugins', 'known_datasets', 'prepare_dataset', 'load_tokenizer', 'open_split', 'step_seed',
+           'data_length', 'RandomBatches', 'eval_batches']
 
 # %% ../nbs/01_data.ipynb #ef286cf2
 def data_dir() -> Path:
@@ -53,8 +53,18 @@ def load_metadata(path) -> dict:
     except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
     if not isinstance(d, dict): raise UserError(f'{meta} is unreadable '
                                                 f'({d if isinstance(d, str) else "not a JSON object"}): '
-                                                'prepare the folder again (overwrite=True)')
+                                                f'{prepare_again(path)}')
     return d
+
+def prepare_again(path) -> str:
+    ("How to prepare the folder `path` again, as advice a command can follow: a named data set's folder under "
+     "`prepared_dir()` is deleted and the next run prepares it; any other folder by the function that made it.")
+    p = Path(path)
+    try: named = p.resolve().is_relative_to(prepared_dir().resolve())
+    except OSError: named = False
+    return (f'delete the folder (rm -r {p}); the next run prepares it again' if named else
+            f'prepare {p} again with the prepare_* function that made it (overwrite=True), or delete it (rm -r {p}) '
+            'and prepare it anew')
 
 # %% ../nbs/01_data.ipynb #7d3c9f05
 def _file_md5(path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdigest()
@@ -69,9 +79,9 @@ def _check_out_dir(out_dir: Path, options: dict, overwrite: bool) -> bool:
     if overwrite:
         remove_dir(out_dir)
         return False
-    if meta.exists() and json.loads(meta.read_text()).get('options') == options: return True
+    if meta.exists() and load_metadata(out_dir).get('options') == options: return True
     raise FileExistsError(f'{out_dir} already holds prepared data with other options (or other files); '
-                          'pass overwrite=True to replace it, or choose another out_dir')
+                          f'pass overwrite=True to replace it (or delete it: rm -r {out_dir}), or choose another out_dir')
 
 # %% ../nbs/01_data.ipynb #c7a4e1f8
 def _prepare(out_dir, options: dict, overwrite: bool, build) -> Path:
@@ -310,10 +320,10 @@ def open_split(data_path, split: str = 'train') -> np.ndarray:
     f = p / f'{split}.{"npy" if meta["format"] == "npy" else "bin"}'
     try: arr = np.load(f, mmap_mode='r') if meta['format'] == 'npy' else np.memmap(f, dtype=np.uint16, mode='r')
     except (OSError, ValueError) as e:
-        raise UserError(f'{f} is unreadable ({e}): prepare {p} again (overwrite=True)') from None
+        raise UserError(f'{f} is unreadable ({e}): {prepare_again(p)}') from None
     n = meta.get(f'{split}_tokens', len(arr))
     if len(arr) != n: raise UserError(f'{f} holds {len(arr)} tokens, but metadata.json says {n}: it was cut short or '
-                                      f'replaced; prepare {p} again (overwrite=True)')
+                                      f'replaced; {prepare_again(p)}')
     return arr
 
 # %% ../nbs/01_data.ipynb #f221562b

@@ -19,8 +19,13 @@ def resolve_device(device: str = 'auto') -> torch.device:
     try: d = torch.device(device)
     except RuntimeError:
         raise UserError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if d.type not in ('cpu', 'cuda'):        # meta, mps, xla...: nothing here trains or samples on them
+        raise UserError(f"device={device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N' (the devices this library runs on)")
     if d.type == 'cuda' and not torch.cuda.is_available():
         raise UserError(f"device={device!r} but no CUDA device is available here; use device='auto' or 'cpu'")
+    if d.type == 'cuda' and d.index is not None and d.index >= torch.cuda.device_count():
+        raise UserError(f'device={device!r} but this machine has {torch.cuda.device_count()} CUDA device(s) '
+                        f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1}); use device='cuda' or one of those")
     return d
 
 # %% ../nbs/00f_devices.ipynb #ab4deadf

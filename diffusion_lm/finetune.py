@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from .errors import UserError
-from .config_values import parse_overrides
+from .config_values import parse_overrides, check_range
 from .cli import add_set_argument, ArgParser, run_cli
 from .paths import project_path
 from .devices import resolve_precision, autocast_context, free_memory
@@ -25,6 +25,10 @@ from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step, run_folder, begin_run, steps_of
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
+from .trainer import _unusable_checkpoints
+from .train_config import MAX_GRAD_ACCUM
+from .errors import one_line
+from .pretrained import hf_load
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
                                      load_weights, step_dir_name)
 from .runs import append_jsonl, claim_folder
@@ -38,9 +42,10 @@ from .memory_plan import shape_from_config, plan, format_plan
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate_finetune', 'prepare_data', 'build_model', 'step_batches',
-           'make_loss', 'evaluate_sft', 'latest_checkpoint', 'check_run_folder', 'save_state', 'resume_state',
-           'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
+__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig', 'validate_finetune',
+           'prepare_data', 'build_model', 'step_batches', 'make_loss', 'evaluate_sft', 'latest_checkpoint',
+           'check_run_folder', 'save_state', 'resume_state', 'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices',
+           'plan_rows', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
 @dataclass
@@ -106,6 +111,10 @@ def validate_finetune(c: FinetuneConfig):
                  lr_example='lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
     if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, '
                                     'a LLaDA-format Hugging Face model')
+    check_range(c, 'eval_draws', 0, 10_000, fix='it is the fixed draws per example scored, e.g. eval_draws=4')
+    if c.batch_size * c.grad_accum > MAX_GRAD_ACCUM:
+        raise UserError(f'FinetuneConfig.batch_size x grad_accum = {c.batch_size} x {c.grad_accum} examples per step and '
+                        f'process is more than {MAX_GRAD_ACCUM}: lower them (a step would take days)')
     if c.lora_targets is not None and not (c.lora_targets and all(isinstance(t, str) for t in c.lora_targets)):
         raise UserError(f'FinetuneConfig.lora_targets={c.lora_targets!r}: give a list of layer names, e.g. '
                         '["q_proj", "v_proj"]')
@@ -119,11 +128,11 @@ def _load_dtype(cfg: FinetuneConfig, device) -> str:
 def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | None]:
     "(tokenizer, mask id, training data, evaluation data or None), read and checked before any weight is loaded."
     from transformers import AutoConfig, AutoTokenizer
-    p = check_pretrained_dir(project_path(cfg.model))
+    p = check_pretrained_dir(project_path(cfg.model), trust_remote_code=cfg.trust_remote_code)
     if not cfg.data: raise UserError('FinetuneConfig.data is empty: give data=FILE.jsonl')
     kw = dict(local_files_only=True, trust_remote_code=cfg.trust_remote_code)
-    tok = AutoTokenizer.from_pretrained(p, **kw)
-    mask_id = resolve_mask_id(AutoConfig.from_pretrained(p, **kw), tok, cfg.mask_id)
+    tok = hf_load(p, 'tokenizer', lambda: AutoTokenizer.from_pretrained(p, **kw))
+    mask_id = resolve_mask_id(hf_load(p, 'config', lambda: AutoConfig.from_pretrained(p, **kw)), tok, cfg.mask_id)
     load = lambda f, limit=None: load_sft_data(project_path(f), tok, cfg.max_length, cfg.truncate, mask_id, limit)
     return tok, mask_id, load(cfg.data), load(cfg.val_data or cfg.data, cfg.eval_examples) if cfg.eval_draws else None
 
@@ -209,7 +218,14 @@ def check_run_folder(out: Path, cfg: FinetuneConfig):
         raise UserError(f"{out} already holds a run and resume='never'; choose another out_dir, "
                         "or resume='auto' to continue it")
     if not held or not (out / CONFIG).is_file(): return
-    old, new = _finetune_identity(json.loads((out / CONFIG).read_text())), _finetune_identity(cfg.to_dict())
+    try: d = json.loads((out / CONFIG).read_text())
+    except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
+    if not isinstance(d, dict) or not {'model', 'data'} <= set(d):
+        raise UserError(f'{out / CONFIG} is not a readable fine-tuning config ('
+                        f'{one_line(d)[:200] if isinstance(d, str) else "not a JSON object with model and data"}), so '
+                        f'{out} cannot be checked to hold this run; nothing was changed: restore {CONFIG}, or choose '
+                        'another out_dir')
+    old, new = _finetune_identity(d), _finetune_identity(cfg.to_dict())
     if diff := [f'{k}: {old[k]!r} there, {new[k]!r} here' for k in IDENTITY if old[k] != new[k]]:
         raise UserError(f'{out} holds another fine-tuning run ({"; ".join(diff)}); it is not resumed or overwritten: '
                         'choose another out_dir')
@@ -241,6 +257,10 @@ def resume_state(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, de
     if ckpt is None:
         if cfg.resume == 'must': raise UserError(f"resume='must' but {out} holds no checkpoint of this kind "
                                                  f"(fsdp={cfg.fsdp})")
+        if cfg.resume != 'never' and not cfg.fsdp and (bad := _unusable_checkpoints(out)):   # never train over them
+            raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt '
+                            'files), so the run is not started again over them; restore them from a backup, or move '
+                            f'{out / "checkpoints"} aside to start from scratch')
         return 0, 0
     if cfg.fsdp:
         with warnings.catch_warnings():
@@ -348,11 +368,12 @@ def _finish(cfg, out, dinfo, model, res, step, max_steps, signalled, score) -> d
 
 # %% ../nbs/16_finetune.ipynb #71fd523c
 _UNITS = {'': 1.0, 'K': 2.0**-20, 'M': 2.0**-10, 'G': 1.0, 'T': 1024.0}
+MAX_DEVICE_GIB, MAX_DEVICES = 2.0**20, 2**20     # a planned device holds at most 1 PiB; a plan is for at most 1M devices
 
 def parse_gib(text: str) -> float:
     "GiB in a memory size such as '80GB', '141GiB', '512M' or '80' (GiB); GB is taken as GiB, as GPUs are sold."
     m = re.fullmatch(r'\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*', str(text), re.I)
-    if not m or float(m[1]) <= 0: raise UserError(f'--device-memory {text!r}: give a size such as 80GB, '
+    if not m or not 0 < float(m[1]) * _UNITS[m[2].upper()] <= MAX_DEVICE_GIB: raise UserError(f'--device-memory {text!r}: give a size such as 80GB, '
                                                   '141GiB or 80 (GiB)')
     return float(m[1]) * _UNITS[m[2].upper()]
 
@@ -361,7 +382,7 @@ def plan_devices(n: int | None = None, memory: str | None = None) -> tuple[list[
     "GiB of each device to plan for and what they are: as named, the CUDA devices seen, or this CPU's free memory."
     if n is not None or memory is not None:
         if memory is None: raise UserError('--devices needs --device-memory too, e.g. --devices 8 --device-memory 80GB')
-        if n is not None and n < 1: raise UserError(f'--devices {n}: give 1 or more')
+        if n is not None and not 1 <= n <= MAX_DEVICES: raise UserError(f'--devices {n}: give 1 .. {MAX_DEVICES}')
         return [parse_gib(memory)] * (n or 1), 'named'
     if torch.cuda.is_available():
         return ([torch.cuda.get_device_properties(i).total_memory / 2**30 for i in range(torch.cuda.device_count())],
@@ -374,7 +395,16 @@ def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tu
     p = project_path(cfg.model)
     if not (p / 'config.json').is_file(): raise FileNotFoundError(f'{p}: no config.json there; '
                                                                   'give model=FOLDER of a Hugging Face model')
-    shape = shape_from_config(json.loads((p / 'config.json').read_text()))
+    f = p / 'config.json'
+    try: d = json.loads(f.read_text())
+    except ValueError as e: d = f'{type(e).__name__}: {e}'       # truncated or damaged (JSON, UTF-8)
+    if not isinstance(d, dict):
+        raise UserError(f'{f} is not a JSON object of model settings ({one_line(d)[:200]}): the model folder is '
+                        'damaged; copy or download config.json again')
+    try: shape = shape_from_config(d)
+    except UserError as e:
+        raise UserError(f'{f}: {str(e).replace(": give a ModelShape", "")}; --plan reads the sizes of a LLaDA or '
+                        'Llama-style config') from None
     prec = resolve_precision(cfg.precision, 'cuda' if gpu else 'cpu')
     rows = plan(shape, cfg.max_length, cfg.batch_size, devices=devices, precision=prec, lora_rank=cfg.lora_rank,
                 fused_optimizer=gpu)
@@ -428,6 +458,9 @@ def _finetune_main(argv):
     a = ap.parse_args(argv)
     cfg = FinetuneConfig.from_dict({**(_read_config(a.config) if a.config else {}), **parse_overrides(a.set)})
     if a.plan: print(plan_text(cfg, a.devices, a.device_memory)); return
+    if a.devices is not None or a.device_memory is not None:
+        raise UserError('--devices and --device-memory describe the devices of a --plan; add --plan to print the plan, '
+                        'or leave them out to train (on the devices seen here)')
     try:
         res = finetune(cfg, progress=not a.no_progress)
         if int(os.environ.get('RANK', 0)) == 0: print(json.dumps({k: v for k, v in res.items() if k != 'model'}))

@@ -16,6 +16,10 @@ from .block import block_diffusion_loss, block_sample, check_block_size
 from .sedd import get_graph, get_noise, sedd_loss, sedd_sample, SEDD_SAMPLERS
 from .model_helpers import eval_mode
 from .errors import UserError
+import math
+from .model_helpers import unwrap
+from .devices import free_memory
+from .model_size import fmt_bytes
 
 # %% auto #0
 __all__ = ['METHODS', 'METHOD_ALIASES', 'Method', 'Autoregressive', 'MaskedDiffusion', 'SEDD', 'BlockDiffusion', 'make_method']
@@ -64,6 +68,25 @@ class Method(ABC):
         if self.levels is not None and d.get('levels'): self.levels.load_state_dict(d['levels'])
 
 # %% ../nbs/07_methods.ipynb #8a6ac10c
+def _check_sample_size(model, n: int, length: int, P: int, device):
+    ("A UserError unless `n` samples of a `P`-token prompt and `length` new tokens fit the model's context (its "
+     "`cfg.context_length`, if it has one) and the device's free memory (the logits of one network call).")
+    cfg = getattr(unwrap(model), 'cfg', None)
+    ctx, V = getattr(cfg, 'context_length', None), getattr(cfg, 'vocab_size', None)
+    if ctx is not None and P >= ctx:
+        raise UserError(f'the prompt is {P} tokens but the model holds {ctx} positions: shorten the prompt to at most '
+                        f'{ctx - 1} tokens')
+    if length < 1 or (ctx is not None and P + length > ctx):
+        raise UserError(f'length={length} does not fit: the model holds {ctx} positions'
+                        f'{f" and the prompt takes {P}" if P else ""}; give length between 1 and {ctx - P}'
+                        if ctx is not None else f'length={length}: give 1 or more new tokens')
+    if n < 1: raise UserError(f'n={n}: draw 1 or more samples')
+    free = free_memory(torch.device(device)) if V else None
+    need = 3 * 4 * n * (P + length) * V if V else 0        # float32 logits of one call, and two working copies
+    if free is not None and need > 0.9 * free:
+        raise UserError(f'{n} samples of {P + length} tokens need about {fmt_bytes(need)} for the logits of one network '
+                        f'call, but {device} has {fmt_bytes(free)} free: draw fewer samples at a time')
+
 @patch
 @torch.no_grad()
 def sample(self: Method, model, n: int, length: int, steps: int | None = None, sampler: str | None = None,
@@ -75,9 +98,11 @@ def sample(self: Method, model, n: int, length: int, steps: int | None = None, s
     if sampler not in self.samplers:
         raise UserError(f'{self.name}: sampler must be one of {self.samplers}, not {sampler!r}')
     options = self.read_options(options)
-    if temperature < 0: raise UserError(f'temperature must be >= 0, got {temperature}')
+    if not 0 <= temperature < math.inf: raise UserError(f'temperature must be a number >= 0, got {temperature}')
+    device = device or model_device(model)
+    _check_sample_size(model, n, length, 0 if prompt is None else torch.as_tensor(prompt).shape[-1], device)
     x, stats = self._sample(model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook,
-                            generator, device or model_device(model), **options)
+                            generator, device, **options)
     return (x, stats) if return_stats else x
 
 # %% ../nbs/07_methods.ipynb #416a5db6

@@ -8,13 +8,14 @@ import json, shutil, warnings
 from pathlib import Path
 import torch
 import torch.nn as nn
-from .errors import UserError
+from .errors import UserError, one_line
 from .model_helpers import unwrap
 from .files import atomic_dir
+from types import SimpleNamespace
 
 # %% auto #0
-__all__ = ['quiet_hf', 'PretrainedLoadError', 'check_pretrained_dir', 'resolve_mask_id', 'PretrainedDenoiser', 'load_pretrained',
-           'enable_gradient_checkpointing', 'save_pretrained_atomic']
+__all__ = ['quiet_hf', 'PretrainedLoadError', 'check_pretrained_dir', 'hf_load', 'resolve_mask_id', 'PretrainedDenoiser',
+           'load_pretrained', 'enable_gradient_checkpointing', 'save_pretrained_atomic']
 
 # %% ../nbs/13_pretrained.ipynb #de0b1ce7
 def _hf_kwargs(trust_remote_code: bool = True) -> dict:
@@ -35,8 +36,41 @@ class PretrainedLoadError(UserError):
     "A pre-trained folder that cannot be loaded as asked; the message names the path and the fix."
 
 # %% ../nbs/13_pretrained.ipynb #5f913397
-def check_pretrained_dir(path, tokenizer: bool = True) -> Path:
-    "Check that `path` is a local Hugging Face model folder with config, safetensors weights (and tokenizer)."
+def _code_files(config) -> set[str]:
+    "The .py files named by config.auto_map."
+    files, auto_map = set(), getattr(config, 'auto_map', None)
+    for ref in (auto_map.values() if isinstance(auto_map, dict) else ()):
+        for r in (ref if isinstance(ref, (list, tuple)) else [ref]):
+            if isinstance(r, str) and r and '--' not in r: files.add(r.rsplit('.', 1)[0] + '.py')
+    return files
+
+def _damaged(f: Path, why) -> PretrainedLoadError:
+    return PretrainedLoadError(f'{f} is truncated or damaged ({one_line(why)[:300]}): the download is incomplete; '
+                               f'download {f.name} again')
+
+def _read_json(f: Path, what: str = 'a JSON object') -> dict:
+    "The JSON object in file `f` of a model folder; a one-line PretrainedLoadError naming it if it is not one."
+    try: d = json.loads(f.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: raise _damaged(f, f'{type(e).__name__}: {e}') from None
+    if not isinstance(d, dict): raise _damaged(f, f'it holds a JSON {type(d).__name__}, not {what}')
+    return d
+
+def _check_safetensors(f: Path):
+    "A PretrainedLoadError unless `f` is a whole safetensors file: its header parses and its tensors end at its end."
+    size = f.stat().st_size
+    try:
+        with open(f, 'rb') as fh:
+            n = int.from_bytes(fh.read(8), 'little')
+            if size < 8 or not 0 < n <= size - 8: raise ValueError(f'{size} bytes, header of {n} bytes')
+            header = json.loads(fh.read(n))
+        ends = [t['data_offsets'][1] for k, t in header.items() if k != '__metadata__']
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e: raise _damaged(f, e) from None
+    if 8 + n + max(ends, default=0) != size:
+        raise _damaged(f, f'{size} bytes, where its header describes {8 + n + max(ends, default=0)}')
+
+def check_pretrained_dir(path, tokenizer: bool = True, trust_remote_code: bool = True) -> Path:
+    ("Check that `path` is a local Hugging Face model folder with config, safetensors weights, the model code "
+     "config.json names (and tokenizer), each file whole: one line naming the file and the fix otherwise.")
     p = Path(path).expanduser()
     if not p.exists():
         raise PretrainedLoadError(f'{p}: no such folder. load_pretrained reads local folders only (no download here): '
@@ -45,23 +79,52 @@ def check_pretrained_dir(path, tokenizer: bool = True) -> Path:
     if not (p / 'config.json').is_file():
         raise PretrainedLoadError(f'{p} has no config.json: not a Hugging Face model folder (found: '
                                   f'{sorted(x.name for x in p.iterdir())[:12]})')
+    config = _read_json(p / 'config.json', 'the model settings')
     index = p / 'model.safetensors.index.json'
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())['weight_map'].values()))
+        wm = _read_json(index).get('weight_map')
+        if not isinstance(wm, dict) or not wm: raise _damaged(index, 'no "weight_map" of tensor names to shard files')
+        shards = sorted(set(map(str, wm.values())))
         missing = [s for s in shards if not (p / s).is_file()]
         if missing: raise PretrainedLoadError(f'{p}: {len(missing)} of {len(shards)} weight shards listed in '
                                               f'{index.name} are missing '
                                               f'(e.g. {missing[:3]}); the download is incomplete')
+        for s in shards: _check_safetensors(p / s)
     elif not (p / 'model.safetensors').is_file():
         bins = sorted(x.name for x in p.glob('*.bin'))
         hint = (f' It has pickled weights ({bins[:2]}), which are not loaded here: convert them to safetensors once.'
                 if bins else '')
         raise PretrainedLoadError(f'{p} has no weights: expected model.safetensors or '
                                   f'model.safetensors.index.json.{hint}')
+    else: _check_safetensors(p / 'model.safetensors')
+    code = sorted(_code_files(SimpleNamespace(auto_map=config.get('auto_map'))))
+    if code and not trust_remote_code:
+        raise PretrainedLoadError(f'{p} holds its own model code ({", ".join(code)}), which loading runs: set '
+                                  'trust_remote_code=True if you trust the folder')
+    for f in code:
+        if not (p / f).is_file():
+            raise PretrainedLoadError(f'{p} has no {f}, the model code config.json names (auto_map): the download is '
+                                      f'incomplete; download {f} again')
+        try: compile((p / f).read_bytes(), str(p / f), 'exec')
+        except (SyntaxError, ValueError) as e: raise _damaged(p / f, f'not valid Python: {e}') from None
     if tokenizer and not ((p / 'tokenizer.json').is_file() or (p / 'tokenizer_config.json').is_file()):
         raise PretrainedLoadError(f'{p} has no tokenizer (tokenizer.json / tokenizer_config.json); '
                                   'pass tokenizer=False to load the model alone')
+    if tokenizer:
+        for f in ('tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'):
+            if (p / f).is_file(): _read_json(p / f)
     return p
+
+def hf_load(path: Path, what: str, load):
+    ("`load()` (a `from_pretrained` of the folder `path`), its errors as one PretrainedLoadError naming the folder "
+     "and the fix; --debug shows the original.")
+    try: return load()
+    except (OSError, ValueError, TypeError, KeyError, ImportError, SyntaxError, AttributeError) as e:
+        if isinstance(e, UserError): raise
+        raise PretrainedLoadError(f'{path}: loading the {what} failed ({type(e).__name__}: {one_line(e)[:300]}); the '
+                                  'folder is incomplete or not in a format this library loads (LLaDA\'s): download it '
+                                  'again') from e
+
 
 # %% ../nbs/13_pretrained.ipynb #4d1dc36e
 def resolve_mask_id(config, tokenizer=None, mask_id: int | None = None, n_outputs: int | None = None) -> int:
@@ -139,13 +202,13 @@ def load_pretrained(path, mask_id: int | None = None, dtype=torch.float32, devic
                     trust_remote_code: bool = True) -> PretrainedDenoiser:
     "Load a local Hugging Face masked-diffusion checkpoint (LLaDA's format) as a PretrainedDenoiser; never downloads."
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
-    p = check_pretrained_dir(path, tokenizer)
+    p = check_pretrained_dir(path, tokenizer, trust_remote_code)
     kw = _hf_kwargs(trust_remote_code)
-    config = AutoConfig.from_pretrained(p, **kw)
-    tok = AutoTokenizer.from_pretrained(p, **kw) if tokenizer else None
+    config = hf_load(p, 'config', lambda: AutoConfig.from_pretrained(p, **kw))
+    tok = hf_load(p, 'tokenizer', lambda: AutoTokenizer.from_pretrained(p, **kw)) if tokenizer else None
     auto_map = getattr(config, 'auto_map', None) or {}
     cls = AutoModel if ('AutoModel' in auto_map or 'AutoModelForCausalLM' not in auto_map) else AutoModelForCausalLM
-    with quiet_hf(): hf = cls.from_pretrained(p, config=config, dtype=_dtype(dtype), **kw)
+    with quiet_hf(): hf = hf_load(p, 'model', lambda: cls.from_pretrained(p, config=config, dtype=_dtype(dtype), **kw))
     mid = resolve_mask_id(config, tok, mask_id, _n_outputs(hf))
     return PretrainedDenoiser(hf.to(device), mid, tok, str(p))
 
@@ -176,14 +239,6 @@ def enable_gradient_checkpointing(hf: nn.Module) -> bool:
     return True
 
 # %% ../nbs/13_pretrained.ipynb #68bb6ccc
-def _code_files(config) -> set[str]:
-    "The .py files named by config.auto_map."
-    files = set()
-    for ref in (getattr(config, 'auto_map', None) or {}).values():
-        for r in (ref if isinstance(ref, (list, tuple)) else [ref]):
-            if r and '--' not in r: files.add(r.rsplit('.', 1)[0] + '.py')
-    return files
-
 def save_pretrained_atomic(model: PretrainedDenoiser, path, overwrite: bool = False, extra_files: dict | None = None,
                            max_shard_size: str = '5GB', state_dict: dict | None = None) -> Path:
     "Save model (safetensors), config, code and tokenizer to `path`: written to a temporary folder, then renamed."

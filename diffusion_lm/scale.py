@@ -76,8 +76,12 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16, dropout: floa
     if isinstance(hf, PeftModel): raise UserError('the model already has LoRA adapters')
     if rank < 1 or alpha <= 0 or not 0 <= dropout < 1:
         raise UserError(f'need rank >= 1, alpha > 0, 0 <= dropout < 1; got {rank}, {alpha}, {dropout}')
-    cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, bias='none',
-                     target_modules=lora_target_regex(hf, targets, blocks))
+    regex = lora_target_regex(hf, targets, blocks)
+    width = min(min(m.in_features, m.out_features) for n, m in hf.named_modules()
+                if isinstance(m, nn.Linear) and re.fullmatch(regex, n))
+    if rank > width: raise UserError(f'LoRA rank {rank} is larger than the narrowest adapted layer ({width}): use a rank '
+                                     f'<= {width} (LoRA ranks are usually 4 .. 64)')
+    cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, bias='none', target_modules=regex)
     with _quiet(): return _set_hf(model, get_peft_model(hf, cfg))
 
 # %% ../nbs/14_scale.ipynb #6858eb7a

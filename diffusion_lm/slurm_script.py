@@ -17,7 +17,7 @@ from .trainer import TrainConfig, config_from_preset
 from .finetune import FinetuneConfig
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',
+__all__ = ['SLURM_MAX_COUNT', 'LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',
            'default_runs_root', 'run_dir_of', 'run_params', 'notebook_default', 'check_params', 'job_preset',
            'trainer_config', 'finetune_config', 'validate_job', 'job_template', 'sbatch_header', 'training_commands',
            'sbatch_script']
@@ -67,15 +67,21 @@ def time_limit_seconds(t: str) -> int:
                                '"2-00:00:00" or "90" (minutes)')
     d, a, b, c = (int(x) if x else None for x in m.groups())
     if d is None:   # MM, MM:SS, HH:MM:SS
-        return a * 60 if b is None else a * 60 + b if c is None else a * 3600 + b * 60 + c
-    return d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+        s = a * 60 if b is None else a * 60 + b if c is None else a * 3600 + b * 60 + c
+    else: s = d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    if s // 60 >= 2**32 - 1:        # SLURM keeps minutes in 32 bits (the largest value means INFINITE)
+        raise UserError(f'time={t!r} is beyond what SLURM can hold (about 8000 years): use e.g. "48:00:00"')
+    return s
 
 # %% ../nbs/11_slurm_script.ipynb #1c561ee0
+SLURM_MAX_COUNT = 2**31 - 1     # SLURM keeps node, task, CPU and GPU counts in 32 bits
+
 def _check_count(name: str, v, least: int, optional: bool = False):
     "A ValueError unless `v` is an int >= `least` (or, if `optional`, None)."
     if optional and v is None: return
     if isinstance(v, bool) or not isinstance(v, int) or v < least:
         raise UserError(f'{name}={v!r}: use an int >= {least}' + (' or None' if optional else ''))
+    if v > SLURM_MAX_COUNT: raise UserError(f'{name}={v!r}: use an int in {least}..{SLURM_MAX_COUNT}')
 
 # %% ../nbs/11_slurm_script.ipynb #3fa81d0f
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$')

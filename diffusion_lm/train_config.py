@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_train_config.ipynb #a0c1f004
 from __future__ import annotations
-import dataclasses
+import dataclasses, re
 from dataclasses import dataclass, asdict
 from .errors import UserError
 from .config_values import check_types, check_range, check_choice, coerce_field
@@ -12,9 +12,10 @@ from .methods import METHODS, METHOD_ALIASES
 from .regular import from_regex
 
 # %% auto #0
-__all__ = ['RENAMED', 'SCHEDULES', 'PRECISION_CHOICES', 'RESUME_CHOICES', 'PRESETS', 'TrainConfig', 'check_field_names',
-           'check_fields', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell', 'notebook_params',
-           'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
+__all__ = ['RENAMED', 'SCHEDULES', 'PRECISION_CHOICES', 'RESUME_CHOICES', 'MAX_SEED', 'MAX_SAMPLE_STEPS', 'MAX_EPOCHS',
+           'MAX_GRAD_ACCUM', 'PRESETS', 'TrainConfig', 'check_field_names', 'check_fields', 'check_device_name',
+           'validate', 'config_from_preset', 'field_comments', 'parameters_cell', 'notebook_params', 'SampleConfig',
+           'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
 
 # %% ../nbs/08b_train_config.ipynb #1e1de1c2
 @dataclass
@@ -104,11 +105,28 @@ def check_fields(c, choices: dict, at_least_1=(), at_least_0=(), fraction=(), po
     check_types(c)
     for k, ok in choices.items(): check_choice(c, k, ok)
     for k in at_least_1: check_range(c, k, 1)
-    check_range(c, 'lr', 0, lo_open=True, fix=f'use e.g. {lr_example}')
+    check_range(c, 'lr', 0, 1, lo_open=True, fix=f'an AdamW step moves each weight by about lr: use e.g. {lr_example}')
     check_range(c, 'min_lr', 0, c.lr, fix=f'min_lr is where the schedule ends: between 0 and lr={c.lr}')
     for k in at_least_0: check_range(c, k, 0)
+    check_range(c, 'weight_decay', 0, 1 / c.lr, fix='each step multiplies the weights by 1 - lr*weight_decay: use e.g. '
+                                                   'weight_decay=0.1')
+    check_range(c, 'seed', 0, MAX_SEED)
+    check_range(c, 'grad_accum', 1, MAX_GRAD_ACCUM, fix='micro-batches per step: more would take days a step')
+    check_device_name(c)
     for k in fraction: check_range(c, k, 0, 1, hi_open=True)
-    for k in positive: check_range(c, k, 0, lo_open=True)
+    for k in positive: check_range(c, k, 0, MAX_EPOCHS if k == 'epochs' else None, lo_open=True)
+
+MAX_SEED = 2**32 - 1            # seeds feed torch and numpy generators, which take 0 .. 2**32 - 1 everywhere
+MAX_SAMPLE_STEPS = 1_000_000    # network calls per sample: more would run for days (and the schedule alone fills memory)
+MAX_EPOCHS = 1e6                # max_steps is computed from epochs: more overflows
+MAX_GRAD_ACCUM = 2**20          # micro-batches (fine-tuning: examples) per step and process
+
+def check_device_name(obj, name: str = 'device'):
+    ("A UserError unless obj.name names a device this library runs on ('auto', 'cpu', 'cuda', 'cuda:N'): checked "
+     "where the config is made (a SLURM submission too), whether or not the device is here (`resolve_device`).")
+    v = getattr(obj, name)
+    if not (isinstance(v, str) and re.fullmatch(r'auto|cpu|cuda(:\d+)?', v)):
+        raise UserError(f"{type(obj).__name__}.{name}={v!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 def validate(c: TrainConfig):
     "Check (and normalise) every field of `c`: types, choices, ranges, and how the fields fit together."
@@ -122,7 +140,11 @@ def validate(c: TrainConfig):
                              'sample_steps', 'context_length', 'block_size'),
                  at_least_0=('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'),
                  fraction=('dropout', 'ema_decay', 'beta1', 'beta2'), positive=('epochs',))
-    if c.clip is not None and not (len(c.clip) == 2 and 0 <= c.clip[0] < c.clip[1] <= 1):
+    check_range(c, 'sample_steps', 1, MAX_SAMPLE_STEPS, fix='it is the network calls per sample, e.g. sample_steps=128')
+    if not c.out_dir.strip(): raise UserError("TrainConfig.out_dir='' is empty: give the run's folder, e.g. "
+                                              'out_dir=runs/my_run')
+    if c.clip is not None and not (len(c.clip) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                            for v in c.clip) and 0 <= c.clip[0] < c.clip[1] <= 1):
         raise UserError(f'TrainConfig.clip={c.clip!r}: give [lo, hi] with 0 <= lo < hi <= 1, e.g. [0.3, 0.8], or None')
     if c.method == 'block' and c.context_length % c.block_size:
         raise UserError(f'TrainConfig.block_size={c.block_size} must divide context_length={c.context_length}')
@@ -244,8 +266,11 @@ class SampleConfig:
     gif: bool = True                # write an animated GIF of the generation
     def __post_init__(self):
         check_types(self)
-        for k in ('n_samples', 'length', 'steps', 'top_k'): check_range(self, k, 1)
-        for k in ('temperature', 'seed', 'eval_batches'): check_range(self, k, 0)
+        for k in ('n_samples', 'length', 'top_k'): check_range(self, k, 1)
+        check_range(self, 'steps', 1, MAX_SAMPLE_STEPS, fix='it is the network calls per sample, e.g. steps=128')
+        check_range(self, 'seed', 0, MAX_SEED)
+        check_device_name(self)
+        for k in ('temperature', 'eval_batches'): check_range(self, k, 0)
         check_range(self, 'top_p', 0, 1, lo_open=True)
         if self.regex is not None: from_regex(self.regex, [])      # a pattern that does not compile stops here
 

@@ -28,6 +28,9 @@ from .tokenizers import tokenizer_from_dict, CharTokenizer, ByteTokenizer
 from .model import ModelConfig, DiffusionTransformer, num_params
 from .model_size import memory_estimate, fmt_bytes, MemoryEstimate
 from .methods import make_method
+from .methods import _check_sample_size
+from .model_size import param_breakdown
+from types import SimpleNamespace
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
 from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from, claim_folder
@@ -88,10 +91,21 @@ def check_memory(cfg: TrainConfig, method, device, world: int = 1) -> MemoryEsti
     est = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length),
                           precision=resolve_precision(cfg.precision, device), ema=cfg.ema_decay > 0)
     need, free = est.total, free_memory(device)
-    if free is not None and need > 0.9 * free:
-        raise UserError(f'a training step needs about {fmt_bytes(need)} but {device} has {fmt_bytes(free)} free '
-                        f'(batch_size={cfg.batch_size}, context_length={cfg.context_length}); '
-                        'lower them or use a larger device')
+    try: _check_sample_size(SimpleNamespace(cfg=mc), cfg.n_samples, cfg.context_length, 0, device)   # the samples at the end
+    except UserError as e: raise UserError(f'TrainConfig.n_samples={cfg.n_samples}: {e}') from None
+    if free is not None and need > 0.9 * free:      # the advice names the larger part: the model's, or the batch's
+        tokens = est.activations + est.logits
+        pb = param_breakdown(mc)
+        knobs = {'time': f'cond_dim={cfg.cond_dim}', 'adaln': f'cond_dim={cfg.cond_dim}, n_layer={cfg.n_layer}, n_embd={cfg.n_embd}',
+                 'embedding': f'n_embd={cfg.n_embd} x {mc.vocab_size} tokens', 'output': f'n_embd={cfg.n_embd} x {mc.vocab_size} tokens'
+                 }.get(max(pb, key=pb.get), f'n_layer={cfg.n_layer}, n_embd={cfg.n_embd}')     # the largest part's settings
+        why = (f'{fmt_bytes(need - tokens)} of it for the {est.params / 1e6:,.1f} M parameters (weights, gradients, '
+               f'optimizer state, EMA) of {knobs}: make the model smaller'
+               if need - tokens >= tokens else
+               f'{fmt_bytes(tokens)} of it for the activations of batch_size={cfg.batch_size} x '
+               f'context_length={cfg.context_length}: lower them (grad_accum keeps the tokens per step)')
+        raise UserError(f'a training step needs about {fmt_bytes(need)} but {device} has {fmt_bytes(free)} free, '
+                        f'{why}, or use a larger device')
     return est
 
 # %% ../nbs/09_trainer.ipynb #b9c0c010
@@ -396,9 +410,22 @@ def _final_eval(run, metrics, step, model, val, device, dinfo) -> dict:
     return rec
 
 # %% ../nbs/09_trainer.ipynb #aa71db6f
+def _not_a_train_run(path: Path):
+    "A UserError naming what to use instead if `path` is a fine-tuning run (or its checkpoint) or a Hugging Face model."
+    for run in (path, path.parent, path.parent.parent):
+        if (run / 'finetune_config.json').is_file():        # finetune.CONFIG
+            raise UserError(f'{run} is a fine-tuning run (diffusion-lm-finetune), not a run of train(): its model is the '
+                            f'Hugging Face folder {run / "model"}; load that with '
+                            'diffusion_lm.pretrained.load_pretrained (see nbs/13_pretrained.ipynb)')
+    if (path / 'config.json').is_file() and not (path / 'meta.json').is_file() and (
+            (path / 'model.safetensors').is_file() or (path / 'model.safetensors.index.json').is_file()):
+        raise UserError(f'{path} is a Hugging Face model folder, not a run of train(): load it with '
+                        'diffusion_lm.pretrained.load_pretrained (see nbs/13_pretrained.ipynb)')
+
 def load_trained(path, which: str = 'ema', device='cpu'):
     "(model, method, tokenizer, TrainConfig) of a checkpoint or run folder, with EMA weights by default."
     path = project_path(path)
+    _not_a_train_run(path)
     d = load_config(path)
     if not d or 'model' not in d:
         raise UserError(f'{path} has no run configuration (config.json with a model section); '
@@ -474,6 +501,11 @@ def _main(argv):
         try: overrides = json.loads(Path(a.config).read_text())
         except (OSError, ValueError) as e: raise UserError(f'--config {a.config}: {e}; '
                                                            'give a JSON file of TrainConfig fields') from None
+        if not isinstance(overrides, dict):
+            kind = {'str': 'string', 'int': 'number', 'float': 'number', 'bool': 'boolean', 'NoneType': 'null'}.get(
+                type(overrides).__name__, type(overrides).__name__)
+            raise UserError(f'--config {a.config} holds a JSON {kind}; give a JSON object of '
+                            'TrainConfig fields, e.g. {"lr": 0.001, "max_steps": 500}')
     cfg = config_from_preset(a.preset, **{**overrides, **parse_overrides(a.set)})
     rank0 = int(os.environ.get('RANK', 0)) == 0
     try:

@@ -4,23 +4,25 @@
 
 # %% ../../nbs/12a_palindrome_corpus.ipynb #9ec0ef88
 from __future__ import annotations
-import argparse, bisect, functools, itertools, json, os, random, re, sys, tempfile, time
+import bisect, functools, itertools, json, os, random, re, sys, tempfile, time
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
 from fastcore.basics import patch_to
 from ..progress import progress_bar
+from ..cli import ArgParser, run_cli
 from ..data import data_dir
 from .text import normalize_palindrome
 from .data import load_palindromes, palindrome_splits
 from ..errors import UserError
 
 # %% auto #0
-__all__ = ['DICTIONARIES', 'NOT_WORDS', 'SHORT_WORDS', 'PRONOUN_I', 'MIN_ZIPF', 'GEN_MIN_ZIPF', 'ALPHA', 'STYLE', 'words_dir',
-           'dictionary', 'zipf', 'is_dictionary_word', 'word_spans', 'word_bounds', 'word_flags', 'all_words_english',
-           'english_word_share', 'english_word_rates', 'build_trie', 'below', 'PalindromeSearch', 'corpus_vocabulary',
-           'corpus_search', 'style_phrase', 'generate_palindromes', 'real_in_range', 'phrase_stats', 'exact_vocabulary',
-           'generate_exact_palindromes', 'write_corpus', 'plot_corpus', 'save_png', 'main']
+__all__ = ['DICTIONARIES', 'NOT_WORDS', 'SHORT_WORDS', 'PRONOUN_I', 'MIN_ZIPF', 'GEN_MIN_ZIPF', 'ALPHA', 'STYLE', 'MAX_PHRASES',
+           'words_dir', 'dictionary', 'zipf', 'is_dictionary_word', 'word_spans', 'word_bounds', 'word_flags',
+           'all_words_english', 'english_word_share', 'english_word_rates', 'build_trie', 'below', 'PalindromeSearch',
+           'corpus_vocabulary', 'corpus_search', 'style_phrase', 'generate_palindromes', 'real_in_range',
+           'phrase_stats', 'exact_vocabulary', 'generate_exact_palindromes', 'write_corpus', 'plot_corpus', 'save_png',
+           'main']
 
 # %% ../../nbs/12a_palindrome_corpus.ipynb #b47ddf18
 DICTIONARIES = ('american-english', 'british-english')
@@ -425,13 +427,20 @@ def save_png(fig, path) -> Path:
 # %% ../../nbs/12a_palindrome_corpus.ipynb #2ceadf4c
 def main(argv=None) -> int:
     "Generate a palindrome corpus (validation palindromes excluded) and write it as a JSON list, with a figure."
-    ap = argparse.ArgumentParser(prog='python -m diffusion_lm.palindromes.corpus', description=main.__doc__)
+    return run_cli('python -m diffusion_lm.palindromes.corpus', _main, argv)   # one-line errors, exit code 2
+
+MAX_PHRASES = 10_000_000           # --n: a corpus of this many phrases takes hours already
+
+def _main(argv):
+    ap = ArgParser(prog='python -m diffusion_lm.palindromes.corpus', description=main.__doc__)
     ap.add_argument('--n', type=int, default=50_000, help='number of phrases')
     ap.add_argument('--seed', type=int, default=0, help='random seed: the same seed gives the same phrases')
     ap.add_argument('--out', required=True, help='JSON file to write, e.g. data/prepared/palindrome_corpus.json')
     ap.add_argument('--figure', help='PNG with histograms against the real palindromes')
     ap.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     a = ap.parse_args(argv)
+    if not 1 <= a.n <= MAX_PHRASES: ap.error(f'--n {a.n}: give 1 .. {MAX_PHRASES} phrases')
+    if not 0 <= a.seed <= 2**32 - 1: ap.error(f'--seed {a.seed}: give 0 .. {2**32 - 1}')
     if Path(a.out).exists() and not a.overwrite: ap.error(f'{a.out} exists; pass --overwrite to replace it')
     t0 = time.time()
     texts = generate_palindromes(a.n, seed=a.seed, exclude=palindrome_splits()['val'])

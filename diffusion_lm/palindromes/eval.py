@@ -21,10 +21,12 @@ from .mix import training_texts
 from .constraint import (MODES, DEFAULT_ALPHABET, sample_palindromes, sample_lengths,
                                                  corpus_word_lengths)
 from ..errors import UserError
+import math
+from ..train_config import MAX_SEED, MAX_SAMPLE_STEPS
 
 # %% auto #0
-__all__ = ['COLUMNS', 'words_of', 'is_english_word', 'evaluate_samples', 'evaluate_model', 'results_markdown', 'save_results',
-           'verdict', 'run_palindrome_sample', 'main']
+__all__ = ['COLUMNS', 'MAX_SAMPLES', 'words_of', 'is_english_word', 'evaluate_samples', 'evaluate_model', 'results_markdown',
+           'save_results', 'verdict', 'run_palindrome_sample', 'main']
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #823944b7
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -228,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #2e7a4ca9
+MAX_SAMPLES = 100_000      # --n-samples: every sample's length is drawn up front
 def _check_json_out(p: Path):
     "A UserError unless `p` is a new file in an existing folder outside a run's checkpoints."
     if p.exists(): raise UserError(f'--json {p} exists and is not replaced; give a new file name')
@@ -240,6 +243,14 @@ def _check_args(ap, a):
     if min(a.n_samples, a.steps, a.repair_candidates) < 1 or a.repair_rounds < 0:
         ap.error(f'--n-samples {a.n_samples} --steps {a.steps} --repair-candidates {a.repair_candidates} must be >= 1, '
                  f'--repair-rounds {a.repair_rounds} >= 0')
+    if a.n_samples > MAX_SAMPLES: ap.error(f'--n-samples {a.n_samples}: at most {MAX_SAMPLES} at a time; run again with '
+                                           'another --seed for more')
+    if a.steps > MAX_SAMPLE_STEPS: ap.error(f'--steps {a.steps}: at most {MAX_SAMPLE_STEPS} network calls per sample')
+    if not 0 <= a.seed <= MAX_SEED: ap.error(f'--seed {a.seed}: give 0 .. {MAX_SEED}')
+    if not 0 <= a.temperature < math.inf: ap.error(f'--temperature {a.temperature}: give a number >= 0 (0: the most '
+                                                   'likely token, 1: the model\'s own law)')
+    if not 0 <= a.min_zipf <= 8: ap.error(f'--min-zipf {a.min_zipf}: give a Zipf frequency in 0..8 (wordfreq\'s scale; '
+                                          f'default {MIN_ZIPF})')
     if a.unconstrained and a.repair_rounds: ap.error('--repair-rounds resamples under the constraint: '
                                                      'drop --unconstrained')
     ws = (a.words_min_zipf, a.one_letter_weight, a.two_letter_weight)
