@@ -45,7 +45,8 @@ def parse_args(argv=None):
     ap.add_argument('--no-compile', action='store_true', help='skip the torch.compile runs')
     ap.add_argument('--peak-tflops', type=float, default=None, help='dense bf16 peak of this device, TFLOP/s (overrides the table)')
     ap.add_argument('--llada-8b', action='store_true', help='also one LoRA and one FSDP2 step of an 8B-shaped LLaDA model')
-    ap.add_argument('--llada-seq-len', type=int, default=512)
+    ap.add_argument('--llada-context-length', '--llada-seq-len', dest='llada_context_length', type=int, default=512,
+                    help='tokens per sequence of the 8B step (--llada-seq-len: its old name)')
     ap.add_argument('--out-dir', default=None, help='where JSON/Markdown go (default bench/results; RESULTS.md is rebuilt then)')
     ap.add_argument('--note', default='')
     ap.add_argument('--threads', type=int, default=1)
@@ -113,7 +114,7 @@ def run_preset(label, over: dict, compiled: bool, device, seconds: float, max_st
     fwd = torch.compile(model) if compiled else model
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     sched = make_scheduler(opt, cfg.warmup_steps, cfg.max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
-    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, context_length=run.length, seed=0)
+    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, context_length=run.context_length, seed=0)
     batches = [loader.get_batch().to(device) for _ in range(4)]
     loss_fn, params = (lambda m, x: run.method.loss(m, x)), list(model.parameters())
     step = lambda i: train_step(fwd, loss_fn, [batches[i % 4]], opt, sched, None, cfg.grad_clip, device, cfg.precision, step=i, params=params)  # noqa: F821 (deleted below, after the last call)
@@ -126,12 +127,12 @@ def run_preset(label, over: dict, compiled: bool, device, seconds: float, max_st
         loss, _ = step(warmup + n); n += 1
         if n % 10 == 0: bl.sync(device)
     bl.sync(device); dt = time.perf_counter() - t0
-    tokens = n * cfg.batch_size * run.length
-    read = run.method.tokens_read(run.length)
-    fl = train_flops_per_token(model, run.length, read)
+    tokens = n * cfg.batch_size * run.context_length
+    read = run.method.tokens_read(run.context_length)
+    fl = train_flops_per_token(model, run.context_length, read)
     out = {'preset': label, 'method': run.method.name, 'compile': compiled, 'config': {k: getattr(cfg, k) for k in (
         'n_layer', 'n_head', 'n_embd', 'context_length', 'batch_size', 'cond_dim', 'block_size', 'graph', 'dataset', 'precision')},
-        'length': run.length, 'params': sum(p.numel() for p in model.parameters()), 'warmup_steps': warmup,
+        'length': run.context_length, 'params': sum(p.numel() for p in model.parameters()), 'warmup_steps': warmup,
         'warmup_seconds': first, 'steps': n, 'seconds': dt, 'tokens_per_s': tokens / dt, 'final_loss': loss, 'flops_per_token': fl,
         'achieved_flops': fl['total'] * tokens / dt,
         'peak_bytes': torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else None}
@@ -141,11 +142,15 @@ def run_preset(label, over: dict, compiled: bool, device, seconds: float, max_st
 
 
 # ---------------------------------------------------------------- the 8B-shaped LLaDA model (isolated, defensive)
-def llada_8b_steps(device, seq_len: int = 512, lora_rank: int = 8, shape=None) -> dict:
+def llada_8b_steps(device, context_length: int | None = None, lora_rank: int = 8, shape=None,
+                   seq_len: int | None = None) -> dict:
     """One LoRA step (bf16 weights) and one FSDP2 step (1 process, bf16 mixed precision) of a randomly initialised
-    LLaDA-8B-shaped model (or `shape`) with block checkpointing; each with its measured peak beside
-    diffusion_lm.memory_plan's prediction. Every failure is recorded, never raised."""
-    out = {'seq_len': seq_len, 'batch_size': 1, 'lora_rank': lora_rank}
+    LLaDA-8B-shaped model (or `shape`) on one sequence of `context_length` tokens (default 512; `seq_len` is the
+    keyword's old name) with block checkpointing; each with its measured peak beside diffusion_lm.memory_plan's
+    prediction. Every failure is recorded, never raised."""
+    from diffusion_lm.config_values import renamed_keyword
+    L = renamed_keyword('llada_8b_steps', context_length, seq_len, 'context_length', 'seq_len', required=False) or 512
+    out = {'context_length': L, 'batch_size': 1, 'lora_rank': lora_rank}
     try:
         from diffusion_lm.memory_plan import LLADA_8B, finetune_memory
         shape = shape or LLADA_8B
@@ -154,10 +159,10 @@ def llada_8b_steps(device, seq_len: int = 512, lora_rank: int = 8, shape=None) -
         return {**out, 'error': f'diffusion_lm.memory_plan: {type(e).__name__}: {e}'}
     for mode in ('lora', 'fsdp2'):
         try:
-            pred = finetune_memory(shape, mode, seq_len, 1, n_devices=1, precision='bf16', gradient_checkpointing=True,
+            pred = finetune_memory(shape, mode, L, 1, n_devices=1, precision='bf16', gradient_checkpointing=True,
                                    lora_rank=lora_rank)
             out[mode] = {'predicted_bytes': pred.peak, 'predicted_parts': pred.parts}
-            out[mode].update(_llada_step(mode, device, shape, seq_len, lora_rank, pred.peak))
+            out[mode].update(_llada_step(mode, device, shape, L, lora_rank, pred.peak))
         except Exception as e:
             out.setdefault(mode, {})['error'] = f'{type(e).__name__}: {str(e)[:300]}'
         finally: _free(device)
@@ -206,7 +211,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _llada_step(mode, device, shape, seq_len, lora_rank, predicted) -> dict:
+def _llada_step(mode, device, shape, context_length, lora_rank, predicted) -> dict:
     "One training step of `mode` ('lora' or 'fsdp2'): its seconds, loss and (CUDA) measured peak bytes."
     import torch
     import torch.nn.functional as F
@@ -230,7 +235,7 @@ def _llada_step(mode, device, shape, seq_len, lora_rank, predicted) -> dict:
         trainable = [p for p in model.parameters() if p.requires_grad]
         opt = _adamw(trainable)
         g = torch.Generator(device=device).manual_seed(0)
-        x0 = torch.randint(0, config.mask_token_id, (1, seq_len), device=device, generator=g)
+        x0 = torch.randint(0, config.mask_token_id, (1, context_length), device=device, generator=g)
         xt = torch.full_like(x0, config.mask_token_id)                   # t = 1: every position masked and scored
         if cuda: torch.cuda.synchronize(device)
         t0 = time.perf_counter()
@@ -277,7 +282,7 @@ def markdown(res) -> str:
             r8.append([mode, bl.fmt_bytes(v.get('predicted_bytes')), bl.fmt_bytes(v.get('measured_bytes')),
                        bl.fmt(v.get('measured_over_predicted'), 3), bl.fmt(v.get('seconds'), 2),
                        v.get('error') or v.get('skipped') or 'ok'])
-        md.append(f"**LLaDA-8B shape, one step, 1 device, batch 1 x {l8['seq_len']}, block checkpointing** "
+        md.append(f"**LLaDA-8B shape, one step, 1 device, batch 1 x {l8.get('context_length', l8.get('seq_len'))}, block checkpointing** "
                   f"(random weights; LoRA rank {l8['lora_rank']} on bf16 weights; FSDP2 with bf16 mixed precision):\n\n" +
                   (f"error: {l8['error']}" if 'error' in l8 else
                    bl.md_table(['mode', 'predicted peak (memory_plan)', 'measured peak', 'measured / predicted', 'step s', 'status'], r8)))
@@ -320,7 +325,7 @@ def main(argv=None):
             print(f"  error: {r['error']}", flush=True)
         res['runs'].append(r)
     if args.llada_8b:
-        res['llada_8b'] = llada_8b_steps(device, args.llada_seq_len) if device.type == 'cuda' else {'error': 'needs CUDA'}
+        res['llada_8b'] = llada_8b_steps(device, args.llada_context_length) if device.type == 'cuda' else {'error': 'needs CUDA'}
     res['seconds'] = time.perf_counter() - t0
     d = Path(args.out_dir) if args.out_dir else bl.RESULTS / ('quick' if args.quick else '')
     d.mkdir(parents=True, exist_ok=True)

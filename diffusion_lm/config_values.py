@@ -4,11 +4,12 @@
 
 # %% ../nbs/00e_config_values.ipynb #f5cb611b
 from __future__ import annotations
-import dataclasses, difflib, json, math, types, typing
+import dataclasses, difflib, functools, json, math, types, typing, warnings
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['parse_value', 'coerce_field', 'check_types', 'check_range', 'check_choice', 'parse_overrides', 'apply_overrides']
+__all__ = ['parse_value', 'coerce_field', 'check_types', 'check_range', 'check_choice', 'parse_overrides', 'apply_overrides',
+           'renamed_keyword', 'renamed_fields', 'old_field_names']
 
 # %% ../nbs/00e_config_values.ipynb #2716725a
 def parse_value(text: str):
@@ -101,3 +102,42 @@ def apply_overrides(cls, base: dict | None = None, overrides=None):
     "An instance of dataclass `cls` from `base` with `overrides` (`KEY=VALUE` strings or a dict), every value checked."
     d = {**(base or {}), **parse_overrides(overrides)}
     return cls(**{k: coerce_field(cls, k, v) for k, v in d.items()})
+
+# %% ../nbs/00e_config_values.ipynb #8c57e835
+def renamed_keyword(where: str, value, old_value, name: str, old_name: str, required: bool = True):
+    ("The value of keyword `name`, or the one given under its old name `old_name` (with a DeprecationWarning); "
+     "a TypeError naming `name` if neither is given and it is `required`.")
+    if old_value is not None:
+        warnings.warn(f'{where}: {old_name}= is now called {name}=', DeprecationWarning, stacklevel=3)
+        if value is not None: raise UserError(f'{where}: {old_name}= is the old name of {name}=; give one of them')
+        value = old_value
+    if required and value is None: raise TypeError(f"{where} needs the argument {name}")
+    return value
+
+def renamed_fields(cls, d: dict, renamed: dict) -> dict:
+    ("`d` (field name -> value) with the field names of earlier versions (`renamed`: old -> new) under today's "
+     "names, each with a DeprecationWarning; a UserError for a field given under both.")
+    out = {}
+    for k, v in d.items():
+        if k in renamed:
+            warnings.warn(f'{cls.__name__}: {k} is now called {renamed[k]}', DeprecationWarning, stacklevel=3)
+            if renamed[k] in d: raise UserError(f'{cls.__name__}: {k} is the old name of {renamed[k]}; give one of them')
+        out[renamed.get(k, k)] = v
+    return out
+
+def _read_old(self, old: str, new: str):
+    warnings.warn(f'{type(self).__name__}.{old} is now called {new}', DeprecationWarning, stacklevel=2)
+    return getattr(self, new)
+
+def old_field_names(renamed: dict):
+    ("Class decorator (above `@dataclass`): the constructor also takes the field names of earlier versions "
+     "(`renamed`: old -> new, kept as `cls.renamed_fields`) and `obj.old` reads `obj.new`, both with a "
+     "DeprecationWarning. `fields`, `asdict` and `replace` know only today's names.")
+    def deco(cls):
+        init = cls.__init__
+        @functools.wraps(init)
+        def __init__(self, *args, **kw): init(self, *args, **renamed_fields(cls, kw, renamed))
+        cls.__init__, cls.renamed_fields = __init__, dict(renamed)
+        for old, new in renamed.items(): setattr(cls, old, property(functools.partial(_read_old, old=old, new=new)))
+        return cls
+    return deco

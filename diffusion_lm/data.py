@@ -4,12 +4,13 @@
 
 # %% ../nbs/01_data.ipynb #1bf13ad3
 from __future__ import annotations
-import configparser, hashlib, importlib, importlib.metadata, json, os, re, time, warnings
+import configparser, hashlib, importlib, importlib.metadata, json, os, re, time
 from pathlib import Path
 import numpy as np
 import torch
 from .paths import repo_root
 from .errors import UserError
+from .config_values import renamed_keyword
 from .files import atomic_dir, remove_dir
 from .tokenizers import ByteTokenizer, CharTokenizer, tokenizer_to_dict, tokenizer_from_dict
 
@@ -341,20 +342,12 @@ def data_length(data_path, context_length: int | None = None) -> int:
     return context_length
 
 # %% ../nbs/01_data.ipynb #d579693d
-def _renamed(where: str, context_length, length, required: bool = True):
-    "`context_length`, or the value given under its old name `length` (with a DeprecationWarning)."
-    if length is not None:
-        warnings.warn(f'{where}: length= is now context_length=', DeprecationWarning, stacklevel=3)
-        context_length = length if context_length is None else context_length
-    if required and context_length is None: raise TypeError(f'{where} needs context_length')
-    return context_length
-
 class RandomBatches:
     ("Random `[B, L]` int64 batches from a 1-D token array: windows (`rows=False`) or whole rows, of "
      "`context_length` tokens (`length` is the keyword's old name).")
     def __init__(self, data: np.ndarray, batch_size: int, context_length: int | None = None, rows: bool = False,
                  seed: int = 0, device='cpu', rank: int = 0, length: int | None = None):
-        context_length = _renamed('RandomBatches', context_length, length)
+        context_length = renamed_keyword('RandomBatches', context_length, length, 'context_length', 'length')
         if data.ndim != 1: raise UserError('RandomBatches needs a 1-D token array')
         n = len(data) // context_length if rows else len(data) - context_length + 1
         if n < 1: raise UserError(f'the data ({len(data)} tokens) is shorter than one sequence of {context_length}; '
@@ -368,7 +361,8 @@ class RandomBatches:
     def from_prepared(cls, data_path, split='train', batch_size=32, context_length=None, length=None,
                       **kw) -> RandomBatches:
         "Batches from a prepared folder (whole rows for row data, windows of `context_length` for streams)."
-        context_length = _renamed('RandomBatches.from_prepared', context_length, length, required=False)
+        context_length = renamed_keyword('RandomBatches.from_prepared', context_length, length, 'context_length', 'length',
+                                         required=False)
         rows = load_metadata(data_path)['layout'] == 'rows'
         return cls(open_split(data_path, split), batch_size, data_length(data_path, context_length), rows=rows, **kw)
 
@@ -393,7 +387,7 @@ def eval_batches(data: np.ndarray, batch_size: int, context_length: int | None =
                  length: int | None = None):
     ("Consecutive non-overlapping `[B, context_length]` batches of `data`, in order (the tail that does not fill a "
      "row is dropped; `length` is the keyword's old name).")
-    context_length = _renamed('eval_batches', context_length, length)
+    context_length = renamed_keyword('eval_batches', context_length, length, 'context_length', 'length')
     n = len(data) // context_length
     if n < 1: raise UserError(f'the validation data ({len(data)} tokens) is shorter than one sequence of '
                               f'{context_length}; use a shorter context_length or a larger validation split')

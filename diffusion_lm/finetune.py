@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from .errors import UserError
-from .config_values import parse_overrides, check_range
+from .config_values import parse_overrides, check_range, old_field_names, renamed_fields
 from .cli import add_set_argument, ArgParser, run_cli
 from .paths import project_path
 from .devices import resolve_precision, autocast_context, free_memory
@@ -48,6 +48,7 @@ __all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'Fi
            'plan_rows', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
+@old_field_names({'max_length': 'context_length'})      # old names, still read (with a DeprecationWarning)
 @dataclass
 class FinetuneConfig:
     "Everything a fine-tuning run needs; `--set KEY=VALUE` and papermill parameters map one to one onto these fields."
@@ -55,8 +56,8 @@ class FinetuneConfig:
     data: str = ''  # JSONL, one example a line: {"messages": [...]}, {"prompt", "response"} or {"text"}
     out_dir: str = 'runs/finetune'      # the run folder; at the end model/ (and adapter/) in it
     val_data: str | None = None         # JSONL scored before and after training (eval_draws > 0); None: data
-    max_length: int = 2048              # longest example in tokens (prompt + answer + EOS)
-    truncate: bool = False              # cut longer examples to max_length (False: refuse them)
+    context_length: int = 2048          # longest example in tokens (prompt + answer + EOS); was max_length
+    truncate: bool = False              # cut longer examples to context_length (False: refuse them)
     mask_id: int | None = None          # None: from config.json / the tokenizer
     batch_size: int = 4                 # examples per micro-batch and process
     grad_accum: int = 1
@@ -94,7 +95,9 @@ class FinetuneConfig:
     def to_dict(self) -> dict: return asdict(self)
     @classmethod
     def from_dict(cls, d: dict) -> FinetuneConfig:
-        "A config from a dict; an unknown field is an error naming the closest one, the values are checked once."
+        ("A config from a dict (older field names read, with a warning); an unknown field is an error naming the "
+         "closest one, the values are checked once.")
+        d = renamed_fields(cls, d, cls.renamed_fields)
         check_field_names(cls, d)
         return cls(**d)
 
@@ -104,7 +107,7 @@ def validate_finetune(c: FinetuneConfig):
      "then the model folder and the LoRA targets; a one-line UserError naming the field otherwise.")
     check_fields(c, dict(lr_schedule=SCHEDULES, precision=PRECISION_CHOICES, dtype=('auto', 'float32', 'bfloat16'),
                          resume=RESUME_CHOICES),
-                 at_least_1=('max_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval',
+                 at_least_1=('context_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval',
                              'keep_last', 'log_interval', 'eval_examples'),
                  at_least_0=('warmup_steps', 'weight_decay', 'grad_clip', 'eval_draws'),
                  fraction=('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'), positive=('lora_alpha', 'epochs'),
@@ -133,7 +136,7 @@ def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | N
     kw = dict(local_files_only=True, trust_remote_code=cfg.trust_remote_code)
     tok = hf_load(p, 'tokenizer', lambda: AutoTokenizer.from_pretrained(p, **kw))
     mask_id = resolve_mask_id(hf_load(p, 'config', lambda: AutoConfig.from_pretrained(p, **kw)), tok, cfg.mask_id)
-    load = lambda f, limit=None: load_sft_data(project_path(f), tok, cfg.max_length, cfg.truncate, mask_id, limit)
+    load = lambda f, limit=None: load_sft_data(project_path(f), tok, cfg.context_length, cfg.truncate, mask_id, limit)
     return tok, mask_id, load(cfg.data), load(cfg.val_data or cfg.data, cfg.eval_examples) if cfg.eval_draws else None
 
 # %% ../nbs/16_finetune.ipynb #f3c576a5
@@ -190,10 +193,11 @@ def evaluate_sft(model, data: SFTData, mask_id: int, pad_id: int, batch_size: in
 
 # %% ../nbs/16_finetune.ipynb #8d49fb73
 SHARDED, CONFIG = 'sharded', 'finetune_config.json'
-IDENTITY = ('model', 'data', 'max_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets', 'fsdp',
+IDENTITY = ('model', 'data', 'context_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets', 'fsdp',
             'seed')
 
 def _finetune_identity(d: dict) -> dict:
+    d = {FinetuneConfig.renamed_fields.get(k, k): v for k, v in d.items()}      # a run folder of an earlier version
     return {k: str(project_path(d[k])) if k in ('model', 'data') else d.get(k) for k in IDENTITY}
 
 def _sharded_list(out: Path) -> list[Path]:
@@ -391,7 +395,7 @@ def plan_devices(n: int | None = None, memory: str | None = None) -> tuple[list[
 
 # %% ../nbs/16_finetune.ipynb #d5384045
 def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tuple[list[dict], dict, object]:
-    "memory_plan.plan for `cfg`'s model, max_length and batch_size on `devices`; (rows, the configured row, shape)."
+    "memory_plan.plan for `cfg`'s model, context_length and batch_size on `devices`; (rows, the configured row, shape)."
     p = project_path(cfg.model)
     if not (p / 'config.json').is_file(): raise FileNotFoundError(f'{p}: no config.json there; '
                                                                   'give model=FOLDER of a Hugging Face model')
@@ -406,7 +410,7 @@ def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tu
         raise UserError(f'{f}: {str(e).replace(": give a ModelShape", "")}; --plan reads the sizes of a LLaDA or '
                         'Llama-style config') from None
     prec = resolve_precision(cfg.precision, 'cuda' if gpu else 'cpu')
-    rows = plan(shape, cfg.max_length, cfg.batch_size, devices=devices, precision=prec, lora_rank=cfg.lora_rank,
+    rows = plan(shape, cfg.context_length, cfg.batch_size, devices=devices, precision=prec, lora_rank=cfg.lora_rank,
                 fused_optimizer=gpu)
     mode = 'lora' if cfg.lora else 'fsdp2' if cfg.fsdp else 'full'
     return rows, next(r for r in rows if r['mode'] == mode and r['checkpointing'] == cfg.gradient_checkpointing), shape
@@ -419,7 +423,7 @@ def plan_text(cfg: FinetuneConfig, n_devices: int | None = None, device_memory: 
     what = {'named': 'as named', 'cuda': 'the CUDA devices seen', 'cpu': "this CPU's available memory, float32"}[kind]
     head = (f'{Path(cfg.model).name}: {shape.n_params / 1e9:.3g} B parameters; '
             f'one step of batch_size={cfg.batch_size} x '
-            f'max_length={cfg.max_length} per device; devices: {len(devices)} x {min(devices):.1f} GiB ({what}); '
+            f'context_length={cfg.context_length} per device; devices: {len(devices)} x {min(devices):.1f} GiB ({what}); '
             'fits = peak <= 90%')
     choice = (f"this configuration: {mine['mode']}{' (+ FSDP2: less)' if cfg.lora and cfg.fsdp else ''}, checkpointing "
               f"{'on' if cfg.gradient_checkpointing else 'off'}: {fmt_bytes(mine['peak'])} per device, "
@@ -435,7 +439,7 @@ def _read_config(path) -> dict:
     return d
 
 _FINETUNE_EXAMPLES = """examples:
-  diffusion-lm-finetune --plan --devices 8 --device-memory 80GB --set model=models/LLaDA-8B-Instruct max_length=2048 batch_size=1
+  diffusion-lm-finetune --plan --devices 8 --device-memory 80GB --set model=models/LLaDA-8B-Instruct context_length=2048 batch_size=1
   diffusion-lm-finetune --set model=models/LLaDA-8B-Instruct data=chat.jsonl out_dir=runs/llada_lora lora=True lr=1e-4"""
 
 def _parser() -> ArgParser:

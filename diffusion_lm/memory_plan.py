@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 import torch
 from .model_size import fmt_bytes, precision_bytes, optimizer_bytes, state_bytes
 from .errors import UserError
+from .config_values import renamed_keyword
 
 # %% auto #0
 __all__ = ['LLADA_8B', 'MODES', 'ModelShape', 'shape_from_config', 'lora_params', 'block_activation_bytes',
@@ -147,17 +148,19 @@ def _fsdp_units(shape: ModelShape, bf16: bool) -> tuple[int, int, int]:
     return u(shape.block_params) + pb * shape.block_params, u(shape.embedding_params), u(shape.embedding_params)
 
 # %% ../nbs/15_memory_plan.ipynb #a26d5e18
-def finetune_memory(shape: ModelShape, mode: str = 'full', seq_len: int = 2048, batch_size: int = 1,
+def finetune_memory(shape: ModelShape, mode: str = 'full', context_length: int | None = None, batch_size: int = 1,
                     n_devices: int = 1, precision: str = 'bf16', gradient_checkpointing: bool = True,
                     lora_rank: int = 8, lora_targets=None, optimizer: str = 'adamw', fused_optimizer: bool = True,
-                    masked_fraction: float = 1.0) -> FinetuneMemory:
-    "Predicted per-device memory of one fine-tuning step: 'full', 'lora', or 'fsdp2' (sharded over n_devices)."
+                    masked_fraction: float = 1.0, seq_len: int | None = None) -> FinetuneMemory:
+    ("Predicted per-device memory of one fine-tuning step on `batch_size` sequences of `context_length` tokens "
+     "(default 2048; `seq_len` is the keyword's old name): 'full', 'lora', or 'fsdp2' (sharded over n_devices).")
+    L = renamed_keyword('finetune_memory', context_length, seq_len, 'context_length', 'seq_len', required=False) or 2048
     _check(mode, precision, optimizer, n_devices)
     bf16, lora, P, d, V = precision == 'bf16', mode == 'lora', shape.n_params, shape.hidden, shape.vocab
     N, a = (n_devices if mode == 'fsdp2' else 1), precision_bytes(precision)[1]
     r = 2 if bf16 and mode != 'full' else 4
     Pl = lora_params(shape, lora_rank, lora_targets) if lora else 0
-    T, BL = (Pl if lora else P), batch_size * seq_len
+    T, BL = (Pl if lora else P), batch_size * L
     S = block_activation_bytes(shape, a, r, not lora, lora_rank if lora else 0, lora and bf16)
     kept = shape.layers * (r * d if gradient_checkpointing else S) + head_activation_bytes(shape, a, r, not lora)
     act, recompute, lg = BL * kept, BL * S if gradient_checkpointing else 0, logits_bytes(shape, BL, a, masked_fraction)
@@ -175,9 +178,12 @@ def finetune_memory(shape: ModelShape, mode: str = 'full', seq_len: int = 2048, 
                           phase='activations' if A >= B else 'gradients')
 
 # %% ../nbs/15_memory_plan.ipynb #fa7c62f9
-def plan(shape: ModelShape, seq_len: int, batch_size: int, devices=(80,) * 8, precision: str = 'bf16',
-         headroom: float = 0.9, **kwargs) -> list[dict]:
-    "Full / LoRA / FSDP2, with and without checkpointing: per-device peak and whether it fits `devices` (GiB each)."
+def plan(shape: ModelShape, context_length: int | None = None, batch_size: int | None = None, devices=(80,) * 8,
+         precision: str = 'bf16', headroom: float = 0.9, seq_len: int | None = None, **kwargs) -> list[dict]:
+    ("Full / LoRA / FSDP2, with and without checkpointing, for `batch_size` sequences of `context_length` tokens "
+     "(`seq_len` is the keyword's old name): per-device peak and whether it fits `devices` (GiB each).")
+    context_length = renamed_keyword('plan', context_length, seq_len, 'context_length', 'seq_len')
+    if batch_size is None: raise TypeError('plan needs the argument batch_size')
     devices = list(devices)
     if not devices or min(devices) <= 0:
         raise UserError(f'devices must be a list of memory sizes in GiB, got {devices}')
@@ -186,7 +192,7 @@ def plan(shape: ModelShape, seq_len: int, batch_size: int, devices=(80,) * 8, pr
     for mode in MODES:
         for ckpt in (False, True):
             n = len(devices) if mode == 'fsdp2' else 1
-            est = finetune_memory(shape, mode, seq_len, batch_size, n, precision, ckpt, **kwargs)
+            est = finetune_memory(shape, mode, context_length, batch_size, n, precision, ckpt, **kwargs)
             ddp = 4 * est.trainable if mode != 'fsdp2' and len(devices) > 1 else 0   # DDP's gradient buckets
             peak = est.peak + ddp
             rows.append(dict(mode=mode, checkpointing=ckpt, n_devices=len(devices), peak=peak, fits=peak <= budget,

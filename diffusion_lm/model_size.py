@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 import torch
 from .model import ModelConfig, TIME_FREQ_DIM
 from .errors import UserError
+from .config_values import renamed_keyword
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'OPTIMIZER_BYTES', 'CPU_PRESET', 'GPU_PRESET', 'GRID_N_EMBD', 'GRID_N_LAYER', 'param_breakdown',
@@ -47,10 +48,13 @@ def precision_bytes(precision: str) -> tuple[int, int]:
     if precision not in PRECISIONS: raise UserError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     return PRECISIONS[precision]
 
-def activation_bytes(cfg: ModelConfig, batch_size: int, length: int | None = None, precision: str = 'fp32') -> int:
-    "Bytes that autograd saves in one training forward pass of `DiffusionTransformer(cfg)` (logits excluded)."
+def activation_bytes(cfg: ModelConfig, batch_size: int, context_length: int | None = None, precision: str = 'fp32',
+                     length: int | None = None) -> int:
+    ("Bytes that autograd saves in one training forward pass of `DiffusionTransformer(cfg)` (logits excluded) on "
+     "sequences of `context_length` positions (default: `cfg`'s; `length` is the keyword's old name).")
     r, a = precision_bytes(precision)
-    L = cfg.context_length if length is None else length
+    L = renamed_keyword('activation_bytes', context_length, length, 'context_length', 'length', required=False) \
+        or cfg.context_length
     d, m, H, mod, BL = cfg.n_embd, cfg.mlp_ratio, cfg.n_head, cfg.modulated, batch_size * L
     block = d * (2 * r + (8 + 2 * m) * a) + 2 * 2 * 4 + 4 * H         # per token
     if mod: block += d * 2 * r                                         # LayerNorm outputs, for the scales
@@ -133,11 +137,14 @@ def state_bytes(params: int, trainable: int | None = None, optimizer: str | None
     return dict(weights=weight_bytes * params // shards, gradients=4 * T // shards, optimizer=per * T // shards,
                 ema=4 * params // shards if ema else 0)
 
-def memory_estimate(cfg: ModelConfig, batch_size: int, length: int | None = None, precision: str = 'bf16',
-                    training: bool = True, optimizer: str | None = 'adamw', ema: bool = True) -> MemoryEstimate:
-    "Memory of a training step (or, with `training=False`, of a forward pass) of `DiffusionTransformer(cfg)`."
+def memory_estimate(cfg: ModelConfig, batch_size: int, context_length: int | None = None, precision: str = 'bf16',
+                    training: bool = True, optimizer: str | None = 'adamw', ema: bool = True,
+                    length: int | None = None) -> MemoryEstimate:
+    ("Memory of a training step (or, with `training=False`, of a forward pass) of `DiffusionTransformer(cfg)` on "
+     "sequences of `context_length` positions (default: `cfg`'s; `length` is the keyword's old name).")
     r, a = precision_bytes(precision)
-    L = cfg.context_length if length is None else length
+    L = renamed_keyword('memory_estimate', context_length, length, 'context_length', 'length', required=False) \
+        or cfg.context_length
     pb = param_breakdown(cfg)
     P, BL = sum(pb.values()), batch_size * L
     if not training:
@@ -163,10 +170,12 @@ def memory_table(rows: dict[str, MemoryEstimate]) -> str:
     return '\n'.join(lines + [f'{k:>13} ' + ' '.join(f'{cell(rows[n], k):>16}' for n in names) for k in parts])
 
 # %% ../nbs/04_model_size.ipynb #15150d75
-def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, length: int | None = None, headroom: float = 0.9,
-                   **kwargs) -> int:
-    "Largest batch whose training step (`memory_estimate`) fits in `headroom * gpu_mem_gb` GiB; 0 if none."
-    fits = lambda b: memory_estimate(cfg, b, length, **kwargs).total <= headroom * gpu_mem_gb * 2**30
+def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, context_length: int | None = None, headroom: float = 0.9,
+                   length: int | None = None, **kwargs) -> int:
+    ("Largest batch whose training step (`memory_estimate`) on `context_length` positions fits in "
+     "`headroom * gpu_mem_gb` GiB; 0 if none (`length` is the keyword's old name).")
+    L = renamed_keyword('max_batch_size', context_length, length, 'context_length', 'length', required=False)
+    fits = lambda b: memory_estimate(cfg, b, L, **kwargs).total <= headroom * gpu_mem_gb * 2**30
     lo, hi = 0, 1
     while fits(hi): lo, hi = hi, 2 * hi
     while hi - lo > 1:
@@ -178,15 +187,19 @@ def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, length: int | None = Non
 GRID_N_EMBD = (128, 256, 384, 512, 640, 768, 1024, 1280, 1536, 2048)
 GRID_N_LAYER = (2, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48)
 
-def suggest_configs(gpu_mem_gb: float, length: int, batch_size: int, precision: str = 'bf16', vocab_size: int = 260,
-                    headroom: float = 0.9, cond_dim: int = 0, **kwargs) -> list[tuple[ModelConfig, MemoryEstimate]]:
-    "Configs of the grid whose training step fits in `headroom * gpu_mem_gb` GiB, largest first."
+def suggest_configs(gpu_mem_gb: float, context_length: int | None = None, batch_size: int | None = None,
+                    precision: str = 'bf16', vocab_size: int = 260, headroom: float = 0.9, cond_dim: int = 0,
+                    length: int | None = None, **kwargs) -> list[tuple[ModelConfig, MemoryEstimate]]:
+    ("Configs of the grid whose training step on `batch_size` sequences of `context_length` tokens fits in "
+     "`headroom * gpu_mem_gb` GiB, largest first (`length` is the keyword's old name).")
+    context_length = renamed_keyword('suggest_configs', context_length, length, 'context_length', 'length')
+    if batch_size is None: raise TypeError('suggest_configs needs the argument batch_size')
     if not 0 < headroom <= 1: raise UserError(f'headroom must be in (0, 1], got {headroom}')
     budget = headroom * gpu_mem_gb * 2**30
     fits = []
     for d in GRID_N_EMBD:
         for n in GRID_N_LAYER:
-            cfg = ModelConfig(vocab_size=vocab_size, n_embd=d, n_layer=n, n_head=d // 64, context_length=length,
+            cfg = ModelConfig(vocab_size=vocab_size, n_embd=d, n_layer=n, n_head=d // 64, context_length=context_length,
                               cond_dim=cond_dim)
             est = memory_estimate(cfg, batch_size, precision=precision, **kwargs)
             if est.total <= budget: fits.append((cfg, est))

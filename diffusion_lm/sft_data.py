@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from .errors import UserError
+from .config_values import renamed_keyword
 from .files import write_text_atomic
 
 # %% auto #0
@@ -121,19 +122,22 @@ class SFTData:
     def n_tokens(self) -> int: return sum(len(ids) for ids, _ in self.examples)
 
 # %% ../nbs/16a_sft_data.ipynb #1b930387
-def _fit(ids, pl, max_length, truncate, where):
-    if len(ids) <= max_length: return ids, False
-    if pl >= max_length:
-        raise SFTDataError(f'{where}: its prompt alone is {pl} tokens, max_length={max_length} leaves no answer token; '
-                           'shorten the prompt or raise max_length')
+def _fit(ids, pl, context_length, truncate, where):
+    if len(ids) <= context_length: return ids, False
+    if pl >= context_length:
+        raise SFTDataError(f'{where}: its prompt alone is {pl} tokens, context_length={context_length} leaves no '
+                           'answer token; shorten the prompt or raise context_length')
     if not truncate:
-        raise SFTDataError(f'{where}: {len(ids)} tokens, more than max_length={max_length}; raise max_length, shorten '
-                           'the example, or set truncate=True to cut such answers (their end and EOS are lost)')
-    return ids[:max_length], True
+        raise SFTDataError(f'{where}: {len(ids)} tokens, more than context_length={context_length}; raise '
+                           'context_length, shorten the example, or set truncate=True to cut such answers (their end '
+                           'and EOS are lost)')
+    return ids[:context_length], True
 
-def load_sft_data(path, tok, max_length: int, truncate: bool = False, mask_id: int | None = None,
-                  limit: int | None = None) -> SFTData:
-    "Read, check and encode the JSONL file `path` (its first `limit` examples) for SFT with tokenizer `tok`."
+def load_sft_data(path, tok, context_length: int | None = None, truncate: bool = False, mask_id: int | None = None,
+                  limit: int | None = None, max_length: int | None = None) -> SFTData:
+    ("Read, check and encode the JSONL file `path` (its first `limit` examples) for SFT with tokenizer `tok`, each "
+     "at most `context_length` tokens (`max_length` is the keyword's old name).")
+    context_length = renamed_keyword('load_sft_data', context_length, max_length, 'context_length', 'max_length')
     recs = read_records(path)[:limit]
     data = SFTData([])
     for where, rec in recs:
@@ -142,7 +146,7 @@ def load_sft_data(path, tok, max_length: int, truncate: bool = False, mask_id: i
         if mask_id is not None and mask_id in ids:
             raise SFTDataError(f'{where}: holds the mask token (id {mask_id}, {tok.convert_ids_to_tokens(mask_id)!r}); '
                                'remove it from the text')
-        ids, cut = _fit(ids, pl, max_length, truncate, where)
+        ids, cut = _fit(ids, pl, context_length, truncate, where)
         data.examples.append((ids, pl)); data.where.append(where); data.truncated += cut
     return data
 

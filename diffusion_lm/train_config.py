@@ -62,7 +62,7 @@ class TrainConfig:
     sample_steps: int = 64
     sampler: str | None = None          # None: the method's default (see method.samplers)
     temperature: float = 1.0
-    sample_options: dict | None = None  # method-specific sampling options, e.g. {'block_size': 32, 'threshold': 0.9}
+    sample_options: dict | None = None  # method-specific sampling options, e.g. {'block_length': 32, 'threshold': 0.9}
     checkpoint_interval: int = 200
     keep_last: int = 3
     # system
@@ -257,7 +257,7 @@ class SampleConfig:
     top_k: int | None = None
     top_p: float | None = None
     prompt: str = ''                # text the samples start with (kept as given)
-    options: dict | None = None     # method-specific options, e.g. {'threshold': 0.9, 'block_size': 32}
+    options: dict | None = None     # method-specific options, e.g. {'threshold': 0.9, 'block_length': 32}
     regex: str | None = None        # every sample (after the prompt) a string of this regular expression, by construction
     device: str = 'auto'
     seed: int = 0

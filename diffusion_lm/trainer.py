@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_trainer.ipynb #50941f85
 from __future__ import annotations
-import argparse, copy, json, math, os, sys, time
+import argparse, copy, json, math, os, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from contextlib import nullcontext, contextmanager
@@ -20,7 +20,7 @@ from .signals import StopFlag
 from .locks import RunLock, remove_pid_file
 from .optim import make_optimizer, make_scheduler, make_ema
 from .model_helpers import eval_mode
-from .config_values import parse_overrides
+from .config_values import parse_overrides, renamed_keyword
 from .progress import progress_bar
 from .data import (prepare_dataset, load_metadata, load_tokenizer, RandomBatches, open_split, eval_batches,
                                step_seed)
@@ -48,18 +48,23 @@ __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
 class Run:
-    ("What `prepare_run` found: the config with its length set, the data, tokenizer and method, the process's place "
-     "in the group and its device, and the memory estimate of a training step it checked.")
+    ("What `prepare_run` found: the config with its context length set (for rows: the row width), the data, "
+     "tokenizer and method, the process's place in the group and its device, and the memory estimate of a training "
+     "step it checked.")
     cfg: TrainConfig
     data_path: Path
     meta: dict
     tok: object
     method: object
-    length: int
+    context_length: int
     max_steps: int
     dinfo: DistInfo = field(default_factory=DistInfo)
     device: torch.device = torch.device('cpu')
     memory: MemoryEstimate | None = None
+    @property
+    def length(self) -> int:
+        warnings.warn('Run.length is now called Run.context_length', DeprecationWarning, stacklevel=2)
+        return self.context_length
 
 # %% ../nbs/09_trainer.ipynb #e0066c88
 def model_config(cfg: TrainConfig, method, **changes) -> ModelConfig:
@@ -74,21 +79,21 @@ def build_model(cfg: TrainConfig, method) -> DiffusionTransformer:
     return DiffusionTransformer(model_config(cfg, method))
 
 # %% ../nbs/09_trainer.ipynb #81919bcd
-def _check_fits_data(cfg, meta, length):
+def _check_fits_data(cfg, meta, context_length):
     for split in ('train', 'val'):
         n = meta[f'{split}_tokens']
-        if n < length: raise UserError(f'context_length={length} is longer than the {split} split of {cfg.dataset} '
-                                       f'({n} tokens); '
-                                       f'use context_length <= {min(meta["train_tokens"], meta["val_tokens"])}')
-    if cfg.method == 'block' and length % cfg.block_size:        # rows: the length is the row width, not checked yet
-        raise UserError(f'TrainConfig.block_size={cfg.block_size} must divide the rows of {cfg.dataset} ({length} '
-                        'tokens each, its context_length); give a block_size that divides it')
+        if n < context_length:
+            raise UserError(f'context_length={context_length} is longer than the {split} split of {cfg.dataset} '
+                            f'({n} tokens); use context_length <= {min(meta["train_tokens"], meta["val_tokens"])}')
+    if cfg.method == 'block' and context_length % cfg.block_size:    # rows: the row width, not checked yet
+        raise UserError(f'TrainConfig.block_size={cfg.block_size} must divide the rows of {cfg.dataset} '
+                        f'({context_length} tokens each, its context_length); give a block_size that divides it')
 
 # %% ../nbs/09_trainer.ipynb #b9c0c00f
-def check_memory(cfg: TrainConfig, method, device, world: int = 1) -> MemoryEstimate:
+def check_memory(cfg: TrainConfig, method, device) -> MemoryEstimate:
     "The estimated memory of a training step; a UserError if it exceeds what the device has free."
     mc = model_config(cfg, method)
-    est = memory_estimate(mc, cfg.batch_size, length=method.tokens_read(cfg.context_length),
+    est = memory_estimate(mc, cfg.batch_size, context_length=method.tokens_read(cfg.context_length),
                           precision=resolve_precision(cfg.precision, device), ema=cfg.ema_decay > 0)
     need, free = est.total, free_memory(device)
     try: _check_sample_size(SimpleNamespace(cfg=mc), cfg.n_samples, cfg.context_length, 0, device)   # the samples at the end
@@ -152,16 +157,16 @@ def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, devic
     if dinfo.world_size > 1: dist.barrier()
     if not dinfo.is_main: data_path = prepare_dataset(cfg.dataset)
     meta, tok = load_metadata(data_path), load_tokenizer(data_path)
-    length = meta['row_width'] if meta['layout'] == 'rows' else cfg.context_length
-    cfg = _derived(cfg, context_length=length)
-    _check_fits_data(cfg, meta, length)
+    L = meta['row_width'] if meta['layout'] == 'rows' else cfg.context_length
+    cfg = _derived(cfg, context_length=L)
+    _check_fits_data(cfg, meta, L)
     method = make_method(cfg, tok)
     _check_sampling(cfg, method)
-    memory = check_memory(cfg, method, device, dinfo.world_size)
+    memory = check_memory(cfg, method, device)
     _dry_run_sampling(cfg, method)           # after the memory check: it runs a (tiny) model
-    per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * length
+    per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * L
     max_steps = steps_of(cfg.max_steps, cfg.epochs, meta['train_tokens'], per_step)
-    return Run(_derived(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, length, max_steps, dinfo,
+    return Run(_derived(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, L, max_steps, dinfo,
                device, memory)
 
 def steps_of(max_steps: int, epochs: float | None, units: int, per_step: int) -> int:
@@ -202,16 +207,20 @@ def train_step(model, loss_fn, batches, optimizer, scheduler=None, ema=None, gra
 
 # %% ../nbs/09_trainer.ipynb #3bf4b403
 @torch.no_grad()
-def evaluate(model, method, data, length: int, batch_size: int, n_batches: int | None, device, precision='auto',
-             seed: int = 0, draws: int = 1, per_window: bool = False) -> dict:
-    "NLL (bound) of `model` on `data` (a 1-D token array) in nats and bits per token, with standard errors."
+def evaluate(model, method, data, context_length: int | None = None, batch_size: int | None = None,
+             n_batches: int | None = None, device='cpu', precision='auto', seed: int = 0, draws: int = 1,
+             per_window: bool = False, length: int | None = None) -> dict:
+    ("NLL (bound) of `model` on `data` (a 1-D token array) cut into windows of `context_length` tokens, in nats and "
+     "bits per token, with standard errors (`length` is the keyword's old name).")
+    context_length = renamed_keyword('evaluate', context_length, length, 'context_length', 'length')
+    if batch_size is None: raise TypeError('evaluate needs the argument batch_size')
     g = torch.Generator(device=device).manual_seed(seed)
     per_draw = []
     with eval_mode(model):
         for _ in range(draws):
             seqs = [method.sequence_nll(model, x.to(device), generator=g).double().cpu()
-                    for x in _autocast_batches(data, batch_size, length, n_batches, device, precision)]
-            per_draw.append(torch.cat(seqs) / length)             # nats per token, per window
+                    for x in _autocast_batches(data, batch_size, context_length, n_batches, device, precision)]
+            per_draw.append(torch.cat(seqs) / context_length)     # nats per token, per window
     nats = torch.stack(per_draw).mean(0)
     n = len(nats)
     se = (nats.std() / math.sqrt(n)).item() if n > 1 else float('nan')
@@ -219,8 +228,8 @@ def evaluate(model, method, data, length: int, batch_size: int, n_batches: int |
            'val_bits_se': se / math.log(2), 'val_sequences': n}
     return {**out, 'window_bits': nats / math.log(2)} if per_window else out
 
-def _autocast_batches(data, batch_size, length, n_batches, device, precision):
-    for x in eval_batches(data, batch_size, length, max_batches=n_batches):
+def _autocast_batches(data, batch_size, context_length, n_batches, device, precision):
+    for x in eval_batches(data, batch_size, context_length, max_batches=n_batches):
         with autocast_context(device, precision): yield x
 
 # %% ../nbs/09_trainer.ipynb #a80d6f7b
@@ -239,7 +248,7 @@ def _samples(run: Run, model, device, step, out=None) -> list[str]:
     "The run's samples from `model` (the EMA weights), appended to samples.jsonl when `out` is given."
     cfg, g = run.cfg, torch.Generator(device=device).manual_seed(run.cfg.seed + 12345)
     with autocast_context(device, cfg.precision):
-        xs = _draw(cfg, run.method, model, cfg.n_samples, run.length, device, g)
+        xs = _draw(cfg, run.method, model, cfg.n_samples, run.context_length, device, g)
     texts = run.tok.decode_batch(xs.cpu())
     if out is not None: append_jsonl(out / 'samples.jsonl', {'step': step, 'samples': texts})
     return texts
@@ -284,7 +293,7 @@ def _log_record(run, step, loss, gnorm, scheduler, dt, tokens, ema_or_model, val
     rec = {'step': step, 'train_loss': loss, 'train_bits': loss / math.log(2), 'lr': scheduler.get_last_lr()[0],
            'grad_norm': gnorm, 'tokens_per_s': tokens / max(dt, 1e-9), 'time': time.time()}
     if val is not None:
-        rec.update(evaluate(ema_or_model, run.method, val, run.length, run.cfg.batch_size, run.cfg.eval_batches, device,
+        rec.update(evaluate(ema_or_model, run.method, val, run.context_length, run.cfg.batch_size, run.cfg.eval_batches, device,
                             run.cfg.precision, seed=run.cfg.seed + step))
     return rec
 
@@ -331,7 +340,7 @@ def _start(run: Run, out: Path) -> tuple:
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, run.max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
     ema = make_ema(model, cfg.ema_decay)
-    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, context_length=run.length,
+    loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, context_length=run.context_length,
                                          seed=cfg.seed, rank=dinfo.rank)
     step = _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device)
     if dinfo.is_main:
@@ -360,7 +369,7 @@ def _train(run: Run, out: Path, state: tuple, progress: bool) -> dict:
             and step not in {r['step'] for r in read_jsonl(metrics.with_name('samples.jsonl'))}):
         _samples(run, eval_model, device, step, out if dinfo.is_main else None)   # killed between checkpoint and samples
     loss_fn = lambda m, x: method.loss(m, x.to(device))
-    per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.length
+    per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.context_length
     last, t_last, tok_last = {'step': step}, time.time(), 0
     bar, unit = progress_bar(max_steps, initial=step, desc='train', disable=not (progress and dinfo.is_main)), \
         bits_unit(run.tok)
@@ -404,7 +413,7 @@ def _final_eval(run, metrics, step, model, val, device, dinfo) -> dict:
     recs = [r for r in read_jsonl(metrics) if r.get('step') == step and 'val_bits' in r]
     if recs: return recs[-1]
     rec = {'step': step,
-           **evaluate(model, run.method, val, run.length, run.cfg.batch_size, run.cfg.eval_batches, device,
+           **evaluate(model, run.method, val, run.context_length, run.cfg.batch_size, run.cfg.eval_batches, device,
                                     run.cfg.precision, seed=run.cfg.seed + step)}
     if dinfo.is_main: append_jsonl(metrics, rec)
     return rec
@@ -449,7 +458,7 @@ def ddp_gradient(config: TrainConfig | dict, simulate_ranks: int | None = None, 
     torch.manual_seed(cfg.seed)
     model = build_model(run.cfg, run.method).to(device)
     per_rank = cfg.batch_size * cfg.grad_accum
-    glob = RandomBatches.from_prepared(run.data_path, 'train', batch_size=world * per_rank, context_length=run.length,
+    glob = RandomBatches.from_prepared(run.data_path, 'train', batch_size=world * per_rank, context_length=run.context_length,
                                        seed=batch_seed).get_batch()
     shard = lambda r: list(glob[r * per_rank:(r + 1) * per_rank].split(cfg.batch_size))
     ranks = [dinfo.rank] if dinfo.world_size > 1 else range(world)

@@ -492,7 +492,8 @@ def test_llada_steps_on_a_small_shape():
     import gpu
     from diffusion_lm.memory_plan import ModelShape, lora_params
     shape = ModelShape(64, 2, 4, 4, 128, 256)
-    r = gpu.llada_8b_steps(torch.device('cpu'), seq_len=16, lora_rank=4, shape=shape)
+    r = gpu.llada_8b_steps(torch.device('cpu'), context_length=16, lora_rank=4, shape=shape)
+    assert r['context_length'] == 16
     for mode in ('lora', 'fsdp2'):
         assert 'error' not in r[mode], r[mode]
         assert r[mode]['predicted_bytes'] > 0 and math.isfinite(r[mode]['loss'])

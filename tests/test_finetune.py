@@ -34,7 +34,7 @@ def tiny(tmp_path_factory):
 
 def sets(model, data, out, **kw):
     "--set arguments for a small CPU run."
-    c = {**dict(model=model, data=data, out_dir=out, max_length=64, lr=1e-3, warmup_steps=0, lr_schedule='constant',
+    c = {**dict(model=model, data=data, out_dir=out, context_length=64, lr=1e-3, warmup_steps=0, lr_schedule='constant',
                 weight_decay=0.0, device='cpu', log_interval=1), **kw}
     return ['--no-progress', '--set', *[f'{k}={v}' for k, v in c.items()]]
 
@@ -164,7 +164,7 @@ def test_plan_within_15_percent_of_the_measured_step(tmp_path, mode):
     model = make_tiny_llada(tmp_path / 'mid', d_model=256, n_layers=4, n_heads=4, mlp_hidden_size=768)
     text = (ROOT / 'data' / 'tinyshakespeare' / 'input.txt').read_text()[:8 * 256]
     data = write_jsonl(tmp_path / 'text.jsonl', [{'text': text[i:i + 256]} for i in range(0, len(text), 256)])
-    cfg = ft.FinetuneConfig(model=str(model), data=str(data), max_length=256, batch_size=4, device='cpu', lora=mode == 'lora',
+    cfg = ft.FinetuneConfig(model=str(model), data=str(data), context_length=256, batch_size=4, device='cpu', lora=mode == 'lora',
                             lora_rank=16, gradient_checkpointing=mode == 'lora')
     tok, mask_id, sft, _ = ft.prepare_data(cfg)
     batches = ft.step_batches(sft, cfg, 0, 0, DistInfo(), tok.eos_token_id)
@@ -182,7 +182,7 @@ def test_plan_within_15_percent_of_the_measured_step(tmp_path, mode):
     assert abs(mine['peak'] / measured - 1) < 0.15
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert ft.main(['--plan', '--set', f'model={model}', 'max_length=256',
+        assert ft.main(['--plan', '--set', f'model={model}', 'context_length=256',
                         'batch_size=4', 'precision=fp32', f'lora={mode == "lora"}', 'lora_rank=16',
                         f'gradient_checkpointing={mode == "lora"}']) == 0
     assert f"{fmt_bytes(mine['peak'])} per device" in out.getvalue()          # (this CPU's memory: float32, unfused AdamW)

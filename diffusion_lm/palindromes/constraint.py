@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12_palindromes.ipynb #c4a34322
 from __future__ import annotations
-import re, string, warnings
+import re, string
 import torch
 from ..constraints import Constraint, FixedTokens, sample_categorical
 from ..regular import constrained_draw
@@ -13,6 +13,7 @@ from fastcore.basics import patch
 from .data import load_palindromes
 from .corpus import word_bounds, word_flags, MIN_ZIPF
 from ..errors import UserError
+from ..config_values import renamed_keyword
 
 # %% auto #0
 __all__ = ['DEFAULT_ALPHABET', 'MODES', 'word_skeleton', 'palindrome_layout', 'PalindromeConstraint', 'corpus_word_lengths',
@@ -53,14 +54,6 @@ def word_skeleton(n: int, word_lengths, generator: torch.Generator | None = None
     return out
 
 # %% ../../nbs/12_palindromes.ipynb #b2f0c33f
-def _renamed_seq_len(where: str, context_length, seq_len, required: bool = True):
-    "`context_length`, or the value given under its old name `seq_len` (with a DeprecationWarning)."
-    if seq_len is not None:
-        warnings.warn(f'{where}: seq_len= is now context_length=', DeprecationWarning, stacklevel=3)
-        context_length = seq_len if context_length is None else context_length
-    if required and context_length is None: raise TypeError(f'{where} needs context_length')
-    return context_length
-
 def palindrome_layout(lengths, context_length: int, tok, mode: str = 'exact', skeletons=None) -> dict:
     ("Frame, kinds and partners of rows `BOS + text + EOS + PAD` with text lengths `lengths [B]` in windows "
      "of `context_length`.")
@@ -99,7 +92,7 @@ class PalindromeConstraint(Constraint):
     def __init__(self, lengths, context_length: int | None = None, tok=None, mode: str = 'exact',
                  alphabet: str = DEFAULT_ALPHABET, word_lengths=None, skeletons=None, mask_id: int | None = None,
                  generator: torch.Generator | None = None, seq_len: int | None = None, words=None):
-        context_length = _renamed_seq_len('PalindromeConstraint', context_length, seq_len)
+        context_length = renamed_keyword('PalindromeConstraint', context_length, seq_len, 'context_length', 'seq_len')
         if tok is None: raise TypeError('PalindromeConstraint needs tok')
         lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
         if words is not None:                    # a `palindromes.words.PalindromeWords`: dictionary words only
@@ -327,7 +320,8 @@ def sample_palindromes(model, method, tok, lengths, steps: int = 64, sampler: st
                        return_stats: bool = False, seq_len: int | None = None, words=None, **kw):
     "One sample text per entry of `lengths` (text lengths in bytes), with or without the palindrome constraint."
     lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
-    context_length = _renamed_seq_len('sample_palindromes', context_length, seq_len, required=False)
+    context_length = renamed_keyword('sample_palindromes', context_length, seq_len, 'context_length', 'seq_len',
+                                     required=False)
     context_length = context_length or getattr(getattr(model, 'cfg', None), 'context_length', None)
     if context_length is None: raise UserError('give context_length: the model has no cfg.context_length to take it from')
     if repair_rounds and not constrained: raise UserError('word repair resamples under the palindrome constraint: '
