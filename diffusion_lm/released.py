@@ -9,12 +9,13 @@ from .model import ModelConfig, DiffusionTransformer
 from .methods import SEDD, MaskedDiffusion, BlockDiffusion
 from .sedd import get_noise
 from .files import atomic_dir
+from .train_config import TrainConfig
 from .errors import UserError
 
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'sedd_config', 'sedd_state_dict', 'official_state_dict', 'HFTokenizer',
            'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd', 'dit_config', 'dit_state_dict',
-           'dit_official_state_dict', 'release_kind', 'load_release', 'save_release']
+           'dit_official_state_dict', 'release_kind', 'load_release', 'save_release', 'release_config']
 
 # %% ../nbs/13b_released.ipynb #c9173369
 _GRAPHS, _NOISES = {'absorb': 'absorbing', 'uniform': 'uniform'}, {'loglinear': 'loglinear', 'geometric': 'geometric'}
@@ -329,3 +330,13 @@ def save_release(model: DiffusionTransformer, method, folder, hf_tokenizer=None)
         save_file(sd, str(tmp / 'model.safetensors'))
         if hf_tokenizer is not None: hf_tokenizer.save_pretrained(str(tmp))
     return Path(folder)
+
+# %% ../nbs/13b_released.ipynb #1c5da330
+def release_config(method, model: DiffusionTransformer, kind: str) -> TrainConfig:
+    "The run settings `sample.ipynb` reads for a released model: its method, sizes and context (no data set here)."
+    name = {SEDD: 'sedd', MaskedDiffusion: 'masked', BlockDiffusion: 'block'}[type(method)]
+    kw = (dict(graph='absorbing' if method.graph.absorb else 'uniform') if name == 'sedd' else
+          dict(block_size=method.block_size) if name == 'block' else {})
+    c = model.cfg
+    return TrainConfig(method=name, context_length=c.context_length, n_layer=c.n_layer, n_head=c.n_head,
+                       n_embd=c.n_embd, cond_dim=c.cond_dim, dataset=f'(released {kind} model)', sample_steps=128, **kw)
