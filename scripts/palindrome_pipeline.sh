@@ -28,7 +28,9 @@ OUT=${OUT:-papermill_runs/palindromes}
 RUNS=${RUNS:-runs/palindromes}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 STEPS_TO_RUN=("$@"); [ ${#STEPS_TO_RUN[@]} -eq 0 ] && STEPS_TO_RUN=(data pretrain finetune sample)
-mkdir -p "$OUT"
+# the pipeline's own output folder (executed notebooks, timings, the table): claimed as a palindrome evaluation folder
+# before anything is written, so palindromes.ipynb, writing its table there, finds a folder of its own kind
+"$BIN/python" -c "import sys; from diffusion_lm.runs import claim_folder; claim_folder(sys.argv[1], 'palindrome-eval', 'OUT')" "$OUT"
 PM=("$BIN/papermill" -k "$KERNEL" --cwd nbs --log-output)
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"   # split on spaces: '-p max_steps 50' -> 4 words
 

@@ -61,6 +61,21 @@ def _two_sample_files(out, copy):
     assert len(files) >= 2, f'each sampling run writes its own file: {files}'
 
 
+def _release_kind(cmd):
+    return 'sedd' if 'sedd' in cmd else 'bd3lm' if 'bd3lm' in cmd else 'mdlm'
+
+
+def _samples_match(cmd):
+    "A check that every sample the run wrote is a string of the command's `regex` (judged by Python's re)."
+    args = shlex.split(cmd)
+    pattern = args[args.index('regex') + 1]
+    def check(out, copy):
+        path = re.search(r'samples written to (\S+)', out)[1]
+        texts = json.loads((copy / 'nbs' / path if not path.startswith('/') else Path(path)).read_text())['samples']
+        assert texts and all(re.fullmatch(pattern, t) for t in texts), texts
+    return check
+
+
 RULES = [   # (regex on the README command, function command -> Plan); the first match wins
     (r'^git clone ', lambda c: Plan(None, why='the test runs in a copy of a clone already')),
     (r'^make test\b', lambda c: Plan(None, why='make test runs this test')),
@@ -72,6 +87,11 @@ RULES = [   # (regex on the README command, function command -> Plan); the first
     (r'nbs/train\.ipynb .* -p preset', lambda c: Plan(f'{c} {SHORT}', [r'at step 4'], why='shortened')),
     (r'^\.venv/bin/diffusion-lm-train |^\.venv/bin/torchrun .*diffusion_lm\.trainer', lambda c: Plan(
         f'{_max_steps(c)} {SHORT_SET}', [r'"finished": true'], why='max_steps=4')),
+    (r'nbs/sample\.ipynb .*-p regex', lambda c: Plan(f'{c} -p eval_batches 0 -p gif False -p steps 32 -p n_samples 2',
+                                                     [r'samples written to'], check=_samples_match(c))),
+    (r'nbs/sample\.ipynb .*-p checkpoint models/', lambda c: Plan(
+        f'{c} -p steps 8 -p gif False', [r'samples written to .*papermill_runs/samples/', r'validation bound skipped'],
+        why='8 calls; the tiny release the hf download rule wrote')),
     (r'nbs/sample\.ipynb .*-p steps', lambda c: Plan(f'{c} -p eval_batches 1', [r'samples written to'],
                                                      check=lambda o, d: (_calls_at_most_steps(o, d),
                                                                          _two_sample_files(o, d)))),
@@ -81,9 +101,17 @@ RULES = [   # (regex on the README command, function command -> Plan); the first
         _make('make palindromes'), [r'== sample done'], why='one graph, 2 training steps, 2 samples of length 8',
         env=dict(GRAPHS='absorbing', TRAIN_ARGS=_max_steps(SHORT, 2) + ' -p sample_steps 8', N_SAMPLES='2',
                  LENGTHS='[8]', STEPS='8', REPAIR_ROUNDS='1'))),
+    (r'^\.venv/bin/diffusion-lm-palindromes .*--words', lambda c: Plan(
+        re.sub(r'--n-samples \d+', '--n-samples 2', c), [r'summary: palindromes 100\.0%', r'strict dictionary 100\.0%'],
+        why='2 samples')),
     (r'^\.venv/bin/diffusion-lm-palindromes ', lambda c: Plan(
         re.sub(r'--repair-rounds \d+', '--repair-rounds 1', re.sub(r'--n-samples \d+', '--n-samples 2', c)),
         [r'summary: palindromes 100\.0%'], why='2 samples, 1 repair round')),
+    (r'^\.venv/bin/hf download (louaaron/sedd|kuleshov-group/(mdlm|bd3lm))\S* --local-dir (\S+)$', lambda c: Plan(
+        '.venv/bin/python -c ' + shlex.quote(
+            'import sys; from pathlib import Path; sys.path.insert(0, "tests"); from test_released import tiny_release; '
+            f'tiny_release(Path({shlex.split(c)[-1]!r}), {_release_kind(c)!r})'),
+        why='the hub is not reachable: a tiny model in the same release layout (tests/test_released.py)')),
     (r'^\.venv/bin/hf download GSAI-ML/LLaDA-8B-Instruct config\.json --local-dir (\S+)$', lambda c: Plan(
         f'mkdir -p {shlex.split(c)[-1]} && cp {shlex.quote(str(LLADA_CONFIG))} {shlex.split(c)[-1]}/config.json',
         why='the hub is not reachable: the config.json fields of LLaDA-8B-Instruct from tests/fixtures')),
