@@ -25,13 +25,13 @@ from .data import step_seed
 from .masked import sft_loss
 from .trainer import train_step, run_folder, begin_run, steps_of
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
-from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
-                                     load_weights, step_dir_name)
+from .checkpoint import (save_checkpoint, save_sharded_checkpoint, load_checkpoint, find_latest_checkpoint,
+                                     list_checkpoints, load_weights)
 from .runs import append_jsonl, claim_folder
 from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
                                      enable_gradient_checkpointing)
-from .scale import (apply_lora, enable_block_checkpointing, shard_model, save_sharded, load_sharded,
-                                save_adapter,
+from .scale import (apply_lora, enable_block_checkpointing, shard_model, shard_writer, load_sharded,
+                                load_sharded_checkpoint, save_adapter,
                                 merge_lora, export_pretrained, CKPT_META)
 from .sft_data import load_sft_data, collate, batch_indices, SFTData
 from .memory_plan import shape_from_config, plan, format_plan
@@ -188,13 +188,16 @@ def _finetune_identity(d: dict) -> dict:
     return {k: str(project_path(d[k])) if k in ('model', 'data') else d.get(k) for k in IDENTITY}
 
 def _sharded_list(out: Path) -> list[Path]:
+    "The FSDP2 checkpoints of the layout before one format (`sharded/step_N/` with scale's checkpoint.json), oldest first."
     d = out / SHARDED
     if not d.is_dir(): return []
     return sorted(p for p in d.iterdir() if re.fullmatch(r'step_\d+', p.name) and (p / CKPT_META).is_file())
 
-def latest_checkpoint(out: Path, fsdp: bool) -> Path | None:
-    "The newest checkpoint of the kind `fsdp` says (sharded/ or checkpoints/) in run folder `out`, or None."
-    if not fsdp: return find_latest_checkpoint(out) if out.is_dir() else None
+def latest_checkpoint(out: Path, fsdp: bool = False) -> Path | None:
+    ("The newest checkpoint in run folder `out` (`checkpoints/`, sharded or not), else (fsdp) one of the old layout in "
+     "`sharded/`; None if there is none.")
+    found = find_latest_checkpoint(out) if out.is_dir() else None
+    if found is not None or not fsdp: return found
     try: name = (out / SHARDED / 'latest').read_text().strip()
     except OSError: name = ''
     found = _sharded_list(out)
@@ -222,13 +225,11 @@ def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int, model, opti
      "trainable weights.")
     extra = {'examples_seen': seen, 'world_size': dinfo.world_size}
     if cfg.fsdp:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='torch.distributed is disabled')   # (one process: fine)
-            path = save_sharded(out / SHARDED / step_dir_name(step), model, optimizer, step,
-                                {**extra, 'scheduler': scheduler.state_dict()})
-        if dinfo.is_main:
-            write_text_atomic(out / SHARDED / 'latest', path.name + '\n')
-            for old in _sharded_list(out)[:-cfg.keep_last]: remove_dir(old)
+        save_sharded_checkpoint(out, step, shard_writer(model, optimizer), scheduler, config=cfg.to_dict(),
+                                extra=extra, keep_last=cfg.keep_last)
+        if dinfo.is_main:                        # old-layout checkpoints (sharded/) count towards keep_last, oldest out
+            old = _sharded_list(out)
+            for p in old[:max(0, len(old) - max(0, cfg.keep_last - len(list_checkpoints(out))))]: remove_dir(p)
     elif dinfo.is_main:
         save_checkpoint(out, step, _trainable(model), optimizer, scheduler, config=cfg.to_dict(), extra=extra,
                         keep_last=cfg.keep_last)
@@ -242,12 +243,15 @@ def resume_state(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, de
         if cfg.resume == 'must': raise UserError(f"resume='must' but {out} holds no checkpoint of this kind "
                                                  f"(fsdp={cfg.fsdp})")
         return 0, 0
-    if cfg.fsdp:
+    if ckpt.parent.name == SHARDED:                                     # the old layout: scale.load_sharded reads it
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='torch.distributed is disabled')
             meta = load_sharded(ckpt, model, optimizer)
         scheduler.load_state_dict(meta['extra']['scheduler'])
         return meta['step'], meta['extra']['examples_seen']
+    if json.loads((ckpt / 'meta.json').read_text()).get('sharded'):
+        info = load_sharded_checkpoint(ckpt, model, optimizer, scheduler)
+        return info['step'], info['extra']['examples_seen']
     info = load_checkpoint(ckpt, optimizer=optimizer, scheduler=scheduler, map_location=str(device))
     sd, params = load_weights(ckpt, which='model', map_location=str(device)), dict(unwrap(model).named_parameters())
     if set(sd) != {n for n, p in params.items() if p.requires_grad}:
