@@ -27,7 +27,7 @@ from .trainer import train_step, run_folder, begin_run, steps_of
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, save_sharded_checkpoint, load_checkpoint, find_latest_checkpoint,
                                      list_checkpoints, load_weights)
-from .runs import append_jsonl, claim_folder
+from .runs import append_jsonl, claim_folder, check_same_run
 from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
                                      enable_gradient_checkpointing)
 from .scale import (apply_lora, enable_block_checkpointing, shard_model, shard_writer, load_sharded,
@@ -38,9 +38,9 @@ from .memory_plan import shape_from_config, plan, format_plan
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'FinetuneConfig', 'validate_finetune', 'prepare_data', 'build_model', 'step_batches',
-           'make_loss', 'evaluate_sft', 'latest_checkpoint', 'check_run_folder', 'save_state', 'resume_state',
-           'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
+__all__ = ['SHARDED', 'CONFIG', 'FinetuneConfig', 'validate_finetune', 'prepare_data', 'build_model', 'step_batches', 'make_loss',
+           'evaluate_sft', 'latest_checkpoint', 'save_state', 'resume_state', 'fsdp_no_sync', 'finetune', 'parse_gib',
+           'plan_devices', 'plan_rows', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
 @dataclass
@@ -181,11 +181,6 @@ def evaluate_sft(model, data: SFTData, mask_id: int, pad_id: int, batch_size: in
 
 # %% ../nbs/16_finetune.ipynb #8d49fb73
 SHARDED, CONFIG = 'sharded', 'finetune_config.json'
-IDENTITY = ('model', 'data', 'max_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets', 'fsdp',
-            'seed')
-
-def _finetune_identity(d: dict) -> dict:
-    return {k: str(project_path(d[k])) if k in ('model', 'data') else d.get(k) for k in IDENTITY}
 
 def _sharded_list(out: Path) -> list[Path]:
     "The FSDP2 checkpoints of the layout before one format (`sharded/step_N/` with scale's checkpoint.json), oldest first."
@@ -203,19 +198,6 @@ def latest_checkpoint(out: Path, fsdp: bool = False) -> Path | None:
     found = _sharded_list(out)
     return (out / SHARDED / name if name and (out / SHARDED / name / CKPT_META).is_file()
             else (found[-1] if found else None))
-
-# %% ../nbs/16_finetune.ipynb #e9cb1521
-def check_run_folder(out: Path, cfg: FinetuneConfig):
-    "A UserError if `out` holds another fine-tuning run, or (resume='never') any run."
-    held = bool(list_checkpoints(out) or _sharded_list(out)) or (out / 'metrics.jsonl').exists()
-    if held and cfg.resume == 'never':
-        raise UserError(f"{out} already holds a run and resume='never'; choose another out_dir, "
-                        "or resume='auto' to continue it")
-    if not held or not (out / CONFIG).is_file(): return
-    old, new = _finetune_identity(json.loads((out / CONFIG).read_text())), _finetune_identity(cfg.to_dict())
-    if diff := [f'{k}: {old[k]!r} there, {new[k]!r} here' for k in IDENTITY if old[k] != new[k]]:
-        raise UserError(f'{out} holds another fine-tuning run ({"; ".join(diff)}); it is not resumed or overwritten: '
-                        'choose another out_dir')
 
 # %% ../nbs/16_finetune.ipynb #b1d802f7
 def _trainable(model) -> dict: return {n: p.detach() for n, p in unwrap(model).named_parameters() if p.requires_grad}
@@ -289,7 +271,7 @@ def _start_finetune(cfg, out, dinfo, device, n_examples):
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if ddp else model
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
-    if dinfo.is_main: check_run_folder(out, cfg)
+    if dinfo.is_main: check_same_run(out, cfg.to_dict(), cfg.resume)   # the trainer's identity check
     step, seen = resume_state(out, cfg, model, optimizer, scheduler, device)
     if step > max_steps:
         raise UserError(f'{out} reached step {step}, past max_steps={max_steps}; nothing was changed: give '
