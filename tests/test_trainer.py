@@ -252,7 +252,7 @@ def test_a_value_is_checked_once_on_its_way_to_the_optimizer(tmp_path, monkeypat
     """`lr` from a dict, a preset's overrides or a prepared `Run` (what train.ipynb passes): typed and checked once
     (one `validate`, one conversion of the text), the run prepared once (data, memory check, sampling dry run), and
     the optimizer gets the float."""
-    import diffusion_lm.runtime as rt, diffusion_lm.train_config as tc, diffusion_lm.trainer as tr
+    import diffusion_lm.config_values as rt, diffusion_lm.train_config as tc, diffusion_lm.trainer as tr
     calls = []
     def spy(mod, name, record):
         orig = getattr(mod, name)
