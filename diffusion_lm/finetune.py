@@ -15,15 +15,12 @@ from .config_values import parse_overrides
 from .cli import add_set_argument, ArgParser, run_cli
 from .paths import project_path
 from .devices import resolve_precision, autocast_context, free_memory
-from .distributed import setup_distributed, teardown_distributed, DistInfo, mean_over_ranks
-from .signals import StopFlag
-from .optim import make_optimizer, make_scheduler
+from .distributed import setup_distributed, teardown_distributed, DistInfo
 from .model_helpers import unwrap, eval_mode
-from .progress import progress_bar
 from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
-from .trainer import train_step, run_folder, begin_run, steps_of
+from .trainer import train_step, run_folder, begin_run, steps_of, run_loop, optimizer_and_schedule
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, save_sharded_checkpoint, load_checkpoint, find_latest_checkpoint,
                                      list_checkpoints, load_weights)
@@ -38,9 +35,9 @@ from .memory_plan import shape_from_config, plan, format_plan
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['SHARDED', 'CONFIG', 'FinetuneConfig', 'validate_finetune', 'prepare_data', 'build_model', 'step_batches', 'make_loss',
-           'evaluate_sft', 'latest_checkpoint', 'save_state', 'resume_state', 'fsdp_no_sync', 'finetune', 'parse_gib',
-           'plan_devices', 'plan_rows', 'plan_text', 'main']
+__all__ = ['build_model', 'SHARDED', 'CONFIG', 'FinetuneConfig', 'validate_finetune', 'prepare_data', 'load_model',
+           'step_batches', 'make_loss', 'evaluate_sft', 'latest_checkpoint', 'save_state', 'resume_state',
+           'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
 @dataclass
@@ -128,7 +125,7 @@ def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | N
     return tok, mask_id, load(cfg.data), load(cfg.val_data or cfg.data, cfg.eval_examples) if cfg.eval_draws else None
 
 # %% ../nbs/16_finetune.ipynb #f3c576a5
-def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
+def load_model(cfg: FinetuneConfig, device, world_size: int = 1):
     ("The model to train: loaded, then gradient checkpointing, LoRA and (fsdp on several ranks) FSDP2; (model, "
      "checkpointing on).")
     sharded = cfg.fsdp and world_size > 1
@@ -139,6 +136,10 @@ def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
     if cfg.lora: apply_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
     if sharded: shard_model(m, mixed_precision=resolve_precision(cfg.precision, device))
     return m.train(), gc
+
+# `build_model`: this function's name in earlier versions, kept for their callers (tests/test_finetune.py); the
+# trainer's `build_model` builds this library's transformer
+build_model = load_model
 
 # %% ../nbs/16_finetune.ipynb #97bfae6f
 def step_batches(data: SFTData, cfg: FinetuneConfig, step: int, start: int, dinfo: DistInfo, pad_id: int) -> list:
@@ -264,13 +265,12 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
 # %% ../nbs/16_finetune.ipynb #8f1863cd
 def _start_finetune(cfg, out, dinfo, device, n_examples):
     "Model, wrapped model, optimizer, schedule, max_steps, and the step and data position to start from."
-    model, gc = build_model(cfg, device, dinfo.world_size)
+    model, gc = load_model(cfg, device, dinfo.world_size)
     G = cfg.batch_size * cfg.grad_accum * dinfo.world_size
     max_steps = steps_of(cfg.max_steps, cfg.epochs, n_examples, G)                   # the trainer's rule
     ddp = dinfo.world_size > 1 and not cfg.fsdp
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if ddp else model
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
+    optimizer, scheduler = optimizer_and_schedule(model, cfg, max_steps)          # the trainer's
     if dinfo.is_main: check_same_run(out, cfg.to_dict(), cfg.resume)   # the trainer's identity check
     step, seen = resume_state(out, cfg, model, optimizer, scheduler, device)
     if step > max_steps:
@@ -293,30 +293,29 @@ def _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress) -> dic
                trainable=sum(p.numel() for p in model.parameters() if p.requires_grad), start_step=step)
     if val is not None and step == 0: res['eval_before'] = score()
     loss_fn, params = make_loss(mask_id, cfg.min_mask_rate, device), [p for p in model.parameters() if p.requires_grad]
-    bar = progress_bar(max_steps, initial=step, desc='fine-tune', disable=not (progress and dinfo.is_main))
-    t_last, n_tok, stopping = time.time(), 0, False
-    with StopFlag() as stop:
-        while step < max_steps and not stopping:
-            batches, lr = step_batches(data, cfg, step, seen, dinfo, tok.eos_token_id), scheduler.get_last_lr()[0]
-            loss, gnorm = train_step(net, loss_fn, batches, optimizer, scheduler, None, cfg.grad_clip, device,
-                                     precision,
-                                     no_sync, step, params)
-            loss, step, seen = mean_over_ranks(loss, dinfo, device), step + 1, seen + G
-            n_tok += sum(b[0].numel() for b in batches) * dinfo.world_size
-            stopping = mean_over_ranks(bool(stop), dinfo, device) > 0
-            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
-                save_state(out, cfg, step, seen, model, optimizer, scheduler, dinfo)
-            if step % cfg.log_interval == 0 or step == max_steps or stopping:
-                rec = dict(step=step, loss=loss, loss_bits=loss / math.log(2), lr=lr, grad_norm=gnorm, examples=seen,
-                           epoch=seen / len(data), tokens_per_s=n_tok / max(time.time() - t_last, 1e-9),
-                           time=time.time())
-                if dinfo.is_main: append_jsonl(out / 'metrics.jsonl', rec)
-                t_last, n_tok, res['last'] = time.time(), 0, rec
-                bar.set_postfix_str(f"{rec['tokens_per_s']:,.0f} tok/s, loss {rec['loss_bits']:.3f} bits/token, "
-                                    f'lr {lr:.2e}')
-            bar.update(1)
-    bar.close()
-    return _finish(cfg, out, dinfo, model, res, step, max_steps, bool(stop), score if val is not None else None)
+    pos = {'seen': seen, 'lr': 0.0, 'tokens': 0, 't': time.time()}
+
+    def one_step(s):
+        batches, pos['lr'] = step_batches(data, cfg, s, pos['seen'], dinfo, tok.eos_token_id), scheduler.get_last_lr()[0]
+        out_ = train_step(net, loss_fn, batches, optimizer, scheduler, None, cfg.grad_clip, device, precision, no_sync,
+                          s, params)
+        pos['seen'] += G
+        pos['tokens'] += sum(b[0].numel() for b in batches) * dinfo.world_size
+        return out_
+
+    def log(s, loss, gnorm):
+        rec = dict(step=s, loss=loss, loss_bits=loss / math.log(2), lr=pos['lr'], grad_norm=gnorm, examples=pos['seen'],
+                   epoch=pos['seen'] / len(data), tokens_per_s=pos['tokens'] / max(time.time() - pos['t'], 1e-9),
+                   time=time.time())
+        if dinfo.is_main: append_jsonl(out / 'metrics.jsonl', rec)
+        pos.update(t=time.time(), tokens=0); res['last'] = rec
+        return f"{rec['tokens_per_s']:,.0f} tok/s, loss {rec['loss_bits']:.3f} bits/token, lr {pos['lr']:.2e}"
+
+    step, signalled = run_loop(                                          # the trainer's loop
+        step, max_steps, one_step, dinfo, device,
+        lambda s, stopping: s % cfg.log_interval == 0 or s == max_steps or stopping, log, cfg.checkpoint_interval,
+        lambda s: save_state(out, cfg, s, pos['seen'], model, optimizer, scheduler, dinfo), None, progress, 'fine-tune')
+    return _finish(cfg, out, dinfo, model, res, step, max_steps, signalled, score if val is not None else None)
 
 # %% ../nbs/16_finetune.ipynb #e3382293
 def _finish(cfg, out, dinfo, model, res, step, max_steps, signalled, score) -> dict:

@@ -159,7 +159,7 @@ def test_resume_from_the_old_sharded_layout(tiny, tmp_path):
     here(args(out, 2))
     kv = dict(a.split('=', 1) for a in args(out, 2)[2:])                 # the run's state at step 2, in the old layout
     cfg = ft.FinetuneConfig.from_dict(kv)
-    m, _ = ft.build_model(cfg, torch.device('cpu'))
+    m, _ = ft.load_model(cfg, torch.device('cpu'))
     opt = make_optimizer(m, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     sched = make_scheduler(opt, cfg.warmup_steps, 4, cfg.min_lr / cfg.lr, cfg.lr_schedule)
     info = load_sharded_checkpoint(out, m, opt, sched)
