@@ -20,7 +20,8 @@ from .model_helpers import unwrap, eval_mode
 from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
-from .trainer import train_step, run_folder, begin_run, steps_of, run_loop, optimizer_and_schedule
+from .trainer import (train_step, run_folder, begin_run, steps_of, run_loop, optimizer_and_schedule,
+                                  check_not_past_end)
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, save_sharded_checkpoint, load_checkpoint, find_latest_checkpoint,
                                      list_checkpoints, load_weights)
@@ -273,9 +274,7 @@ def _start_finetune(cfg, out, dinfo, device, n_examples):
     optimizer, scheduler = optimizer_and_schedule(model, cfg, max_steps)          # the trainer's
     if dinfo.is_main: check_same_run(out, cfg.to_dict(), cfg.resume)   # the trainer's identity check
     step, seen = resume_state(out, cfg, model, optimizer, scheduler, device)
-    if step > max_steps:
-        raise UserError(f'{out} reached step {step}, past max_steps={max_steps}; nothing was changed: give '
-                        f'max_steps >= {step} to continue it, or a new out_dir for a shorter run')
+    check_not_past_end(out, step, max_steps)                                          # the trainer's rule
     if dinfo.is_main: begin_run(out, step, cfg.to_dict(), CONFIG)         # the trainer's: logs, PID, config
     no_sync = (lambda: fsdp_no_sync(model)) if cfg.fsdp and dinfo.world_size > 1 else net.no_sync if ddp else None
     return model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G

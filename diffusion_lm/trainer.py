@@ -39,9 +39,9 @@ from .checkpoint import list_checkpoints
 from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
-__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate', 'bits_unit',
-           'progress_text', 'run_folder', 'train', 'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_trained',
-           'ddp_gradient', 'main']
+__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate',
+           'check_not_past_end', 'bits_unit', 'progress_text', 'run_folder', 'train', 'optimizer_and_schedule',
+           'begin_run', 'run_loop', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -239,6 +239,13 @@ def _unusable_checkpoints(out: Path) -> list[str]:
     steps = [p.name for p in d.iterdir() if p.is_dir() and p.name.startswith('step_') and p.name[5:].isdigit()]
     return sorted(n for n in steps if n not in ok)
 
+def check_not_past_end(out: Path, step: int, max_steps: int):
+    ("A UserError if the run in `out` resumed at `step`, past `max_steps` (pre-training and fine-tuning alike): "
+     "nothing is changed.")
+    if step > max_steps:
+        raise UserError(f"{out} reached step {step}, past max_steps={max_steps}; nothing was changed: give "
+                        f"max_steps >= {step} to continue it, or a new out_dir for a shorter run")
+
 def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device) -> int:
     "The step to start from: the newest checkpoint's (its states loaded), or 0 (pre-trained weights if asked)."
     cfg = run.cfg
@@ -257,9 +264,7 @@ def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, 
         return 0
     info = load_checkpoint(latest, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema,
                            map_location=str(device))
-    if info['step'] > run.max_steps:
-        raise UserError(f"{out} reached step {info['step']}, past max_steps={run.max_steps}; nothing was changed: give "
-                        f"max_steps >= {info['step']} to continue it, or a new out_dir for a shorter run")
+    check_not_past_end(out, info['step'], run.max_steps)
     ld = info['extra'].get('loader', {})
     loader.load_state_dict(ld if 'batches_drawn' in ld else {'batches_drawn': info['step'] * cfg.grad_accum})
     run.method.load_state_dict(info['extra'].get('method', {}))        # e.g. the noise-level sampler
