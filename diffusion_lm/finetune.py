@@ -21,7 +21,7 @@ from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
 from .trainer import (train_step, run_folder, begin_run, steps_of, run_loop, optimizer_and_schedule,
-                                  check_not_past_end)
+                                  check_not_past_end, checkpoint_to_resume)
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
 from .checkpoint import (save_checkpoint, save_sharded_checkpoint, load_checkpoint, find_latest_checkpoint,
                                      list_checkpoints, load_weights)
@@ -222,11 +222,8 @@ def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int, model, opti
 # %% ../nbs/16_finetune.ipynb #15217779
 def resume_state(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, device) -> tuple[int, int]:
     "(step, examples consumed) of the newest checkpoint in `out`, its states loaded; (0, 0) if there is none."
-    ckpt = latest_checkpoint(out, cfg.fsdp) if cfg.resume != 'never' else None
-    if ckpt is None:
-        if cfg.resume == 'must': raise UserError(f"resume='must' but {out} holds no checkpoint of this kind "
-                                                 f"(fsdp={cfg.fsdp})")
-        return 0, 0
+    ckpt = checkpoint_to_resume(out, cfg.resume, lambda o: latest_checkpoint(o, cfg.fsdp))   # the trainer's rule
+    if ckpt is None: return 0, 0
     if ckpt.parent.name == SHARDED:                                     # the old layout: scale.load_sharded reads it
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='torch.distributed is disabled')

@@ -40,8 +40,8 @@ from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
 __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate',
-           'check_not_past_end', 'bits_unit', 'progress_text', 'run_folder', 'train', 'optimizer_and_schedule',
-           'begin_run', 'run_loop', 'load_trained', 'ddp_gradient', 'main']
+           'checkpoint_to_resume', 'check_not_past_end', 'bits_unit', 'progress_text', 'run_folder', 'train',
+           'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -239,6 +239,21 @@ def _unusable_checkpoints(out: Path) -> list[str]:
     steps = [p.name for p in d.iterdir() if p.is_dir() and p.name.startswith('step_') and p.name[5:].isdigit()]
     return sorted(n for n in steps if n not in ok)
 
+def checkpoint_to_resume(out: Path, resume: str, find=find_latest_checkpoint) -> Path | None:
+    ("The checkpoint that the run in `out` continues from by `resume` (`find(out)`, its newest), or None to start; "
+     "a UserError for resume='must' without one, and for a folder whose checkpoints are all incomplete (not "
+     "trained over). Pre-training and fine-tuning alike.")
+    latest = find(out) if (out.exists() and resume != 'never') else None
+    if resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint "
+                                                            "to resume from")
+    if latest is None and resume != 'never' and (bad := _unusable_checkpoints(out)):
+        raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt '
+                        'files), so the '
+                        'run is not started again over them; restore them from a backup, '
+                        f'or move {out / "checkpoints"} aside '
+                        'to train from scratch')
+    return latest
+
 def check_not_past_end(out: Path, step: int, max_steps: int):
     ("A UserError if the run in `out` resumed at `step`, past `max_steps` (pre-training and fine-tuning alike): "
      "nothing is changed.")
@@ -250,15 +265,7 @@ def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, 
     "The step to start from: the newest checkpoint's (its states loaded), or 0 (pre-trained weights if asked)."
     cfg = run.cfg
     if dinfo.is_main and out.exists(): check_same_run(out, cfg.to_dict(), cfg.resume)
-    latest = find_latest_checkpoint(out) if (out.exists() and cfg.resume != 'never') else None
-    if cfg.resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint "
-                                                                "to resume from")
-    if latest is None and cfg.resume != 'never' and (bad := _unusable_checkpoints(out)):
-        raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt '
-                        'files), so the '
-                        'run is not started again over them; restore them from a backup, '
-                        f'or move {out / "checkpoints"} aside '
-                        'to train from scratch')
+    latest = checkpoint_to_resume(out, cfg.resume)
     if latest is None:
         if cfg.init_from: init_weights_from(model, project_path(cfg.init_from), device)
         return 0
