@@ -9,6 +9,7 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
 import torch
+import torch.distributed as dist
 from torch import nn
 from safetensors.torch import save_file, load_file
 from . import __version__
@@ -20,14 +21,16 @@ from .files import (fsync_file, write_text_synced, write_text_atomic, atomic_dir
 from .state import capture_rng_state, restore_rng_state, check_compatible
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'EMA_FILE', 'STATE_FILE', 'CONFIG_FILE', 'META_FILE', 'LATEST_FILE', 'CheckpointError',
-           'CorruptCheckpointError', 'step_dir_name', 'NonFiniteError', 'check_finite', 'list_checkpoints',
-           'find_latest_checkpoint', 'save_checkpoint', 'read_newest', 'load_checkpoint', 'load_weights', 'load_config']
+__all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'EMA_FILE', 'STATE_FILE', 'CONFIG_FILE', 'META_FILE', 'LATEST_FILE', 'SHARDS_FILE',
+           'CheckpointError', 'CorruptCheckpointError', 'step_dir_name', 'NonFiniteError', 'check_finite',
+           'list_checkpoints', 'find_latest_checkpoint', 'save_checkpoint', 'save_sharded_checkpoint', 'read_newest',
+           'load_checkpoint', 'load_weights', 'load_config']
 
 # %% ../nbs/08_checkpoint.ipynb #57f3846b
 FORMAT_VERSION = 1  # bump when the layout changes; loaders refuse newer versions
 MODEL_FILE, EMA_FILE, STATE_FILE = 'model.safetensors', 'ema.safetensors', 'state.pt'
 CONFIG_FILE, META_FILE, LATEST_FILE = 'config.json', 'meta.json', 'latest'
+SHARDS_FILE = '.metadata'   # torch.distributed.checkpoint's index of the shards: a sharded checkpoint's weights
 
 class CheckpointError(UserError):
     "A checkpoint that cannot be used as asked; the message names the path and the fix."
@@ -145,7 +148,8 @@ def _check_complete(d: Path) -> str | None:
     except FileNotFoundError: return f'{d} has no {META_FILE} (an unfinished save or not a checkpoint)'
     except (OSError, ValueError) as e: return f'{d/META_FILE} is unreadable ({e})'
     files = meta.get('files') if isinstance(meta, dict) else None
-    if not isinstance(files, dict) or MODEL_FILE not in files: return f'{d/META_FILE} lists no {MODEL_FILE}'
+    weights = SHARDS_FILE if isinstance(meta, dict) and meta.get('sharded') else MODEL_FILE
+    if not isinstance(files, dict) or weights not in files: return f'{d/META_FILE} lists no {weights}'
     for name, rec in files.items():
         p = d/name
         if Path(name).name != name or not p.is_file(): return f'{p} is missing'
@@ -215,10 +219,12 @@ def _save_tensors(tensors: dict, path):
 
 # %% ../nbs/08_checkpoint.ipynb #051f064b
 def _write_files(d: Path, step, model_sd, optimizer, scheduler, ema_sd, config_text, extra):
-    "Write every file of checkpoint `step` into the (temporary) folder `d`, meta.json last."
-    tensors, model_other = _for_safetensors(model_sd)
-    _save_tensors(tensors, d/MODEL_FILE)
-    ema_other = None
+    ("Write every file of checkpoint `step` into the (temporary) folder `d`, meta.json last; `model_sd` None: the "
+     "weights (and optimizer state) are the shards already in `d`, a sharded checkpoint.")
+    model_other = ema_other = None
+    if model_sd is not None:
+        tensors, model_other = _for_safetensors(model_sd)
+        _save_tensors(tensors, d/MODEL_FILE)
     if ema_sd is not None:
         ema_tensors, ema_other = _for_safetensors(ema_sd)
         _save_tensors(ema_tensors, d/EMA_FILE)
@@ -233,7 +239,7 @@ def _write_files(d: Path, step, model_sd, optimizer, scheduler, ema_sd, config_t
     now = datetime.now(timezone.utc)
     meta = {'format_version': FORMAT_VERSION, 'step': step, 'time': now.isoformat(timespec='seconds'),
             'unix_time': now.timestamp(), 'library': 'diffusion_lm', 'library_version': __version__,
-            'torch_version': torch.__version__, 'files': files}
+            'torch_version': torch.__version__, 'files': files, **({'sharded': True} if model_sd is None else {})}
     write_text_synced(d/META_FILE, json.dumps(meta, indent=2))
 
 # %% ../nbs/08_checkpoint.ipynb #db886998
@@ -249,10 +255,7 @@ def _cleanup(d: Path, keep_last: int | None, protect: set[str]):
 def save_checkpoint(run_dir, step: int, model, optimizer=None, scheduler=None, ema=None, config=None,
                     extra: dict | None = None, keep_last: int | None = 3) -> Path:
     "Atomically write checkpoint `step` to `run_dir/checkpoints/step_NNNNNN/`, point `latest` at it, prune old ones."
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise UserError(f'step must be a non-negative int, not {step!r}')
-    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
-        raise UserError(f'keep_last must be an int >= 1 (or None to keep every checkpoint), not {keep_last!r}')
+    _check_save_args(step, keep_last)
     extra = {} if extra is None else extra
     _check_plain(extra, 'extra')
     config_text = _config_json(config)
@@ -269,6 +272,51 @@ def save_checkpoint(run_dir, step: int, model, optimizer=None, scheduler=None, e
         write_text_atomic(d/LATEST_FILE, name + '\n')
     except OSError as e: raise explain_os_error(e, d, f'writing checkpoint {name} to') from None
     _cleanup(d, keep_last, protect={name})
+    return d/name
+
+def _check_save_args(step, keep_last):
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise UserError(f'step must be a non-negative int, not {step!r}')
+    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
+        raise UserError(f'keep_last must be an int >= 1 (or None to keep every checkpoint), not {keep_last!r}')
+
+# %% ../nbs/08_checkpoint.ipynb #1e3967d4
+def _rank() -> int: return dist.get_rank() if dist.is_initialized() else 0
+
+def _barrier():
+    if dist.is_initialized(): dist.barrier()
+
+def _from_rank0(x):
+    "Rank 0's `x` on every rank (`x` itself in one process)."
+    if not dist.is_initialized(): return x
+    box = [x]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+# %% ../nbs/08_checkpoint.ipynb #49fcd6e8
+def save_sharded_checkpoint(run_dir, step: int, write_shards, scheduler=None, config=None, extra: dict | None = None,
+                            keep_last: int | None = 3) -> Path:
+    ("`save_checkpoint` for a sharded model (every rank calls it): `write_shards(folder)` writes each rank's shards "
+     "of the weights and optimizer state into the step folder, rank 0 then the state, config and meta.json.")
+    _check_save_args(step, keep_last)
+    extra = {} if extra is None else extra
+    _check_plain(extra, 'extra')
+    config_text = _config_json(config)
+    d, name = Path(run_dir)/'checkpoints', step_dir_name(step)
+    if _rank() != 0:
+        write_shards(_from_rank0(None))
+        _barrier(); _barrier()                                 # shards written; rank 0 published the folder
+        return d/name
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with atomic_dir(d/name, overwrite=True) as tmp:
+            write_shards(_from_rank0(tmp))
+            _barrier()                                         # every rank's shards are in tmp
+            _write_files(tmp, step, None, None, scheduler, None, config_text, extra)
+        write_text_atomic(d/LATEST_FILE, name + '\n')
+    except OSError as e: raise explain_os_error(e, d, f'writing checkpoint {name} to') from None
+    _cleanup(d, keep_last, protect={name})
+    _barrier()
     return d/name
 
 # %% ../nbs/08_checkpoint.ipynb #4abc1de5
@@ -448,6 +496,11 @@ def _load_ema(ema, state_dict: dict, strict: bool, d: Path, config):
             else: ema[k] = v
     else: ema.load_state_dict(state_dict)
 
+def _refuse_sharded(d: Path):
+    raise CheckpointError(f'checkpoint {d} is sharded (FSDP2: its weights and optimizer state are shards, one file a '
+                          'rank): resume the fine-tuning run that wrote it (the same command), or load it with '
+                          'scale.load_sharded_checkpoint; its exported model/ folder holds the full weights')
+
 def _load_optim(obj, state, what: str, d: Path):
     if state is None:
         run = d.parent.parent if d.parent.name == 'checkpoints' else d
@@ -474,6 +527,7 @@ def _load_from(d: Path, model, optimizer, scheduler, ema, map_location, strict, 
         raise CorruptCheckpointError(f'{d/STATE_FILE} is not a training state written by save_checkpoint (no step '
                                      f'number in it): {_alternatives(d)}')
     config = json.loads(_verified(d, meta, CONFIG_FILE).read_text()) if CONFIG_FILE in meta['files'] else None
+    if meta.get('sharded') and (model is not None or ema is not None or optimizer is not None): _refuse_sharded(d)
     if model is not None:
         sd = {**_load_tensors(d, meta, MODEL_FILE, map_location), **(state.get('model_other') or {})}
         _load_into(model, sd, strict, d, config)
@@ -504,6 +558,7 @@ def load_weights(path, which: str = 'ema', map_location='cpu') -> dict:
 
 def _weights_of(d: Path, which: str, map_location) -> dict:
     meta = _read_meta(d)
+    if meta.get('sharded'): _refuse_sharded(d)
     if which == 'ema' and EMA_FILE not in meta['files']:
         warnings.warn(f'checkpoint {d} has no EMA weights: using the raw model weights (samples from raw weights are '
                       'usually worse; train with EMA to get them)')

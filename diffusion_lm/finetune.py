@@ -15,37 +15,33 @@ from .config_values import parse_overrides, check_range, old_field_names, rename
 from .cli import add_set_argument, ArgParser, run_cli
 from .paths import project_path
 from .devices import resolve_precision, autocast_context, free_memory
-from .distributed import setup_distributed, teardown_distributed, DistInfo, mean_over_ranks
-from .signals import StopFlag
-from .optim import make_optimizer, make_scheduler
+from .distributed import setup_distributed, teardown_distributed, DistInfo
 from .model_helpers import unwrap, eval_mode
-from .progress import progress_bar
 from .files import write_text_atomic, remove_dir
 from .data import step_seed
 from .masked import sft_loss
-from .trainer import train_step, run_folder, begin_run, steps_of
+from .trainer import (train_step, run_folder, begin_run, steps_of, run_loop, optimizer_and_schedule,
+                                  check_not_past_end, checkpoint_to_resume)
 from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
-from .trainer import _unusable_checkpoints
 from .train_config import MAX_GRAD_ACCUM
 from .errors import one_line
 from .pretrained import hf_load
-from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, list_checkpoints,
-                                     load_weights, step_dir_name)
-from .runs import append_jsonl, claim_folder
+from .checkpoint import (save_checkpoint, save_sharded_checkpoint, load_checkpoint, find_latest_checkpoint,
+                                     list_checkpoints, load_weights)
+from .runs import append_jsonl, claim_folder, check_same_run
 from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
                                      enable_gradient_checkpointing)
-from .scale import (apply_lora, enable_block_checkpointing, shard_model, save_sharded, load_sharded,
-                                save_adapter,
+from .scale import (apply_lora, enable_block_checkpointing, shard_model, shard_writer, load_sharded,
+                                load_sharded_checkpoint, save_adapter,
                                 merge_lora, export_pretrained, CKPT_META)
 from .sft_data import load_sft_data, collate, batch_indices, SFTData
 from .memory_plan import shape_from_config, plan, format_plan
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['SHARDED', 'CONFIG', 'IDENTITY', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig', 'validate_finetune',
-           'prepare_data', 'build_model', 'step_batches', 'make_loss', 'evaluate_sft', 'latest_checkpoint',
-           'check_run_folder', 'save_state', 'resume_state', 'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices',
-           'plan_rows', 'plan_text', 'main']
+__all__ = ['build_model', 'SHARDED', 'CONFIG', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig', 'validate_finetune',
+           'prepare_data', 'load_model', 'step_batches', 'make_loss', 'evaluate_sft', 'latest_checkpoint', 'save_state',
+           'resume_state', 'fsdp_no_sync', 'finetune', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
 @old_field_names({'max_length': 'context_length'})      # old names, still read (with a DeprecationWarning)
@@ -140,7 +136,7 @@ def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | N
     return tok, mask_id, load(cfg.data), load(cfg.val_data or cfg.data, cfg.eval_examples) if cfg.eval_draws else None
 
 # %% ../nbs/16_finetune.ipynb #f3c576a5
-def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
+def load_model(cfg: FinetuneConfig, device, world_size: int = 1):
     ("The model to train: loaded, then gradient checkpointing, LoRA and (fsdp on several ranks) FSDP2; (model, "
      "checkpointing on).")
     sharded = cfg.fsdp and world_size > 1
@@ -151,6 +147,10 @@ def build_model(cfg: FinetuneConfig, device, world_size: int = 1):
     if cfg.lora: apply_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
     if sharded: shard_model(m, mixed_precision=resolve_precision(cfg.precision, device))
     return m.train(), gc
+
+# `build_model`: this function's name in earlier versions, kept for their callers (tests/test_finetune.py); the
+# trainer's `build_model` builds this library's transformer
+build_model = load_model
 
 # %% ../nbs/16_finetune.ipynb #97bfae6f
 def step_batches(data: SFTData, cfg: FinetuneConfig, step: int, start: int, dinfo: DistInfo, pad_id: int) -> list:
@@ -193,46 +193,23 @@ def evaluate_sft(model, data: SFTData, mask_id: int, pad_id: int, batch_size: in
 
 # %% ../nbs/16_finetune.ipynb #8d49fb73
 SHARDED, CONFIG = 'sharded', 'finetune_config.json'
-IDENTITY = ('model', 'data', 'context_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets', 'fsdp',
-            'seed')
-
-def _finetune_identity(d: dict) -> dict:
-    d = {FinetuneConfig.renamed_fields.get(k, k): v for k, v in d.items()}      # a run folder of an earlier version
-    return {k: str(project_path(d[k])) if k in ('model', 'data') else d.get(k) for k in IDENTITY}
 
 def _sharded_list(out: Path) -> list[Path]:
+    "The FSDP2 checkpoints of the layout before one format (`sharded/step_N/` with scale's checkpoint.json), oldest first."
     d = out / SHARDED
     if not d.is_dir(): return []
     return sorted(p for p in d.iterdir() if re.fullmatch(r'step_\d+', p.name) and (p / CKPT_META).is_file())
 
-def latest_checkpoint(out: Path, fsdp: bool) -> Path | None:
-    "The newest checkpoint of the kind `fsdp` says (sharded/ or checkpoints/) in run folder `out`, or None."
-    if not fsdp: return find_latest_checkpoint(out) if out.is_dir() else None
+def latest_checkpoint(out: Path, fsdp: bool = False) -> Path | None:
+    ("The newest checkpoint in run folder `out` (`checkpoints/`, sharded or not), else (fsdp) one of the old layout in "
+     "`sharded/`; None if there is none.")
+    found = find_latest_checkpoint(out) if out.is_dir() else None
+    if found is not None or not fsdp: return found
     try: name = (out / SHARDED / 'latest').read_text().strip()
     except OSError: name = ''
     found = _sharded_list(out)
     return (out / SHARDED / name if name and (out / SHARDED / name / CKPT_META).is_file()
             else (found[-1] if found else None))
-
-# %% ../nbs/16_finetune.ipynb #e9cb1521
-def check_run_folder(out: Path, cfg: FinetuneConfig):
-    "A UserError if `out` holds another fine-tuning run, or (resume='never') any run."
-    held = bool(list_checkpoints(out) or _sharded_list(out)) or (out / 'metrics.jsonl').exists()
-    if held and cfg.resume == 'never':
-        raise UserError(f"{out} already holds a run and resume='never'; choose another out_dir, "
-                        "or resume='auto' to continue it")
-    if not held or not (out / CONFIG).is_file(): return
-    try: d = json.loads((out / CONFIG).read_text())
-    except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
-    if not isinstance(d, dict) or not {'model', 'data'} <= set(d):
-        raise UserError(f'{out / CONFIG} is not a readable fine-tuning config ('
-                        f'{one_line(d)[:200] if isinstance(d, str) else "not a JSON object with model and data"}), so '
-                        f'{out} cannot be checked to hold this run; nothing was changed: restore {CONFIG}, or choose '
-                        'another out_dir')
-    old, new = _finetune_identity(d), _finetune_identity(cfg.to_dict())
-    if diff := [f'{k}: {old[k]!r} there, {new[k]!r} here' for k in IDENTITY if old[k] != new[k]]:
-        raise UserError(f'{out} holds another fine-tuning run ({"; ".join(diff)}); it is not resumed or overwritten: '
-                        'choose another out_dir')
 
 # %% ../nbs/16_finetune.ipynb #b1d802f7
 def _trainable(model) -> dict: return {n: p.detach() for n, p in unwrap(model).named_parameters() if p.requires_grad}
@@ -242,13 +219,11 @@ def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int, model, opti
      "trainable weights.")
     extra = {'examples_seen': seen, 'world_size': dinfo.world_size}
     if cfg.fsdp:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='torch.distributed is disabled')   # (one process: fine)
-            path = save_sharded(out / SHARDED / step_dir_name(step), model, optimizer, step,
-                                {**extra, 'scheduler': scheduler.state_dict()})
-        if dinfo.is_main:
-            write_text_atomic(out / SHARDED / 'latest', path.name + '\n')
-            for old in _sharded_list(out)[:-cfg.keep_last]: remove_dir(old)
+        save_sharded_checkpoint(out, step, shard_writer(model, optimizer), scheduler, config=cfg.to_dict(),
+                                extra=extra, keep_last=cfg.keep_last)
+        if dinfo.is_main:                        # old-layout checkpoints (sharded/) count towards keep_last, oldest out
+            old = _sharded_list(out)
+            for p in old[:max(0, len(old) - max(0, cfg.keep_last - len(list_checkpoints(out))))]: remove_dir(p)
     elif dinfo.is_main:
         save_checkpoint(out, step, _trainable(model), optimizer, scheduler, config=cfg.to_dict(), extra=extra,
                         keep_last=cfg.keep_last)
@@ -257,21 +232,17 @@ def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int, model, opti
 # %% ../nbs/16_finetune.ipynb #15217779
 def resume_state(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, device) -> tuple[int, int]:
     "(step, examples consumed) of the newest checkpoint in `out`, its states loaded; (0, 0) if there is none."
-    ckpt = latest_checkpoint(out, cfg.fsdp) if cfg.resume != 'never' else None
-    if ckpt is None:
-        if cfg.resume == 'must': raise UserError(f"resume='must' but {out} holds no checkpoint of this kind "
-                                                 f"(fsdp={cfg.fsdp})")
-        if cfg.resume != 'never' and not cfg.fsdp and (bad := _unusable_checkpoints(out)):   # never train over them
-            raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt '
-                            'files), so the run is not started again over them; restore them from a backup, or move '
-                            f'{out / "checkpoints"} aside to start from scratch')
-        return 0, 0
-    if cfg.fsdp:
+    ckpt = checkpoint_to_resume(out, cfg.resume, lambda o: latest_checkpoint(o, cfg.fsdp))   # the trainer's rule
+    if ckpt is None: return 0, 0
+    if ckpt.parent.name == SHARDED:                                     # the old layout: scale.load_sharded reads it
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='torch.distributed is disabled')
             meta = load_sharded(ckpt, model, optimizer)
         scheduler.load_state_dict(meta['extra']['scheduler'])
         return meta['step'], meta['extra']['examples_seen']
+    if json.loads((ckpt / 'meta.json').read_text()).get('sharded'):
+        info = load_sharded_checkpoint(ckpt, model, optimizer, scheduler)
+        return info['step'], info['extra']['examples_seen']
     info = load_checkpoint(ckpt, optimizer=optimizer, scheduler=scheduler, map_location=str(device))
     sd, params = load_weights(ckpt, which='model', map_location=str(device)), dict(unwrap(model).named_parameters())
     if set(sd) != {n for n, p in params.items() if p.requires_grad}:
@@ -302,18 +273,15 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
 # %% ../nbs/16_finetune.ipynb #8f1863cd
 def _start_finetune(cfg, out, dinfo, device, n_examples):
     "Model, wrapped model, optimizer, schedule, max_steps, and the step and data position to start from."
-    model, gc = build_model(cfg, device, dinfo.world_size)
+    model, gc = load_model(cfg, device, dinfo.world_size)
     G = cfg.batch_size * cfg.grad_accum * dinfo.world_size
     max_steps = steps_of(cfg.max_steps, cfg.epochs, n_examples, G)                   # the trainer's rule
     ddp = dinfo.world_size > 1 and not cfg.fsdp
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if ddp else model
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
-    if dinfo.is_main: check_run_folder(out, cfg)
+    optimizer, scheduler = optimizer_and_schedule(model, cfg, max_steps)          # the trainer's
+    if dinfo.is_main: check_same_run(out, cfg.to_dict(), cfg.resume)   # the trainer's identity check
     step, seen = resume_state(out, cfg, model, optimizer, scheduler, device)
-    if step > max_steps:
-        raise UserError(f'{out} reached step {step}, past max_steps={max_steps}; nothing was changed: give '
-                        f'max_steps >= {step} to continue it, or a new out_dir for a shorter run')
+    check_not_past_end(out, step, max_steps)                                          # the trainer's rule
     if dinfo.is_main: begin_run(out, step, cfg.to_dict(), CONFIG)         # the trainer's: logs, PID, config
     no_sync = (lambda: fsdp_no_sync(model)) if cfg.fsdp and dinfo.world_size > 1 else net.no_sync if ddp else None
     return model, net, gc, optimizer, scheduler, max_steps, step, seen, no_sync, G
@@ -331,30 +299,29 @@ def _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress) -> dic
                trainable=sum(p.numel() for p in model.parameters() if p.requires_grad), start_step=step)
     if val is not None and step == 0: res['eval_before'] = score()
     loss_fn, params = make_loss(mask_id, cfg.min_mask_rate, device), [p for p in model.parameters() if p.requires_grad]
-    bar = progress_bar(max_steps, initial=step, desc='fine-tune', disable=not (progress and dinfo.is_main))
-    t_last, n_tok, stopping = time.time(), 0, False
-    with StopFlag() as stop:
-        while step < max_steps and not stopping:
-            batches, lr = step_batches(data, cfg, step, seen, dinfo, tok.eos_token_id), scheduler.get_last_lr()[0]
-            loss, gnorm = train_step(net, loss_fn, batches, optimizer, scheduler, None, cfg.grad_clip, device,
-                                     precision,
-                                     no_sync, step, params)
-            loss, step, seen = mean_over_ranks(loss, dinfo, device), step + 1, seen + G
-            n_tok += sum(b[0].numel() for b in batches) * dinfo.world_size
-            stopping = mean_over_ranks(bool(stop), dinfo, device) > 0
-            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
-                save_state(out, cfg, step, seen, model, optimizer, scheduler, dinfo)
-            if step % cfg.log_interval == 0 or step == max_steps or stopping:
-                rec = dict(step=step, loss=loss, loss_bits=loss / math.log(2), lr=lr, grad_norm=gnorm, examples=seen,
-                           epoch=seen / len(data), tokens_per_s=n_tok / max(time.time() - t_last, 1e-9),
-                           time=time.time())
-                if dinfo.is_main: append_jsonl(out / 'metrics.jsonl', rec)
-                t_last, n_tok, res['last'] = time.time(), 0, rec
-                bar.set_postfix_str(f"{rec['tokens_per_s']:,.0f} tok/s, loss {rec['loss_bits']:.3f} bits/token, "
-                                    f'lr {lr:.2e}')
-            bar.update(1)
-    bar.close()
-    return _finish(cfg, out, dinfo, model, res, step, max_steps, bool(stop), score if val is not None else None)
+    pos = {'seen': seen, 'lr': 0.0, 'tokens': 0, 't': time.time()}
+
+    def one_step(s):
+        batches, pos['lr'] = step_batches(data, cfg, s, pos['seen'], dinfo, tok.eos_token_id), scheduler.get_last_lr()[0]
+        out_ = train_step(net, loss_fn, batches, optimizer, scheduler, None, cfg.grad_clip, device, precision, no_sync,
+                          s, params)
+        pos['seen'] += G
+        pos['tokens'] += sum(b[0].numel() for b in batches) * dinfo.world_size
+        return out_
+
+    def log(s, loss, gnorm):
+        rec = dict(step=s, loss=loss, loss_bits=loss / math.log(2), lr=pos['lr'], grad_norm=gnorm, examples=pos['seen'],
+                   epoch=pos['seen'] / len(data), tokens_per_s=pos['tokens'] / max(time.time() - pos['t'], 1e-9),
+                   time=time.time())
+        if dinfo.is_main: append_jsonl(out / 'metrics.jsonl', rec)
+        pos.update(t=time.time(), tokens=0); res['last'] = rec
+        return f"{rec['tokens_per_s']:,.0f} tok/s, loss {rec['loss_bits']:.3f} bits/token, lr {pos['lr']:.2e}"
+
+    step, signalled = run_loop(                                          # the trainer's loop
+        step, max_steps, one_step, dinfo, device,
+        lambda s, stopping: s % cfg.log_interval == 0 or s == max_steps or stopping, log, cfg.checkpoint_interval,
+        lambda s: save_state(out, cfg, s, pos['seen'], model, optimizer, scheduler, dinfo), None, progress, 'fine-tune')
+    return _finish(cfg, out, dinfo, model, res, step, max_steps, signalled, score if val is not None else None)
 
 # %% ../nbs/16_finetune.ipynb #e3382293
 def _finish(cfg, out, dinfo, model, res, step, max_steps, signalled, score) -> dict:

@@ -8,12 +8,13 @@ import json, time, warnings
 from pathlib import Path
 from . import __version__
 from .errors import UserError
+from .paths import project_path
 from .files import write_text_atomic
 from .checkpoint import load_weights, check_compatible, list_checkpoints, load_config
 
 # %% auto #0
-__all__ = ['RUN_IDENTITY', 'OLD_NAMES', 'MARKER_FILE', 'KINDS', 'append_jsonl', 'read_jsonl', 'truncate_jsonl', 'check_same_run',
-           'folder_kind', 'claim_folder', 'init_weights_from']
+__all__ = ['RUN_IDENTITY', 'FINETUNE_IDENTITY', 'OLD_NAMES', 'CONFIG_NAMES', 'MARKER_FILE', 'KINDS', 'append_jsonl', 'read_jsonl',
+           'truncate_jsonl', 'is_finetune_config', 'check_same_run', 'folder_kind', 'claim_folder', 'init_weights_from']
 
 # %% ../nbs/08a_runs.ipynb #8a6007c5
 def append_jsonl(path, rec: dict):
@@ -51,12 +52,24 @@ def truncate_jsonl(path, step: int):
 RUN_IDENTITY = ('method', 'graph', 'noise', 'block_size', 'dataset', 'context_length', 'n_layer', 'n_head', 'n_embd',
                 'cond_dim', 'gates')
 
+FINETUNE_IDENTITY = ('model', 'data', 'context_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets',
+                     'fsdp', 'seed')
+
 OLD_NAMES = {'sequence_length': 'context_length'}   # field names of earlier versions, in old run folders
 
+def is_finetune_config(cfg: dict) -> bool:
+    "Whether `cfg` is a fine-tuning run's config (a model folder and data, no method) rather than a pre-training run's."
+    return 'method' not in cfg and {'model', 'data'} <= set(cfg)
+
 def _identity(cfg: dict) -> dict:
-    ("The identity fields of a config dict (methods without a graph or blocks ignore those fields; a config without "
+    ("The identity fields of a config dict: a fine-tuning run's `FINETUNE_IDENTITY` (folders as absolute paths), "
+     "else `RUN_IDENTITY` (methods without a graph or blocks ignore those fields; a config without "
      "`gates` has them exactly when it is time-conditioned SEDD, as runs from before the option did).")
     cfg = {OLD_NAMES.get(k, k): v for k, v in cfg.items()}
+    if is_finetune_config(cfg):
+        cfg = {('context_length' if k == 'max_length' else k): v for k, v in cfg.items()}   # fine-tuning's old name
+        return {k: str(project_path(cfg[k])) if k in ('model', 'data') and cfg.get(k) else cfg.get(k)
+                for k in FINETUNE_IDENTITY}
     d = {k: cfg.get(k) for k in RUN_IDENTITY}
     if 'gates' not in cfg: d['gates'] = d['method'] == 'sedd' and bool(d['cond_dim'])   # runs from before the option
     if d['method'] != 'sedd': d['graph'] = d['noise'] = None
@@ -65,10 +78,12 @@ def _identity(cfg: dict) -> dict:
     return d
 
 # %% ../nbs/08a_runs.ipynb #c5dd3661
+CONFIG_NAMES = ('config.json', 'finetune_config.json')   # the config a pre-training / fine-tuning run writes
+
 def _folder_config(out: Path) -> dict | None:
-    "The config.json a run wrote in `out` (None if there is none); a UserError naming it if it is unreadable."
-    p = out / 'config.json'
-    if not p.exists(): return None
+    "The config a run wrote in `out` (None if there is none); a UserError naming it if it is unreadable."
+    p = next((out / n for n in CONFIG_NAMES if (out / n).exists()), None)
+    if p is None: return None
     try: d = json.loads(p.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
     if isinstance(d, dict): return d
@@ -77,22 +92,35 @@ def _folder_config(out: Path) -> dict | None:
                     'checked to hold this run; nothing was changed: restore config.json, or choose another out_dir')
 
 # %% ../nbs/08a_runs.ipynb #f958acdd
+def _old_sharded(out: Path) -> list[Path]:
+    "FSDP2 checkpoints of the layout before one checkpoint format (`sharded/step_N/`)."
+    d = out / 'sharded'
+    return sorted(p for p in d.iterdir() if p.name.startswith('step_')) if d.is_dir() else []
+
 def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
-    "A UserError if `out_dir` holds another run's config, checkpoints or metrics (or any, with resume='never')."
+    ("A UserError if `out_dir` holds another run's config, checkpoints or metrics (or any, with resume='never'); "
+     "pre-training and fine-tuning runs alike, each compared on its own identity fields.")
     out = Path(out_dir)
-    ckpts, metrics = list_checkpoints(out), out / 'metrics.jsonl'
+    ckpts, metrics = list_checkpoints(out) or _old_sharded(out), out / 'metrics.jsonl'
     if resume == 'never' and (ckpts or metrics.exists()):
         raise UserError(f"{out} already holds a run ({len(ckpts)} "
                         f"checkpoints{', metrics.jsonl' if metrics.exists() else ''}) "
                         "and resume='never' would mix a new run into it; choose another out_dir (or resume='auto' to "
                         "continue it)")
     if not (ckpts or metrics.exists()): return                                   # nothing here to protect
-    old = load_config(ckpts[-1]) if ckpts else _folder_config(out)
+    old = load_config(ckpts[-1]) if ckpts and ckpts[-1].parent.name == 'checkpoints' else None
+    old = old or _folder_config(out)
     if old is None: return
-    diff = {k: (v, _identity(cfg)[k]) for k, v in _identity(old).items() if v != _identity(cfg)[k]}
+    kind = 'fine-tuning run' if is_finetune_config(cfg) else 'run'
+    if is_finetune_config(old) != is_finetune_config(cfg):
+        names = {True: 'fine-tuning run', False: 'pre-training run'}
+        raise UserError(f'{out} holds a {names[is_finetune_config(old)]}, not a {names[is_finetune_config(cfg)]}; it '
+                        'is not resumed or overwritten: choose another out_dir')
+    new = _identity(cfg)
+    diff = {k: (v, new[k]) for k, v in _identity(old).items() if v != new[k]}
     if diff:
         what = ', '.join(f'{k}: {a!r} there, {b!r} here' for k, (a, b) in diff.items())
-        raise UserError(f'{out} holds another run ({what}); it is not resumed or overwritten: choose another out_dir')
+        raise UserError(f'{out} holds another {kind} ({what}); it is not resumed or overwritten: choose another out_dir')
 
 # %% ../nbs/08a_runs.ipynb #f5d010d9
 MARKER_FILE = '.diffusion_lm.json'
@@ -116,8 +144,7 @@ def folder_kind(folder) -> str | None:
         raise UserError(f'{m} is not a readable folder marker; nothing was changed: write '
                         f"{json.dumps({'kind': 'run'})} into it (kinds: {', '.join(KINDS)}), or choose another folder")
     if (d / 'job.json').exists() or (d / 'job.sbatch').exists(): return 'slurm-run'
-    cfg = _json_or_none(d / 'config.json')
-    cfg = cfg if isinstance(cfg, dict) else {}
+    cfg = next((c for n in CONFIG_NAMES if isinstance(c := _json_or_none(d / n), dict)), {})
     ours = {'method', 'dataset', 'out_dir'} <= set(cfg) or {'model', 'data', 'out_dir'} <= set(cfg)   # our config.json
     if ours or any((d / n).exists() for n in _RUN_FILES):
         return 'finetune' if 'method' not in cfg and {'model', 'data'} <= set(cfg) else 'run'

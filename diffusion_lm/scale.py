@@ -12,11 +12,12 @@ import torch.distributed as dist
 from torch.utils.checkpoint import checkpoint
 from .files import atomic_dir, replace_dir, fsync_tree, temp_sibling
 from .errors import UserError
+from .checkpoint import read_newest, load_checkpoint, CheckpointError
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'CKPT_META', 'find_blocks', 'lora_target_regex', 'apply_lora', 'save_adapter', 'load_adapter',
            'merge_state_dict', 'export_pretrained', 'merge_lora', 'enable_block_checkpointing', 'shard_model',
-           'save_sharded', 'load_sharded']
+           'shard_writer', 'save_sharded', 'load_sharded', 'load_sharded_checkpoint']
 
 # %% ../nbs/14_scale.ipynb #5322a2d6
 def _hf(model: nn.Module) -> nn.Module:
@@ -246,10 +247,23 @@ def _shared_temp(path: Path) -> Path:
     if dist.is_initialized(): dist.broadcast_object_list(name, src=0)
     return Path(name[0])
 
-def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: dict | None = None) -> Path:
-    "Write model (+ optimizer) state, each rank its shards (torch.distributed.checkpoint), to `path` atomically."
+def shard_writer(model: nn.Module, optimizer=None):
+    ("`write(folder)`, the collective that writes this rank's shards of the model (+ optimizer) state into `folder` "
+     "(torch.distributed.checkpoint; one process: the whole state); for `checkpoint.save_sharded_checkpoint`.")
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, get_model_state_dict
+    def write(folder):
+        if optimizer is None: state = {'model': get_model_state_dict(model)}
+        else:
+            msd, osd = get_state_dict(model, optimizer)
+            state = {'model': msd, 'optim': osd}
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='torch.distributed is disabled')   # (one process: fine)
+            dcp.save(state, checkpoint_id=folder)
+    return write
+
+def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: dict | None = None) -> Path:
+    "Write model (+ optimizer) state, each rank its shards (torch.distributed.checkpoint), to `path` atomically."
     path = Path(path).expanduser()
     if path.exists() and not (path / CKPT_META).is_file():
         raise FileExistsError(f'{path} exists and is not a sharded checkpoint (no {CKPT_META}): choose another path')
@@ -259,11 +273,7 @@ def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: d
     tmp = _shared_temp(path)
     if _rank() == 0: tmp.mkdir(parents=True)
     _barrier()
-    if optimizer is None: state = {'model': get_model_state_dict(model)}
-    else:
-        msd, osd = get_state_dict(model, optimizer)
-        state = {'model': msd, 'optim': osd}
-    dcp.save(state, checkpoint_id=tmp)
+    shard_writer(model, optimizer)(tmp)
     if _rank() == 0:
         (tmp / CKPT_META).write_text(meta)
         fsync_tree(tmp)
@@ -274,13 +284,18 @@ def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: d
 # %% ../nbs/14_scale.ipynb #25866c66
 def load_sharded(path, model: nn.Module, optimizer=None) -> dict:
     "Read a save_sharded checkpoint into the model (+ optimizer) on any number of ranks; {'step', 'extra', ...}."
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import (get_state_dict, set_state_dict, get_model_state_dict,
-                                                         set_model_state_dict)
     path = Path(path).expanduser()
     if not (path / CKPT_META).is_file():
         raise FileNotFoundError(f'{path}: no {CKPT_META}, so not a complete checkpoint written by save_sharded')
     meta = json.loads((path / CKPT_META).read_text())
+    _read_shards(path, model, optimizer)
+    return meta
+
+def _read_shards(path: Path, model: nn.Module, optimizer=None):
+    "Load the shards in folder `path` into the model (+ optimizer), sharded over any number of ranks or not at all."
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (get_state_dict, set_state_dict, get_model_state_dict,
+                                                         set_model_state_dict)
     if optimizer is None:
         state = {'model': get_model_state_dict(model)}
         dcp.load(state, checkpoint_id=path)
@@ -290,4 +305,16 @@ def load_sharded(path, model: nn.Module, optimizer=None) -> dict:
         state = {'model': msd, 'optim': osd}
         dcp.load(state, checkpoint_id=path)
         set_state_dict(model, optimizer, model_state_dict=state['model'], optim_state_dict=state['optim'])
-    return meta
+
+def load_sharded_checkpoint(path, model: nn.Module, optimizer=None, scheduler=None) -> dict:
+    ("Load a checkpoint of `checkpoint.save_sharded_checkpoint` (a step folder, or a run folder's newest) into the "
+     "model, optimizer and scheduler on any number of ranks; `checkpoint.load_checkpoint`'s dict (path, step, ...).")
+    def read(d):
+        info = load_checkpoint(d, scheduler=scheduler)
+        if not info['meta'].get('sharded'):
+            raise CheckpointError(f'{d} is not a sharded checkpoint: load it with checkpoint.load_checkpoint')
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='torch.distributed is disabled')
+            _read_shards(d, model, optimizer)
+        return info
+    return read_newest(path, read)[1]

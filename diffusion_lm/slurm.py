@@ -12,7 +12,6 @@ from . import __version__
 from .errors import UserError
 from .cli import ArgParser, run_cli
 from .config_values import parse_value
-from .checkpoint import find_latest_checkpoint
 from .files import write_text_atomic
 from .runs import claim_folder
 from .finetune import latest_checkpoint
@@ -257,15 +256,12 @@ class RunInfo:
 
 # %% ../nbs/11a_slurm.ipynb #f2731481
 def newest_checkpoint(run_dir) -> Path | None:
-    "The newest complete checkpoint of a run (in ckpt/; an FSDP2 fine-tune's sharded ones in ckpt/sharded/), or None."
-    import warnings
+    "The newest complete checkpoint of a run (in ckpt/checkpoints/, or an FSDP2 fine-tune's of the old layout in ckpt/sharded/), or None."
     ckpt = Path(run_dir) / 'ckpt'
     if not ckpt.exists(): return None
-    if (ckpt / 'sharded').is_dir():
-        return latest_checkpoint(ckpt, fsdp=True)
     with warnings.catch_warnings():   # a running job may be between writing a checkpoint and its `latest` pointer
         warnings.simplefilter('ignore')
-        return find_latest_checkpoint(ckpt)
+        return latest_checkpoint(ckpt, fsdp=True)
 
 # %% ../nbs/11a_slurm.ipynb #2a5ea5d3
 def list_runs(runs_root=None) -> list[RunInfo]:

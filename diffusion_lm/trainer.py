@@ -42,8 +42,9 @@ from .checkpoint import list_checkpoints
 from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
-__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate', 'bits_unit',
-           'progress_text', 'run_folder', 'train', 'begin_run', 'load_trained', 'ddp_gradient', 'main']
+__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate',
+           'checkpoint_to_resume', 'check_not_past_end', 'bits_unit', 'progress_text', 'run_folder', 'train',
+           'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -261,27 +262,39 @@ def _unusable_checkpoints(out: Path) -> list[str]:
     steps = [p.name for p in d.iterdir() if p.is_dir() and p.name.startswith('step_') and p.name[5:].isdigit()]
     return sorted(n for n in steps if n not in ok)
 
-def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device) -> int:
-    "The step to start from: the newest checkpoint's (its states loaded), or 0 (pre-trained weights if asked)."
-    cfg = run.cfg
-    if dinfo.is_main and out.exists(): check_same_run(out, cfg.to_dict(), cfg.resume)
-    latest = find_latest_checkpoint(out) if (out.exists() and cfg.resume != 'never') else None
-    if cfg.resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint "
-                                                                "to resume from")
-    if latest is None and cfg.resume != 'never' and (bad := _unusable_checkpoints(out)):
+def checkpoint_to_resume(out: Path, resume: str, find=find_latest_checkpoint) -> Path | None:
+    ("The checkpoint that the run in `out` continues from by `resume` (`find(out)`, its newest), or None to start; "
+     "a UserError for resume='must' without one, and for a folder whose checkpoints are all incomplete (not "
+     "trained over). Pre-training and fine-tuning alike.")
+    latest = find(out) if (out.exists() and resume != 'never') else None
+    if resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint "
+                                                            "to resume from")
+    if latest is None and resume != 'never' and (bad := _unusable_checkpoints(out)):
         raise UserError(f'{out} holds checkpoints {", ".join(bad)} but none is complete (truncated or corrupt '
                         'files), so the '
                         'run is not started again over them; restore them from a backup, '
                         f'or move {out / "checkpoints"} aside '
                         'to train from scratch')
+    return latest
+
+def check_not_past_end(out: Path, step: int, max_steps: int):
+    ("A UserError if the run in `out` resumed at `step`, past `max_steps` (pre-training and fine-tuning alike): "
+     "nothing is changed.")
+    if step > max_steps:
+        raise UserError(f"{out} reached step {step}, past max_steps={max_steps}; nothing was changed: give "
+                        f"max_steps >= {step} to continue it, or a new out_dir for a shorter run")
+
+def _resume_or_start(run, out, model, optimizer, scheduler, ema, loader, dinfo, device) -> int:
+    "The step to start from: the newest checkpoint's (its states loaded), or 0 (pre-trained weights if asked)."
+    cfg = run.cfg
+    if dinfo.is_main and out.exists(): check_same_run(out, cfg.to_dict(), cfg.resume)
+    latest = checkpoint_to_resume(out, cfg.resume)
     if latest is None:
         if cfg.init_from: init_weights_from(model, project_path(cfg.init_from), device)
         return 0
     info = load_checkpoint(latest, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema,
                            map_location=str(device))
-    if info['step'] > run.max_steps:
-        raise UserError(f"{out} reached step {info['step']}, past max_steps={run.max_steps}; nothing was changed: give "
-                        f"max_steps >= {info['step']} to continue it, or a new out_dir for a shorter run")
+    check_not_past_end(out, info['step'], run.max_steps)
     ld = info['extra'].get('loader', {})
     loader.load_state_dict(ld if 'batches_drawn' in ld else {'batches_drawn': info['step'] * cfg.grad_accum})
     run.method.load_state_dict(info['extra'].get('method', {}))        # e.g. the noise-level sampler
@@ -337,8 +350,7 @@ def _start(run: Run, out: Path) -> tuple:
     cfg, dinfo, device = run.cfg, run.dinfo, run.device
     torch.manual_seed(cfg.seed)                                              # same initial weights on every rank
     model = build_model(cfg, run.method).to(device)
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, run.max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
+    optimizer, scheduler = optimizer_and_schedule(model, cfg, run.max_steps)
     ema = make_ema(model, cfg.ema_decay)
     loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, context_length=run.context_length,
                                          seed=cfg.seed, rank=dinfo.rank)
@@ -346,6 +358,13 @@ def _start(run: Run, out: Path) -> tuple:
     if dinfo.is_main:
         begin_run(out, step, cfg.to_dict(), extra_logs={'samples.jsonl': step - 1 if step == run.max_steps else step})
     return model, optimizer, scheduler, ema, loader, step
+
+def optimizer_and_schedule(model, cfg, max_steps: int) -> tuple:
+    ("AdamW over `model`'s trainable parameters and its learning-rate schedule over `max_steps`, from the fields "
+     "that `TrainConfig` and `FinetuneConfig` share (lr, min_lr, weight_decay, beta1, beta2, warmup_steps, "
+     "lr_schedule): pre-training and fine-tuning build them the same way.")
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+    return optimizer, make_scheduler(optimizer, cfg.warmup_steps, max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)
 
 def begin_run(out: Path, step: int, config: dict, config_name: str = 'config.json', extra_logs: dict | None = None):
     ("Open run folder `out` at `step` (rank 0): its logs cut back to `step` (`extra_logs`: other logs and the step "
@@ -357,6 +376,28 @@ def begin_run(out: Path, step: int, config: dict, config_name: str = 'config.jso
     write_text_atomic(out / config_name, json.dumps(config, indent=1))
 
 # %% ../nbs/09_trainer.ipynb #c2eefde5
+def run_loop(step: int, max_steps: int, one_step, dinfo: DistInfo, device, log_due, log, checkpoint_interval: int,
+             checkpoint, after_step=None, progress: bool = True, desc: str = 'train') -> tuple[int, bool]:
+    ("The loop of pre-training and fine-tuning (`16_finetune`): from `step` to `max_steps`, `one_step(step)` (one "
+     "optimizer step; its loss and gradient norm), the loss averaged over the ranks; `log(step, loss, gnorm)` when "
+     "`log_due(step, stopping)` (it returns the progress text), then `checkpoint(step)` every `checkpoint_interval` "
+     "steps, at the end and when a stop signal arrives (every rank stops at the same step), then `after_step(step)`. "
+     "(step reached, stopped by a signal).")
+    bar = progress_bar(max_steps, initial=step, desc=desc, disable=not (progress and dinfo.is_main))
+    with StopFlag() as stop:
+        while step < max_steps:
+            loss, gnorm = one_step(step)
+            loss, step = mean_over_ranks(loss, dinfo, device), step + 1
+            stopping = mean_over_ranks(bool(stop), dinfo, device) > 0          # one rank's signal stops them all
+            if log_due(step, stopping): bar.set_postfix_str(log(step, loss, gnorm))
+            bar.update(1)                                                     # after the step's figures are set
+            # after the step's log line: a run killed in between resumes at the checkpoint before, its line cut off
+            if step % checkpoint_interval == 0 or step == max_steps or stopping: checkpoint(step)
+            if after_step is not None: after_step(step)
+            if stopping: break
+    bar.close()
+    return step, bool(stop)
+
 def _train(run: Run, out: Path, state: tuple, progress: bool) -> dict:
     "The training loop from `state`, what `_start` made."
     cfg, method, max_steps, dinfo, device = run.cfg, run.method, run.max_steps, run.dinfo, run.device
@@ -370,39 +411,38 @@ def _train(run: Run, out: Path, state: tuple, progress: bool) -> dict:
         _samples(run, eval_model, device, step, out if dinfo.is_main else None)   # killed between checkpoint and samples
     loss_fn = lambda m, x: method.loss(m, x.to(device))
     per_step = cfg.batch_size * cfg.grad_accum * dinfo.world_size * run.context_length
-    last, t_last, tok_last = {'step': step}, time.time(), 0
-    bar, unit = progress_bar(max_steps, initial=step, desc='train', disable=not (progress and dinfo.is_main)), \
-        bits_unit(run.tok)
-    with StopFlag() as stop:
-        while step < max_steps:
-            torch.manual_seed(step_seed(cfg.seed, dinfo.rank, step))         # step s of rank r: its own noise
-            batches = [loader.get_batch() for _ in range(cfg.grad_accum)]
-            loss, gnorm = train_step(fwd, loss_fn, batches, optimizer, scheduler, ema, cfg.grad_clip, device,
-                                     cfg.precision, net.no_sync if dinfo.world_size > 1 else None, step,
-                                     list(model.parameters()))
-            loss = mean_over_ranks(loss, dinfo, device)
-            step, tok_last = step + 1, tok_last + per_step
-            stopping = mean_over_ranks(bool(stop), dinfo, device) > 0          # one rank's signal stops them all
-            do_eval = step % cfg.eval_interval == 0 or step == max_steps
-            if step % cfg.log_interval == 0 or do_eval:
-                rec = _log_record(run, step, loss, gnorm, scheduler, time.time() - t_last, tok_last, eval_model,
-                                  val if do_eval else None, device)
-                t_last, tok_last, last = time.time(), 0, rec
-                if dinfo.is_main: append_jsonl(metrics, rec)
-                bar.set_postfix_str(progress_text(rec, unit))
-            bar.update(1)                                                     # after the step's figures are set
-            # after the step's log line: see below
-            if step % cfg.checkpoint_interval == 0 or step == max_steps or stopping:
-                _checkpoint(run, out, step, model, optimizer, scheduler, ema, loader, dinfo)
-            if cfg.sample_interval and step % cfg.sample_interval == 0 and step < max_steps:
-                _samples(run, eval_model, device, step, out if dinfo.is_main else None)
-            if stopping: break
-    bar.close()
+    last, timer, unit = {'step': step}, {'t': time.time(), 'tokens': 0}, bits_unit(run.tok)
+
+    def one_step(s):
+        torch.manual_seed(step_seed(cfg.seed, dinfo.rank, s))               # step s of rank r: its own noise
+        batches = [loader.get_batch() for _ in range(cfg.grad_accum)]
+        timer['tokens'] += per_step
+        return train_step(fwd, loss_fn, batches, optimizer, scheduler, ema, cfg.grad_clip, device, cfg.precision,
+                          net.no_sync if dinfo.world_size > 1 else None, s, list(model.parameters()))
+
+    do_eval = lambda s: s % cfg.eval_interval == 0 or s == max_steps
+    def log(s, loss, gnorm):
+        nonlocal last
+        last = _log_record(run, s, loss, gnorm, scheduler, time.time() - timer['t'], timer['tokens'], eval_model,
+                           val if do_eval(s) else None, device)
+        timer.update(t=time.time(), tokens=0)
+        if dinfo.is_main: append_jsonl(metrics, last)
+        return progress_text(last, unit)
+
+    def sample_now(s):
+        if cfg.sample_interval and s % cfg.sample_interval == 0 and s < max_steps:
+            _samples(run, eval_model, device, s, out if dinfo.is_main else None)
+
+    step, signalled = run_loop(step, max_steps, one_step, dinfo, device,
+                               lambda s, stopping: s % cfg.log_interval == 0 or do_eval(s), log,
+                               cfg.checkpoint_interval,
+                               lambda s: _checkpoint(run, out, s, model, optimizer, scheduler, ema, loader, dinfo),
+                               sample_now, progress, 'train')
     if step == max_steps and 'val_bits' not in last:
         last = _final_eval(run, metrics, step, eval_model, val, device, dinfo)
     samples = _samples(run, eval_model, device, step, out if dinfo.is_main else None) if step == max_steps else []
     result = {'out_dir': str(out), 'step': step, 'max_steps': max_steps, 'finished': step == max_steps,
-              'stopped_by_signal': bool(stop), 'params': num_params(model), 'last': last, 'samples': samples,
+              'stopped_by_signal': signalled, 'params': num_params(model), 'last': last, 'samples': samples,
               'config': cfg.to_dict()}
     if dinfo.is_main: write_text_atomic(out / 'result.json', json.dumps(result, indent=1))
     return result

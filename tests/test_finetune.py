@@ -3,7 +3,7 @@
 resumes to the weights of an uninterrupted run, bit for bit; FSDP2 on 2 gloo processes matches one process
 (full fine-tuning and LoRA) and its sharded checkpoint resumes on 1 process; the --plan prediction is within
 15% of the measured peak of the module's training step."""
-import contextlib, io, json, os, signal, subprocess, sys, time
+import contextlib, io, json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
@@ -11,7 +11,9 @@ from conftest import ROOT
 from diffusion_lm.testing import make_tiny_llada
 from diffusion_lm.sft_data import write_jsonl
 from diffusion_lm.distributed import DistInfo
-from diffusion_lm.optim import make_optimizer
+from diffusion_lm.optim import make_optimizer, make_scheduler
+from diffusion_lm.checkpoint import list_checkpoints
+from diffusion_lm.scale import save_sharded, load_sharded_checkpoint
 from diffusion_lm.trainer import train_step
 from diffusion_lm.memory_plan import measure_step_peak
 from diffusion_lm.model_size import fmt_bytes
@@ -130,7 +132,7 @@ def test_fsdp_two_ranks_match_one_process_and_resume(tiny, tmp_path):
     one = here(args(tmp_path / 'one', 2, 4))
     moved = ok(run(TORCHRUN, *args(tmp_path / 'moved', 1, 2)))                # 2 FSDP2 ranks to step 2 ...
     assert (moved['world_size'], moved['step']) == (2, 2)
-    assert (tmp_path / 'moved' / 'sharded' / 'step_000002' / '__1_0.distcp').is_file()   # (each rank wrote its shards)
+    assert (tmp_path / 'moved' / 'checkpoints' / 'step_000002' / '__1_0.distcp').is_file()   # (each rank wrote its shards)
     res = ok(run(CLI, *args(tmp_path / 'moved', 2, 4)))                       # ... then 1 process on from its checkpoint
     assert (res['world_size'], res['start_step'], res['step']) == (1, 2, 4)
     w1 = weights(tmp_path / 'one')
@@ -144,6 +146,34 @@ def test_fsdp_two_ranks_match_one_process_and_resume(tiny, tmp_path):
     a2, a1 = (load_file(tmp_path / n / 'adapter' / 'adapter_model.safetensors') for n in ('lora2', 'lora1'))
     assert len(a2) == 28 and close(a1, a2) and all(a2[k].abs().sum() > 0 for k in a2 if 'lora_B' in k)
     assert close(weights(tmp_path / 'lora2'), weights(tmp_path / 'lora1'))
+
+
+def test_resume_from_the_old_sharded_layout(tiny, tmp_path):
+    """A run folder of the layout before one checkpoint format (FSDP2 checkpoints in sharded/step_N/, written by
+    scale.save_sharded with the schedule and data position in its checkpoint.json) resumes exactly; the next
+    checkpoint goes to checkpoints/ in the one format."""
+    model, data = tiny
+    args = lambda out, steps: sets(model, data, out, fsdp=True, batch_size=2, grad_accum=2, max_steps=steps,
+                                   checkpoint_interval=2, keep_last=2)
+    out = tmp_path / 'old'
+    here(args(out, 2))
+    kv = dict(a.split('=', 1) for a in args(out, 2)[2:])                 # the run's state at step 2, in the old layout
+    cfg = ft.FinetuneConfig.from_dict(kv)
+    m, _ = ft.load_model(cfg, torch.device('cpu'))
+    opt = make_optimizer(m, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+    sched = make_scheduler(opt, cfg.warmup_steps, 4, cfg.min_lr / cfg.lr, cfg.lr_schedule)
+    info = load_sharded_checkpoint(out, m, opt, sched)
+    save_sharded(out / 'sharded' / 'step_000002', m, opt, 2, {**info['extra'], 'scheduler': sched.state_dict()})
+    (out / 'sharded' / 'latest').write_text('step_000002\n')
+    shutil.rmtree(out / 'checkpoints'); shutil.rmtree(out / 'model')
+    assert sorted(p.name for p in (out / 'sharded' / 'step_000002').iterdir()) == ['.metadata', '__0_0.distcp',
+                                                                                  'checkpoint.json']
+    res = here(args(out, 4))
+    assert (res['start_step'], res['step'], res['finished']) == (2, 4, True)
+    assert [p.name for p in list_checkpoints(out)] == ['step_000004'] and (out / 'sharded' / 'step_000002').is_dir()
+    here(args(tmp_path / 'whole', 4))
+    a, b = weights(out), weights(tmp_path / 'whole')
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_ddp_two_ranks_match_one_process(tiny, tmp_path):

@@ -404,7 +404,7 @@ def test_fsdp2_finetune_through_slurm(slurm, tmp_path):
     st = wait(jid, timeout=300, poll=0.5)
     assert (st['state'], st['exit_code'], st['restarts']) == ('COMPLETED', '0:0', 1), show(rd, jid)
     stop = step_of(ckpt1)
-    assert ckpt1.parent.name == 'sharded' and 10 <= stop < 300 and m1[-1]['step'] == stop, (ckpt1, m1[-1:])
+    assert ckpt1.parent.name == 'checkpoints' and 10 <= stop < 300 and m1[-1]['step'] == stop, (ckpt1, m1[-1:])
     assert (ckpt1 / '__1_0.distcp').is_file()                                   # rank 1 wrote its own shards
     m = metrics(rd)
     assert [x['step'] for x in m] == list(range(1, 301)) and m[:stop] == m1
