@@ -889,11 +889,7 @@ def test_every_entry_point_has_a_bad_input():
     assert {c.prog for c in CASES} >= {'nb-train', 'nb-sample'}
 
 
-RUNPY_WARNS = pytest.mark.xfail(strict=True, reason="runpy's RuntimeWarning (the package's __init__ imported the module "
-                                 "before it ran as __main__) is a second line on stderr; not fixed yet")
-
-@pytest.mark.parametrize('entry', [pytest.param(e, marks=RUNPY_WARNS) if e.startswith('diffusion_lm.palindromes.') else e
-                                   for e in sorted(ONE_BAD_INPUT)])
+@pytest.mark.parametrize('entry', sorted(ONE_BAD_INPUT))
 def test_one_line_at_every_entry_point(entry, tmp_path):
     """The real entry point (the installed console script, or `python -m`) refuses its bad input with exit code 2 and
     exactly one line on stderr, `<prog>: <problem and fix>`, no traceback and no warning, and writes nothing."""

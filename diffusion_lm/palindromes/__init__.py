@@ -5,6 +5,11 @@ command line `diffusion-lm-palindromes`). The core never imports it; it finds th
 `diffusion_lm.datasets` plugins (`settings.ini`, `dataset_plugins`).
 
 Written by hand (not generated): the names below are those users import from `diffusion_lm.palindromes`."""
+import warnings
+# `python -m diffusion_lm.palindromes.corpus` (or `.eval`) imports this package first, which imports the module, so
+# runpy warns that it is in sys.modules before it runs as __main__; the modules have no import-time effects, and the
+# warning would be a second line beside a command's one-line error: silenced for these modules only
+warnings.filterwarnings('ignore', message=r"'diffusion_lm\.palindromes\.\w+' found in sys\.modules", category=RuntimeWarning)
 from .text import normalize_palindrome, is_palindrome
 from .data import (palindromes_path, load_palindromes, split_by_normal_form, case_variants, fitting_split,
                    prepare_palindromes, palindrome_splits)
