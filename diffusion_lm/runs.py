@@ -87,9 +87,11 @@ def _folder_config(out: Path) -> dict | None:
     try: d = json.loads(p.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: d = f'{type(e).__name__}: {e}'
     if isinstance(d, dict): return d
-    raise UserError(f'{p} is not a readable run config ({d if isinstance(d, str) else "not a JSON object"}), '
-                    f'so {out} cannot be '
-                    'checked to hold this run; nothing was changed: restore config.json, or choose another out_dir')
+    ft = p.name == 'finetune_config.json'
+    raise UserError(f'{p} is not a readable {"fine-tuning" if ft else "run"} config ('
+                    f'{d if isinstance(d, str) else "not a JSON object with model and data" if ft else "not a JSON object"}'
+                    f'), so {out} cannot be checked to hold this run; nothing was changed: restore {p.name}, or choose '
+                    'another out_dir')
 
 # %% ../nbs/08a_runs.ipynb #f958acdd
 def _old_sharded(out: Path) -> list[Path]:
@@ -144,6 +146,7 @@ def folder_kind(folder) -> str | None:
         raise UserError(f'{m} is not a readable folder marker; nothing was changed: write '
                         f"{json.dumps({'kind': 'run'})} into it (kinds: {', '.join(KINDS)}), or choose another folder")
     if (d / 'job.json').exists() or (d / 'job.sbatch').exists(): return 'slurm-run'
+    if (d / 'finetune_config.json').exists(): return 'finetune'       # a fine-tuning run's own config, even if damaged
     cfg = next((c for n in CONFIG_NAMES if isinstance(c := _json_or_none(d / n), dict)), {})
     ours = {'method', 'dataset', 'out_dir'} <= set(cfg) or {'model', 'data', 'out_dir'} <= set(cfg)   # our config.json
     if ours or any((d / n).exists() for n in _RUN_FILES):

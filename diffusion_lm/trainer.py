@@ -38,13 +38,13 @@ from .files import explain_os_error
 from .distributed import mean_over_ranks
 from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
-from .checkpoint import list_checkpoints
+from .checkpoint import list_checkpoints, read_newest
 from .train_config import TrainConfig, PRESETS, config_from_preset
 
 # %% auto #0
 __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate',
            'checkpoint_to_resume', 'check_not_past_end', 'bits_unit', 'progress_text', 'run_folder', 'train',
-           'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_trained', 'ddp_gradient', 'main']
+           'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_newest', 'load_trained', 'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -470,6 +470,14 @@ def _not_a_train_run(path: Path):
             (path / 'model.safetensors').is_file() or (path / 'model.safetensors.index.json').is_file()):
         raise UserError(f'{path} is a Hugging Face model folder, not a run of train(): load it with '
                         'diffusion_lm.pretrained.load_pretrained (see nbs/13_pretrained.ipynb)')
+
+def load_newest(path, which: str = 'ema', device='cpu'):
+    ("`(checkpoint, (model, method, tokenizer, TrainConfig))` of a run's newest checkpoint (read again if a run that is "
+     "still training prunes it meanwhile), or of a checkpoint folder; a fine-tuning run or a Hugging Face folder is "
+     "told what to use instead.")
+    path = project_path(path)
+    _not_a_train_run(path)
+    return read_newest(path, lambda d: load_trained(d, which=which, device=device))
 
 def load_trained(path, which: str = 'ema', device='cpu'):
     "(model, method, tokenizer, TrainConfig) of a checkpoint or run folder, with EMA weights by default."

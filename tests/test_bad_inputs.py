@@ -751,7 +751,7 @@ CASES += [
     # ---- 1. a command writes only into a folder it made or that carries its marker
     Case('own-out-dir-hugging-face-folder', 'train', lambda w: train_argv(w / 'hf'),
          'holds files that diffusion_lm did not write (config.json, model.safetensors)', setup=with_foreign_folder('hf')),
-    T('own-out-dir-empty', ['out_dir='], 'out_dir is empty, which would put the training run in the project folder'),
+    T('own-out-dir-empty', ['out_dir='], "TrainConfig.out_dir='' is empty: give the run's folder"),
     Case('own-out-dir-a-file', 'train', lambda w: train_argv(w / 'cfg.json'), 'is a file, not a folder',
          setup=with_config('{}')),
     Case('own-out-dir-slurm-run-directory', 'train', lambda w: train_argv(w / 'runs' / 'taken'),

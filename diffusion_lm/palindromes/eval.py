@@ -10,8 +10,7 @@ import torch
 from ..cli import ArgParser, run_cli
 from ..devices import resolve_device
 from ..paths import project_path
-from ..checkpoint import read_newest
-from ..trainer import load_trained
+from ..trainer import load_newest
 from .text import is_palindrome, normalize_palindrome
 from .data import palindrome_splits
 from .corpus import word_flags, MIN_ZIPF
@@ -302,7 +301,7 @@ def run_palindrome_sample(argv=None) -> dict:
     _check_args(ap, a)
     if a.json: _check_json_out(Path(a.json))
     dev = resolve_device(a.device)
-    ckpt, (model, method, tok, cfg) = read_newest(path, lambda d: load_trained(d, device=dev))   # a live run: its newest
+    ckpt, (model, method, tok, cfg) = load_newest(path, device=dev)   # a live run: its newest
     try: splits = palindrome_splits(cfg.dataset)
     except ValueError: splits = palindrome_splits('palindromes')
     lengths = _cli_lengths(ap, a, splits['train'], cfg.context_length)
