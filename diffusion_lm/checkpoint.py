@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePath
 import torch
 import torch.distributed as dist
+from .distributed import global_rank, barrier
 from torch import nn
 from safetensors.torch import save_file, load_file
 from . import __version__
@@ -281,11 +282,6 @@ def _check_save_args(step, keep_last):
         raise UserError(f'keep_last must be an int >= 1 (or None to keep every checkpoint), not {keep_last!r}')
 
 # %% ../nbs/08_checkpoint.ipynb #1e3967d4
-def _rank() -> int: return dist.get_rank() if dist.is_initialized() else 0
-
-def _barrier():
-    if dist.is_initialized(): dist.barrier()
-
 def _from_rank0(x):
     "Rank 0's `x` on every rank (`x` itself in one process)."
     if not dist.is_initialized(): return x
@@ -303,20 +299,20 @@ def save_sharded_checkpoint(run_dir, step: int, write_shards, scheduler=None, co
     _check_plain(extra, 'extra')
     config_text = _config_json(config)
     d, name = Path(run_dir)/'checkpoints', step_dir_name(step)
-    if _rank() != 0:
+    if global_rank() != 0:
         write_shards(_from_rank0(None))
-        _barrier(); _barrier()                                 # shards written; rank 0 published the folder
+        barrier(); barrier()                                 # shards written; rank 0 published the folder
         return d/name
     try:
         d.mkdir(parents=True, exist_ok=True)
         with atomic_dir(d/name, overwrite=True) as tmp:
             write_shards(_from_rank0(tmp))
-            _barrier()                                         # every rank's shards are in tmp
+            barrier()                                         # every rank's shards are in tmp
             _write_files(tmp, step, None, None, scheduler, None, config_text, extra)
         write_text_atomic(d/LATEST_FILE, name + '\n')
     except OSError as e: raise explain_os_error(e, d, f'writing checkpoint {name} to') from None
     _cleanup(d, keep_last, protect={name})
-    _barrier()
+    barrier()
     return d/name
 
 # %% ../nbs/08_checkpoint.ipynb #4abc1de5

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from .devices import resolve_device
 
 # %% auto #0
-__all__ = ['DistInfo', 'setup_distributed', 'teardown_distributed', 'mean_over_ranks']
+__all__ = ['DistInfo', 'setup_distributed', 'teardown_distributed', 'mean_over_ranks', 'global_rank', 'barrier']
 
 # %% ../nbs/00g_distributed.ipynb #b21307eb
 @dataclass
@@ -45,3 +45,12 @@ def mean_over_ranks(x: float, dinfo: DistInfo, device) -> float:
     if dinfo.world_size == 1: return float(x)
     t = torch.tensor([float(x)], dtype=torch.float64, device=device); dist.all_reduce(t)
     return t.item() / dinfo.world_size
+
+# %% ../nbs/00g_distributed.ipynb #11a58c14
+def global_rank() -> int:
+    "This process's rank in the process group (0 in one process)."
+    return dist.get_rank() if dist.is_initialized() else 0
+
+def barrier():
+    "Wait for every process of the group (nothing in one process)."
+    if dist.is_initialized(): dist.barrier()

@@ -188,9 +188,17 @@ def load_sedd(folder, device='cpu', tokenizer: bool = True):
         raise UserError(f'{folder}: the tokenizer has {tok.n_real} ids, config.json tokens={method.n_real}')
     return model.to(device).eval(), method, tok
 
+def _write_release(folder, cfg: dict, sd: dict, hf_tokenizer=None) -> Path:
+    "A new release folder, written whole or not at all: config.json, model.safetensors, the tokenizer if given."
+    from safetensors.torch import save_file
+    with atomic_dir(Path(folder)) as tmp:
+        (tmp / 'config.json').write_text(json.dumps(cfg, indent=1))
+        save_file(sd, str(tmp / 'model.safetensors'))
+        if hf_tokenizer is not None: hf_tokenizer.save_pretrained(str(tmp))
+    return Path(folder)
+
 def save_sedd(model: DiffusionTransformer, method: SEDD, folder, hf_tokenizer=None) -> Path:
     "Write `model` as an official SEDD release folder (config.json, model.safetensors, the tokenizer if given)."
-    from safetensors.torch import save_file
     c = model.cfg
     cfg = {'tokens': method.n_real, 'model': {'type': 'ddit', 'hidden_size': c.n_embd, 'cond_dim': c.cond_dim,
            'length': c.context_length, 'n_blocks': c.n_layer, 'n_heads': c.n_head, 'scale_by_sigma': method.scale_by_sigma,
@@ -201,11 +209,7 @@ def save_sedd(model: DiffusionTransformer, method: SEDD, folder, hf_tokenizer=No
     if sedd_config(cfg)[0] != c: raise UserError('the model is not in the official SEDD layout: build it with '
                                                  'sedd_config (mlp_bias, head_bias, gelu=tanh, no other bias)')
     sd = {k: v.contiguous() for k, v in official_state_dict(model).items()}
-    with atomic_dir(Path(folder)) as tmp:
-        (tmp / 'config.json').write_text(json.dumps(cfg, indent=1))
-        save_file(sd, str(tmp / 'model.safetensors'))
-        if hf_tokenizer is not None: hf_tokenizer.save_pretrained(str(tmp))
-    return Path(folder)
+    return _write_release(folder, cfg, sd, hf_tokenizer)
 
 # %% ../nbs/13b_released.ipynb #f9e08226
 DIT_KINDS = ('mdlm', 'bd3lm')
@@ -315,7 +319,6 @@ def load_release(folder, device='cpu', tokenizer: bool = True):
 def save_release(model: DiffusionTransformer, method, folder, hf_tokenizer=None) -> Path:
     "Write `model` as a release folder of its kind: SEDD's layout for `SEDD`, MDLM's or BD3-LM's for masked or block."
     if isinstance(method, SEDD): return save_sedd(model, method, folder, hf_tokenizer)
-    from safetensors.torch import save_file
     kind = 'bd3lm' if isinstance(method, BlockDiffusion) else 'mdlm' if isinstance(method, MaskedDiffusion) else None
     if kind is None: raise UserError(f'{method} has no released format: SEDD, masked (MDLM) and block (BD3-LM) do')
     c = model.cfg
@@ -325,11 +328,7 @@ def save_release(model: DiffusionTransformer, method, folder, hf_tokenizer=None)
            **({'block_size': method.block_size, 'cross_attn': True, 'adaln': True} if kind == 'bd3lm' else {})}
     if dit_config(cfg)[0] != c: raise UserError(f'the model is not in the {kind} layout: build it with dit_config')
     sd = {k: v.contiguous() for k, v in dit_official_state_dict(model).items()}
-    with atomic_dir(Path(folder)) as tmp:
-        (tmp / 'config.json').write_text(json.dumps(cfg, indent=1))
-        save_file(sd, str(tmp / 'model.safetensors'))
-        if hf_tokenizer is not None: hf_tokenizer.save_pretrained(str(tmp))
-    return Path(folder)
+    return _write_release(folder, cfg, sd, hf_tokenizer)
 
 # %% ../nbs/13b_released.ipynb #1c5da330
 def release_config(method, model: DiffusionTransformer, kind: str) -> TrainConfig:

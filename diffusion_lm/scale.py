@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.distributed as dist
+from .distributed import global_rank, barrier
 from torch.utils.checkpoint import checkpoint
 from .files import atomic_dir, replace_dir, fsync_tree, temp_sibling
 from .errors import UserError
@@ -86,11 +87,6 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16, dropout: floa
     with _quiet(): return _set_hf(model, get_peft_model(hf, cfg))
 
 # %% ../nbs/14_scale.ipynb #6858eb7a
-def _rank() -> int: return dist.get_rank() if dist.is_initialized() else 0
-
-def _barrier():
-    if dist.is_initialized(): dist.barrier()
-
 def _module_name(root: nn.Module, target: nn.Module) -> str:
     return next(n for n, m in root.named_modules() if m is target)
 
@@ -113,10 +109,10 @@ def save_adapter(model: nn.Module, path, overwrite: bool = False) -> Path:
     "Write the LoRA adapter (peft format: adapter_config.json, adapter_model.safetensors) to `path`, atomically."
     pm = _peft(model)
     sd = _full_state(model, pm)                                      # collective under FSDP2: every rank calls it
-    if _rank() == 0:
+    if global_rank() == 0:
         with atomic_dir(Path(path).expanduser(), overwrite) as tmp, _quiet():
             pm.save_pretrained(tmp, state_dict={k: v for k, v in sd.items() if '.lora_' in k}, safe_serialization=True)
-    _barrier()
+    barrier()
     return Path(path)
 
 # %% ../nbs/14_scale.ipynb #3c901bf2
@@ -172,7 +168,7 @@ def export_pretrained(model: nn.Module, path, overwrite: bool = False, max_shard
     hf = _hf(model)
     base = hf.get_base_model() if hasattr(hf, 'peft_config') else hf
     sd = _full_state(model, base)                                    # collective under FSDP2: every rank calls it
-    if _rank() == 0:
+    if global_rank() == 0:
         sd = merge_state_dict(sd, base)
         with atomic_dir(Path(path).expanduser(), overwrite) as tmp:
             base.config.save_pretrained(tmp)
@@ -181,7 +177,7 @@ def export_pretrained(model: nn.Module, path, overwrite: bool = False, max_shard
             if tok is not None: tok.save_pretrained(tmp)
             for f in _code_files(base.config, getattr(model, 'source', None)):
                 if f.is_file() and not (tmp / f.name).exists(): shutil.copy2(f, tmp / f.name)
-    _barrier()
+    barrier()
     return Path(path)
 
 # %% ../nbs/14_scale.ipynb #4b1d6606
@@ -243,7 +239,7 @@ CKPT_META = 'checkpoint.json'
 
 def _shared_temp(path: Path) -> Path:
     "Rank 0's temporary sibling name for `path` (files.temp_sibling), the same on every rank."
-    name = [str(temp_sibling(path)) if _rank() == 0 else None]
+    name = [str(temp_sibling(path)) if global_rank() == 0 else None]
     if dist.is_initialized(): dist.broadcast_object_list(name, src=0)
     return Path(name[0])
 
@@ -271,14 +267,14 @@ def save_sharded(path, model: nn.Module, optimizer=None, step: int = 0, extra: d
     try: meta = json.dumps(dict(step=int(step), extra=extra or {}, world_size=world))
     except TypeError as e: raise UserError(f'extra must be JSON-serialisable ({e}): numbers, strings, lists') from None
     tmp = _shared_temp(path)
-    if _rank() == 0: tmp.mkdir(parents=True)
-    _barrier()
+    if global_rank() == 0: tmp.mkdir(parents=True)
+    barrier()
     shard_writer(model, optimizer)(tmp)
-    if _rank() == 0:
+    if global_rank() == 0:
         (tmp / CKPT_META).write_text(meta)
         fsync_tree(tmp)
         replace_dir(tmp, path)
-    _barrier()
+    barrier()
     return path
 
 # %% ../nbs/14_scale.ipynb #25866c66
