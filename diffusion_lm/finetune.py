@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_finetune.ipynb #3f6b944d
 from __future__ import annotations
-import contextlib, json, math, os, re, sys, time, warnings
+import contextlib, json, math, os, re, shutil, sys, time, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -266,9 +266,15 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
     dinfo, device = setup_distributed(cfg.device)
     tok, mask_id, data, val = prepare_data(cfg)
     out = project_path(cfg.out_dir)
+    new = not out.exists()
     if dinfo.is_main: claim_folder(out, 'finetune', given=cfg.out_dir)   # a fine-tune's folder, new or empty: nothing else
-    with run_folder(out, dinfo.is_main) as out:    # the trainer's: lock, full disk, no PID left
-        return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
+    try:
+        with run_folder(out, dinfo.is_main) as out:    # the trainer's: lock, full disk, no PID left
+            return _finetune(cfg, out, dinfo, device, tok, mask_id, data, val, progress)
+    except UserError:            # refused before its first step (a LoRA rank wider than the layers): the folder made
+        if new and dinfo.is_main and {p.name for p in out.iterdir()} <= {'.diffusion_lm.json', '.lock'}:   # for it goes
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 # %% ../nbs/16_finetune.ipynb #8f1863cd
 def _start_finetune(cfg, out, dinfo, device, n_examples):

@@ -618,8 +618,8 @@ CASES = [
     FM('e-hf-untrusted-code', ['trust_remote_code=False'], 'set trust_remote_code=True if you trust the folder'),
     # ---- diffusion-lm-finetune: values and options
     FM('e-ft-lora-rank-wider-than-layers', ['lora=True', 'lora_rank=100000000000'],
-       'LoRA rank 100000000000 is larger than the narrowest adapted layer (32): use a rank <= 32',
-       after=None),            # checked once the model is loaded, after the run folder's lock was taken: files kept
+       'LoRA rank 100000000000 is larger than the narrowest adapted layer (32): use a rank <= 32'),
+       # checked once the model is loaded, after the run folder was made: the folder made for it is removed again
     F('e-ft-examples-per-step-overflow', ['batch_size=100000000000'], 'FinetuneConfig.batch_size x grad_accum = 100000000000 x 1'),
     F('e-ft-lr-overflow', ['lr=1e308'], 'FinetuneConfig.lr=1e+308 is out of range (0, 1]'),
     F('e-ft-seed-negative', ['seed=-1'], 'FinetuneConfig.seed=-1 is out of range [0, 4294967295]'),
