@@ -13,7 +13,7 @@ from .constraints import Constraint, FixedTokens, sample_categorical
 from .masked import masked_diffusion_loss, sample_t, ESTIMATORS, NoiseLevelSampler
 from .samplers import masked_sample, restrict_logp, SAMPLERS, ALIASES
 from .block import block_diffusion_loss, block_sample, check_block_size
-from .sedd import get_graph, get_noise, sedd_loss, sedd_sample, SEDD_SAMPLERS
+from .sedd import get_graph, get_noise, sedd_loss, sedd_sample, SEDD_SAMPLERS, get_score_fn, log_expm1, _batch_sigma
 from .model_helpers import eval_mode
 from .errors import UserError
 import math
@@ -22,7 +22,8 @@ from .devices import free_memory
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['METHODS', 'METHOD_ALIASES', 'Method', 'Autoregressive', 'MaskedDiffusion', 'SEDD', 'BlockDiffusion', 'make_method']
+__all__ = ['METHODS', 'METHOD_ALIASES', 'Method', 'Autoregressive', 'MaskedDiffusion', 'AbsorbingDenoiser', 'SEDD',
+           'BlockDiffusion', 'make_method']
 
 # %% ../nbs/07_methods.ipynb #8b008b09
 class Method(ABC):
@@ -205,9 +206,39 @@ class MaskedDiffusion(Method):
                                 f'estimator={self.estimator!r}{", importance" if self.levels else ""})')
 
 # %% ../nbs/07_methods.ipynb #e6b3bcaa
+class AbsorbingDenoiser:
+    ("The denoiser of an absorbing-graph SEDD model for the masked samplers: logits [B, L, N+1], at a masked position "
+     "log s(x_t)_y + log(e^sigma_bar - 1) (RADD), MASK -inf; at a written position that token. `sigma_bar`: None "
+     "for the level whose masking probability is the sequence's masked fraction, or given ([B] or a number).")
+    subs_default = True
+    def __init__(self, model, method, sigma_bar=None):
+        if not method.graph.absorb: raise UserError(f'{method.graph} has no MASK: the masked samplers need the '
+                                                    "absorbing graph; sample a uniform-graph SEDD with 'analytic' or 'euler'")
+        self.model, self.method, self.sigma_bar = model, method, sigma_bar
+        self.score_fn = get_score_fn(model, method.graph, method.scale_by_sigma, method.time_conditioned)
+
+    def level(self, x: torch.Tensor) -> torch.Tensor:
+        "sigma_bar [B] (float64) at which 1 - e^-sigma_bar is each sequence's fraction of MASK, within the schedule."
+        m = (x == self.method.mask_id).double().mean(-1)
+        lo, hi = (float(self.method.noise.total_noise(torch.tensor(t, dtype=torch.float64)))
+                  for t in (self.method.t_min, 1.0))
+        return (-torch.log1p(-m)).clamp(lo, hi)
+
+    def __call__(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        if kw: raise UserError(f'a SEDD model takes no {sorted(kw)} from a masked sampler: use cache=None')
+        N, net = self.method.graph.N, unwrap(self.model)
+        s = self.level(x) if self.sigma_bar is None else _batch_sigma(self.sigma_bar, x).double()
+        w = next(iter(net.parameters()), None) if hasattr(net, 'parameters') else None
+        log_s = self.score_fn(x, s if w is None else s.to(w.dtype))
+        real = log_s[..., :N].double() + log_expm1(s)[:, None, None]
+        out = torch.cat([real, torch.full_like(real[..., :1], -math.inf)], -1)
+        written = torch.full_like(out, -math.inf).scatter(-1, x[..., None], 0.0)
+        return torch.where((x == self.method.mask_id)[..., None], out, written).to(log_s.dtype)
+
 class SEDD(Method):
     "Score-entropy discrete diffusion on a graph ('absorbing' or 'uniform') with a noise schedule."
-    name, samplers, default_sampler, options = 'sedd', SEDD_SAMPLERS, 'analytic', ('t_final',)
+    name, default_sampler = 'sedd', 'analytic'
+    masked_options = ('block_length', 'threshold', 'factor', 'remask', 'remask_rate', 'order_temperature')
     def __init__(self, n_real: int, graph: str = 'absorbing', noise: str = 'loglinear', t_min: float = 1e-3,
                  scale_by_sigma: bool = True, low_discrepancy: bool = True, time_conditioned: bool = True):
         self.n_real, self.graph, self.noise = n_real, get_graph(graph, n_real), get_noise(noise)
@@ -217,6 +248,13 @@ class SEDD(Method):
         self.mask_id = self.graph.mask_id if self.graph.absorb else None
         self.t_min, self.scale_by_sigma, self.low_discrepancy = t_min, scale_by_sigma, low_discrepancy
         self.time_conditioned = time_conditioned
+
+    @property
+    def samplers(self) -> tuple:
+        "'analytic' and 'euler'; on the absorbing graph also the masked samplers (through `AbsorbingDenoiser`)."
+        return SEDD_SAMPLERS + (SAMPLERS if self.graph.absorb else ())
+    @property
+    def options(self) -> tuple: return ('t_final',) + (self.masked_options if self.graph.absorb else ())
 
     def model_config(self, **sizes) -> ModelConfig:
         if self.time_conditioned and sizes.get('cond_dim', 0) < 1:
@@ -236,7 +274,16 @@ class SEDD(Method):
     def sequence_nll(self, model, x0, generator=None): return self._loss(model, x0, generator, 'sum')
 
     def _sample(self, model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook, generator,
-                device, t_final: float = 1e-5):
+                device, **options):
+        if sampler not in SEDD_SAMPLERS:      # a masked sampler, on the denoiser the absorbing score gives
+            if 't_final' in options: raise UserError(f"t_final is an option of 'analytic' and 'euler', not of {sampler!r}")
+            return masked_sample(AbsorbingDenoiser(model, self), n, length, self.mask_id, steps=steps, prompt=prompt,
+                                 sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p,
+                                 constraint=constraint, hook=hook, generator=generator, device=device,
+                                 return_stats=True, **options)
+        if set(options) - {'t_final'}:
+            raise UserError(f"{sorted(set(options) - {'t_final'})}: options of the masked samplers, not of {sampler!r}")
+        t_final = options.get('t_final', 1e-5)
         if top_k is not None or top_p is not None:
             raise UserError('SEDD draws from step laws, not logits: top_k and top_p do not apply')
         P = 0 if prompt is None else torch.as_tensor(prompt).shape[-1]

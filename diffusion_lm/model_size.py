@@ -25,14 +25,16 @@ def _modulation_params(cfg: ModelConfig) -> int:
 def param_breakdown(cfg: ModelConfig) -> dict[str, int]:
     "Parameters of each part of `DiffusionTransformer(cfg)`, computed from the config."
     d, n, m, V, c, b = cfg.n_embd, cfg.n_layer, cfg.mlp_ratio, cfg.vocab_size, cfg.cond_dim, int(cfg.bias)
+    mb = b if cfg.mlp_bias is None else int(cfg.mlp_bias)          # SEDD's releases: MLP and output biases only
+    hb = b if cfg.head_bias is None else int(cfg.head_bias)
     return {
         'embedding': V * d,
         'attention': n * (4 * d * d + 4 * b * d),
-        'mlp': n * (2 * m * d * d + b * (m * d + d)),
+        'mlp': n * (2 * m * d * d + mb * (m * d + d)),
         'norms': (2 * n + 1) * (1 + b) * d,
         'adaln': _modulation_params(cfg),
         'time': TIME_FREQ_DIM * c + c + c * c + c if c else 0,
-        'output': d * V + b * V,
+        'output': d * V + hb * V,
     }
 
 # %% ../nbs/04_model_size.ipynb #1a490e35
