@@ -15,7 +15,8 @@ from .errors import UserError
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'sedd_config', 'sedd_state_dict', 'official_state_dict', 'HFTokenizer',
            'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd', 'dit_config', 'dit_state_dict',
-           'dit_official_state_dict', 'release_kind', 'load_release', 'save_release', 'release_config']
+           'dit_official_state_dict', 'release_kind', 'load_release', 'save_release', 'release_config',
+           'evaluate_release', 'is_release', 'release_state_dict', 'release_init']
 
 # %% ../nbs/13b_released.ipynb #c9173369
 _GRAPHS, _NOISES = {'absorb': 'absorbing', 'uniform': 'uniform'}, {'loglinear': 'loglinear', 'geometric': 'geometric'}
@@ -339,3 +340,74 @@ def release_config(method, model: DiffusionTransformer, kind: str) -> TrainConfi
     c = model.cfg
     return TrainConfig(method=name, context_length=c.context_length, n_layer=c.n_layer, n_head=c.n_head,
                        n_embd=c.n_embd, cond_dim=c.cond_dim, dataset=f'(released {kind} model)', sample_steps=128, **kw)
+
+# %% ../nbs/13b_released.ipynb #a106e6dc
+def _release_ids(tok, data) -> torch.Tensor:
+    "Token ids [n] of `data`: a text (encoded by the release's tokenizer), or ids already."
+    if isinstance(data, str):
+        if tok is None: raise UserError('a text needs the release tokenizer: load the folder with tokenizer=True')
+        return torch.tensor(tok.encode(data), dtype=torch.long)
+    return torch.as_tensor(data, dtype=torch.long).reshape(-1)
+
+def evaluate_release(folder, data, batch_size: int = 8, n_batches: int | None = None, context_length: int | None = None,
+                     device='cpu', seed: int = 0, draws: int = 1, loaded=None) -> dict:
+    ("The bound of a released model on `data` (a text in its tokenizer, or token ids), in nats and bits per token: "
+     "`trainer.evaluate` with the release's method, windows of `context_length` (default: its context, or all of a "
+     "shorter text). `loaded`: what `load_release(folder)` returned, to not read it twice.")
+    from diffusion_lm.trainer import evaluate
+    model, method, tok, _ = loaded if loaded is not None else load_release(folder, device, tokenizer=isinstance(data, str))
+    ids = _release_ids(tok, data)
+    L = context_length or min(model.cfg.context_length, len(ids))
+    if getattr(method, 'block_size', None): L -= L % method.block_size
+    if L < 1 or len(ids) < L:
+        raise UserError(f'{folder}: the text has {len(ids)} tokens, fewer than one window of {L}: give a longer text')
+    if L > model.cfg.context_length:
+        raise UserError(f'context_length={L}: the release holds {model.cfg.context_length} positions; give at most that')
+    return evaluate(model, method, ids.numpy(), L, batch_size, n_batches, device, precision='fp32', seed=seed,
+                    draws=draws)
+
+# %% ../nbs/13b_released.ipynb #1222c81e
+def is_release(folder) -> bool:
+    "Whether `folder` is a released model's folder this library reads (SEDD, MDLM or BD3-LM; see `release_kind`)."
+    try: return Path(folder).is_dir() and release_kind(folder) is not None
+    except (OSError, TypeError, ValueError): return False
+
+def _release_setup(folder) -> tuple[str, ModelConfig, object]:
+    "(kind, ModelConfig, method) of a release folder, from its config.json alone."
+    folder = Path(folder)
+    kind = release_kind(folder) if folder.is_dir() else None
+    if kind is None: raise UserError(f'{folder}: not a released model this library reads; the formats are: '
+                                     + '; '.join(RELEASE_FORMATS))
+    cfg = _read_json(folder / 'config.json')
+    return (kind, *(sedd_config(cfg) if kind == 'sedd' else dit_config(cfg)))
+
+def release_state_dict(folder) -> dict:
+    "A release's weights converted for this library's `DiffusionTransformer` (float32), without building the model."
+    kind, cfg, _ = _release_setup(folder)
+    raw = _read_weights(Path(folder))
+    sd = sedd_state_dict(raw, cfg) if kind == 'sedd' else dit_state_dict(raw, cfg)
+    return {k: v.float() for k, v in sd.items()}
+
+def _method_differences(mine, theirs) -> list[str]:
+    "How run method `mine` differs from a release's method `theirs` (empty: the same)."
+    if type(mine) is not type(theirs): return [f'method {mine.name!r}, the release {theirs.name!r}']
+    if isinstance(mine, SEDD):
+        pairs = [('graph', str(mine.graph).split('(')[0], str(theirs.graph).split('(')[0]),
+                 ('noise', type(mine.noise).__name__, type(theirs.noise).__name__),
+                 ('scale_by_sigma', mine.scale_by_sigma, theirs.scale_by_sigma),
+                 ('time input', mine.time_conditioned, theirs.time_conditioned)]
+        return [f'{k} {a}, the release {b}' for k, a, b in pairs if a != b]
+    if isinstance(mine, BlockDiffusion) and mine.block_size != theirs.block_size:
+        return [f'block_size {mine.block_size}, the release {theirs.block_size}']
+    return []
+
+def release_init(folder, method) -> dict:
+    ("The `ModelConfig` fields of a release's layout that `TrainConfig` has no field for or must not change (biases, GELU, gates), for a run "
+     "with `method` that starts from the release in `folder`; a one-line UserError if the methods differ.")
+    kind, cfg, theirs = _release_setup(folder)
+    if diff := _method_differences(method, theirs):
+        name = {'sedd': 'sedd', 'mdlm': 'masked', 'bd3lm': 'block'}[kind]
+        raise UserError(f'init_from={folder}: a {kind} release, but the run trains {"; ".join(diff)}: train it with '
+                        f'method={name!r} and its settings (released.release_config has them)')
+    return dict(bias=cfg.bias, mlp_bias=cfg.mlp_bias, head_bias=cfg.head_bias, gelu=cfg.gelu, gates=cfg.gates,
+                init=cfg.init)

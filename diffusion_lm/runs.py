@@ -182,8 +182,17 @@ def claim_folder(folder, kind: str, what: str = 'out_dir', given=None) -> Path:
 
 # %% ../nbs/08a_runs.ipynb #b1381e24
 def init_weights_from(model, path, device='cpu'):
-    ("Load a pre-trained run's EMA weights (raw weights if it has none) into `model`; "
-     "every mismatch named if they do not fit.")
+    ("Load a pre-trained run's EMA weights (raw weights if it has none), or a released model's converted weights "
+     "(SEDD, MDLM, BD3-LM: `13b_released`), into `model`; every mismatch named if they do not fit.")
+    from diffusion_lm.released import is_release, release_state_dict
+    if is_release(path):
+        sd = release_state_dict(path)
+        if problems := check_compatible(sd, model):
+            raise UserError(f'init_from={str(path)!r}: the release does not fit the model being trained: '
+                            + '; '.join(problems[:5]) + '; give the run the release\'s n_layer/n_head/n_embd/cond_dim '
+                            '(released.release_config has them) and a data set tokenized with its vocabulary')
+        model.load_state_dict({k: v.to(device) for k, v in sd.items()})
+        return
     sd = load_weights(path, which='ema', map_location=str(device))
     problems = check_compatible(sd, model)
     if problems:

@@ -263,6 +263,7 @@ class SampleConfig:
     seed: int = 0
     out_file: str | None = None     # a new file for the samples (default: <run>/samples/sample_<step>_<seed>[_n].json)
     eval_batches: int = 16          # batches for the validation figure (0 skips it)
+    eval_text: str | None = None    # a release folder: a text file whose bound is reported (in its tokenizer)
     gif: bool = True                # write an animated GIF of the generation
     def __post_init__(self):
         check_types(self)

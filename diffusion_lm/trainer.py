@@ -40,6 +40,7 @@ from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints, read_newest
 from .train_config import TrainConfig, PRESETS, config_from_preset
+from .released import is_release, release_init
 
 # %% auto #0
 __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate',
@@ -75,9 +76,9 @@ def model_config(cfg: TrainConfig, method, **changes) -> ModelConfig:
                  context_length=cfg.context_length, cond_dim=cfg.cond_dim, gates=cfg.gates)
     return method.model_config(**{**sizes, **changes})
 
-def build_model(cfg: TrainConfig, method) -> DiffusionTransformer:
-    "The transformer for `cfg` and `method`."
-    return DiffusionTransformer(model_config(cfg, method))
+def build_model(cfg: TrainConfig, method, **changes) -> DiffusionTransformer:
+    "The transformer for `cfg` and `method` (`changes`: to its `ModelConfig`, e.g. a release's layout)."
+    return DiffusionTransformer(model_config(cfg, method, **changes))
 
 # %% ../nbs/09_trainer.ipynb #81919bcd
 def _check_fits_data(cfg, meta, context_length):
@@ -349,7 +350,8 @@ def _start(run: Run, out: Path) -> tuple:
     "(model, optimizer, scheduler, ema, loader, step) of `run`, resumed from its newest checkpoint."
     cfg, dinfo, device = run.cfg, run.dinfo, run.device
     torch.manual_seed(cfg.seed)                                              # same initial weights on every rank
-    model = build_model(cfg, run.method).to(device)
+    start = project_path(cfg.init_from) if cfg.init_from else None            # a release: its layout (13b_released)
+    model = build_model(cfg, run.method, **(release_init(start, run.method) if is_release(start) else {})).to(device)
     optimizer, scheduler = optimizer_and_schedule(model, cfg, run.max_steps)
     ema = make_ema(model, cfg.ema_decay)
     loader = RandomBatches.from_prepared(run.data_path, 'train', batch_size=cfg.batch_size, context_length=run.context_length,
