@@ -13,7 +13,7 @@ from .config_values import renamed_keyword
 # %% auto #0
 __all__ = ['LLADA_8B', 'MODES', 'ModelShape', 'shape_from_config', 'lora_params', 'block_activation_bytes',
            'head_activation_bytes', 'logits_bytes', 'FinetuneMemory', 'finetune_memory', 'plan', 'format_plan',
-           'MemoryTracker', 'measure_step_peak']
+           'released_plan', 'format_released_plan', 'MemoryTracker', 'measure_step_peak']
 
 # %% ../nbs/15_memory_plan.ipynb #40a4148a
 @dataclass(frozen=True)
@@ -209,6 +209,35 @@ def format_plan(rows: list[dict]) -> str:
         cells = [e.weights + e.lora, e.gradients, e.optimizer, e.activations + e.recompute, e.logits, r['peak']]
         lines.append(f'{r["mode"]:>6} {"yes" if r["checkpointing"] else "no":>5} '
                      + ' '.join(f'{fmt_bytes(c):>11}' for c in cells) + ('  yes' if r['fits'] else '  no'))
+    return '\n'.join(lines)
+
+# %% ../nbs/15_memory_plan.ipynb #1bbc131a
+def released_plan(context_length: int = 1024, batch_size: int = 1, devices=(80,), precision: str = 'bf16',
+                  headroom: float = 0.9, names=None) -> list[dict]:
+    ("One training step of each released diffusion model (`released.RELEASED_MODELS`, or `names`) at `batch_size` x "
+     "`context_length`, and LLaDA-8B's full fine-tuning step beside them: parameters, per-device peak, whether it fits.")
+    from diffusion_lm.released import RELEASED_MODELS, released_model_config
+    from diffusion_lm.model_size import memory_estimate, param_breakdown
+    if not devices or min(devices) <= 0: raise UserError(f'devices must be memory sizes in GiB, got {list(devices)}')
+    budget, rows = headroom * min(devices) * 2**30, []
+    for name in (RELEASED_MODELS if names is None else names):
+        cfg, method = released_model_config(name)
+        pb = param_breakdown(cfg)
+        est = memory_estimate(cfg, batch_size, method.tokens_read(context_length), precision, ema=True)
+        rows.append(dict(name=name, params=sum(pb.values()), non_embedding=sum(pb.values()) - pb['embedding'] - pb['output'],
+                         peak=est.total, fits=est.total <= budget, estimate=est))
+    est = finetune_memory(LLADA_8B, 'full', context_length, batch_size, precision=precision, gradient_checkpointing=False)
+    rows.append(dict(name='LLaDA-8B (full fine-tuning)', params=LLADA_8B.n_params,
+                     non_embedding=LLADA_8B.n_params - 2 * LLADA_8B.embedding_params - LLADA_8B.hidden,
+                     peak=est.peak, fits=est.peak <= budget, estimate=est))
+    return rows
+
+def format_released_plan(rows: list[dict]) -> str:
+    "A text table of released_plan(...)'s rows."
+    lines = [f'{"model":>28} {"params":>9} {"non-emb.":>9} {"peak":>11}  fits']
+    for r in rows:
+        lines.append(f'{r["name"]:>28} {r["params"] / 1e6:8.1f}M {r["non_embedding"] / 1e6:8.1f}M '
+                     f'{fmt_bytes(r["peak"]):>11}  {"yes" if r["fits"] else "no"}')
     return '\n'.join(lines)
 
 # %% ../nbs/15_memory_plan.ipynb #020cb933

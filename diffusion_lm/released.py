@@ -13,10 +13,11 @@ from .train_config import TrainConfig
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'sedd_config', 'sedd_state_dict', 'official_state_dict', 'HFTokenizer',
-           'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd', 'dit_config', 'dit_state_dict',
-           'dit_official_state_dict', 'release_kind', 'load_release', 'save_release', 'release_config',
-           'evaluate_release', 'is_release', 'release_state_dict', 'release_init']
+__all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'RELEASED_MODELS', 'sedd_config', 'sedd_state_dict',
+           'official_state_dict', 'HFTokenizer', 'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd',
+           'dit_config', 'dit_state_dict', 'dit_official_state_dict', 'release_kind', 'load_release', 'save_release',
+           'release_config', 'evaluate_release', 'is_release', 'release_state_dict', 'release_init',
+           'released_model_config']
 
 # %% ../nbs/13b_released.ipynb #c9173369
 _GRAPHS, _NOISES = {'absorb': 'absorbing', 'uniform': 'uniform'}, {'loglinear': 'loglinear', 'geometric': 'geometric'}
@@ -411,3 +412,22 @@ def release_init(folder, method) -> dict:
                         f'method={name!r} and its settings (released.release_config has them)')
     return dict(bias=cfg.bias, mlp_bias=cfg.mlp_bias, head_bias=cfg.head_bias, gelu=cfg.gelu, gates=cfg.gates,
                 init=cfg.init)
+
+# %% ../nbs/13b_released.ipynb #2a908c13
+_DIT_OWT = {'vocab_size': 50258, 'model_length': 1024, 'hidden_dim': 768, 'cond_dim': 128, 'n_blocks': 12,
+            'n_heads': 12, 'dropout': 0.1, 'time_conditioning': False}
+RELEASED_MODELS = {
+    'sedd-small': {'tokens': 50257, 'model': {'type': 'ddit', 'hidden_size': 768, 'cond_dim': 128, 'length': 1024,
+                   'n_blocks': 12, 'n_heads': 12, 'scale_by_sigma': True, 'dropout': 0.1},
+                   'graph': {'type': 'absorb'}, 'noise': {'type': 'loglinear'}},
+    'sedd-medium': {'tokens': 50257, 'model': {'type': 'ddit', 'hidden_size': 1024, 'cond_dim': 128, 'length': 1024,
+                    'n_blocks': 24, 'n_heads': 16, 'scale_by_sigma': True, 'dropout': 0.1},
+                    'graph': {'type': 'absorb'}, 'noise': {'type': 'loglinear'}},
+    'mdlm-owt': {'model_type': 'mdlm', **_DIT_OWT},
+    'bd3lm-owt-block4': {'model_type': 'bd3lm', 'block_size': 4, 'cross_attn': True, 'adaln': True, **_DIT_OWT}}
+
+def released_model_config(name: str) -> tuple[ModelConfig, object]:
+    "The `ModelConfig` and method of a released model by name (see `RELEASED_MODELS`), as its folder would load."
+    if name not in RELEASED_MODELS: raise UserError(f'no released model {name!r}: choose one of {list(RELEASED_MODELS)}')
+    cfg = RELEASED_MODELS[name]
+    return sedd_config(cfg) if 'tokens' in cfg else dit_config(cfg)
