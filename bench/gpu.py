@@ -1,10 +1,13 @@
 """GPU check: each method's GPU preset trained for a few hundred steps in bf16, with and without torch.compile:
 training tokens/s, MFU against the device's dense bf16 peak, and peak memory; optionally one LoRA step and one FSDP2
-step of a randomly initialised 8B-shaped LLaDA model, their measured peak memory beside the memory plan's.
+step of a randomly initialised 8B-shaped LLaDA model, their measured peak memory beside the memory plan's; and one
+training step of the released SEDD and MDLM models at their official sizes (`sedd-medium`, `mdlm-owt`: random weights,
+batch 8 x 1024, the trainer's train_step with EMA), measured peak beside `memory_plan.released_plan`'s.
 
     python bench/gpu.py                 # (make gpu-check) about 7 minutes on one GPU; writes bench/results/gpu__<gpu>.*
     python bench/gpu.py --llada-8b      # also the 8B LoRA and FSDP2 steps (about a minute more)
     python bench/gpu.py --quick         # a shorter budget (about 2 minutes)
+    python bench/gpu.py --no-released   # without the sedd-medium / mdlm-owt steps (about 20 s)
     python bench/gpu.py --peak-tflops X # the dense bf16 peak when the device is not in the table below
 
 Without a CUDA device it stops at once (before importing torch when /dev/nvidia* is absent) with one line and exit
@@ -47,6 +50,7 @@ def parse_args(argv=None):
     ap.add_argument('--llada-8b', action='store_true', help='also one LoRA and one FSDP2 step of an 8B-shaped LLaDA model')
     ap.add_argument('--llada-context-length', '--llada-seq-len', dest='llada_context_length', type=int, default=512,
                     help='tokens per sequence of the 8B step (--llada-seq-len: its old name)')
+    ap.add_argument('--no-released', action='store_true', help='skip the steps of the released sedd-medium and mdlm-owt models')
     ap.add_argument('--out-dir', default=None, help='where JSON/Markdown go (default bench/results; RESULTS.md is rebuilt then)')
     ap.add_argument('--note', default='')
     ap.add_argument('--threads', type=int, default=1)
@@ -169,6 +173,57 @@ def llada_8b_steps(device, context_length: int | None = None, lora_rank: int = 8
     return out
 
 
+# ---------------------------------------------------------------- the released SEDD / MDLM models (isolated, defensive)
+RELEASED_CHECK = ('sedd-medium', 'mdlm-owt')
+
+
+def released_steps(device, names=RELEASED_CHECK, batch_size: int = 8, context_length: int = 1024, configs=None) -> dict:
+    """Two training steps of each released model (`diffusion_lm.released.RELEASED_MODELS`) at its official size, randomly
+    initialised: the trainer's train_step (bf16 autocast on CUDA, fused AdamW, EMA) on `batch_size` x `context_length`
+    tokens, the measured peak beside diffusion_lm.memory_plan.released_plan's prediction. `configs`: {name: (ModelConfig,
+    method)} in place of the official ones (tests: small shapes). Every failure is recorded, never raised."""
+    out = {'batch_size': batch_size, 'context_length': context_length, 'models': {}}
+    for name in names:
+        try: out['models'][name] = _released_step(name, device, batch_size, context_length, (configs or {}).get(name))
+        except Exception as e: out['models'][name] = {'error': f'{type(e).__name__}: {str(e)[:300]}'}
+        finally: _free(device)
+    return out
+
+
+def _released_step(name, device, batch_size, context_length, given) -> dict:
+    import torch
+    from diffusion_lm.released import released_model_config
+    from diffusion_lm.model import DiffusionTransformer
+    from diffusion_lm.memory_plan import released_plan
+    from diffusion_lm.model_size import memory_estimate
+    from diffusion_lm.trainer import train_step
+    from diffusion_lm.optim import make_ema
+    cfg, method = given or released_model_config(name)
+    cuda, L = device.type == 'cuda', context_length
+    precision = 'bf16' if cuda else 'fp32'
+    predicted = (released_plan(L, batch_size, names=[name])[0]['peak'] if given is None else
+                 memory_estimate(cfg, batch_size, method.tokens_read(L), precision, ema=True).total)
+    if cuda and predicted > 0.95 * torch.cuda.mem_get_info(device)[0]:
+        return {'predicted_bytes': predicted, 'skipped': f'predicted {predicted / 2**30:.1f} GiB > 95% of the free memory'}
+    if cuda: torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(0)
+    model = DiffusionTransformer(cfg).to(device).train()
+    opt, ema = _adamw(model.parameters()), make_ema(model, 0.999)
+    x = torch.randint(0, method.n_real, (batch_size, L), device=device, generator=torch.Generator(device=device).manual_seed(0))
+    seconds = []
+    for i in range(2):                                                  # the second step holds the optimizer state too
+        if cuda: torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        loss, _ = train_step(model, lambda m, b: method.loss(m, b), [x], opt, None, ema, 1.0, device, precision, step=i)
+        if cuda: torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - t0)
+    res = {'method': method.name, 'params': sum(p.numel() for p in model.parameters()), 'predicted_bytes': predicted,
+           'seconds': seconds[-1], 'loss': loss, 'measured_bytes': torch.cuda.max_memory_allocated(device) if cuda else None}
+    res['measured_over_predicted'] = res['measured_bytes'] / predicted if cuda else None
+    del model, opt, ema, x
+    return res
+
+
 def _free(device):
     import gc, torch
     gc.collect()
@@ -286,6 +341,16 @@ def markdown(res) -> str:
                   f"(random weights; LoRA rank {l8['lora_rank']} on bf16 weights; FSDP2 with bf16 mixed precision):\n\n" +
                   (f"error: {l8['error']}" if 'error' in l8 else
                    bl.md_table(['mode', 'predicted peak (memory_plan)', 'measured peak', 'measured / predicted', 'step s', 'status'], r8)))
+    if res.get('released'):
+        rr = res['released']
+        rows = [[n, v.get('method', ''), f"{v['params'] / 1e6:.1f} M" if 'params' in v else '', bl.fmt_bytes(v.get('predicted_bytes')),
+                 bl.fmt_bytes(v.get('measured_bytes')), bl.fmt(v.get('measured_over_predicted'), 3), bl.fmt(v.get('seconds'), 2),
+                 v.get('error') or v.get('skipped') or 'ok'] for n, v in rr.get('models', {}).items()]
+        md.append(f"**Released models at their official sizes, one training step, batch {rr.get('batch_size')} x "
+                  f"{rr.get('context_length')}** (random weights; bf16 autocast, fused AdamW, EMA):\n\n" +
+                  (f"error: {rr['error']}" if 'error' in rr else
+                   bl.md_table(['model', 'method', 'params', 'predicted peak (memory_plan.released_plan)', 'measured peak',
+                                'measured / predicted', 'step s', 'status'], rows)))
     return '\n\n'.join(md)
 
 
@@ -326,6 +391,8 @@ def main(argv=None):
         res['runs'].append(r)
     if args.llada_8b:
         res['llada_8b'] = llada_8b_steps(device, args.llada_context_length) if device.type == 'cuda' else {'error': 'needs CUDA'}
+    if not args.no_released:
+        res['released'] = released_steps(device) if device.type == 'cuda' else {'error': 'needs CUDA'}
     res['seconds'] = time.perf_counter() - t0
     d = Path(args.out_dir) if args.out_dir else bl.RESULTS / ('quick' if args.quick else '')
     d.mkdir(parents=True, exist_ok=True)

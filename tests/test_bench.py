@@ -627,3 +627,19 @@ def test_constraints_quick(tmp_path):
     reg = [r for r in res['rows'] if r['model'] == 'shakespeare-block']
     assert [r['variant'] for r in reg] == ['unconstrained', 'play-format regex'] and reg[1]['accepted'] == 1.0
     assert reg[0]['calls_per_sample'] == reg[1]['calls_per_sample']
+
+
+def test_released_steps_on_small_shapes():
+    "The sedd-medium / mdlm-owt step code (make gpu-check), run on the CPU at small shapes of the same layouts."
+    import gpu
+    from dataclasses import replace
+    from diffusion_lm.released import released_model_config
+    from diffusion_lm.model_size import count_params, memory_estimate
+    small = {n: (replace(c, n_embd=32, n_layer=1, n_head=2), m) for n in gpu.RELEASED_CHECK for c, m in [released_model_config(n)]}
+    r = gpu.released_steps(torch.device('cpu'), batch_size=2, context_length=16, configs=small)
+    assert list(r['models']) == ['sedd-medium', 'mdlm-owt'] and (r['batch_size'], r['context_length']) == (2, 16)
+    for n, (cfg, method) in small.items():
+        v = r['models'][n]
+        assert 'error' not in v, v
+        assert v['method'] == {'sedd-medium': 'sedd', 'mdlm-owt': 'masked'}[n] and v['params'] == count_params(cfg)
+        assert v['predicted_bytes'] == memory_estimate(cfg, 2, 16, 'fp32', ema=True).total and math.isfinite(v['loss'])
