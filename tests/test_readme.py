@@ -89,6 +89,10 @@ RULES = [   # (regex on the README command, function command -> Plan); the first
         f'{_max_steps(c)} {SHORT_SET}', [r'"finished": true'], why='max_steps=4')),
     (r'nbs/sample\.ipynb .*-p regex', lambda c: Plan(f'{c} -p eval_batches 0 -p gif False -p steps 32 -p n_samples 2',
                                                      [r'samples written to'], check=_samples_match(c))),
+    (r'nbs/sample\.ipynb .*-p checkpoint models/\S+ -p eval_text my_text\.txt', lambda c: Plan(
+        "printf 'To be, or not to be, that is the question: whether tis nobler in the mind to suffer\\n' > my_text.txt && "
+        f'{c} -p steps 8 -p gif False', [r'samples written to .*papermill_runs/samples/', r'validation NLL bound: [\d.]+'],
+        why='my_text.txt: a line of text (the tiny release reads 32-token windows); 8 calls')),
     (r'nbs/sample\.ipynb .*-p checkpoint models/', lambda c: Plan(
         f'{c} -p steps 8 -p gif False', [r'samples written to .*papermill_runs/samples/', r'validation bound skipped'],
         why='8 calls; the tiny release the hf download rule wrote')),
