@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 import torch
 from .model_size import fmt_bytes, precision_bytes, optimizer_bytes, state_bytes
+from .model_size import memory_estimate, param_breakdown
+from .released import RELEASED_MODELS, released_model_config
 from .errors import UserError
 from .config_values import renamed_keyword
 
@@ -216,8 +218,6 @@ def released_plan(context_length: int = 1024, batch_size: int = 1, devices=(80,)
                   headroom: float = 0.9, names=None) -> list[dict]:
     ("One training step of each released diffusion model (`released.RELEASED_MODELS`, or `names`) at `batch_size` x "
      "`context_length`, and LLaDA-8B's full fine-tuning step beside them: parameters, per-device peak, whether it fits.")
-    from diffusion_lm.released import RELEASED_MODELS, released_model_config
-    from diffusion_lm.model_size import memory_estimate, param_breakdown
     if not devices or min(devices) <= 0: raise UserError(f'devices must be memory sizes in GiB, got {list(devices)}')
     budget, rows = headroom * min(devices) * 2**30, []
     for name in (RELEASED_MODELS if names is None else names):

@@ -16,8 +16,7 @@ from .errors import UserError
 __all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'RELEASED_MODELS', 'sedd_config', 'sedd_state_dict',
            'official_state_dict', 'HFTokenizer', 'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd',
            'dit_config', 'dit_state_dict', 'dit_official_state_dict', 'release_kind', 'load_release', 'save_release',
-           'release_config', 'evaluate_release', 'is_release', 'release_state_dict', 'release_init',
-           'released_model_config']
+           'release_config', 'is_release', 'release_state_dict', 'release_init', 'released_model_config']
 
 # %% ../nbs/13b_released.ipynb #c9173369
 _GRAPHS, _NOISES = {'absorb': 'absorbing', 'uniform': 'uniform'}, {'loglinear': 'loglinear', 'geometric': 'geometric'}
@@ -341,31 +340,6 @@ def release_config(method, model: DiffusionTransformer, kind: str) -> TrainConfi
     c = model.cfg
     return TrainConfig(method=name, context_length=c.context_length, n_layer=c.n_layer, n_head=c.n_head,
                        n_embd=c.n_embd, cond_dim=c.cond_dim, dataset=f'(released {kind} model)', sample_steps=128, **kw)
-
-# %% ../nbs/13b_released.ipynb #a106e6dc
-def _release_ids(tok, data) -> torch.Tensor:
-    "Token ids [n] of `data`: a text (encoded by the release's tokenizer), or ids already."
-    if isinstance(data, str):
-        if tok is None: raise UserError('a text needs the release tokenizer: load the folder with tokenizer=True')
-        return torch.tensor(tok.encode(data), dtype=torch.long)
-    return torch.as_tensor(data, dtype=torch.long).reshape(-1)
-
-def evaluate_release(folder, data, batch_size: int = 8, n_batches: int | None = None, context_length: int | None = None,
-                     device='cpu', seed: int = 0, draws: int = 1, loaded=None) -> dict:
-    ("The bound of a released model on `data` (a text in its tokenizer, or token ids), in nats and bits per token: "
-     "`trainer.evaluate` with the release's method, windows of `context_length` (default: its context, or all of a "
-     "shorter text). `loaded`: what `load_release(folder)` returned, to not read it twice.")
-    from diffusion_lm.trainer import evaluate
-    model, method, tok, _ = loaded if loaded is not None else load_release(folder, device, tokenizer=isinstance(data, str))
-    ids = _release_ids(tok, data)
-    L = context_length or min(model.cfg.context_length, len(ids))
-    if getattr(method, 'block_size', None): L -= L % method.block_size
-    if L < 1 or len(ids) < L:
-        raise UserError(f'{folder}: the text has {len(ids)} tokens, fewer than one window of {L}: give a longer text')
-    if L > model.cfg.context_length:
-        raise UserError(f'context_length={L}: the release holds {model.cfg.context_length} positions; give at most that')
-    return evaluate(model, method, ids.numpy(), L, batch_size, n_batches, device, precision='fp32', seed=seed,
-                    draws=draws)
 
 # %% ../nbs/13b_released.ipynb #1222c81e
 def is_release(folder) -> bool:

@@ -11,6 +11,7 @@ from .errors import UserError
 from .paths import project_path
 from .files import write_text_atomic
 from .checkpoint import load_weights, check_compatible, list_checkpoints, load_config
+from .released import is_release, release_state_dict
 
 # %% auto #0
 __all__ = ['RUN_IDENTITY', 'FINETUNE_IDENTITY', 'OLD_NAMES', 'CONFIG_NAMES', 'MARKER_FILE', 'KINDS', 'append_jsonl', 'read_jsonl',
@@ -184,7 +185,6 @@ def claim_folder(folder, kind: str, what: str = 'out_dir', given=None) -> Path:
 def init_weights_from(model, path, device='cpu'):
     ("Load a pre-trained run's EMA weights (raw weights if it has none), or a released model's converted weights "
      "(SEDD, MDLM, BD3-LM: `13b_released`), into `model`; every mismatch named if they do not fit.")
-    from diffusion_lm.released import is_release, release_state_dict
     if is_release(path):
         sd = release_state_dict(path)
         if problems := check_compatible(sd, model):

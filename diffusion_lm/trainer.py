@@ -40,12 +40,13 @@ from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints, read_newest
 from .train_config import TrainConfig, PRESETS, config_from_preset
-from .released import is_release, release_init
+from .released import is_release, release_init, load_release
 
 # %% auto #0
 __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate',
-           'checkpoint_to_resume', 'check_not_past_end', 'bits_unit', 'progress_text', 'run_folder', 'train',
-           'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_newest', 'load_trained', 'ddp_gradient', 'main']
+           'evaluate_release', 'checkpoint_to_resume', 'check_not_past_end', 'bits_unit', 'progress_text', 'run_folder',
+           'train', 'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_newest', 'load_trained', 'ddp_gradient',
+           'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -233,6 +234,30 @@ def evaluate(model, method, data, context_length: int | None = None, batch_size:
 def _autocast_batches(data, batch_size, context_length, n_batches, device, precision):
     for x in eval_batches(data, batch_size, context_length, max_batches=n_batches):
         with autocast_context(device, precision): yield x
+
+# %% ../nbs/09_trainer.ipynb #63bf701e
+def _release_ids(tok, data) -> torch.Tensor:
+    "Token ids [n] of `data`: a text (encoded by the release's tokenizer), or ids already."
+    if isinstance(data, str):
+        if tok is None: raise UserError('a text needs the release tokenizer: load the folder with tokenizer=True')
+        return torch.tensor(tok.encode(data), dtype=torch.long)
+    return torch.as_tensor(data, dtype=torch.long).reshape(-1)
+
+def evaluate_release(folder, data, batch_size: int = 8, n_batches: int | None = None, context_length: int | None = None,
+                     device='cpu', seed: int = 0, draws: int = 1, loaded=None) -> dict:
+    ("The bound of a released model on `data` (a text in its tokenizer, or token ids), in nats and bits per token: "
+     "`trainer.evaluate` with the release's method, windows of `context_length` (default: its context, or all of a "
+     "shorter text). `loaded`: what `load_release(folder)` returned, to not read it twice.")
+    model, method, tok, _ = loaded if loaded is not None else load_release(folder, device, tokenizer=isinstance(data, str))
+    ids = _release_ids(tok, data)
+    L = context_length or min(model.cfg.context_length, len(ids))
+    if getattr(method, 'block_size', None): L -= L % method.block_size
+    if L < 1 or len(ids) < L:
+        raise UserError(f'{folder}: the text has {len(ids)} tokens, fewer than one window of {L}: give a longer text')
+    if L > model.cfg.context_length:
+        raise UserError(f'context_length={L}: the release holds {model.cfg.context_length} positions; give at most that')
+    return evaluate(model, method, ids.numpy(), L, batch_size, n_batches, device, precision='fp32', seed=seed,
+                    draws=draws)
 
 # %% ../nbs/09_trainer.ipynb #a80d6f7b
 def _checkpoint(run: Run, out: Path, step, model, optimizer, scheduler, ema, loader, dinfo):

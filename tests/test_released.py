@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest, torch
 from conftest import run_papermill
 from diffusion_lm.model import DiffusionTransformer
-from diffusion_lm.released import (sedd_config, dit_config, save_release, load_release, release_kind, evaluate_release,
+from diffusion_lm.released import (sedd_config, dit_config, save_release, load_release, release_kind,
                                    is_release)
 from diffusion_lm.data import prepare_shakespeare, load_tokenizer, open_split
-from diffusion_lm.trainer import TrainConfig, train, load_newest
+from diffusion_lm.trainer import TrainConfig, train, load_newest, evaluate_release
 from diffusion_lm.testing import make_tiny_tokenizer
 from diffusion_lm.errors import UserError
 
