@@ -82,7 +82,6 @@ def data_kind(data: str) -> str:
     if data in known_datasets(): return 'corpus'
     return 'corpus' if (project_path(data) / 'metadata.json').is_file() else 'chat'
 
-
 # %% ../nbs/16b_sources.ipynb #30a60d29
 LIBRARY_LORA_TARGETS = ('c_attn', 'c_proj', 'c_fc')   # the transformer's attention and MLP projections (03_model)
 
