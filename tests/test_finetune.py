@@ -3,7 +3,7 @@
 resumes to the weights of an uninterrupted run, bit for bit; FSDP2 on 2 gloo processes matches one process
 (full fine-tuning and LoRA) and its sharded checkpoint resumes on 1 process; the --plan prediction is within
 15% of the measured peak of the module's training step; a diffusion-lm-train run fine-tuned on a corpus takes
-the steps of pre-training continued from it, exactly."""
+the steps of pre-training continued from it, exactly (one process, and two DDP ranks)."""
 import contextlib, io, json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
@@ -250,3 +250,22 @@ def test_a_training_run_fine_tuned_on_a_corpus_through_the_command(tmp_path):
     assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stderr
     assert 'is not a model folder this library fine-tunes (it holds cat.jpg)' in r.stderr
     assert all(f'{k}: {v}' in r.stderr for k, v in MODEL_FORMATS.items()) and not (tmp_path / 'no').exists()
+
+
+def test_a_training_run_fine_tuned_under_ddp_takes_the_steps_of_ddp_pretraining(tmp_path):
+    "Two DDP ranks fine-tuning a diffusion-lm-train run on a corpus: the losses of 2-rank pre-training from init_from=, exactly."
+    from diffusion_lm.runs import read_jsonl
+    tiny = ['n_layer=1', 'n_embd=32', 'n_head=2', 'context_length=32', 'batch_size=4', 'warmup_steps=0', 'lr_schedule=constant',
+            'log_interval=1', 'device=cpu']
+    same = ['lr=1e-3', 'min_lr=1e-4', 'weight_decay=0.1', 'beta1=0.9', 'beta2=0.95', 'grad_clip=1.0', 'seed=5', 'grad_accum=2',
+            'max_steps=3']
+    train_cli = [sys.executable, '-m', 'diffusion_lm.trainer', '--no-progress', '--preset', 'shakespeare-llada', '--set', *tiny,
+                 'eval_batches=1', 'n_samples=1', 'sample_steps=2', 'compile=False']
+    ok(run(train_cli, 'max_steps=3', f'out_dir={tmp_path / "run"}'))
+    ok(run([*TORCHRUN[:-1], 'diffusion_lm.trainer'], *train_cli[3:], *same, f'out_dir={tmp_path / "again"}',
+           f'init_from={tmp_path / "run"}', 'eval_interval=1000'))
+    s = ok(run(TORCHRUN, '--no-progress', '--set', *tiny[3:], *same, f'model={tmp_path / "run"}', 'data=shakespeare-char',
+               f'out_dir={tmp_path / "ft"}'))
+    assert (s['world_size'], s['step']) == (2, 3)
+    assert ([r['loss'] for r in read_jsonl(tmp_path / 'ft' / 'metrics.jsonl')] ==
+            [r['train_loss'] for r in read_jsonl(tmp_path / 'again' / 'metrics.jsonl') if 'train_loss' in r])
