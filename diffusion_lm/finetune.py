@@ -111,8 +111,8 @@ def validate_finetune(c: FinetuneConfig):
                  at_least_0=('warmup_steps', 'weight_decay', 'grad_clip', 'eval_draws'),
                  fraction=('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'), positive=('lora_alpha', 'epochs'),
                  lr_example='lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
-    if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, '
-                                    'a LLaDA-format Hugging Face model')
+    if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, a LLaDA-format Hugging Face '
+                                    'model, a run of diffusion-lm-train or a released folder')
     check_range(c, 'eval_draws', 0, 10_000, fix='it is the fixed draws per example scored, e.g. eval_draws=4')
     if c.batch_size * c.grad_accum > MAX_GRAD_ACCUM:
         raise UserError(f'FinetuneConfig.batch_size x grad_accum = {c.batch_size} x {c.grad_accum} examples per step and '
@@ -336,7 +336,8 @@ def pick_sources(cfg: FinetuneConfig, dinfo: DistInfo = DistInfo()) -> tuple[Mod
      "a Hugging Face folder with chat SFT (`HFModel`, `ChatSFT`), else this library's transformer from a run or a "
      "release with windows of a corpus data set (`sources.LibraryModel`, `sources.CorpusWindows`).")
     p = project_path(cfg.model)
-    if model_format(p) == 'hf':
+    kind = model_format(p)
+    if kind == 'hf':
         if cfg.data and data_kind(cfg.data) == 'corpus':
             raise UserError(f"data={cfg.data!r} is a corpus data set, which this library's transformers fine-tune on; "
                             f'the Hugging Face model {p} fine-tunes on JSONL (chats, prompt/response or '
@@ -347,7 +348,7 @@ def pick_sources(cfg: FinetuneConfig, dinfo: DistInfo = DistInfo()) -> tuple[Mod
         raise UserError(f'data={cfg.data!r} is not a corpus data set ({", ".join(known_datasets())}, or a prepared '
                         f"folder); {p} is this library's transformer, fine-tuned on windows of a corpus (chat SFT "
                         'is for Hugging Face LLaDA-format models)')
-    src = LibraryModel(p, model_format(p))
+    src = LibraryModel(p, kind)
     src.check(cfg)
     return src, CorpusWindows(cfg, src, dinfo)
 
