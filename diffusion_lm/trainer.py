@@ -490,6 +490,11 @@ def _not_a_train_run(path: Path):
     "A UserError naming what to use instead if `path` is a fine-tuning run (or its checkpoint) or a Hugging Face model."
     for run in (path, path.parent, path.parent.parent):
         if (run / 'finetune_config.json').is_file():        # finetune.CONFIG
+            mine = run / 'model'
+            if (mine / 'checkpoints').is_dir():              # a fine-tuned transformer of this library: a run of its own
+                if path in (mine, mine / 'checkpoints'): return
+                raise UserError(f'{run} is a fine-tuning run (diffusion-lm-finetune); its trained model is the run '
+                                f'folder {mine}: load that instead')
             raise UserError(f'{run} is a fine-tuning run (diffusion-lm-finetune), not a run of train(): its model is the '
                             f'Hugging Face folder {run / "model"}; load that with '
                             'diffusion_lm.pretrained.load_pretrained (see nbs/13_pretrained.ipynb)')

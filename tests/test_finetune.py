@@ -2,7 +2,8 @@
 `diffusion-lm-finetune` command): exit codes and one-line errors; SIGTERM and Ctrl-C checkpoint a run that then
 resumes to the weights of an uninterrupted run, bit for bit; FSDP2 on 2 gloo processes matches one process
 (full fine-tuning and LoRA) and its sharded checkpoint resumes on 1 process; the --plan prediction is within
-15% of the measured peak of the module's training step."""
+15% of the measured peak of the module's training step; a diffusion-lm-train run fine-tuned on a corpus takes
+the steps of pre-training continued from it, exactly (one process, and two DDP ranks)."""
 import contextlib, io, json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
@@ -216,3 +217,55 @@ def test_plan_within_15_percent_of_the_measured_step(tmp_path, mode):
                         'batch_size=4', 'precision=fp32', f'lora={mode == "lora"}', 'lora_rank=16',
                         f'gradient_checkpointing={mode == "lora"}']) == 0
     assert f"{fmt_bytes(mine['peak'])} per device" in out.getvalue()          # (this CPU's memory: float32, unfused AdamW)
+
+
+def test_a_training_run_fine_tuned_on_a_corpus_through_the_command(tmp_path):
+    """`diffusion-lm-finetune` with model= a diffusion-lm-train run and data= a corpus data set: the losses of
+    pre-training continued from init_from= the same run with the same settings, exactly, and a model/ that
+    load_newest reads; a folder of no known format is refused in one line that names every format."""
+    from diffusion_lm.trainer import train, load_newest
+    from diffusion_lm.train_config import config_from_preset
+    from diffusion_lm.runs import read_jsonl
+    from diffusion_lm.sources import MODEL_FORMATS
+    torch.set_num_threads(1)
+    tiny = dict(n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, warmup_steps=0, lr_schedule='constant',
+                eval_batches=1, n_samples=1, sample_steps=2, log_interval=1, device='cpu', compile=False)
+    same = dict(lr=1e-3, min_lr=1e-4, weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0, seed=5, grad_accum=2, max_steps=4)
+    run_dir = tmp_path / 'run'
+    train(config_from_preset('shakespeare-llada', **tiny, max_steps=3, out_dir=str(run_dir)), progress=False)
+    train(config_from_preset('shakespeare-llada', **{**tiny, **same, 'out_dir': str(tmp_path / 'again'),
+                                                     'init_from': str(run_dir), 'eval_interval': 1000}), progress=False)
+    s = ok(run(CLI, '--no-progress', '--set', f'model={run_dir}', 'data=shakespeare-char', f'out_dir={tmp_path / "ft"}',
+               'context_length=32', 'batch_size=4', 'warmup_steps=0', 'lr_schedule=constant', 'device=cpu',
+               'log_interval=1', *[f'{k}={v}' for k, v in same.items()]))
+    assert (s['dataset'], s['step'], s['finished'], s['model_dir']) == ('shakespeare-char', 4, True, str(tmp_path / 'ft' / 'model'))
+    assert ([r['loss'] for r in read_jsonl(tmp_path / 'ft' / 'metrics.jsonl')] ==
+            [r['train_loss'] for r in read_jsonl(tmp_path / 'again' / 'metrics.jsonl') if 'train_loss' in r])
+    _, (a, *_) = load_newest(tmp_path / 'ft' / 'model')
+    _, (b, *_) = load_newest(tmp_path / 'again', which='model')
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    (tmp_path / 'photos').mkdir(); (tmp_path / 'photos' / 'cat.jpg').write_bytes(b'')
+    exe = [str(Path(sys.executable).with_name('diffusion-lm-finetune'))]
+    r = run(exe, '--set', f'model={tmp_path / "photos"}', 'data=shakespeare-char', f'out_dir={tmp_path / "no"}')
+    assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stderr
+    assert 'is not a model folder this library fine-tunes (it holds cat.jpg)' in r.stderr
+    assert all(f'{k}: {v}' in r.stderr for k, v in MODEL_FORMATS.items()) and not (tmp_path / 'no').exists()
+
+
+def test_a_training_run_fine_tuned_under_ddp_takes_the_steps_of_ddp_pretraining(tmp_path):
+    "Two DDP ranks fine-tuning a diffusion-lm-train run on a corpus: the losses of 2-rank pre-training from init_from=, exactly."
+    from diffusion_lm.runs import read_jsonl
+    tiny = ['n_layer=1', 'n_embd=32', 'n_head=2', 'context_length=32', 'batch_size=4', 'warmup_steps=0', 'lr_schedule=constant',
+            'log_interval=1', 'device=cpu']
+    same = ['lr=1e-3', 'min_lr=1e-4', 'weight_decay=0.1', 'beta1=0.9', 'beta2=0.95', 'grad_clip=1.0', 'seed=5', 'grad_accum=2',
+            'max_steps=3']
+    train_cli = [sys.executable, '-m', 'diffusion_lm.trainer', '--no-progress', '--preset', 'shakespeare-llada', '--set', *tiny,
+                 'eval_batches=1', 'n_samples=1', 'sample_steps=2', 'compile=False']
+    ok(run(train_cli, 'max_steps=3', f'out_dir={tmp_path / "run"}'))
+    ok(run([*TORCHRUN[:-1], 'diffusion_lm.trainer'], *train_cli[3:], *same, f'out_dir={tmp_path / "again"}',
+           f'init_from={tmp_path / "run"}', 'eval_interval=1000'))
+    s = ok(run(TORCHRUN, '--no-progress', '--set', *tiny[3:], *same, f'model={tmp_path / "run"}', 'data=shakespeare-char',
+               f'out_dir={tmp_path / "ft"}'))
+    assert (s['world_size'], s['step']) == (2, 3)
+    assert ([r['loss'] for r in read_jsonl(tmp_path / 'ft' / 'metrics.jsonl')] ==
+            [r['train_loss'] for r in read_jsonl(tmp_path / 'again' / 'metrics.jsonl') if 'train_loss' in r])
