@@ -294,6 +294,9 @@ def _parser() -> argparse.ArgumentParser:
                     help='with --words: factor on each use of a one-letter word (0: never, 1: as the model says)')
     ap.add_argument('--two-letter-weight', type=float, default=1.0,
                     help='with --words: factor on each use of a two-letter word')
+    ap.add_argument('--judge', action='store_true',
+                    help='score the samples with the judge of English (a byte n-gram model of the wiki-bytes rows, '
+                         'prepared on first use) beside the validation palindromes, and check novelty against those rows')
     ap.add_argument('--json', default=None, metavar='FILE', help='also write the samples and the summary to this file')
     return ap
 
@@ -345,10 +348,11 @@ def _cli_lengths(ap, a, train, window: int):
     return _run_lengths(a.length, train, a.n_samples, a.seed, window)
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #4a9c6dc1
-def _report(texts, st: dict, train, min_zipf: float, repaired: bool) -> dict:
-    "Print each sample with its verdict, the figures before repair (if `repaired`) and the summary; returns it."
+def _report(texts, st: dict, train, min_zipf: float, repaired: bool, judge: dict | None = None, real=()) -> dict:
+    ("Print each sample with its verdict, the figures before repair (if `repaired`) and the summary, with the "
+     "`judge`'s bits/char of the samples and of the `real` (validation) palindromes; returns the summary.")
     for i, t in enumerate(texts): print(f'{i + 1:4d}. {verdict(t, min_zipf)}  {t!r}')
-    s = evaluate_samples(texts, train, min_zipf)
+    s = evaluate_samples(texts, train, min_zipf, judge=judge)
     if repaired:
         s0 = evaluate_samples(st['unrepaired'], train, min_zipf)
         print(f"before repair: all words English {s0['all_words_english']:.1%}; repair: "
@@ -359,6 +363,12 @@ def _report(texts, st: dict, train, min_zipf: float, repaired: bool) -> dict:
           f"all words English {s['all_words_english']:.1%} (lenient {s['lenient_all_words_english']:.1%}, "
           f"strict dictionary {s['all_words_strict']:.1%}), "
           f"dictionary words {s['english_word_share']:.1%}, distinct {s['distinct']:.1%}, novel {s['novel']:.1%}")
+    if judge is not None and s['judge_bits'] is not None:
+        r = _judged(real, judge) if real else {}
+        se = lambda v: '' if v is None else f' ± {v:.2f}'
+        print(f"judge of English: {s['judge_bits']:.2f}{se(s['judge_bits_se'])} bits/char over {s['judge_n']} samples"
+              + (f"; validation palindromes {r['judge_bits']:.2f}{se(r['judge_bits_se'])}" if r.get('judge_bits')
+                 is not None else ''))
     return s
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #c77700be
@@ -390,9 +400,11 @@ def run_palindrome_sample(argv=None) -> dict:
     run = 'unconstrained' if a.unconstrained else f'constrained ({a.mode})'
     print(f'{ckpt}: {cfg.method} ({cfg.graph}) on {cfg.dataset}; {a.n_samples} samples, {run}, {a.steps} steps, '
           f'{secs:.1f} s')
-    s = _report(texts, st, training_texts(splits), a.min_zipf, bool(a.repair_rounds))
+    judge = wiki_judge() if a.judge else None
+    s = _report(texts, st, training_texts(splits), a.min_zipf, bool(a.repair_rounds), judge, splits['val'])
     out = dict(checkpoint=str(ckpt), run=run, steps=a.steps, seed=a.seed, samples=texts, unrepaired=st['unrepaired'],
                summary=s, calls=dict(sampling=st['row_calls'], repair=st['repair_row_calls']), seconds=round(secs, 2))
+    if judge is not None: out['judge_bits'] = judge_scores(texts, judge)
     if a.json:
         with open(Path(a.json), 'x', encoding='utf-8') as f: f.write(json.dumps(out, indent=1, ensure_ascii=False))
     return out
