@@ -80,7 +80,8 @@ def step_clock(net, classes, device):
 def split(t: dict) -> dict:
     "Per sampler step: milliseconds in the network and in the constraint's draw, and the draw's share of the two."
     net, con = t['network'] / max(t['calls'], 1), t['constraint'] / max(t['draws'], 1)
-    return dict(network_ms_per_step=net * 1e3, check_ms_per_step=con * 1e3, check_share=con / max(net + con, 1e-12))
+    return dict(network_ms_per_step=net * 1e3, check_ms_per_step=con * 1e3, check_share=con / max(net + con, 1e-12),
+                timed_calls=t['calls'], timed_draws=t['draws'])
 
 
 def palindrome_rows(args, device) -> list[dict]:
@@ -90,7 +91,7 @@ def palindrome_rows(args, device) -> list[dict]:
     words = PalindromeWords(strict_words(MIN_ZIPF), token_chars(tok))
     n, steps = (4, 4) if args.quick else (args.n_samples, args.steps)
     rows = []
-    for length in ([7] if args.quick else [8, 16, 24]):
+    for length in ([7] if args.quick else args.lengths):
         base = None
         for name, kw, cls in (('frame only', dict(constrained=False), Constraint), ('palindrome', {}, PalindromeConstraint),
                               ('palindrome + words', dict(words=words), PalindromeConstraint)):
@@ -113,7 +114,7 @@ def regex_rows(args, device) -> list[dict]:
     tok = CharTokenizer(SHAKESPEARE_CHARS)
     sizes = dict(n_layer=1, n_embd=32, n_head=2, cond_dim=16, context_length=16, block_size=4) if args.quick else {}
     cfg, method, net = random_network('shakespeare-block', tok, args.quick, **sizes)
-    n, L = (2, 16) if args.quick else (args.n_samples, cfg.context_length)
+    n, L = (2, 16) if args.quick else (args.n_samples, args.regex_length or cfg.context_length)
     con = RegularConstraint(from_regex(PLAY, token_chars(tok)))
     rows, base = [], None
     for name, c in (('unconstrained', None), ('play-format regex', con)):
@@ -136,6 +137,9 @@ def main(argv=None):
     ap.add_argument('--n-samples', type=int, default=32, help='samples per variant and length (one batch)')
     ap.add_argument('--steps', type=int, default=64, help='palindrome sampler steps')
     ap.add_argument('--repeats', type=int, default=3, help='timed runs per variant (the median is reported)')
+    ap.add_argument('--lengths', type=int, nargs='+', default=[8, 16, 24], help='palindrome text lengths')
+    ap.add_argument('--regex-length', type=int, default=None,
+                    help="rows of the play-format regex (a multiple of the block size; default the preset's context)")
     args = ap.parse_args(argv)
     if args.quick: args.repeats = 1
     device = bl.setup(args)

@@ -631,3 +631,6 @@ def test_constraints_quick(tmp_path):
     reg = [r for r in res['rows'] if r['model'] == 'shakespeare-block']
     assert [r['variant'] for r in reg] == ['unconstrained', 'play-format regex'] and reg[1]['accepted'] == 1.0
     assert reg[0]['calls_per_sample'] == reg[1]['calls_per_sample']
+    # the step clock: one network call and one constraint draw per sampler step, both timed
+    assert all(r['timed_calls'] == r['timed_draws'] == r['calls_per_sample'] for r in pal + reg)
+    assert all(r['network_ms_per_step'] > 0 and r['check_ms_per_step'] > 0 and 0 < r['check_share'] < 1 for r in pal + reg)
