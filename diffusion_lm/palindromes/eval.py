@@ -294,9 +294,10 @@ def _parser() -> argparse.ArgumentParser:
                     help='with --words: factor on each use of a one-letter word (0: never, 1: as the model says)')
     ap.add_argument('--two-letter-weight', type=float, default=1.0,
                     help='with --words: factor on each use of a two-letter word')
-    ap.add_argument('--judge', action='store_true',
-                    help='score the samples with the judge of English (a byte n-gram model of the wiki-bytes rows, '
-                         'prepared on first use) beside the validation palindromes, and check novelty against those rows')
+    ap.add_argument('--judge', nargs='?', const='wiki-bytes', default=None, metavar='DATA',
+                    help='score the samples with the judge of English, a byte n-gram model of the rows of DATA (default '
+                         'wiki-bytes, prepared on first use), beside the validation palindromes; novelty then also '
+                         'against those rows')
     ap.add_argument('--json', default=None, metavar='FILE', help='also write the samples and the summary to this file')
     return ap
 
@@ -400,7 +401,7 @@ def run_palindrome_sample(argv=None) -> dict:
     run = 'unconstrained' if a.unconstrained else f'constrained ({a.mode})'
     print(f'{ckpt}: {cfg.method} ({cfg.graph}) on {cfg.dataset}; {a.n_samples} samples, {run}, {a.steps} steps, '
           f'{secs:.1f} s')
-    judge = wiki_judge() if a.judge else None
+    judge = wiki_judge(a.judge) if a.judge else None
     s = _report(texts, st, training_texts(splits), a.min_zipf, bool(a.repair_rounds), judge, splits['val'])
     out = dict(checkpoint=str(ckpt), run=run, steps=a.steps, seed=a.seed, samples=texts, unrepaired=st['unrepaired'],
                summary=s, calls=dict(sampling=st['row_calls'], repair=st['repair_row_calls']), seconds=round(secs, 2))
