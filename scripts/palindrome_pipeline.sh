@@ -3,8 +3,10 @@
 #   0. data      prepare wiki-bytes and palindromes-mix (the generated phrases are made here, once)
 #   1. pretrain  SEDD on the shipped Wikipedia bytes (preset wiki-sedd[-uniform], rows of 32 bytes)   nbs/train.ipynb
 #   2. finetune  SEDD on palindromes-mix, from the pre-trained weights (preset palindrome-sedd[-uniform])  nbs/train.ipynb
-#   3. sample    constrained (both modes, with word repair) and unconstrained samples of every graph's
-#                fine-tuned model, one evaluation table and a GIF                                       nbs/palindromes.ipynb
+#   3. sample    constrained and unconstrained samples of every graph's fine-tuned model: modes 'exact' and
+#                'letters' with word repair (the rows before the dictionary constraint) and 'words' (every word
+#                a dictionary word by construction, no repair); one evaluation table with the judge of English
+#                (a byte n-gram model of the wiki-bytes rows) and a GIF                               nbs/palindromes.ipynb
 # Steps 1 and 2 run for every graph of $GRAPHS, one after the other (one heavy process at a time).
 #
 # usage: scripts/palindrome_pipeline.sh [data] [pretrain] [finetune] [sample]     (no argument: all, in order)
@@ -14,6 +16,8 @@
 #   OUT=papermill_runs/palindromes   executed notebooks, timings.tsv, the table (JSON + Markdown) and the GIF
 #   RUNS=runs/palindromes     the training runs (checkpoints, metrics)
 #   LENGTHS='[8, 12, 16, 24, train]' N_SAMPLES=64 STEPS=64 TEMPERATURE=1.0 REPAIR_ROUNDS=4 DEVICE=auto SEED=0
+#   MODES='[exact, letters, words]'   the constraint modes sampled (REPAIR_ROUNDS: exact and letters only)
+#   JUDGE_DATA=wiki-bytes     the rows the judge of English is fitted on ('null': no judge)
 #   TRAIN_ARGS='-p max_steps 50'   more train.ipynb parameters for pre-training and fine-tuning (a short look)
 # Training runs one thread per process (OMP_NUM_THREADS=1 unless set). A step that stops (a crash, a signal) is
 # continued by running the same command again: training resumes from its newest checkpoint, and a finished
@@ -65,6 +69,7 @@ for step in "${STEPS_TO_RUN[@]}"; do
                 -y "checkpoints: [$(IFS=,; echo "${CKPTS[*]}")]" -p out_dir "$OUT" \
                 -y "lengths: ${LENGTHS:-[8, 12, 16, 24, train]}" -p n_samples "${N_SAMPLES:-64}" -p steps "${STEPS:-64}" \
                 -p temperature "${TEMPERATURE:-1.0}" -p repair_rounds "${REPAIR_ROUNDS:-4}" \
+                -y "modes: ${MODES:-[exact, letters, words]}" -y "judge_data: ${JUDGE_DATA:-wiki-bytes}" \
                 -p device "${DEVICE:-auto}" -p seed "${SEED:-0}" ;;
     *) echo "unknown step '$step': use data, pretrain, finetune or sample" >&2; exit 2 ;;
   esac

@@ -531,15 +531,16 @@ def test_palindromes_reads_evaluate_model_rows(tmp_path):
 def test_palindromes_pipeline_targets_and_trials(tmp_path):
     "A pipeline evaluation (a list of results, one per graph): targets checked on the pooled rows, samples rechecked."
     from diffusion_lm.palindromes.eval import evaluate_samples
-    def res(graph, texts, repaired):
+    def res(graph, texts, repaired, **gaps):
         ev, rep = evaluate_samples(texts, ['step on no pets']), evaluate_samples(repaired, ['step on no pets'])
         row = dict(mode='exact', run='constrained', **ev, **{f'{k}_repaired': v for k, v in rep.items() if k != 'n'},
-                   calls_per_sample=65.0, repair_calls_per_sample=10.0, unconstrained_palindrome_rate=0.0)
+                   calls_per_sample=65.0, repair_calls_per_sample=10.0, unconstrained_palindrome_rate=0.0, **gaps)
         return dict(rows=[dict(row, length='8'), dict(row, length='all')], settings=dict(graph=graph, repair_rounds=4, lengths=['8']),
                     samples={'8/exact': texts, '8/exact/repaired': repaired, '8/unconstrained': ['abc']})
     good = ['was it a ti saw', 'no on', 'top spot', 'wow', 'a nun a']          # 4 of 5 all English; 'ti' fails
     ev = tmp_path / 'palindrome_eval.json'
-    ev.write_text(json.dumps([res('absorbing', good, ['was i a i saw'] + good[1:]), res('uniform', ['abcba', 'xyzzyx'], ['abcba', 'xy'])]))
+    ev.write_text(json.dumps([res('absorbing', good, ['was i a i saw'] + good[1:], judge_gap=-0.3, judge_gap_repaired=0.25),
+                              res('uniform', ['abcba', 'xyzzyx'], ['abcba', 'xy'], judge_gap=0.2, judge_gap_repaired=-0.75)]))
     (tmp_path / 'timings.tsv').write_text('pretrain_absorbing\t600\t2026-01-01T00:00:00\t1.00 1.00 1.00\nfinetune_absorbing\t300\t2026-01-01\n')
     trials = tmp_path / 'trials.jsonl'
     trials.write_text(json.dumps(dict(name='t1', graph='absorbing', model=dict(n_layer=4, n_embd=128, max_steps=10, lr=1e-3, dataset='d'),
@@ -553,10 +554,13 @@ def test_palindromes_pipeline_targets_and_trials(tmp_path):
     assert t[('absorbing', 'all words English >= 90% with <= 4 repair rounds')] == (1.0, True)
     assert t[('uniform', 'all words English >= 60% without repair')] == (0.0, False)
     assert t[('uniform', 'constrained palindromes 100%')] == (1.0, True)
+    judge = 'judge of English within 0.5 bits/char of real palindromes'       # the farther of before/after repair
+    assert (t[('absorbing', judge)], t[('uniform', judge)]) == ((-0.3, True), (-0.75, False))
     assert f['recomputed']['uniform/8/exact/repaired']['rate_of_all'] == 0.5          # 'xy' is no palindrome
     assert out['timings'][0] == {'step': 'pretrain_absorbing', 'seconds': 600, 'finished': '2026-01-01T00:00:00', 'loadavg': '1.00 1.00 1.00'}
     md = (tmp_path / 'out' / f"palindromes__{out['machine']['kind_slug']}.md").read_text()
     assert 'NOT all palindromes: uniform/8/exact/repaired' in md and '| t1 | absorbing |' in md and '15.0 min' in md
+    assert '| uniform | exact | judge of English within 0.5 bits/char of real palindromes | -0.75 bits/char | **no** |' in md
 
 
 def test_palindromes_missing_says_how(tmp_path):
@@ -627,6 +631,9 @@ def test_constraints_quick(tmp_path):
     reg = [r for r in res['rows'] if r['model'] == 'shakespeare-block']
     assert [r['variant'] for r in reg] == ['unconstrained', 'play-format regex'] and reg[1]['accepted'] == 1.0
     assert reg[0]['calls_per_sample'] == reg[1]['calls_per_sample']
+    # the step clock: one network call and one constraint draw per sampler step, both timed
+    assert all(r['timed_calls'] == r['timed_draws'] == r['calls_per_sample'] for r in pal + reg)
+    assert all(r['network_ms_per_step'] > 0 and r['check_ms_per_step'] > 0 and 0 < r['check_share'] < 1 for r in pal + reg)
 
 
 def test_released_steps_on_small_shapes():

@@ -149,6 +149,22 @@ def test_word_repair_cli(ckpt, tmp_path):
     assert bad.returncode != 0 and 'drop --unconstrained' in bad.stderr
 
 
+def test_judge_cli(ckpt, mix, tmp_path):
+    "--judge DATA: each sample's bits/char under a byte 6-gram model of DATA's rows (here the mix), as the core computes them."
+    from diffusion_lm.ngram import NgramLM, byte_rows_texts
+    js = tmp_path / 'j.json'
+    r = run(['--model', ckpt, '--n-samples', 6, '--length', 9, '--steps', 4, '--device', 'cpu', '--judge', mix, '--json', js])
+    assert r.returncode == 0, r.stderr
+    d = json.loads(js.read_text())
+    lm = NgramLM.fit(byte_rows_texts(mix), order=6)
+    want = [round(float(b), 4) for b in lm.bits_per_char(d['samples'], prefix='\n')]
+    assert d['judge_bits'] == want and abs(d['summary']['judge_bits'] - sum(want) / 6) < 1e-9
+    assert d['summary']['novel'] <= d['summary']['novel_corpus']
+    assert re.search(r'judge of English: \d+\.\d\d ± \d+\.\d\d bits/char over 6 samples; validation palindromes \d+\.\d\d', r.stdout)
+    bad = run(['--model', ckpt, '--device', 'cpu', '--n-samples', 2, '--steps', 2, '--judge', tmp_path / 'nowhere'])
+    assert bad.returncode == 2 and 'nowhere' in bad.stderr, bad.stderr
+
+
 def listed(word):
     "A word of the shipped lists (lower-case entry, the pronoun I and its contractions, or a listed short word)."
     w = word.lower()

@@ -1,7 +1,7 @@
 """The palindrome wing, built on the core: `text` (the normal form and the test), `data` (the real palindromes, their
 leak-free split, the data set `palindromes`), `corpus` (generated palindromic phrases), `mix` (the data set
-`palindromes-mix`), `words` (the strict dictionary and the automata of palindromes made of its words), `constraint` (sampling palindromes by construction, word repair) and `eval` (evaluation and the
-command line `diffusion-lm-palindromes`). The core never imports it; it finds the data sets by name through the
+`palindromes-mix`), `words` (the strict dictionary and the automata of palindromes made of its words), `constraint` (sampling palindromes by construction, word repair) and `eval` (evaluation, its judge of
+English, and the command line `diffusion-lm-palindromes`). The core never imports it; it finds the data sets by name through the
 `diffusion_lm.datasets` plugins (`settings.ini`, `dataset_plugins`).
 
 Written by hand (not generated): the names below are those users import from `diffusion_lm.palindromes`."""
@@ -19,7 +19,8 @@ from .words import INTERJECTIONS, strict_words, is_strict_word, all_strict_words
 from .constraint import (DEFAULT_ALPHABET, MODES, word_skeleton, palindrome_layout, PalindromeConstraint,
                          corpus_word_lengths, sample_lengths, shape_skeletons, sample_palindromes, row_texts,
                          bad_word_mask, repair_words)
-from .eval import evaluate_samples, evaluate_model, results_markdown, save_results, verdict, run_palindrome_sample, main
+from .eval import (evaluate_samples, evaluate_model, results_markdown, save_results, verdict, run_palindrome_sample, main,
+                   wiki_judge, judge_from_texts, judge_scores, JUDGE_ORDER)
 
 __all__ = ['normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_palindromes', 'split_by_normal_form',
            'case_variants', 'fitting_split', 'prepare_palindromes', 'palindrome_splits', 'generate_palindromes',
@@ -28,4 +29,5 @@ __all__ = ['normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_pa
            'all_strict_words', 'PalindromeWords', 'DEFAULT_ALPHABET', 'MODES', 'word_skeleton', 'palindrome_layout',
            'PalindromeConstraint', 'corpus_word_lengths', 'sample_lengths', 'shape_skeletons', 'sample_palindromes',
            'row_texts', 'bad_word_mask', 'repair_words', 'evaluate_samples', 'evaluate_model', 'results_markdown',
-           'save_results', 'verdict', 'run_palindrome_sample', 'main']
+           'save_results', 'verdict', 'run_palindrome_sample', 'main', 'wiki_judge', 'judge_from_texts', 'judge_scores',
+           'JUDGE_ORDER']
