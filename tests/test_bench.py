@@ -627,3 +627,8 @@ def test_constraints_quick(tmp_path):
     reg = [r for r in res['rows'] if r['model'] == 'shakespeare-block']
     assert [r['variant'] for r in reg] == ['unconstrained', 'play-format regex'] and reg[1]['accepted'] == 1.0
     assert reg[0]['calls_per_sample'] == reg[1]['calls_per_sample']
+    for rows in (pal, reg):                 # every timed run is kept: the reported figures are recomputed from them
+        for r in rows:
+            assert len(r['timed_seconds']) == 1 and r['timed_seconds'][0] > 0
+            assert r['seconds_per_sample'] == statistics.median(r['timed_seconds']) / r['n']
+            assert r['ratio_to_unconstrained'] == statistics.median(r['timed_seconds']) / statistics.median(rows[0]['timed_seconds'])
