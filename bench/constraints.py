@@ -7,7 +7,9 @@ Each run also splits its time between the network's forward calls and the constr
 
 The networks are the presets' sizes with random weights: the cost of a call and of a constrained draw does not
 depend on training (the draw's work depends on the automaton and on how many tokens carry mass, and random weights
-spread mass over every token, the slow case). Each variant runs `--repeats` times; the table gives the median.
+spread mass over every token, the slow case). Each variant runs `--repeats` times; the table gives the median, and
+each row of the JSON keeps every timed run (`timed_seconds`, seconds of the whole batch of `n` samples) from which
+`seconds_per_sample` (median / n) and `ratio_to_unconstrained` (median / the unconstrained row's median) are computed.
 
   python bench/constraints.py            # palindrome-sedd and shakespeare-block sizes (minutes at 2 threads)
   python bench/constraints.py --quick    # tiny sizes, seconds (a smoke run, not a measurement)
@@ -43,12 +45,12 @@ def random_network(preset: str, tok, quick: bool, seed: int = 0, **sizes):
     return cfg, method, net.eval()
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    "Median seconds of `repeats` calls of `fn` and the last result."
+def timed(fn, repeats: int) -> tuple[list[float], object]:
+    "The seconds of each of `repeats` calls of `fn`, and the last result."
     secs, out = [], None
     for _ in range(repeats):
         t = time.perf_counter(); out = fn(); secs.append(time.perf_counter() - t)
-    return statistics.median(secs), out
+    return secs, out
 
 
 @contextlib.contextmanager
@@ -99,11 +101,13 @@ def palindrome_rows(args, device) -> list[dict]:
             g = lambda: torch.Generator().manual_seed(0)
             run = lambda: sample_palindromes(net, method, tok, [length] * n, steps=steps, generator=g(), device=device,
                                              batch_size=n, return_stats=True, **kw)
-            secs, (texts, st) = timed(run, args.repeats)
+            times, (texts, st) = timed(run, args.repeats)
+            secs = statistics.median(times)
             with step_clock(net, [cls], device) as clock: run()
             base = secs if base is None else base
             rows.append(dict(model='palindrome-sedd', length=length, variant=name, n=n, steps=steps,
-                             calls_per_sample=st['calls'], seconds_per_sample=secs / n, ratio_to_unconstrained=secs / base,
+                             calls_per_sample=st['calls'], timed_seconds=times, seconds_per_sample=secs / n,
+                             ratio_to_unconstrained=secs / base,
                              palindromes=sum(t == t[::-1] for t in texts) / n, **split(clock),
                              all_words_strict=sum(map(all_strict_words, texts)) / n, examples=texts[:4]))
             print(f"{length:3d} {name:20s} {secs / n * 1e3:8.1f} ms/sample  x{secs / base:.2f}  calls {st['calls']}  "
@@ -121,13 +125,14 @@ def regex_rows(args, device) -> list[dict]:
     for name, c in (('unconstrained', None), ('play-format regex', con)):
         run = lambda: method.sample(net, n, L, steps=L, generator=torch.Generator().manual_seed(0), device=device,
                                     constraint=c, return_stats=True)
-        secs, (x, st) = timed(run, args.repeats)
+        times, (x, st) = timed(run, args.repeats)
+        secs = statistics.median(times)
         with step_clock(net, [Constraint, RegularConstraint], device) as clock: run()
         base = secs if base is None else base
         ok = con.check(x).double().mean().item()
         rows.append(dict(model='shakespeare-block', length=L, variant=name, n=n, steps=L, calls_per_sample=st['nfe'],
-                         seconds_per_sample=secs / n, ratio_to_unconstrained=secs / base, accepted=ok, **split(clock),
-                         examples=tok.decode_batch(x[:2].cpu())))
+                         timed_seconds=times, seconds_per_sample=secs / n, ratio_to_unconstrained=secs / base, accepted=ok,
+                         **split(clock), examples=tok.decode_batch(x[:2].cpu())))
         print(f"{L:3d} {name:20s} {secs / n * 1e3:8.1f} ms/sample  x{secs / base:.2f}  calls {st['nfe']}  accepted {ok:.2f}  "
               f"network {rows[-1]['network_ms_per_step']:.1f} ms/step, draw {rows[-1]['check_ms_per_step']:.1f} ms/step")
     return rows

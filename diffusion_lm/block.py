@@ -9,7 +9,7 @@ from .constraints import Constraint
 from .model import model_device, DiffusionTransformer
 from .masked import subs_logits, sample_t, ESTIMATORS
 from .model_helpers import eval_mode, unwrap
-from .samplers import sampler_name, _check_options, _prepare_state, fill_block
+from .samplers import sampler_name, _check_options, _prepare_state, fill_block, constraint_takes_free
 from .errors import UserError
 
 # %% auto #0
@@ -163,7 +163,7 @@ def block_sample(model, batch_size: int, length: int, mask_id: int, block_size: 
                          'sequence cannot apply')
     opts = dict(sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p, order_temperature=order_temperature,
                 threshold=threshold, factor=factor, remask=remask, remask_rate=remask_rate, subs=True,
-                constraint=constraint, generator=generator)
+                constraint=constraint, takes_free=constraint_takes_free(constraint), generator=generator)
     state = dict(step=0, fixed=constraint.fixed_mask(batch_size, x.shape[1], device)
                                | (torch.arange(x.shape[1], device=device) < P))
     predict = _BlockPredictor(model, block_size, cache)

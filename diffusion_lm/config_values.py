@@ -104,11 +104,12 @@ def apply_overrides(cls, base: dict | None = None, overrides=None):
     return cls(**{k: coerce_field(cls, k, v) for k, v in d.items()})
 
 # %% ../nbs/00e_config_values.ipynb #8c57e835
-def renamed_keyword(where: str, value, old_value, name: str, old_name: str, required: bool = True):
-    ("The value of keyword `name`, or the one given under its old name `old_name` (with a DeprecationWarning); "
-     "a TypeError naming `name` if neither is given and it is `required`.")
+def renamed_keyword(where: str, value, old_value, name: str, old_name: str, required: bool = True, stacklevel: int = 3):
+    ("The value of keyword `name`, or the one given under its old name `old_name` (with a DeprecationWarning "
+     "pointing at the caller of `where`; `stacklevel` 4 where a helper of `where` calls this); a TypeError naming "
+     "`name` if neither is given and it is `required`.")
     if old_value is not None:
-        warnings.warn(f'{where}: {old_name}= is now called {name}=', DeprecationWarning, stacklevel=3)
+        warnings.warn(f'{where}: {old_name}= is now called {name}=', DeprecationWarning, stacklevel=stacklevel)
         if value is not None: raise UserError(f'{where}: {old_name}= is the old name of {name}=; give one of them')
         value = old_value
     if required and value is None: raise TypeError(f"{where} needs the argument {name}")

@@ -41,10 +41,10 @@ from .data import known_datasets
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['build_model', 'SHARDED', 'CONFIG', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig', 'validate_finetune', 'HFModel',
-           'prepare_data', 'load_model', 'step_batches', 'make_loss', 'evaluate_sft', 'ChatSFT', 'latest_checkpoint',
-           'save_state', 'resume_position', 'resume_state', 'fsdp_no_sync', 'finetune', 'pick_sources', 'parse_gib',
-           'plan_devices', 'plan_rows', 'plan_text', 'main']
+__all__ = ['MAX_LORA_RANK', 'build_model', 'SHARDED', 'CONFIG', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig',
+           'validate_finetune', 'HFModel', 'prepare_data', 'load_model', 'step_batches', 'make_loss', 'evaluate_sft',
+           'ChatSFT', 'latest_checkpoint', 'save_state', 'resume_position', 'resume_state', 'fsdp_no_sync', 'finetune',
+           'pick_sources', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
 @old_field_names({'max_length': 'context_length'})      # old names, still read (with a DeprecationWarning)
@@ -101,6 +101,8 @@ class FinetuneConfig:
         return cls(**d)
 
 # %% ../nbs/16_finetune.ipynb #be5b0b8a
+MAX_LORA_RANK = 2**16           # wider than any layer of the models fine-tuned here: a LoRA rank beyond it is a typo
+
 def validate_finetune(c: FinetuneConfig):
     ("Check every field of `c` by the trainer's rule (`train_config.check_fields`: types, choices and ranges), "
      "then the model folder and the LoRA targets; a one-line UserError naming the field otherwise.")
@@ -114,6 +116,7 @@ def validate_finetune(c: FinetuneConfig):
     if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, a LLaDA-format Hugging Face '
                                     'model, a run of diffusion-lm-train or a released folder')
     check_range(c, 'eval_draws', 0, 10_000, fix='it is the fixed draws per example scored, e.g. eval_draws=4')
+    check_range(c, 'lora_rank', 1, MAX_LORA_RANK, fix='a LoRA rank is small next to the layer widths, e.g. lora_rank=16')
     if c.batch_size * c.grad_accum > MAX_GRAD_ACCUM:
         raise UserError(f'FinetuneConfig.batch_size x grad_accum = {c.batch_size} x {c.grad_accum} examples per step and '
                         f'process is more than {MAX_GRAD_ACCUM}: lower them (a step would take days)')
@@ -357,7 +360,8 @@ def _start_finetune(cfg, out, dinfo, device, src, data):
     "Model, wrapped model, optimizer, schedule, max_steps, and the step to start from (the data source moved there)."
     model, gc = src.load(cfg, device, dinfo.world_size)
     G = cfg.batch_size * cfg.grad_accum * dinfo.world_size
-    max_steps = steps_of(cfg.max_steps, cfg.epochs, data.n_units, G * data.units_per_example)   # the trainer's rule
+    max_steps = steps_of(cfg.max_steps, cfg.epochs, data.n_units, G * data.units_per_example,
+                         'examples' if data.units_per_example == 1 else 'tokens')   # the trainer's rule
     ddp = dinfo.world_size > 1 and not cfg.fsdp
     net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if ddp else model
     optimizer, scheduler = optimizer_and_schedule(model, cfg, max_steps)          # the trainer's

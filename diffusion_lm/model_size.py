@@ -50,13 +50,18 @@ def precision_bytes(precision: str) -> tuple[int, int]:
     if precision not in PRECISIONS: raise UserError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     return PRECISIONS[precision]
 
+def _context_length(where: str, cfg: ModelConfig, context_length: int | None, length: int | None) -> int:
+    ("The positions a function `where` of this module was asked for: `context_length`, or the value given under its "
+     "old keyword `length` (a DeprecationWarning at the caller of `where`), else `cfg`'s.")
+    return renamed_keyword(where, context_length, length, 'context_length', 'length', required=False, stacklevel=4) \
+        or cfg.context_length
+
 def activation_bytes(cfg: ModelConfig, batch_size: int, context_length: int | None = None, precision: str = 'fp32',
                      length: int | None = None) -> int:
     ("Bytes that autograd saves in one training forward pass of `DiffusionTransformer(cfg)` (logits excluded) on "
      "sequences of `context_length` positions (default: `cfg`'s; `length` is the keyword's old name).")
     r, a = precision_bytes(precision)
-    L = renamed_keyword('activation_bytes', context_length, length, 'context_length', 'length', required=False) \
-        or cfg.context_length
+    L = _context_length('activation_bytes', cfg, context_length, length)
     d, m, H, mod, BL = cfg.n_embd, cfg.mlp_ratio, cfg.n_head, cfg.modulated, batch_size * L
     block = d * (2 * r + (8 + 2 * m) * a) + 2 * 2 * 4 + 4 * H         # per token
     if mod: block += d * 2 * r                                         # LayerNorm outputs, for the scales
@@ -145,8 +150,7 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, context_length: int | Non
     ("Memory of a training step (or, with `training=False`, of a forward pass) of `DiffusionTransformer(cfg)` on "
      "sequences of `context_length` positions (default: `cfg`'s; `length` is the keyword's old name).")
     r, a = precision_bytes(precision)
-    L = renamed_keyword('memory_estimate', context_length, length, 'context_length', 'length', required=False) \
-        or cfg.context_length
+    L = _context_length('memory_estimate', cfg, context_length, length)
     pb = param_breakdown(cfg)
     P, BL = sum(pb.values()), batch_size * L
     if not training:
@@ -176,7 +180,7 @@ def max_batch_size(cfg: ModelConfig, gpu_mem_gb: float, context_length: int | No
                    length: int | None = None, **kwargs) -> int:
     ("Largest batch whose training step (`memory_estimate`) on `context_length` positions fits in "
      "`headroom * gpu_mem_gb` GiB; 0 if none (`length` is the keyword's old name).")
-    L = renamed_keyword('max_batch_size', context_length, length, 'context_length', 'length', required=False)
+    L = _context_length('max_batch_size', cfg, context_length, length)
     fits = lambda b: memory_estimate(cfg, b, L, **kwargs).total <= headroom * gpu_mem_gb * 2**30
     lo, hi = 0, 1
     while fits(hi): lo, hi = hi, 2 * hi

@@ -2,13 +2,15 @@
 
 # %% ../nbs/02a_regular.ipynb #db90cdb4
 from __future__ import annotations
+import re
 import interegular
 import torch
 from .constraints import Constraint, sample_categorical
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['Automaton', 'token_chars', 'from_regex', 'from_words', 'completion_weights', 'constrained_draw', 'RegularConstraint']
+__all__ = ['Automaton', 'token_chars', 'from_regex', 'from_words', 'completion_weights', 'constrained_draw', 'RegularConstraint',
+           'regex_constraint']
 
 # %% ../nbs/02a_regular.ipynb #55891996
 class Automaton:
@@ -84,13 +86,20 @@ def token_chars(tok) -> list:
     if hasattr(tok, 'chars'): return [tok.chars[i] if i < len(tok.chars) else None for i in range(n)]
     return [chr(i) if i < 256 else None for i in range(n)]           # bytes: Latin-1, one character per byte
 
+def _regex_problem(pattern: str, e: Exception) -> str:
+    "What is wrong with `pattern`: Python's `re` says where (interegular's syntax error says nothing), else `e`."
+    try: re.compile(pattern)
+    except re.error as r: return str(r)
+    return str(e) or f'{type(e).__name__}: a construct an automaton cannot hold, such as a lookaround or a backreference'
+
 def from_regex(pattern: str, chars) -> Automaton:
     "The DFA of the regular expression `pattern` over tokens whose characters are `chars` (`token_chars(tok)`)."
     try: fsm = interegular.parse_pattern(pattern).to_fsm()
-    except Exception as e: raise UserError(f'regular expression {pattern!r} cannot be compiled: {e}') from None
+    except Exception as e: raise UserError(f'regular expression {pattern!r} cannot be compiled ({_regex_problem(pattern, e)}): '
+                                           'fix the pattern') from None
     states = sorted(fsm.states)
     index = {s: i for i, s in enumerate(states)}
-    n_cls = max(fsm.alphabet._symbol_mapping.values()) + 1
+    n_cls = max(fsm.alphabet._symbol_mapping.values(), default=0) + 1          # '' and '()' read no symbol at all
     trans = torch.full((len(states), n_cls), -1, dtype=torch.long)
     for s, row in fsm.map.items():
         for c, t in row.items(): trans[index[s], c] = index[t]
@@ -269,3 +278,29 @@ class RegularConstraint(Constraint):
         return self.aut.accepts(x[:, self._cols(x.shape[1])])
 
     def __repr__(self): return f'RegularConstraint({self.aut}, span={self.span})'
+
+# %% ../nbs/02a_regular.ipynb #b24a1e02
+def _lengths(aut: Automaton, upto: int) -> list[int]:
+    "The lengths k <= `upto` of the strings `aut` accepts made of tokens it has (a class no token has is never read)."
+    has = torch.zeros(aut.n_classes, dtype=torch.bool); has[aut.classes[aut.classes >= 0]] = True
+    src, cls, dst = aut.edges
+    src, dst = src[has[cls]], dst[has[cls]]
+    r, out = aut.accept.double(), []
+    for k in range(upto + 1):
+        if r[aut.start] > 0: out.append(k)
+        r = (torch.zeros_like(r).index_add_(0, src, r[dst]) > 0).double()
+    return out
+
+def regex_constraint(pattern: str, tok, length: int, start: int = 0) -> RegularConstraint:
+    ("The constraint that the `length` tokens from `start` of each row form a string of `pattern` (over `tok`'s "
+     "characters); a UserError naming the pattern if it has no string of exactly `length` of them.")
+    aut = from_regex(pattern, token_chars(tok))
+    found = _lengths(aut, max(2 * length, 64))
+    if length not in found:
+        if not found: raise UserError(f'regular expression {pattern!r} matches no string of the model\'s characters '
+                                      'up to twice the length (does it need a character the vocabulary lacks?): '
+                                      'write it with characters of the vocabulary')
+        shown = ', '.join(map(str, found[:8])) + (', ...' if len(found) > 8 else '')
+        raise UserError(f'regular expression {pattern!r} has no string of exactly {length} tokens (its strings have '
+                        f'{shown} tokens): give one of those lengths, or a pattern with strings of {length}')
+    return RegularConstraint(aut, span=(start, start + length))

@@ -11,6 +11,7 @@ from .sedd import get_noise
 from .files import atomic_dir
 from .train_config import TrainConfig
 from .errors import UserError
+from .pretrained import _read_json as _read_json_object
 
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'RELEASED_MODELS', 'sedd_config', 'sedd_state_dict',
@@ -141,13 +142,11 @@ def gpt2_tokenizer(folder=None):
 WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 def _read_json(path: Path) -> dict:
-    try: d = json.loads(path.read_text())
-    except FileNotFoundError: raise UserError(f'{path}: missing; a SEDD release folder has config.json and '
-                                              f'{" or ".join(WEIGHT_FILES)}') from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f'{path}: not valid JSON ({e}); restore it from the release') from None
-    if not isinstance(d, dict): raise UserError(f'{path}: holds a {type(d).__name__}, not the config dictionary')
-    return d
+    ("The config dictionary in `path`: a missing file named with what a release folder holds; a damaged one by "
+     "`pretrained`'s reader of model-folder JSON (one line naming the file and the fix).")
+    if not path.is_file(): raise UserError(f'{path}: missing; a SEDD release folder has config.json and '
+                                           f'{" or ".join(WEIGHT_FILES)}')
+    return _read_json_object(path, 'the config dictionary')
 
 def _read_weights(folder: Path) -> dict:
     for name in WEIGHT_FILES:

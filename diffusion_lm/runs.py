@@ -104,6 +104,9 @@ def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
     ("A UserError if `out_dir` holds another run's config, checkpoints or metrics (or any, with resume='never'); "
      "pre-training and fine-tuning runs alike, each compared on its own identity fields.")
     out = Path(out_dir)
+    if (out / 'checkpoints').exists() and not (out / 'checkpoints').is_dir():
+        raise UserError(f'{out / "checkpoints"} is a file, not the folder of the run\'s checkpoints; nothing was changed: '
+                        'move that file away, or choose another out_dir')
     ckpts, metrics = list_checkpoints(out) or _old_sharded(out), out / 'metrics.jsonl'
     if resume == 'never' and (ckpts or metrics.exists()):
         raise UserError(f"{out} already holds a run ({len(ckpts)} "
@@ -163,6 +166,10 @@ def claim_folder(folder, kind: str, what: str = 'out_dir', given=None) -> Path:
         raise UserError(f'{what} is empty, which would put the {KINDS[kind]} in the project folder; '
                         f'give a folder, e.g. {what}=runs/my_run')
     d = Path(folder)
+    above = next((p for p in d.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f'{what}={d} lies under {above}, which is a file, not a folder; nothing was changed: choose a '
+                        'folder elsewhere')
     if d.exists() and not d.is_dir():
         raise UserError(f'{what}={d} is a file, not a folder; nothing was changed: choose a new folder')
     found = folder_kind(d) if d.is_dir() else None

@@ -15,8 +15,9 @@ from .model_helpers import eval_mode, unwrap
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'ALIASES', 'REMASKS', 'CACHES', 'get_num_transfer_tokens', 'restrict_logp', 'draw_tokens', 'guided_logits',
-           'sampler_name', 'order_scores', 'gumbel_like', 'commit_mask', 'remask_tokens', 'fill_block', 'masked_sample']
+__all__ = ['SAMPLERS', 'ALIASES', 'REMASKS', 'CACHES', 'get_num_transfer_tokens', 'restrict_logp', 'constraint_takes_free',
+           'draw_tokens', 'guided_logits', 'sampler_name', 'order_scores', 'gumbel_like', 'commit_mask',
+           'remask_tokens', 'fill_block', 'masked_sample']
 
 # %% ../nbs/06a_samplers.ipynb #e91095f8
 def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.Tensor:
@@ -40,16 +41,22 @@ def restrict_logp(logp: torch.Tensor, top_k: int | None = None, top_p: float | N
     return logp
 
 # %% ../nbs/06a_samplers.ipynb #ca488ce1
+def constraint_takes_free(constraint: Constraint) -> bool:
+    "Whether `constraint.sample` takes `free` (constraints written before it do not): a sampler asks once per run."
+    return 'free' in inspect.signature(constraint.sample).parameters
+
 def draw_tokens(logp: torch.Tensor, temperature: float = 1.0, constraint: Constraint | None = None,
                 generator: torch.Generator | None = None, top_k: int | None = None,
-                top_p: float | None = None, free: torch.Tensor | None = None) -> torch.Tensor:
+                top_p: float | None = None, free: torch.Tensor | None = None,
+                takes_free: bool | None = None) -> torch.Tensor:
     ("Tokens [B, L] from log-probabilities [B, L, V] at `temperature` (0 = argmax), drawn through `constraint` "
-     "(`free [B, L]`: positions a later step fills, for constraints that look along the row).")
+     "(`free [B, L]`: positions a later step fills, for constraints that look along the row; `takes_free`: "
+     "`constraint_takes_free(constraint)` as the sampler found it once, None to look here).")
     if temperature < 0: raise UserError(f'temperature must be >= 0, got {temperature}')
     constraint = Constraint() if constraint is None else constraint
     logp = restrict_logp(logp, top_k, top_p)
-    takes_free = lambda f: 'free' in inspect.signature(f).parameters       # constraints written before `free`: without
-    kw = dict(free=free) if free is not None and takes_free(constraint.sample) else {}
+    if free is not None and takes_free is None: takes_free = constraint_takes_free(constraint)
+    kw = dict(free=free) if free is not None and takes_free else {}
     if temperature == 0: return constraint.argmax(logp, **kw)
     return constraint.sample(torch.softmax(logp.double() / temperature, -1), generator, **kw)
 
@@ -218,7 +225,7 @@ def _draw_row(logp, xw, pos, hi: int, mask_id: int, opts: dict) -> torch.Tensor:
     certain = torch.full_like(logp, -math.inf).scatter_(-1, xw.clamp(max=logp.shape[-1] - 1)[..., None], 0.0)
     free = (pos >= hi).expand_as(xw) & (xw == mask_id)
     return draw_tokens(torch.where(done, certain, logp), opts['temperature'], opts['constraint'], opts['generator'],
-                       opts['top_k'], opts['top_p'], free=free)
+                       opts['top_k'], opts['top_p'], free=free, takes_free=opts['takes_free'])
 
 def fill_block(x, lo: int, hi: int, predict, n_steps: int, mask_id: int, lead, opts: dict, state: dict, hook=None,
                P: int = 0):
@@ -295,7 +302,7 @@ def masked_sample(model: Callable, batch_size: int, length: int, mask_id: int, s
     subs = getattr(model, 'subs_default', True) if subs is None else subs
     opts = dict(sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p, order_temperature=order_temperature,
                 threshold=threshold, factor=factor, remask=remask, remask_rate=remask_rate, subs=subs,
-                constraint=constraint, generator=generator)
+                constraint=constraint, takes_free=constraint_takes_free(constraint), generator=generator)
     state = dict(step=0, fixed=prompt_index | constraint.fixed_mask(batch_size, x.shape[1], device))
     predict = _Predictor(model, cache, mask_id, prompt_index, cfg_scale, uncond_model_input)
     with eval_mode(model):

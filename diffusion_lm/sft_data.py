@@ -30,8 +30,8 @@ _FORMATS = ('{"messages": [{"role": "user", "content": "..."}, {"role": "assista
 def read_records(path) -> list[tuple[str, dict]]:
     "(where, record) for every non-empty line of the JSONL file `path`; `where` is 'file:line'."
     p = Path(path).expanduser()
-    if not p.is_file(): raise FileNotFoundError(f'{p}: no such data file; give a JSONL file with one example a '
-                                                f'line: {_FORMATS}')
+    what = 'a folder, not a data file' if p.is_dir() else 'no such data file'
+    if not p.is_file(): raise FileNotFoundError(f'{p}: {what}; give a JSONL file with one example a line: {_FORMATS}')
     out = []
     with open(p, 'rb') as f:
         for i, raw in enumerate(f, 1):

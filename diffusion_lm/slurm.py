@@ -267,6 +267,8 @@ def newest_checkpoint(run_dir) -> Path | None:
 def list_runs(runs_root=None) -> list[RunInfo]:
     "Every run under `runs_root` (default `papermill_runs/`), oldest first, with its current state."
     root = Path(runs_root or default_runs_root())
+    if root.exists() and not root.is_dir(): raise UserError(f'runs_root={root} is a file, not a folder of runs: give the '
+                                                            'folder the runs were submitted under (--runs-root)')
     runs = []
     for p in sorted(root.glob('*/job.json'), key=lambda p: p.stat().st_mtime):
         rd = p.parent

@@ -12,15 +12,15 @@ from pathlib import Path
 import yaml
 from . import __version__
 from .paths import repo_root
-from .errors import UserError
+from .errors import UserError, one_line
 from .trainer import TrainConfig, config_from_preset
 from .finetune import FinetuneConfig
 
 # %% auto #0
 __all__ = ['SLURM_MAX_COUNT', 'LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',
-           'default_runs_root', 'run_dir_of', 'run_params', 'notebook_default', 'check_params', 'job_preset',
-           'trainer_config', 'finetune_config', 'validate_job', 'job_template', 'sbatch_header', 'training_commands',
-           'sbatch_script']
+           'default_runs_root', 'run_dir_of', 'run_params', 'notebook_parameters', 'notebook_default', 'check_params',
+           'job_preset', 'trainer_config', 'finetune_config', 'validate_job', 'job_template', 'sbatch_header',
+           'training_commands', 'sbatch_script']
 
 # %% ../nbs/11_slurm_script.ipynb #38b7fae0
 def _check_param_name(name):
@@ -69,6 +69,8 @@ def time_limit_seconds(t: str) -> int:
     if d is None:   # MM, MM:SS, HH:MM:SS
         s = a * 60 if b is None else a * 60 + b if c is None else a * 3600 + b * 60 + c
     else: s = d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    if s == 0: raise UserError(f'time={t!r} asks SLURM for no time limit, which a job here does not take (it is told to '
+                               'checkpoint signal_seconds before its limit): give a limit, e.g. "48:00:00"')
     if s // 60 >= 2**32 - 1:        # SLURM keeps minutes in 32 bits (the largest value means INFINITE)
         raise UserError(f'time={t!r} is beyond what SLURM can hold (about 8000 years): use e.g. "48:00:00"')
     return s
@@ -227,18 +229,26 @@ def run_params(job: SlurmJob, run_dir) -> dict:
     return {**job.params, 'out_dir': str(Path(run_dir) / 'ckpt'), 'resume': job.params.get('resume', 'auto')}
 
 # %% ../nbs/11_slurm_script.ipynb #fbbdf9a8
+def notebook_parameters(notebook) -> dict:
+    ("The parameters of `notebook`'s parameters cell (papermill's `inspect_notebook`); a UserError naming the file "
+     "if it is not a readable notebook.")
+    import papermill
+    try: return papermill.inspect_notebook(str(notebook))
+    except OSError: raise
+    except Exception as e:              # nbformat's and jsonschema's errors: not JSON, not a notebook's layout
+        raise UserError(f'{notebook} is not a readable Jupyter notebook ({one_line(e)[:200]}): give a .ipynb file, '
+                        'e.g. nbs/train.ipynb') from None
+
 def notebook_default(notebook, name: str):
     "The default value of parameter `name` in `notebook`'s parameters cell (None if it has none)."
-    import papermill
-    p = papermill.inspect_notebook(str(notebook)).get(name)
+    p = notebook_parameters(notebook).get(name)
     try: return ast.literal_eval(p['default']) if p else None
     except (ValueError, SyntaxError): return None
 
 # %% ../nbs/11_slurm_script.ipynb #46758aa7
 def check_params(job: SlurmJob):
     "A UserError for a parameter the notebook does not take (papermill would inject it unread)."
-    import papermill
-    names = set(papermill.inspect_notebook(str(job.notebook)))
+    names = set(notebook_parameters(job.notebook))
     if not names: raise UserError(f'{job.notebook} has no parameters cell (a cell tagged "parameters"): '
                                   'papermill cannot pass it values')
     unknown = sorted(set(job.params) - names)

@@ -13,9 +13,9 @@ from .regular import from_regex
 
 # %% auto #0
 __all__ = ['RENAMED', 'SCHEDULES', 'PRECISION_CHOICES', 'RESUME_CHOICES', 'MAX_SEED', 'MAX_SAMPLE_STEPS', 'MAX_EPOCHS',
-           'MAX_GRAD_ACCUM', 'PRESETS', 'TrainConfig', 'check_field_names', 'check_fields', 'check_device_name',
-           'validate', 'config_from_preset', 'field_comments', 'parameters_cell', 'notebook_params', 'SampleConfig',
-           'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
+           'MAX_GRAD_ACCUM', 'MAX_STEPS', 'PRESETS', 'TrainConfig', 'check_field_names', 'check_fields',
+           'check_device_name', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell',
+           'notebook_params', 'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
 
 # %% ../nbs/08b_train_config.ipynb #1e1de1c2
 @dataclass
@@ -112,6 +112,9 @@ def check_fields(c, choices: dict, at_least_1=(), at_least_0=(), fraction=(), po
                                                    'weight_decay=0.1')
     check_range(c, 'seed', 0, MAX_SEED)
     check_range(c, 'grad_accum', 1, MAX_GRAD_ACCUM, fix='micro-batches per step: more would take days a step')
+    check_range(c, 'max_steps', 1, MAX_STEPS, fix='optimizer steps of the run: more would run for years; '
+                                                 'stop a run early with Ctrl-C instead')
+    check_range(c, 'warmup_steps', 0, MAX_STEPS, fix='steps of the learning-rate warmup, e.g. warmup_steps=100')
     check_device_name(c)
     for k in fraction: check_range(c, k, 0, 1, hi_open=True)
     for k in positive: check_range(c, k, 0, MAX_EPOCHS if k == 'epochs' else None, lo_open=True)
@@ -120,6 +123,7 @@ MAX_SEED = 2**32 - 1            # seeds feed torch and numpy generators, which t
 MAX_SAMPLE_STEPS = 1_000_000    # network calls per sample: more would run for days (and the schedule alone fills memory)
 MAX_EPOCHS = 1e6                # max_steps is computed from epochs: more overflows
 MAX_GRAD_ACCUM = 2**20          # micro-batches (fine-tuning: examples) per step and process
+MAX_STEPS = 10**9               # optimizer steps of a run: a billion is years of training (epochs are held to it too)
 
 def check_device_name(obj, name: str = 'device'):
     ("A UserError unless obj.name names a device this library runs on ('auto', 'cpu', 'cuda', 'cuda:N'): checked "
@@ -273,6 +277,10 @@ class SampleConfig:
         check_device_name(self)
         for k in ('temperature', 'eval_batches'): check_range(self, k, 0)
         check_range(self, 'top_p', 0, 1, lo_open=True)
+        if not self.checkpoint.strip(): raise UserError("SampleConfig.checkpoint='' is empty: give a run folder or a "
+                                                        'checkpoint step folder, e.g. checkpoint=runs/my_run')
+        if self.regex == '': raise UserError("SampleConfig.regex='' matches only the empty string: give a pattern, or "
+                                             'leave regex out (None) for samples without one')
         if self.regex is not None: from_regex(self.regex, [])      # a pattern that does not compile stops here
 
 def sample_output_path(run_dir, step: int | None, seed: int, out_file: str | None = None) -> Path:

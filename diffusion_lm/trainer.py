@@ -39,7 +39,7 @@ from .distributed import mean_over_ranks
 from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints, read_newest
-from .train_config import TrainConfig, PRESETS, config_from_preset
+from .train_config import TrainConfig, PRESETS, config_from_preset, MAX_STEPS
 from .released import is_release, release_init, load_release
 
 # %% auto #0
@@ -107,11 +107,16 @@ def check_memory(cfg: TrainConfig, method, device) -> MemoryEstimate:
         knobs = {'time': f'cond_dim={cfg.cond_dim}', 'adaln': f'cond_dim={cfg.cond_dim}, n_layer={cfg.n_layer}, n_embd={cfg.n_embd}',
                  'embedding': f'n_embd={cfg.n_embd} x {mc.vocab_size} tokens', 'output': f'n_embd={cfg.n_embd} x {mc.vocab_size} tokens'
                  }.get(max(pb, key=pb.get), f'n_layer={cfg.n_layer}, n_embd={cfg.n_embd}')     # the largest part's settings
+        one = need - tokens + tokens / cfg.batch_size       # batch_size=1: does a single sequence fit?
         why = (f'{fmt_bytes(need - tokens)} of it for the {est.params / 1e6:,.1f} M parameters (weights, gradients, '
                f'optimizer state, EMA) of {knobs}: make the model smaller'
                if need - tokens >= tokens else
                f'{fmt_bytes(tokens)} of it for the activations of batch_size={cfg.batch_size} x '
-               f'context_length={cfg.context_length}: lower them (grad_accum keeps the tokens per step)')
+               f'context_length={cfg.context_length}: lower them (grad_accum keeps the tokens per step)'
+               if one <= 0.9 * free else
+               f'{fmt_bytes(tokens)} of it for the activations of context_length={cfg.context_length} through '
+               f'n_layer={cfg.n_layer} layers of n_embd={cfg.n_embd}, too much even at batch_size=1: make the model '
+               'smaller or lower context_length')
         raise UserError(f'a training step needs about {fmt_bytes(need)} but {device} has {fmt_bytes(free)} free, '
                         f'{why}, or use a larger device')
     return est
@@ -172,10 +177,14 @@ def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, devic
     return Run(_derived(cfg, max_steps=max_steps), Path(data_path), meta, tok, method, L, max_steps, dinfo,
                device, memory)
 
-def steps_of(max_steps: int, epochs: float | None, units: int, per_step: int) -> int:
+def steps_of(max_steps: int, epochs: float | None, units: int, per_step: int, unit: str = 'tokens') -> int:
     ("The optimizer steps of a run: `max_steps`, or with `epochs` the steps that pass that many times over `units` "
      "(training tokens; fine-tuning: examples), `per_step` of them a step; at least 1. Both stacks count this way.")
-    return max_steps if epochs is None else max(1, math.ceil(epochs * units / per_step))
+    if epochs is None: return max_steps
+    steps = max(1, math.ceil(epochs * units / per_step))
+    if steps > MAX_STEPS: raise UserError(f'epochs={epochs} over {units} training {unit}, {per_step} a step, is {steps} '
+                                          f'steps, more than {MAX_STEPS}: lower epochs, or give max_steps instead')
+    return steps
 
 def _derived(cfg: TrainConfig, **values) -> TrainConfig:
     "A copy of the checked `cfg` with values derived from the data (not checked again: they come from the library)."

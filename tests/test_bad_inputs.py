@@ -617,8 +617,8 @@ CASES = [
     FM('e-hf-tokenizer-json-missing', [], 'loading the tokenizer failed', lambda m: (m / 'tokenizer.json').unlink()),
     FM('e-hf-untrusted-code', ['trust_remote_code=False'], 'set trust_remote_code=True if you trust the folder'),
     # ---- diffusion-lm-finetune: values and options
-    FM('e-ft-lora-rank-wider-than-layers', ['lora=True', 'lora_rank=100000000000'],
-       'LoRA rank 100000000000 is larger than the narrowest adapted layer (32): use a rank <= 32'),
+    FM('e-ft-lora-rank-wider-than-layers', ['lora=True', 'lora_rank=64'],
+       'LoRA rank 64 is larger than the narrowest adapted layer (32): use a rank <= 32'),
        # checked once the model is loaded, after the run folder was made: the folder made for it is removed again
     F('e-ft-examples-per-step-overflow', ['batch_size=100000000000'], 'FinetuneConfig.batch_size x grad_accum = 100000000000 x 1'),
     F('e-ft-lr-overflow', ['lr=1e308'], 'FinetuneConfig.lr=1e+308 is out of range (0, 1]'),
@@ -808,6 +808,65 @@ CASES += [
     T('resume-max-steps-below-reached', ['max_steps=2'], 'reached step 4, past max_steps=2', setup=with_run),
 ]
 
+
+# ================================================================ issue 24, second probe (helper B): bounds on step counts and
+# LoRA ranks, and what a fresh hostile probe found (bench/results/probe_issue24_second.md)
+def checkpoints_a_file(run: Path):
+    "The run's checkpoints/ folder replaced by a file of that name."
+    shutil.rmtree(run / 'checkpoints'); (run / 'checkpoints').write_text('x')
+
+def plan(*sets):
+    "diffusion-lm-finetune --plan on two named 80 GB devices for the tiny model in w/m, with `sets`."
+    return lambda w: ['--plan', '--devices', '2', '--device-memory', '80GB', '--set', f'model={w}/m', *sets]
+
+def nb_sample(id, params, message, **kw) -> Case:
+    "A sample.ipynb row on the trained run."
+    return Case(id, 'nb-sample', lambda w, p=params: dict(p), message, setup=with_run, **kw)
+
+CASES += [
+    # ---- step counts and LoRA ranks bounded (the known gaps of issue 24)
+    T('b-max-steps-overflow', ['max_steps=100000000000000000000'],
+      'TrainConfig.max_steps=100000000000000000000 is out of range [1, 1000000000]; optimizer steps of the run', exec='script'),
+    T('b-warmup-overflow', ['warmup_steps=100000000000000000000'],
+      'TrainConfig.warmup_steps=100000000000000000000 is out of range [0, 1000000000]'),
+    T('b-epochs-overflow-in-steps', ['epochs=1000000'], 'steps, more than 1000000000: lower epochs, or give max_steps instead'),
+    F('b-ft-max-steps-overflow', ['max_steps=100000000000000000000'],
+      'FinetuneConfig.max_steps=100000000000000000000 is out of range [1, 1000000000]'),
+    Case('b-ft-plan-lora-rank-overflow', 'finetune', plan('lora=True', 'lora_rank=1000000000000'),
+         'FinetuneConfig.lora_rank=1000000000000 is out of range [1, 65536]; a LoRA rank is small', setup=with_llada()),
+    Case('b-ft-plan-batch-size-overflow', 'finetune', plan('batch_size=1000000000000'),
+         'FinetuneConfig.batch_size x grad_accum = 1000000000000 x 1 examples per step', setup=with_llada(), exec='module'),
+    Case('b-ft-data-a-folder', 'finetune', lambda w: ['--no-progress', '--set', f'model={w}/m', f'data={w}/m', f'out_dir={w}/ft',
+                                                    'device=cpu'], 'm: a folder, not a data file; give a JSONL file',
+         setup=with_llada(), after=no_run_folder),
+    S('b-slurm-finetune-lora-rank-overflow', ['finetune', '--dry-run', '--set', 'model=x', 'lora_rank=1000000000000'],
+      'FinetuneConfig.lora_rank=1000000000000 is out of range [1, 65536]'),
+    # ---- run folders: a path under a file, a checkpoints/ that is a file (it used to rewrite metrics.jsonl first)
+    Case('b-out-dir-under-a-file', 'train', lambda w: train_argv(w / 'cfg.json' / 'run'),
+         'cfg.json, which is a file, not a folder; nothing was changed', setup=with_config('{}')),
+    T('b-checkpoints-a-file', LONG, "checkpoints is a file, not the folder of the run's checkpoints; nothing was changed",
+      setup=with_damaged_run(checkpoints_a_file)),
+    T('b-memory-advice-layers', ['n_layer=100000000000000000000'],
+      'layers of n_embd=32, too much even at batch_size=1: make the model smaller or lower context_length'),
+    # ---- diffusion-lm-slurm
+    S('b-slurm-time-zero', ['submit', '{nb}', '--dry-run', '--time', '0'], "time='0' asks SLURM for no time limit"),
+    S('b-slurm-notebook-not-a-notebook', ['submit', '{w}/cfg.json', '--dry-run'], 'cfg.json is not a readable Jupyter notebook (',
+      setup=with_config('{}')),
+    S('b-slurm-list-runs-root-a-file', ['list', '--runs-root', '{w}/cfg.json'], 'cfg.json is a file, not a folder of runs',
+      setup=with_config('{}')),
+    # ---- sample.ipynb: regular expressions and prompts, refused before the model runs
+    nb_sample('b-nb-sample-regex-invalid', {'regex': '(ab'},
+              "'(ab' cannot be compiled (missing ), unterminated subpattern at position 0): fix the pattern"),
+    nb_sample('b-nb-sample-regex-empty-language', {'regex': 'é+'}, "'é+' matches no string of the model's characters"),
+    nb_sample('b-nb-sample-regex-cannot-fit-length', {'regex': 'abc', 'length': 10},
+              "'abc' has no string of exactly 10 tokens (its strings have 3 tokens)"),
+    nb_sample('b-nb-sample-regex-empty', {'regex': ''}, "SampleConfig.regex='' matches only the empty string"),
+    nb_sample('b-nb-sample-prompt-out-of-vocabulary', {'prompt': 'é'},
+              "prompt='é': character 'é' (position 0) is not in the vocabulary of 65 characters: write the prompt"),
+    nb_sample('b-nb-sample-checkpoint-empty', {'checkpoint': ''}, "SampleConfig.checkpoint='' is empty"),
+    Case('b-nb-train-max-steps-overflow', 'nb-train', lambda w: {'max_steps': '100000000000000000000'},
+         'TrainConfig.max_steps=100000000000000000000 is out of range [1, 1000000000]'),
+]
 
 def papermill(nb: str, w: Path, logs: Path, params: dict) -> Proc:
     "papermill `nbs/<nb>` with -p values (tiny settings first for train.ipynb), into logs/<n>.ipynb."
@@ -1000,3 +1059,4 @@ def test_full_disk(tmp_path):
         assert find_latest_checkpoint(out) == cks[-1]
         assert [q.name for q in (out / 'checkpoints').iterdir() if TEMP_RE.match(q.name)] == []
     finally: subprocess.run(['umount', str(mnt)], capture_output=True)
+

@@ -631,6 +631,11 @@ def test_constraints_quick(tmp_path):
     reg = [r for r in res['rows'] if r['model'] == 'shakespeare-block']
     assert [r['variant'] for r in reg] == ['unconstrained', 'play-format regex'] and reg[1]['accepted'] == 1.0
     assert reg[0]['calls_per_sample'] == reg[1]['calls_per_sample']
+    for rows in (pal, reg):                 # every timed run is kept: the reported figures are recomputed from them
+        for r in rows:
+            assert len(r['timed_seconds']) == 1 and r['timed_seconds'][0] > 0
+            assert r['seconds_per_sample'] == statistics.median(r['timed_seconds']) / r['n']
+            assert r['ratio_to_unconstrained'] == statistics.median(r['timed_seconds']) / statistics.median(rows[0]['timed_seconds'])
     # the step clock: one network call and one constraint draw per sampler step, both timed
     assert all(r['timed_calls'] == r['timed_draws'] == r['calls_per_sample'] for r in pal + reg)
     assert all(r['network_ms_per_step'] > 0 and r['check_ms_per_step'] > 0 and 0 < r['check_share'] < 1 for r in pal + reg)
