@@ -36,7 +36,8 @@ from .scale import (apply_lora, enable_block_checkpointing, shard_model, shard_w
                                 merge_lora, export_pretrained, CKPT_META)
 from .sft_data import load_sft_data, collate, batch_indices, SFTData
 from .memory_plan import shape_from_config, plan, format_plan
-from .sources import model_format, data_kind, LibraryModel, CorpusWindows, ModelSource, DataSource
+from .sources import model_format, data_kind, LibraryModel, CorpusWindows, ModelSource, DataSource, _text_path
+from .released import HFTokenizer, TEXT_SOURCES, is_text_source
 from .data import known_datasets
 from .model_size import fmt_bytes
 
@@ -52,7 +53,7 @@ __all__ = ['build_model', 'SHARDED', 'CONFIG', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 
 class FinetuneConfig:
     "Everything a fine-tuning run needs; `--set KEY=VALUE` and papermill parameters map one to one onto these fields."
     model: str = ''  # a Hugging Face LLaDA-format folder, a diffusion-lm-train run or checkpoint, or a release folder
-    data: str = ''  # JSONL (HF model): {"messages": [...]}, {"prompt", "response"} or {"text"}; else a corpus data set
+    data: str = ''  # JSONL (HF model): {"messages": [...]}, {"prompt", "response"} or {"text"}; else a corpus data set, or text (a release)
     out_dir: str = 'runs/finetune'      # the run folder; at the end model/ (and adapter/) in it
     val_data: str | None = None         # JSONL scored before and after training (eval_draws > 0); None: data
     context_length: int = 2048          # longest example in tokens (prompt + answer + EOS); was max_length
@@ -344,12 +345,18 @@ def pick_sources(cfg: FinetuneConfig, dinfo: DistInfo = DistInfo()) -> tuple[Mod
                             '{"text": ...} lines): give data=FILE.jsonl')
         src = HFModel(cfg)
         return src, ChatSFT(cfg, src, dinfo)
-    if not cfg.data or data_kind(cfg.data) != 'corpus':
+    text = bool(cfg.data) and data_kind(cfg.data) != 'corpus' and is_text_source(_text_path(cfg.data))
+    if not cfg.data or not (text or data_kind(cfg.data) == 'corpus'):
         raise UserError(f'data={cfg.data!r} is not a corpus data set ({", ".join(known_datasets())}, or a prepared '
-                        f"folder); {p} is this library's transformer, fine-tuned on windows of a corpus (chat SFT "
-                        'is for Hugging Face LLaDA-format models)')
+                        f"folder), nor text for a release's tokenizer ({', '.join(TEXT_SOURCES)}, or a text file); "
+                        f"{p} is this library's transformer, fine-tuned on windows of a corpus (chat SFT is for "
+                        'Hugging Face LLaDA-format models)')
     src = LibraryModel(p, kind)
     src.check(cfg)
+    if text and not isinstance(src.tokenizer, HFTokenizer):
+        raise UserError(f"data={cfg.data!r} is text, which a model with a Hugging Face tokenizer (a release) reads "
+                        f'through it; {p} reads {type(src.tokenizer).__name__} ids: give a data set of its tokenizer '
+                        f'({", ".join(known_datasets())}, or a prepared folder)')
     return src, CorpusWindows(cfg, src, dinfo)
 
 # %% ../nbs/16_finetune.ipynb #8f1863cd

@@ -120,6 +120,7 @@ def load(cls: CharTokenizer, path) -> CharTokenizer:
 # %% ../nbs/00_tokenizers.ipynb #1e6f7a87
 def tokenizer_to_dict(tok) -> dict:
     "A JSON-ready description of `tok`."
+    if hasattr(tok, 'to_dict'): return tok.to_dict()        # a Hugging Face tokenizer (released.HFTokenizer)
     return {'type': 'bytes'} if isinstance(tok, ByteTokenizer) else {'type': 'chars', 'chars': tok.chars}
 
 # %% ../nbs/00_tokenizers.ipynb #6fa72e04
@@ -127,7 +128,10 @@ def tokenizer_from_dict(d: dict):
     "The tokenizer described by `d` (see `tokenizer_to_dict`)."
     if d.get('type') == 'bytes': return ByteTokenizer()
     if d.get('type') == 'chars': return CharTokenizer(d['chars'])
-    raise UserError(f"unknown tokenizer description {d!r}: expected type 'bytes' or 'chars'")
+    if d.get('type') == 'hf':                    # a release's tokenizer, kept with the text it tokenized (13b_released)
+        from diffusion_lm.released import hf_tokenizer_from_dict
+        return hf_tokenizer_from_dict(d)
+    raise UserError(f"unknown tokenizer description {d!r}: expected type 'bytes', 'chars' or 'hf'")
 
 # %% ../nbs/00_tokenizers.ipynb #c11d7b2c
 _NAMES = {'pad_id': '<PAD>', 'bos_id': '<BOS>', 'eos_id': '<EOS>', 'mask_id': '<MASK>'}
