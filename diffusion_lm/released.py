@@ -408,8 +408,11 @@ RELEASED_MODELS = {
     'bd3lm-owt-block4': {'model_type': 'bd3lm', 'block_size': 4, 'cross_attn': True, 'adaln': True, **_DIT_OWT}}
 
 def released_model_config(name: str) -> tuple[ModelConfig, object]:
-    "The `ModelConfig` and method of a released model by name (see `RELEASED_MODELS`), as its folder would load."
-    if name not in RELEASED_MODELS: raise UserError(f'no released model {name!r}: choose one of {list(RELEASED_MODELS)}')
+    ("The `ModelConfig` and method of a released model by name (see `RELEASED_MODELS`), as its folder would load; "
+     "or of a release folder `name`, from its config.json alone.")
+    if name not in RELEASED_MODELS and is_release(name): return _release_setup(name)[1:]
+    if name not in RELEASED_MODELS: raise UserError(f'no released model {name!r}: choose one of {list(RELEASED_MODELS)} '
+                                                    'or give a release folder')
     cfg = RELEASED_MODELS[name]
     return sedd_config(cfg) if 'tokens' in cfg else dit_config(cfg)
 

@@ -223,3 +223,29 @@ def test_text_is_for_a_model_with_its_own_tokenizer(tmp_path):
     with pytest.raises(UserError, match=r"nor text for a release's tokenizer \(wikitext-2, tinyshakespeare, or a text "
                                         r"file\)"):
         pick_sources(FinetuneConfig(model=str(folder), data=str(tmp_path / 'missing.txt')))
+
+
+@pytest.mark.parametrize('model', ['sedd-medium', 'bd3lm-owt-block4', 'folder'])
+def test_plan_of_a_released_model(tmp_path, capsys, model):
+    ("diffusion-lm-finetune --plan model=<a released model's name or a release folder>: the figures of "
+     "model_size.memory_estimate for a fine-tuning step (no EMA), which is memory_plan.released_plan's less the EMA.")
+    from diffusion_lm.memory_plan import released_plan, model_row
+    from diffusion_lm.model_size import memory_estimate, param_breakdown, fmt_bytes
+    from diffusion_lm.released import released_model_config
+    name = str(tiny_release(tmp_path / 'bd3lm-tiny', 'bd3lm')) if model == 'folder' else model
+    L, B = (16, 4) if model == 'folder' else (1024, 8)
+    assert finetune_main(['--plan', '--devices', '2', '--device-memory', '80GB', '--set', f'model={name}',
+                          f'context_length={L}', f'batch_size={B}', 'precision=bf16']) == 0
+    head, table, row, choice = capsys.readouterr().out.splitlines()
+    mc, method = released_model_config(name)
+    est = memory_estimate(mc, B, (2 if method.name == 'block' else 1) * L, 'bf16', ema=False)
+    pb = param_breakdown(mc)
+    P, non_emb = sum(pb.values()), sum(pb.values()) - pb['embedding'] - pb['output']
+    label = 'bd3lm-tiny (bd3lm release)' if model == 'folder' else f'{model} (released)'
+    assert head.startswith(f'{label}: {P / 1e6:.1f} M parameters; one fine-tuning step (AdamW, no EMA) of '
+                           f'batch_size={B} x context_length={L} per device; devices: 2 x 80.0 GiB (as named)')
+    assert row.split() == [*label.split(), f'{P / 1e6:.1f}M', f'{non_emb / 1e6:.1f}M', *fmt_bytes(est.total).split(), 'yes']
+    assert choice == f'this configuration: full fine-tuning, {fmt_bytes(est.total)} per device, fits'
+    assert model_row(label, mc, method, L, B, 1e15, 'bf16', ema=False)['peak'] == est.total
+    if model != 'folder':
+        assert released_plan(L, B, (80,), 'bf16', names=[model])[0]['peak'] == est.total + 4 * P
