@@ -11,14 +11,14 @@ from .sedd import get_noise
 from .files import atomic_dir
 from .train_config import TrainConfig
 from .errors import UserError
+from .tokenizers import HFTokenizer, tokenizer_identity
 
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'RELEASED_MODELS', 'TEXT_SOURCES', 'sedd_config', 'sedd_state_dict',
-           'official_state_dict', 'HFTokenizer', 'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd',
-           'dit_config', 'dit_state_dict', 'dit_official_state_dict', 'release_kind', 'load_release', 'save_release',
+           'official_state_dict', 'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd', 'dit_config',
+           'dit_state_dict', 'dit_official_state_dict', 'release_kind', 'load_release', 'save_release',
            'release_config', 'is_release', 'release_state_dict', 'release_init', 'released_model_config',
-           'tokenizer_identity', 'is_text_source', 'text_documents', 'encode_documents', 'prepare_text_tokens',
-           'hf_tokenizer_from_dict', 'release_tokenizer']
+           'is_text_source', 'text_documents', 'encode_documents', 'prepare_text_tokens', 'release_tokenizer']
 
 # %% ../nbs/13b_released.ipynb #c9173369
 _GRAPHS, _NOISES = {'absorb': 'absorbing', 'uniform': 'uniform'}, {'loglinear': 'loglinear', 'geometric': 'geometric'}
@@ -100,40 +100,6 @@ def _official_names(cfg: ModelConfig) -> list[str]:
                     'output_layer.adaLN_modulation.weight', 'output_layer.adaLN_modulation.bias']
 
 # %% ../nbs/13b_released.ipynb #445b430a
-class HFTokenizer:
-    "A Hugging Face tokenizer as this library's tokenizers: ids `0..n_real-1`, then MASK (`mask=True`)."
-    name = 'hf'
-    def __init__(self, hf, mask: bool = True, meta: dict | None = None):
-        self.hf, self.n_real, self.meta = hf, len(hf), dict(meta or {})
-        self.mask_id = self.n_real if mask else None
-        self.vocab_size = self.n_real + int(mask)
-        self.eos_id = hf.eos_token_id
-        self.bos_id = hf.bos_token_id if hf.bos_token_id is not None else self.eos_id
-        self.pad_id = hf.pad_token_id if hf.pad_token_id is not None else self.eos_id
-
-    def encode(self, text: str, add_special: bool = False) -> list[int]:
-        "Token ids of `text` (the tokenizer's own special tokens when `add_special`)."
-        return self.hf.encode(text, add_special_tokens=add_special)
-
-    def decode(self, ids) -> str:
-        "The text of `ids`; each run of MASK as `_` per token."
-        out, run = [], []
-        for i in (int(i) for i in ids):
-            if i == self.mask_id:
-                if run: out.append(self.hf.decode(run)); run = []
-                out.append('_')
-            else: run.append(i)
-        if run: out.append(self.hf.decode(run))
-        return ''.join(out)
-
-    def decode_batch(self, batch) -> list[str]: return [self.decode(r) for r in batch]
-    def __repr__(self): return f'HFTokenizer({type(self.hf).__name__}, n_real={self.n_real}, mask_id={self.mask_id})'
-    def to_dict(self) -> dict:
-        ("What `tokenizers.tokenizer_from_dict` reads back: its identity (`tokenizer_identity`) and, once its files "
-         "are kept with prepared data (`prepare_text_tokens`), where they are (`dir`).")
-        return {**self.meta, 'type': 'hf', 'name': str(self.hf.name_or_path), 'n_real': self.n_real,
-                'mask': self.mask_id is not None, 'identity': tokenizer_identity(self)}
-
 def gpt2_tokenizer(folder=None):
     "The folder's own tokenizer files if it has them, else GPT-2's from the hub (a one-line error offline)."
     from transformers import AutoTokenizer
@@ -424,14 +390,6 @@ from .data import (read_text, data_dir, prepared_dir, shakespeare_path, wikitext
 TEXT_SOURCES = {'wikitext-2': "the shipped WikiText-2 sample (valid + test), one document per article",
                 'tinyshakespeare': 'the shipped Tiny Shakespeare text'}
 
-def tokenizer_identity(tok) -> str:
-    ("A digest of a Hugging Face tokenizer's whole definition (`tok`: it or an `HFTokenizer`): vocabulary, merges, "
-     "normalisation and special tokens; two tokenizers with one identity encode alike.")
-    hf = getattr(tok, 'hf', tok)
-    backend = getattr(hf, 'backend_tokenizer', None)
-    spec = backend.to_str() if backend is not None else json.dumps(sorted(hf.get_vocab().items()))
-    return hashlib.sha256(f'{len(hf)}\n{hf.eos_token_id}\n{spec}'.encode()).hexdigest()
-
 def is_text_source(data) -> bool:
     "Whether `data` is text for a model's own tokenizer: a name of `TEXT_SOURCES`, or a text file (not JSONL)."
     if str(data) in TEXT_SOURCES: return True
@@ -483,18 +441,6 @@ def prepare_text_tokens(source, tok: HFTokenizer, out_dir=None, train_fraction: 
     return _prepare(out_dir, options, overwrite, build)
 
 # %% ../nbs/13b_released.ipynb #2611fdb2
-def hf_tokenizer_from_dict(d: dict) -> HFTokenizer:
-    "The `HFTokenizer` that `HFTokenizer.to_dict` (kept with prepared data: `dir`) describes, its identity checked."
-    p = Path(d.get('dir') or '.')
-    if not any((p / f).is_file() for f in ('tokenizer.json', 'vocab.json', 'tokenizer_config.json')):
-        raise UserError(f"the Hugging Face tokenizer {d.get('name', '')!r} of this data was kept in {p}, which holds no "
-                        'tokenizer files now: prepare the text again (run the same command; it tokenizes the text anew)')
-    from transformers import AutoTokenizer
-    tok = HFTokenizer(AutoTokenizer.from_pretrained(str(p)), mask=d.get('mask', True), meta={'dir': str(p)})
-    if d.get('identity') and tokenizer_identity(tok) != d['identity']:
-        raise UserError(f'{p}: the tokenizer there is not the one the data was tokenized with; prepare the text again')
-    return tok
-
 def release_tokenizer(folder) -> HFTokenizer:
     "The tokenizer of a release folder (its own files, else GPT-2's), without reading its weights."
     kind, _, method = _release_setup(folder)
