@@ -311,7 +311,9 @@ def prepare_dataset(name_or_path, **kwargs) -> Path:
 # %% ../nbs/01_data.ipynb #9c39d21d
 def load_tokenizer(data_path):
     "The tokenizer a prepared data folder was made with."
-    return tokenizer_from_dict(load_metadata(data_path)['tokenizer'])
+    d = load_metadata(data_path)['tokenizer']
+    if d.get('type') == 'hf': d = {**d, 'dir': str(Path(data_path).resolve() / 'tokenizer')}   # its files, kept there
+    return tokenizer_from_dict(d)
 
 # %% ../nbs/01_data.ipynb #b011d8a2
 def open_split(data_path, split: str = 'train') -> np.ndarray:

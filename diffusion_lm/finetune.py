@@ -35,8 +35,11 @@ from .scale import (apply_lora, enable_block_checkpointing, shard_model, shard_w
                                 load_sharded_checkpoint, save_adapter,
                                 merge_lora, export_pretrained, CKPT_META)
 from .sft_data import load_sft_data, collate, batch_indices, SFTData
-from .memory_plan import shape_from_config, plan, format_plan
-from .sources import model_format, data_kind, LibraryModel, CorpusWindows, ModelSource, DataSource
+from .memory_plan import shape_from_config, plan, format_plan, model_row, format_released_plan
+from .sources import model_format, data_kind, LibraryModel, CorpusWindows, ModelSource, DataSource, _text_path
+from .released import HFTokenizer, TEXT_SOURCES, is_text_source, RELEASED_MODELS, released_model_config
+from .released import is_release, release_kind
+from .trainer import load_newest
 from .data import known_datasets
 from .model_size import fmt_bytes
 
@@ -44,7 +47,8 @@ from .model_size import fmt_bytes
 __all__ = ['MAX_LORA_RANK', 'build_model', 'SHARDED', 'CONFIG', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig',
            'validate_finetune', 'HFModel', 'prepare_data', 'load_model', 'step_batches', 'make_loss', 'evaluate_sft',
            'ChatSFT', 'latest_checkpoint', 'save_state', 'resume_position', 'resume_state', 'fsdp_no_sync', 'finetune',
-           'pick_sources', 'parse_gib', 'plan_devices', 'plan_rows', 'plan_text', 'main']
+           'pick_sources', 'parse_gib', 'plan_devices', 'plan_rows', 'library_model', 'library_plan_rows',
+           'library_plan_text', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
 @old_field_names({'max_length': 'context_length'})      # old names, still read (with a DeprecationWarning)
@@ -52,7 +56,7 @@ __all__ = ['MAX_LORA_RANK', 'build_model', 'SHARDED', 'CONFIG', 'MAX_DEVICE_GIB'
 class FinetuneConfig:
     "Everything a fine-tuning run needs; `--set KEY=VALUE` and papermill parameters map one to one onto these fields."
     model: str = ''  # a Hugging Face LLaDA-format folder, a diffusion-lm-train run or checkpoint, or a release folder
-    data: str = ''  # JSONL (HF model): {"messages": [...]}, {"prompt", "response"} or {"text"}; else a corpus data set
+    data: str = ''  # JSONL (HF model): {"messages": [...]}, {"prompt", "response"} or {"text"}; else a corpus data set, or text (a release)
     out_dir: str = 'runs/finetune'      # the run folder; at the end model/ (and adapter/) in it
     val_data: str | None = None         # JSONL scored before and after training (eval_draws > 0); None: data
     context_length: int = 2048          # longest example in tokens (prompt + answer + EOS); was max_length
@@ -347,12 +351,18 @@ def pick_sources(cfg: FinetuneConfig, dinfo: DistInfo = DistInfo()) -> tuple[Mod
                             '{"text": ...} lines): give data=FILE.jsonl')
         src = HFModel(cfg)
         return src, ChatSFT(cfg, src, dinfo)
-    if not cfg.data or data_kind(cfg.data) != 'corpus':
+    text = bool(cfg.data) and data_kind(cfg.data) != 'corpus' and is_text_source(_text_path(cfg.data))
+    if not cfg.data or not (text or data_kind(cfg.data) == 'corpus'):
         raise UserError(f'data={cfg.data!r} is not a corpus data set ({", ".join(known_datasets())}, or a prepared '
-                        f"folder); {p} is this library's transformer, fine-tuned on windows of a corpus (chat SFT "
-                        'is for Hugging Face LLaDA-format models)')
+                        f"folder), nor text for a release's tokenizer ({', '.join(TEXT_SOURCES)}, or a text file); "
+                        f"{p} is this library's transformer, fine-tuned on windows of a corpus (chat SFT is for "
+                        'Hugging Face LLaDA-format models)')
     src = LibraryModel(p, kind)
     src.check(cfg)
+    if text and not isinstance(src.tokenizer, HFTokenizer):
+        raise UserError(f"data={cfg.data!r} is text, which a model with a Hugging Face tokenizer (a release) reads "
+                        f'through it; {p} reads {type(src.tokenizer).__name__} ids: give a data set of its tokenizer '
+                        f'({", ".join(known_datasets())}, or a prepared folder)')
     return src, CorpusWindows(cfg, src, dinfo)
 
 # %% ../nbs/16_finetune.ipynb #8f1863cd
@@ -464,12 +474,50 @@ def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tu
     mode = 'lora' if cfg.lora else 'fsdp2' if cfg.fsdp else 'full'
     return rows, next(r for r in rows if r['mode'] == mode and r['checkpointing'] == cfg.gradient_checkpointing), shape
 
+# %% ../nbs/16_finetune.ipynb #4435fa88
+_WHAT = {'named': 'as named', 'cuda': 'the CUDA devices seen', 'cpu': "this CPU's available memory, float32"}
+
+def library_model(model: str) -> tuple[str, object, object] | None:
+    ("(a label, ModelConfig, method) of this library's transformer named by `model`: a released model's name "
+     "(`released.RELEASED_MODELS`), a release folder, or a run or checkpoint of diffusion-lm-train (its newest); None "
+     "for anything else (a Hugging Face folder).")
+    if model in RELEASED_MODELS: return (f'{model} (released)', *released_model_config(model))
+    p = project_path(model)
+    if is_release(p): return (f'{p.name} ({release_kind(p)} release)', *released_model_config(str(p)))
+    if p.is_dir() and ((p / 'checkpoints').is_dir() or (p / 'meta.json').is_file()):
+        ckpt, (m, method, _, _) = load_newest(p)
+        return f'{p.name} (run, {method.name})', m.cfg, method
+    return None
+
+def library_plan_rows(cfg: FinetuneConfig, found: tuple, devices: list[float], gpu: bool = True) -> tuple[list[dict], int]:
+    ("(rows, the context length planned): `memory_plan.model_row` of a fine-tuning step of `found` "
+     "(`library_model`) at `cfg`'s batch_size and context_length (at most the model's) on `devices`.")
+    name, mc, method = found
+    L = min(cfg.context_length, mc.context_length)
+    prec = resolve_precision(cfg.precision, 'cuda' if gpu else 'cpu')
+    return [model_row(name, mc, method, L, cfg.batch_size, 0.9 * min(devices) * 2**30, prec, ema=False)], L
+
+def library_plan_text(cfg: FinetuneConfig, found: tuple, devices: list[float], kind: str) -> str:
+    "The --plan report of this library's transformer: a line on the step, the table, a line on the configured choice."
+    rows, L = library_plan_rows(cfg, found, devices, gpu=kind != 'cpu')
+    r, mc = rows[0], found[1]
+    longer = (f' (context_length={cfg.context_length} is more than its {mc.context_length} positions)'
+              if L < cfg.context_length else '')
+    head = (f"{r['name']}: {r['params'] / 1e6:.1f} M parameters; one fine-tuning step (AdamW, no EMA) of "
+            f'batch_size={cfg.batch_size} x context_length={L} per device{longer}; devices: {len(devices)} x '
+            f'{min(devices):.1f} GiB ({_WHAT[kind]}); fits = peak <= 90%')
+    choice = (f"this configuration: {'LoRA, at most' if cfg.lora else 'full fine-tuning,'} {fmt_bytes(r['peak'])} per "
+              f"device, {'fits' if r['fits'] else 'does NOT fit'}")
+    return '\n'.join([head, format_released_plan(rows), choice])
+
 # %% ../nbs/16_finetune.ipynb #3e20611f
 def plan_text(cfg: FinetuneConfig, n_devices: int | None = None, device_memory: str | None = None) -> str:
-    "The --plan report: the table of memory_plan.format_plan and a line on the configured choice."
+    ("The --plan report: the table of memory_plan.format_plan and a line on the configured choice (this library's "
+     "transformer: `library_plan_text`).")
     devices, kind = plan_devices(n_devices, device_memory)
+    if (found := library_model(cfg.model)) is not None: return library_plan_text(cfg, found, devices, kind)
     rows, mine, shape = plan_rows(cfg, devices, gpu=kind != 'cpu')
-    what = {'named': 'as named', 'cuda': 'the CUDA devices seen', 'cpu': "this CPU's available memory, float32"}[kind]
+    what = _WHAT[kind]
     head = (f'{Path(cfg.model).name}: {shape.n_params / 1e9:.3g} B parameters; '
             f'one step of batch_size={cfg.batch_size} x '
             f'context_length={cfg.context_length} per device; devices: {len(devices)} x {min(devices):.1f} GiB ({what}); '

@@ -15,7 +15,7 @@ from .config_values import renamed_keyword
 # %% auto #0
 __all__ = ['LLADA_8B', 'MODES', 'ModelShape', 'shape_from_config', 'lora_params', 'block_activation_bytes',
            'head_activation_bytes', 'logits_bytes', 'FinetuneMemory', 'finetune_memory', 'plan', 'format_plan',
-           'released_plan', 'format_released_plan', 'MemoryTracker', 'measure_step_peak']
+           'model_row', 'released_plan', 'format_released_plan', 'MemoryTracker', 'measure_step_peak']
 
 # %% ../nbs/15_memory_plan.ipynb #40a4148a
 @dataclass(frozen=True)
@@ -214,18 +214,24 @@ def format_plan(rows: list[dict]) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/15_memory_plan.ipynb #1bbc131a
+def model_row(name: str, cfg, method, context_length: int, batch_size: int, budget: float, precision: str = 'bf16',
+              ema: bool = True) -> dict:
+    ("A row of the plan for this library's transformer `cfg` trained with `method` (a released model, a run): its "
+     "parameters, and the peak of a step (`model_size.memory_estimate`; `ema` for pre-training, none when fine-tuning), "
+     "whether it fits in `budget` bytes.")
+    pb = param_breakdown(cfg)
+    est = memory_estimate(cfg, batch_size, method.tokens_read(context_length), precision, ema=ema)
+    return dict(name=name, params=sum(pb.values()), non_embedding=sum(pb.values()) - pb['embedding'] - pb['output'],
+                peak=est.total, fits=est.total <= budget, estimate=est)
+
 def released_plan(context_length: int = 1024, batch_size: int = 1, devices=(80,), precision: str = 'bf16',
                   headroom: float = 0.9, names=None) -> list[dict]:
     ("One training step of each released diffusion model (`released.RELEASED_MODELS`, or `names`) at `batch_size` x "
      "`context_length`, and LLaDA-8B's full fine-tuning step beside them: parameters, per-device peak, whether it fits.")
     if not devices or min(devices) <= 0: raise UserError(f'devices must be memory sizes in GiB, got {list(devices)}')
-    budget, rows = headroom * min(devices) * 2**30, []
-    for name in (RELEASED_MODELS if names is None else names):
-        cfg, method = released_model_config(name)
-        pb = param_breakdown(cfg)
-        est = memory_estimate(cfg, batch_size, method.tokens_read(context_length), precision, ema=True)
-        rows.append(dict(name=name, params=sum(pb.values()), non_embedding=sum(pb.values()) - pb['embedding'] - pb['output'],
-                         peak=est.total, fits=est.total <= budget, estimate=est))
+    budget = headroom * min(devices) * 2**30
+    rows = [model_row(name, *released_model_config(name), context_length, batch_size, budget, precision)
+            for name in (RELEASED_MODELS if names is None else names)]
     est = finetune_memory(LLADA_8B, 'full', context_length, batch_size, precision=precision, gradient_checkpointing=False)
     rows.append(dict(name='LLaDA-8B (full fine-tuning)', params=LLADA_8B.n_params,
                      non_embedding=LLADA_8B.n_params - 2 * LLADA_8B.embedding_params - LLADA_8B.hidden,

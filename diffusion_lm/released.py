@@ -12,12 +12,14 @@ from .files import atomic_dir
 from .train_config import TrainConfig
 from .errors import UserError
 from .pretrained import _read_json as _read_json_object
+from .tokenizers import HFTokenizer, tokenizer_identity
 
 # %% auto #0
-__all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'RELEASED_MODELS', 'sedd_config', 'sedd_state_dict',
-           'official_state_dict', 'HFTokenizer', 'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd',
-           'dit_config', 'dit_state_dict', 'dit_official_state_dict', 'release_kind', 'load_release', 'save_release',
-           'release_config', 'is_release', 'release_state_dict', 'release_init', 'released_model_config']
+__all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'RELEASED_MODELS', 'TEXT_SOURCES', 'sedd_config', 'sedd_state_dict',
+           'official_state_dict', 'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd', 'dit_config',
+           'dit_state_dict', 'dit_official_state_dict', 'release_kind', 'load_release', 'save_release',
+           'release_config', 'is_release', 'release_state_dict', 'release_init', 'released_model_config',
+           'is_text_source', 'text_documents', 'encode_documents', 'prepare_text_tokens', 'release_tokenizer']
 
 # %% ../nbs/13b_released.ipynb #c9173369
 _GRAPHS, _NOISES = {'absorb': 'absorbing', 'uniform': 'uniform'}, {'loglinear': 'loglinear', 'geometric': 'geometric'}
@@ -99,35 +101,6 @@ def _official_names(cfg: ModelConfig) -> list[str]:
                     'output_layer.adaLN_modulation.weight', 'output_layer.adaLN_modulation.bias']
 
 # %% ../nbs/13b_released.ipynb #445b430a
-class HFTokenizer:
-    "A Hugging Face tokenizer as this library's tokenizers: ids `0..n_real-1`, then MASK (`mask=True`)."
-    name = 'hf'
-    def __init__(self, hf, mask: bool = True):
-        self.hf, self.n_real = hf, len(hf)
-        self.mask_id = self.n_real if mask else None
-        self.vocab_size = self.n_real + int(mask)
-        self.eos_id = hf.eos_token_id
-        self.bos_id = hf.bos_token_id if hf.bos_token_id is not None else self.eos_id
-        self.pad_id = hf.pad_token_id if hf.pad_token_id is not None else self.eos_id
-
-    def encode(self, text: str, add_special: bool = False) -> list[int]:
-        "Token ids of `text` (the tokenizer's own special tokens when `add_special`)."
-        return self.hf.encode(text, add_special_tokens=add_special)
-
-    def decode(self, ids) -> str:
-        "The text of `ids`; each run of MASK as `_` per token."
-        out, run = [], []
-        for i in (int(i) for i in ids):
-            if i == self.mask_id:
-                if run: out.append(self.hf.decode(run)); run = []
-                out.append('_')
-            else: run.append(i)
-        if run: out.append(self.hf.decode(run))
-        return ''.join(out)
-
-    def decode_batch(self, batch) -> list[str]: return [self.decode(r) for r in batch]
-    def __repr__(self): return f'HFTokenizer({type(self.hf).__name__}, n_real={self.n_real}, mask_id={self.mask_id})'
-
 def gpt2_tokenizer(folder=None):
     "The folder's own tokenizer files if it has them, else GPT-2's from the hub (a one-line error offline)."
     from transformers import AutoTokenizer
@@ -400,7 +373,74 @@ RELEASED_MODELS = {
     'bd3lm-owt-block4': {'model_type': 'bd3lm', 'block_size': 4, 'cross_attn': True, 'adaln': True, **_DIT_OWT}}
 
 def released_model_config(name: str) -> tuple[ModelConfig, object]:
-    "The `ModelConfig` and method of a released model by name (see `RELEASED_MODELS`), as its folder would load."
-    if name not in RELEASED_MODELS: raise UserError(f'no released model {name!r}: choose one of {list(RELEASED_MODELS)}')
+    ("The `ModelConfig` and method of a released model by name (see `RELEASED_MODELS`), as its folder would load; "
+     "or of a release folder `name`, from its config.json alone.")
+    if name not in RELEASED_MODELS and is_release(name): return _release_setup(name)[1:]
+    if name not in RELEASED_MODELS: raise UserError(f'no released model {name!r}: choose one of {list(RELEASED_MODELS)} '
+                                                    'or give a release folder')
     cfg = RELEASED_MODELS[name]
     return sedd_config(cfg) if 'tokens' in cfg else dit_config(cfg)
+
+# %% ../nbs/13b_released.ipynb #2b637300
+import hashlib
+import numpy as np
+from .data import (read_text, data_dir, prepared_dir, shakespeare_path, wikitext_articles, _prepare)
+
+TEXT_SOURCES = {'wikitext-2': "the shipped WikiText-2 sample (valid + test), one document per article",
+                'tinyshakespeare': 'the shipped Tiny Shakespeare text'}
+
+def is_text_source(data) -> bool:
+    "Whether `data` is text for a model's own tokenizer: a name of `TEXT_SOURCES`, or a text file (not JSONL)."
+    if str(data) in TEXT_SOURCES: return True
+    p = Path(str(data))
+    return p.is_file() and p.suffix.lower() not in ('.jsonl', '.json')
+
+def text_documents(source) -> list[str]:
+    "The documents of a text source: WikiText-2's detokenized articles, Tiny Shakespeare whole, or a text file whole."
+    if str(source) == 'wikitext-2':
+        return [a for f in ('valid.txt', 'test.txt') for a in wikitext_articles(read_text(data_dir() / 'wikitext-2' / f))]
+    return [read_text(shakespeare_path() if str(source) == 'tinyshakespeare' else source)]
+
+def encode_documents(tok: HFTokenizer, docs: list[str]) -> np.ndarray:
+    "The ids of `docs` in `tok`, one document after another with EOS between two (uint16 if the ids fit, else uint32)."
+    backend = getattr(tok.hf, 'backend_tokenizer', None)        # the fast tokenizer's own batch encoder: no warnings
+    parts = ([e.ids for e in backend.encode_batch(docs, add_special_tokens=False)] if backend is not None
+             else [tok.encode(d) for d in docs])
+    sep = [] if tok.eos_id is None else [tok.eos_id]
+    ids = [i for k, p in enumerate(parts) for i in (sep if k else []) + p]
+    return np.array(ids, dtype=np.uint16 if tok.vocab_size <= 2**16 else np.uint32)
+
+def prepare_text_tokens(source, tok: HFTokenizer, out_dir=None, train_fraction: float = 0.9,
+                        overwrite: bool = False) -> Path:
+    ("Text (`TEXT_SOURCES` or a text file) tokenized with `tok` (a release's `HFTokenizer`) as a prepared stream: the "
+     "first `train_fraction` of the ids trains, the rest validates; the tokenizer's files in `tokenizer/`. Cached in "
+     "`data.prepared_dir()` under a key of the tokenizer's identity and the text's digest.")
+    if not 0 < train_fraction < 1: raise UserError(f'train_fraction must be in (0, 1), got {train_fraction}')
+    named = str(source) in TEXT_SOURCES
+    if not named and not Path(source).is_file():
+        raise UserError(f'{source}: no such text file; give a text file, or one of {list(TEXT_SOURCES)}')
+    docs, key = text_documents(source), tokenizer_identity(tok)
+    digest = hashlib.sha256('\x00'.join(docs).encode()).hexdigest()
+    name = str(source) if named else Path(source).stem
+    out_dir = Path(out_dir or prepared_dir() / f'{name}_{hashlib.sha256((key + digest).encode()).hexdigest()[:16]}')
+    out_dir = out_dir.resolve()
+    def build(tmp):
+        ids = encode_documents(tok, docs)
+        n_train = int(len(ids) * train_fraction)
+        if min(n_train, len(ids) - n_train) < 2:
+            raise UserError(f'{source}: {len(ids)} tokens are too few to split; give a longer text')
+        np.save(tmp / 'train.npy', ids[:n_train]); np.save(tmp / 'val.npy', ids[n_train:])
+        tok.hf.save_pretrained(str(tmp / 'tokenizer'))
+        return dict(name=name, format='npy', layout='stream', tokenizer={**tok.to_dict(), 'dir': str(out_dir / 'tokenizer')},
+                    vocab_size=tok.vocab_size, n_real=tok.n_real, mask_id=tok.mask_id, n_documents=len(docs),
+                    train_tokens=n_train, val_tokens=int(len(ids) - n_train), text_sha256=digest,
+                    split=f'first {train_fraction:.0%} of the tokens trains, the rest validates')
+    options = dict(source=name if named else str(Path(source).resolve()), tokenizer=key, text_sha256=digest,
+                   train_fraction=train_fraction)
+    return _prepare(out_dir, options, overwrite, build)
+
+# %% ../nbs/13b_released.ipynb #2611fdb2
+def release_tokenizer(folder) -> HFTokenizer:
+    "The tokenizer of a release folder (its own files, else GPT-2's), without reading its weights."
+    kind, _, method = _release_setup(folder)
+    return HFTokenizer(gpt2_tokenizer(folder), mask=kind != 'sedd' or method.graph.absorb)

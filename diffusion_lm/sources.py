@@ -20,11 +20,12 @@ from .checkpoint import save_checkpoint
 from .files import replace_dir
 from .trainer import load_newest, evaluate
 from .released import release_kind, load_release, save_release, release_config, RELEASE_FORMATS
+from .released import HFTokenizer, TEXT_SOURCES, is_text_source, prepare_text_tokens, tokenizer_identity
 from .scale import apply_lora, enable_block_checkpointing, merge_state_dict, save_adapter
 
 # %% auto #0
 __all__ = ['MODEL_FORMATS', 'LIBRARY_LORA_TARGETS', 'ModelSource', 'DataSource', 'model_format', 'data_kind', 'LibraryModel',
-           'CorpusWindows']
+           'corpus_folder', 'CorpusWindows']
 
 # %% ../nbs/16b_sources.ipynb #7ef31b3c
 @runtime_checkable
@@ -86,10 +87,15 @@ def data_kind(data: str) -> str:
 LIBRARY_LORA_TARGETS = ('c_attn', 'c_proj', 'c_fc')   # the transformer's attention and MLP projections (03_model)
 
 def _tokenizer_dict(tok) -> dict:
-    "How a tokenizer is compared with a data set's: `tokenizer_to_dict`, or its kind for a Hugging Face one."
+    "How a tokenizer is compared with a data set's: `tokenizer_to_dict`; a Hugging Face one by its identity alone."
     if isinstance(tok, (ByteTokenizer, CharTokenizer)): return tokenizer_to_dict(tok)
     hf = getattr(tok, 'hf', tok)
-    return {'type': 'hf', 'name': getattr(hf, 'name_or_path', type(hf).__name__), 'size': len(hf)}
+    return {'type': 'hf', 'name': getattr(hf, 'name_or_path', type(hf).__name__), 'identity': tokenizer_identity(hf)}
+
+def _same_tokenizer(data: dict, model: dict) -> bool:
+    "Whether a data set's tokenizer description is the model's (Hugging Face tokenizers: the same identity)."
+    if data.get('type') == model['type'] == 'hf': return data.get('identity') == model['identity']
+    return data == model
 
 class LibraryModel:
     "This library's transformer from a training run or checkpoint (`kind='run'`) or a released folder ('release')."
@@ -143,6 +149,17 @@ class LibraryModel:
         return {**res, 'model_dir': str(out / 'model')}
 
 # %% ../nbs/16b_sources.ipynb #e49fcbb7
+def corpus_folder(data: str, model: LibraryModel) -> Path:
+    ("The prepared folder of `data` for `model`: a data set by name or folder (`data.prepare_dataset`), or for a model "
+     "with a Hugging Face tokenizer (a release) text (`released.TEXT_SOURCES` or a text file) tokenized with it, once.")
+    if isinstance(model.tokenizer, HFTokenizer) and is_text_source(_text_path(data)):
+        return prepare_text_tokens(_text_path(data), model.tokenizer)
+    return prepare_dataset(data)
+
+def _text_path(data: str):
+    "A text source's name as it is, a file's path from the project folder (as model folders are read)."
+    return data if data in TEXT_SOURCES else project_path(data)
+
 class CorpusWindows:
     "Windows of a corpus data set for this library's transformer (`model`: a `LibraryModel`), as pre-training draws them."
     kind, summary = 'corpus', None
@@ -150,15 +167,16 @@ class CorpusWindows:
         if cfg.val_data is not None:
             raise UserError(f'val_data={cfg.val_data!r}: a corpus data set is scored on its own validation split; '
                             'leave val_data out')
-        if dinfo.is_main: path = prepare_dataset(cfg.data)       # rank 0 prepares, the others then read it
+        if dinfo.is_main: path = corpus_folder(cfg.data, model)   # rank 0 prepares, the others then read it
         if dinfo.world_size > 1: dist.barrier()
-        if not dinfo.is_main: path = prepare_dataset(cfg.data)
+        if not dinfo.is_main: path = corpus_folder(cfg.data, model)
         meta = load_metadata(path)
         mine = _tokenizer_dict(model.tokenizer)
-        if meta['tokenizer'] != mine:
+        if not _same_tokenizer(meta['tokenizer'], mine):
+            fix = (f'give text to tokenize with it: data={" or ".join(TEXT_SOURCES)} or a text file'
+                   if mine['type'] == 'hf' else 'give a data set of the tokenizer the model was trained with')
             raise UserError(f'data={cfg.data!r} is tokenized with {meta["tokenizer"]["type"]} tokens but the model '
-                            f'{model.path} with {mine["type"]} tokens ({mine.get("name", "another vocabulary")}); '
-                            'give a data set of the tokenizer the model was trained with')
+                            f'{model.path} with {mine["type"]} tokens ({mine.get("name", "another vocabulary")}); {fix}')
         L = meta['row_width'] if meta['layout'] == 'rows' else cfg.context_length
         if L > model.context_length:
             raise UserError(f'context_length={L} is longer than the {model.context_length} positions of {model.path}: '
@@ -171,7 +189,8 @@ class CorpusWindows:
         self.n_units, self.units_per_example, self.seen = meta['train_tokens'], L, 0
         self.loader = RandomBatches.from_prepared(path, 'train', batch_size=cfg.batch_size, context_length=L,
                                                   seed=cfg.seed, rank=dinfo.rank)
-        self.summary = {'dataset': cfg.data, 'train_tokens': meta['train_tokens'], 'context_length': L}
+        self.summary = {'dataset': cfg.data, 'data_path': str(path), 'train_tokens': meta['train_tokens'],
+                        'context_length': L}
 
     def batches(self, step: int) -> list:
         torch.manual_seed(step_seed(self.cfg.seed, self.dinfo.rank, step))     # step s of rank r: its own noise

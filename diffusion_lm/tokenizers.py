@@ -11,7 +11,8 @@ from fastcore.basics import patch
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['ByteTokenizer', 'CharTokenizer', 'tokenizer_to_dict', 'tokenizer_from_dict', 'token_glyph', 'render_ids']
+__all__ = ['ByteTokenizer', 'CharTokenizer', 'tokenizer_to_dict', 'tokenizer_from_dict', 'HFTokenizer', 'tokenizer_identity',
+           'hf_tokenizer_from_dict', 'token_glyph', 'render_ids']
 
 # %% ../nbs/00_tokenizers.ipynb #f949c4b9
 class ByteTokenizer:
@@ -120,6 +121,7 @@ def load(cls: CharTokenizer, path) -> CharTokenizer:
 # %% ../nbs/00_tokenizers.ipynb #1e6f7a87
 def tokenizer_to_dict(tok) -> dict:
     "A JSON-ready description of `tok`."
+    if hasattr(tok, 'to_dict'): return tok.to_dict()        # a Hugging Face tokenizer (released.HFTokenizer)
     return {'type': 'bytes'} if isinstance(tok, ByteTokenizer) else {'type': 'chars', 'chars': tok.chars}
 
 # %% ../nbs/00_tokenizers.ipynb #6fa72e04
@@ -127,7 +129,66 @@ def tokenizer_from_dict(d: dict):
     "The tokenizer described by `d` (see `tokenizer_to_dict`)."
     if d.get('type') == 'bytes': return ByteTokenizer()
     if d.get('type') == 'chars': return CharTokenizer(d['chars'])
-    raise UserError(f"unknown tokenizer description {d!r}: expected type 'bytes' or 'chars'")
+    if d.get('type') == 'hf':                    # kept with the text it tokenized (below)
+        return hf_tokenizer_from_dict(d)
+    raise UserError(f"unknown tokenizer description {d!r}: expected type 'bytes', 'chars' or 'hf'")
+
+# %% ../nbs/00_tokenizers.ipynb #bd44e369
+import hashlib
+
+class HFTokenizer:
+    "A Hugging Face tokenizer as this library's tokenizers: ids `0..n_real-1`, then MASK (`mask=True`)."
+    name = 'hf'
+    def __init__(self, hf, mask: bool = True, meta: dict | None = None):
+        self.hf, self.n_real, self.meta = hf, len(hf), dict(meta or {})
+        self.mask_id = self.n_real if mask else None
+        self.vocab_size = self.n_real + int(mask)
+        self.eos_id = hf.eos_token_id
+        self.bos_id = hf.bos_token_id if hf.bos_token_id is not None else self.eos_id
+        self.pad_id = hf.pad_token_id if hf.pad_token_id is not None else self.eos_id
+
+    def encode(self, text: str, add_special: bool = False) -> list[int]:
+        "Token ids of `text` (the tokenizer's own special tokens when `add_special`)."
+        return self.hf.encode(text, add_special_tokens=add_special)
+
+    def decode(self, ids) -> str:
+        "The text of `ids`; each run of MASK as `_` per token."
+        out, run = [], []
+        for i in (int(i) for i in ids):
+            if i == self.mask_id:
+                if run: out.append(self.hf.decode(run)); run = []
+                out.append('_')
+            else: run.append(i)
+        if run: out.append(self.hf.decode(run))
+        return ''.join(out)
+
+    def decode_batch(self, batch) -> list[str]: return [self.decode(r) for r in batch]
+    def __repr__(self): return f'HFTokenizer({type(self.hf).__name__}, n_real={self.n_real}, mask_id={self.mask_id})'
+    def to_dict(self) -> dict:
+        ("What `tokenizers.tokenizer_from_dict` reads back: its identity (`tokenizer_identity`) and, once its files "
+         "are kept with prepared data (`released.prepare_text_tokens`), where they are (`dir`).")
+        return {**self.meta, 'type': 'hf', 'name': str(self.hf.name_or_path), 'n_real': self.n_real,
+                'mask': self.mask_id is not None, 'identity': tokenizer_identity(self)}
+
+def tokenizer_identity(tok) -> str:
+    ("A digest of a Hugging Face tokenizer's whole definition (`tok`: it or an `HFTokenizer`): vocabulary, merges, "
+     "normalisation and special tokens; two tokenizers with one identity encode alike.")
+    hf = getattr(tok, 'hf', tok)
+    backend = getattr(hf, 'backend_tokenizer', None)
+    spec = backend.to_str() if backend is not None else json.dumps(sorted(hf.get_vocab().items()))
+    return hashlib.sha256(f'{len(hf)}\n{hf.eos_token_id}\n{spec}'.encode()).hexdigest()
+
+def hf_tokenizer_from_dict(d: dict) -> HFTokenizer:
+    "The `HFTokenizer` that `HFTokenizer.to_dict` (kept with prepared data: `dir`) describes, its identity checked."
+    p = Path(d.get('dir') or '.')
+    if not any((p / f).is_file() for f in ('tokenizer.json', 'vocab.json', 'tokenizer_config.json')):
+        raise UserError(f"the Hugging Face tokenizer {d.get('name', '')!r} of this data was kept in {p}, which holds no "
+                        'tokenizer files now: prepare the text again (run the same command; it tokenizes the text anew)')
+    from transformers import AutoTokenizer
+    tok = HFTokenizer(AutoTokenizer.from_pretrained(str(p)), mask=d.get('mask', True), meta={'dir': str(p)})
+    if d.get('identity') and tokenizer_identity(tok) != d['identity']:
+        raise UserError(f'{p}: the tokenizer there is not the one the data was tokenized with; prepare the text again')
+    return tok
 
 # %% ../nbs/00_tokenizers.ipynb #c11d7b2c
 _NAMES = {'pad_id': '<PAD>', 'bos_id': '<BOS>', 'eos_id': '<EOS>', 'mask_id': '<MASK>'}

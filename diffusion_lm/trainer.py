@@ -40,13 +40,13 @@ from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints, read_newest
 from .train_config import TrainConfig, PRESETS, config_from_preset, MAX_STEPS
-from .released import is_release, release_init, load_release
+from .released import is_release, release_init, load_release, is_text_source, prepare_text_tokens, release_tokenizer
 
 # %% auto #0
-__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'prepare_run', 'steps_of', 'train_step', 'evaluate',
-           'evaluate_release', 'checkpoint_to_resume', 'check_not_past_end', 'bits_unit', 'progress_text', 'run_folder',
-           'train', 'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_newest', 'load_trained', 'ddp_gradient',
-           'main']
+__all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'dataset_path', 'prepare_run', 'steps_of', 'train_step',
+           'evaluate', 'evaluate_release', 'checkpoint_to_resume', 'check_not_past_end', 'bits_unit', 'progress_text',
+           'run_folder', 'train', 'optimizer_and_schedule', 'begin_run', 'run_loop', 'load_newest', 'load_trained',
+           'ddp_gradient', 'main']
 
 # %% ../nbs/09_trainer.ipynb #a0e8150a
 @dataclass
@@ -154,6 +154,14 @@ def _dry_run_sampling(cfg: TrainConfig, method):
                         'sample_options, sample_steps or temperature') from e
 
 # %% ../nbs/09_trainer.ipynb #d1dea1ba
+def dataset_path(cfg) -> Path:
+    ("The prepared folder of `cfg.dataset`: a data set by name or folder (`data.prepare_dataset`), or, for a run "
+     "`init_from` a release, text (`released.TEXT_SOURCES` or a text file) tokenized with the release's own tokenizer.")
+    start = project_path(cfg.init_from) if cfg.init_from else None
+    if start is not None and is_release(start) and is_text_source(cfg.dataset):
+        return prepare_text_tokens(cfg.dataset, release_tokenizer(start))
+    return prepare_dataset(cfg.dataset)
+
 def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, device=None) -> Run:
     ("Read `config` (a dict is checked here, once), join the process group (unless `dinfo` and `device` are given), "
      "prepare the data and check the config against it and the device's memory before any work starts.")
@@ -161,9 +169,9 @@ def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, devic
     if dinfo is None or device is None:
         d, dev = setup_distributed(cfg.device)
         dinfo, device = (d if dinfo is None else dinfo), (dev if device is None else device)
-    if dinfo.is_main: data_path = prepare_dataset(cfg.dataset)
+    if dinfo.is_main: data_path = dataset_path(cfg)
     if dinfo.world_size > 1: dist.barrier()
-    if not dinfo.is_main: data_path = prepare_dataset(cfg.dataset)
+    if not dinfo.is_main: data_path = dataset_path(cfg)
     meta, tok = load_metadata(data_path), load_tokenizer(data_path)
     L = meta['row_width'] if meta['layout'] == 'rows' else cfg.context_length
     cfg = _derived(cfg, context_length=L)

@@ -119,8 +119,15 @@ RULES = [   # (regex on the README command, function command -> Plan); the first
     (r'^\.venv/bin/hf download GSAI-ML/LLaDA-8B-Instruct config\.json --local-dir (\S+)$', lambda c: Plan(
         f'mkdir -p {shlex.split(c)[-1]} && cp {shlex.quote(str(LLADA_CONFIG))} {shlex.split(c)[-1]}/config.json',
         why='the hub is not reachable: the config.json fields of LLaDA-8B-Instruct from tests/fixtures')),
+    (r'^\.venv/bin/diffusion-lm-finetune --plan .*model=sedd-medium ', lambda c: Plan(
+        c, [r'sedd-medium \(released\): 424\.5 M parameters', r'this configuration: full fine-tuning, [\d.]+ GiB per '
+            r'device, fits'])),
     (r'^\.venv/bin/diffusion-lm-finetune --plan ', lambda c: Plan(
         c, [r'LLaDA-8B-Instruct: 8\.0\d B parameters', r'this configuration: full, checkpointing on'])),
+    (r'^\.venv/bin/diffusion-lm-finetune --set model=models/(sedd|mdlm|bd3lm)\S* data=', lambda c: Plan(
+        re.sub(r'batch_size=\d+', 'batch_size=2', re.sub(r'context_length=\d+', 'context_length=32', _max_steps(c))),
+        [r'"finished": true', r'"model_dir": "\S+/model"'],
+        why='the tiny release the hf download rule wrote holds 32 positions; max_steps=4')),
     (r'^make finetune-example', lambda c: Plan(
         f'{_make("make finetune-example")} FINETUNE_ARGS="-p pretrain_steps 2 -p finetune_steps 2 -p eval_examples 2 '
         '-p eval_draws 1 -p n_samples 1 -p answer_length 16 -p out_root runs/finetune_example_readme"',
