@@ -86,5 +86,17 @@ class PalindromeWords:
         ones = torch.ones(1, m, aut.n_classes, dtype=torch.float64)
         return bool(completion_weights(aut, ones, torch.ones(1, m, dtype=torch.bool))[0, 0, aut.start] > 0)
 
+    def count(self, n: int) -> int:
+        "The number of distinct `n`-character palindromes made of these words (exact: integer paths of the automaton)."
+        m, aut = (n + 1) // 2, self.automaton(n)
+        edges = [[t for t in row if t >= 0] for row in aut.trans.tolist()]
+        ways = {aut.start: 1}
+        for _ in range(m):
+            nxt = {}
+            for q, k in ways.items():
+                for t in edges[q]: nxt[t] = nxt.get(t, 0) + k
+            ways = nxt
+        return sum(k for q, k in ways.items() if aut.accept[q])
+
     def __repr__(self): return (f'PalindromeWords({len(self.reversible)} reversible words, '
                                 f'{len(self.centers[0]) + len(self.centers[1])} middles)')
