@@ -36,7 +36,8 @@ from .scale import (apply_lora, enable_block_checkpointing, shard_model, shard_w
                                 merge_lora, export_pretrained, CKPT_META)
 from .sft_data import load_sft_data, collate, batch_indices, SFTData
 from .memory_plan import shape_from_config, plan, format_plan, model_row, format_released_plan
-from .sources import model_format, data_kind, LibraryModel, CorpusWindows, ModelSource, DataSource, _text_path
+from .released import model_format
+from .sources import data_kind, LibraryModel, CorpusWindows, ModelSource, DataSource, _text_path
 from .released import HFTokenizer, TEXT_SOURCES, is_text_source, RELEASED_MODELS, released_model_config
 from .released import is_release, release_kind
 from .trainer import load_newest
@@ -339,7 +340,7 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
         raise
 
 def pick_sources(cfg: FinetuneConfig, dinfo: DistInfo = DistInfo()) -> tuple[ModelSource, DataSource]:
-    ("The model source and data source of `cfg`, checked before any run folder is made: by `sources.model_format`, "
+    ("The model source and data source of `cfg`, checked before any run folder is made: by `released.model_format`, "
      "a Hugging Face folder with chat SFT (`HFModel`, `ChatSFT`), else this library's transformer from a run or a "
      "release with windows of a corpus data set (`sources.LibraryModel`, `sources.CorpusWindows`).")
     p = project_path(cfg.model)

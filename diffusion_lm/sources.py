@@ -19,13 +19,12 @@ from .model import DiffusionTransformer
 from .checkpoint import save_checkpoint
 from .files import replace_dir
 from .trainer import load_newest, evaluate
-from .released import release_kind, load_release, save_release, release_config, RELEASE_FORMATS
+from .released import load_release, save_release, release_config
 from .released import HFTokenizer, TEXT_SOURCES, is_text_source, prepare_text_tokens, tokenizer_identity
 from .scale import apply_lora, enable_block_checkpointing, merge_state_dict, save_adapter
 
 # %% auto #0
-__all__ = ['MODEL_FORMATS', 'LIBRARY_LORA_TARGETS', 'ModelSource', 'DataSource', 'model_format', 'data_kind', 'LibraryModel',
-           'corpus_folder', 'CorpusWindows']
+__all__ = ['LIBRARY_LORA_TARGETS', 'ModelSource', 'DataSource', 'data_kind', 'LibraryModel', 'corpus_folder', 'CorpusWindows']
 
 # %% ../nbs/16b_sources.ipynb #7ef31b3c
 @runtime_checkable
@@ -52,30 +51,6 @@ class DataSource(Protocol):
     def position(self) -> dict: "What a checkpoint stores to continue the data exactly (plain values)."
     def restore(self, extra: dict): "Continue from a checkpoint's `position()`."
     def evaluate(self, model, device) -> float: "A loss with fixed draws, the same for every model (eval_draws > 0)."
-
-# %% ../nbs/16b_sources.ipynb #43080a99
-MODEL_FORMATS = {
-    'run': 'a run of diffusion-lm-train or one of its checkpoints (checkpoints/step_N, meta.json)',
-    'release': ' or '.join(RELEASE_FORMATS),
-    'hf': 'a Hugging Face LLaDA-format folder (config.json, model.safetensors, tokenizer)'}
-
-def _formats() -> str: return 'the formats are: ' + '; '.join(f'{k}: {v}' for k, v in MODEL_FORMATS.items())
-
-def model_format(path) -> str:
-    ("'run', 'release' or 'hf': the format of model folder `path` (see `MODEL_FORMATS`); a one-line UserError "
-     "naming every format when it is none of them.")
-    p = Path(path)
-    if not p.exists(): raise UserError(f'{p}: no such folder; give model=FOLDER, where {_formats()}')
-    if not p.is_dir(): raise UserError(f'{p} is a file, not a model folder; {_formats()}')
-    if release_kind(p): return 'release'
-    if (p / 'finetune_config.json').is_file():
-        raise UserError(f'{p} is a fine-tuning run, not a model folder: its trained model is {p / "model"}; '
-                        f'give model={p / "model"}')
-    if (p / 'checkpoints').is_dir() or (p / 'meta.json').is_file(): return 'run'
-    if (p / 'config.json').is_file(): return 'hf'
-    found = sorted(x.name for x in p.iterdir())
-    raise UserError(f'{p} is not a model folder this library fine-tunes (it holds '
-                    f'{", ".join(found[:6]) + (", ..." if len(found) > 6 else "") or "nothing"}); {_formats()}')
 
 # %% ../nbs/16b_sources.ipynb #55b602e0
 def data_kind(data: str) -> str:

@@ -244,6 +244,11 @@ def plant_weights_pickle(run: Path):
 
 def with_evil_pt(w, t): torch.save({'model': Payload(w / 'pwned')}, w / 'evil.pt')
 
+def with_photo_and_hf_folders(w, t):
+    "A folder of neither format (a photo) and a folder that looks like a Hugging Face model (a config.json)."
+    (w / 'photos').mkdir(); (w / 'photos' / 'cat.jpg').write_bytes(b'')
+    (w / 'hf').mkdir(); (w / 'hf' / 'config.json').write_text('{}')
+
 def with_fake_slurm(w, t):
     "scontrol and sacct that know no job (what a cluster answers for a wrong id)."
     (w / 'bin').mkdir()
@@ -485,6 +490,10 @@ CASES = [
     Case('init-from-pickle-file', 'train', lambda w: train_argv(w / 'run', f'init_from={w}/evil.pt'),
          'evil.pt holds no complete checkpoint', setup=with_evil_pt, after=no_pwned),
     Case('init-from-missing', 'train', lambda w: train_argv(w / 'ft', f'init_from={w}/nothing'), 'no checkpoint at'),
+    Case('init-from-no-format', 'train', lambda w: train_argv(w / 'ft', f'init_from={w}/photos'),
+         'it holds cat.jpg); the formats are: run: ', setup=with_photo_and_hf_folders),
+    Case('init-from-hf-folder', 'train', lambda w: train_argv(w / 'ft', f'init_from={w}/hf'),
+         'is a Hugging Face LLaDA-format folder: training starts from', setup=with_photo_and_hf_folders),
     Case('init-from-other-shape', 'train', lambda w: train_argv(w / 'ft', 'n_embd=64', f'init_from={w}/run'),
          'does not fit the model being trained', setup=with_run),
     T('stale-lock-of-a-dead-process', LONG, None, code=0, after=stale_lock_taken,

@@ -226,7 +226,7 @@ def test_a_training_run_fine_tuned_on_a_corpus_through_the_command(tmp_path):
     from diffusion_lm.trainer import train, load_newest
     from diffusion_lm.train_config import config_from_preset
     from diffusion_lm.runs import read_jsonl
-    from diffusion_lm.sources import MODEL_FORMATS
+    from diffusion_lm.released import MODEL_FORMATS
     torch.set_num_threads(1)
     tiny = dict(n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, warmup_steps=0, lr_schedule='constant',
                 eval_batches=1, n_samples=1, sample_steps=2, log_interval=1, device='cpu', compile=False)
@@ -248,7 +248,7 @@ def test_a_training_run_fine_tuned_on_a_corpus_through_the_command(tmp_path):
     exe = [str(Path(sys.executable).with_name('diffusion-lm-finetune'))]
     r = run(exe, '--set', f'model={tmp_path / "photos"}', 'data=shakespeare-char', f'out_dir={tmp_path / "no"}')
     assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stderr
-    assert 'is not a model folder this library fine-tunes (it holds cat.jpg)' in r.stderr
+    assert 'is not a model folder this library reads (it holds cat.jpg)' in r.stderr
     assert all(f'{k}: {v}' in r.stderr for k, v in MODEL_FORMATS.items()) and not (tmp_path / 'no').exists()
 
 
