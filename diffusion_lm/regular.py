@@ -141,17 +141,22 @@ def completion_weights(aut: Automaton, pc: torch.Tensor, free: torch.Tensor | No
     ("Backward pass `beta [n + 1, B, Q]` over class weights `pc [B, n, C]` (`free [B, n]`: existence only; `end [Q]`: "
      "the weight of each state after the last position, default the final weights).")
     B, n, C = pc.shape
-    src, cls, dst = (e.to(pc.device) for e in aut.edges)
-    beta = torch.zeros(n + 1, B, aut.n_states, dtype=torch.float64, device=pc.device)
-    beta[n], ew = (aut.final if end is None else end).to(pc.device), aut.edge_weights.to(pc.device)
+    dev, Q = pc.device, aut.n_states
+    src, cls, dst = (e.to(dev) for e in aut.edges)
+    ew = aut.edge_weights.to(dev)
+    # states by rows, samples by columns: gathering and summing over the edges moves whole rows of B numbers
+    w = pc.double().permute(1, 2, 0).contiguous().index_select(1, cls) * ew[:, None]     # [n, E, B], all positions
+    if free is not None: w = torch.where(free.T[:, None, :], ew[None, :, None], w)
+    beta = torch.zeros(n + 1, Q, B, dtype=torch.float64, device=dev)
+    beta[n] = (aut.final if end is None else end).to(dev).double()[:, None]
+    idx = None if mode == 'sum' else src[:, None].expand(-1, B)
     for i in reversed(range(n)):
-        w = pc[:, i, cls] * ew                                          # [B, E]
-        if free is not None: w = torch.where(free[:, i:i + 1], ew, w)
-        contrib, b = w * beta[i + 1][:, dst], torch.zeros(B, aut.n_states, dtype=torch.float64, device=pc.device)
-        b = b.index_add_(1, src, contrib) if mode == 'sum' else b.scatter_reduce_(1, src.expand(B, -1), contrib, 'amax')
-        if free is not None: b = torch.where(free[:, i:i + 1], (b > 0).double(), b)
-        beta[i] = b / b.amax(1, keepdim=True).clamp_min(1e-300)
-    return beta
+        contrib = w[i] * beta[i + 1].index_select(0, dst)                                # [E, B]
+        b = torch.zeros(Q, B, dtype=torch.float64, device=dev)
+        b = b.index_add_(0, src, contrib) if mode == 'sum' else b.scatter_reduce_(0, idx, contrib, 'amax')
+        if free is not None: b = torch.where(free[:, i], (b > 0).double(), b)
+        beta[i] = b / b.amax(0, keepdim=True).clamp_min(1e-300)
+    return beta.transpose(1, 2)                                                          # [n + 1, B, Q] (a view)
 
 # %% ../nbs/02a_regular.ipynb #a5248e5b
 def _leading(mask: torch.Tensor) -> int:
@@ -178,7 +183,7 @@ def constrained_draw(aut: Automaton, probs: torch.Tensor, generator: torch.Gener
     end = aut.reachable_in(n - f).double()
     out = torch.empty(B, n, dtype=torch.long, device=probs.device)
     out[:, :p] = probs[:, :p].argmax(-1)
-    if f < n: out[:, f:] = probs[:, f:].argmax(-1) if greedy else sample_categorical(probs[:, f:] + 1e-300, generator)
+    if f < n: out[:, f:] = probs[:, f:].argmax(-1) if greedy else _categorical(probs[:, f:] + 1e-300, generator)
     bad = (q0 < 0) | ((q0 >= 0) & (end[q0.clamp_min(0)] <= 0) & (f == p))
     if f > p: out[:, p:f] = _window_draw(aut, probs[:, p:f], q0, end, generator, None if free is None else free[:, p:f],
                                          greedy, bad)
@@ -205,27 +210,37 @@ def _prefix_states(aut: Automaton, tokens: torch.Tensor, cache: dict | None) -> 
     if cache is not None: cache.update(tokens=tokens.clone(), states=q.clone())
     return q.to(tokens.device)
 
+def _categorical(w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    ("One index per row of non-negative `w [..., K]` (every row a positive sum) by inverting the cumulative sum: one "
+     "uniform per row where Gumbel-max takes K, and no logarithms; an index of weight 0 is never drawn.")
+    cs = w.double().cumsum(-1)
+    tot = cs[..., -1:]
+    u = torch.rand(tot.shape, dtype=torch.float64, device=w.device, generator=generator) * tot
+    u = torch.minimum(u, torch.nextafter(tot, torch.zeros_like(tot)))   # u < tot, also where rand * tot rounds up
+    return torch.searchsorted(cs, u, right=True)[..., 0]              # the first index whose cumulative sum passes u
+
 def _window_draw(aut, probs, q0, end, generator, free, greedy, bad):
-    "The draw over the positions between the settled prefix (states `q0`) and the free suffix (weights `end`)."
+    ("The draw over the positions between the settled prefix (states `q0`) and the free suffix (weights `end`): each "
+     "position's class in turn (forward), then every position's token inside its class in one batched draw.")
     B, n, V = probs.shape
     mode = 'max' if greedy else 'sum'
     pc = _class_weights(aut, probs, mode)
     beta = completion_weights(aut, pc, free, mode, end)
     dead = bad | (beta[0].gather(1, q0.clamp_min(0)[:, None])[:, 0] <= 0)
     if dead.any(): _no_string(dead, n)
-    trans, cls, tw = aut.trans.to(probs.device), _token_classes(aut, V).to(probs.device), aut.weights.to(probs.device)
-    q, out = q0.clone(), torch.empty(B, n, dtype=torch.long, device=probs.device)
+    dev = probs.device
+    trans, cls, tw = aut.trans.to(dev), _token_classes(aut, V).to(dev), aut.weights.to(dev)
+    fr = torch.zeros(B, n, dtype=torch.bool, device=dev) if free is None else free
+    q, c = q0.clone(), torch.empty(B, n, dtype=torch.long, device=dev)
     for i in range(n):
-        nxt = trans[q.clamp_min(0)]                                       # [B, C]
+        nxt = trans[q]                                                    # [B, C]; q is live: beta_i(q) > 0
         w = pc[:, i] * tw[q] * beta[i + 1].gather(1, nxt.clamp_min(0)) * (nxt >= 0)
-        fi = torch.zeros(B, dtype=torch.bool, device=probs.device) if free is None else free[:, i]
-        w = torch.where(fi[:, None], 1.0, w)                              # free: a placeholder, not committed
-        c = w.argmax(-1) if greedy else sample_categorical(w, generator)
-        within = torch.where(cls == c[:, None], probs[:, i], 0.0)         # the token inside the class
-        within = torch.where(fi[:, None] | (within.sum(-1, keepdim=True) <= 0), probs[:, i] + 1e-300, within)
-        out[:, i] = within.argmax(-1) if greedy else sample_categorical(within, generator)
-        q = torch.where(fi, q, nxt.gather(1, c[:, None])[:, 0])           # free positions keep the state
-    return out
+        w = torch.where(fr[:, i:i + 1], 1.0, w)                           # free: a placeholder, not committed
+        c[:, i] = w.argmax(-1) if greedy else _categorical(w, generator)
+        q = torch.where(fr[:, i], q, nxt.gather(1, c[:, i:i + 1])[:, 0])  # free positions keep the state
+    within = torch.where(cls == c[..., None], probs, 0.0)                 # the token inside the class, all at once
+    within = torch.where(fr[..., None] | (within.sum(-1, keepdim=True) <= 0), probs + 1e-300, within)
+    return within.argmax(-1) if greedy else _categorical(within, generator)
 
 # %% ../nbs/02a_regular.ipynb #75e44da9
 class RegularConstraint(Constraint):
@@ -241,9 +256,10 @@ class RegularConstraint(Constraint):
         return slice(lo, hi)
 
     def _draw(self, probs, generator, free, greedy):
-        out = probs.argmax(-1) if greedy else sample_categorical(probs + 1e-300 * (probs.sum(-1, keepdim=True) <= 0),
-                                                                 generator)
         s, p = self._cols(probs.shape[1]), probs[:, self._cols(probs.shape[1])].double().clamp_min(0)
+        if s == slice(0, probs.shape[1]): out = torch.empty(probs.shape[:2], dtype=torch.long, device=probs.device)
+        else: out = probs.argmax(-1) if greedy else sample_categorical(probs + 1e-300 * (probs.sum(-1, keepdim=True)
+                                                                                         <= 0), generator)
         stay = None
         if self.mask_id is not None and self.mask_id < p.shape[-1]:
             total = p.sum(-1).clamp_min(1e-300)
