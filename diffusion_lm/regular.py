@@ -167,25 +167,27 @@ def _leading(mask: torch.Tensor) -> int:
 def constrained_draw(aut: Automaton, probs: torch.Tensor, generator: torch.Generator | None = None,
                      free: torch.Tensor | None = None, greedy: bool = False, cache: dict | None = None) -> torch.Tensor:
     ("Rows `[B, n]` drawn from the product of `probs [B, n, V]` given that the row is accepted (`greedy`: the most "
-     "probable); `cache`: a dict kept between calls on the same rows (the states after their settled prefix).")
+     "probable; `free [B, n]`: a suffix filled later, given its most probable tokens as placeholders); `cache`: a dict "
+     "kept between calls on the same rows (the states after their settled prefix).")
     B, n, V = probs.shape
-    probs = probs.double().clamp_min(0)
     if free is not None:
         free = torch.as_tensor(free, dtype=torch.bool, device=probs.device).expand(B, n)
         if (free[:, :-1] & ~free[:, 1:]).any():
             raise UserError('free positions must form a suffix of the row (the blocks still to come)')
-    # settled prefix (one token possible in every row) and free suffix (in every row) need no per-position work
-    settled = (probs > 0).sum(-1) == 1
-    p = _leading(settled & (True if free is None else ~free))
+    # the free suffix (free in every row) holds placeholders, its most probable tokens: no work per position there
     f = n - (0 if free is None else _leading(free.flip(1)))
-    f = max(f, p)
-    q0 = _prefix_states(aut, probs[:, :p].argmax(-1), cache)
+    head = probs[:, :f].double().clamp_min(0)
+    # the settled prefix (one token possible in every row): its states continue from the cache, no work per position
+    settled = (head > 0).sum(-1) == 1
+    p = _leading(settled & (True if free is None else ~free[:, :f]))
+    prefix = head[:, :p].argmax(-1)
+    q0 = _prefix_states(aut, prefix, cache)
     end = aut.reachable_in(n - f).double()
     out = torch.empty(B, n, dtype=torch.long, device=probs.device)
-    out[:, :p] = probs[:, :p].argmax(-1)
-    if f < n: out[:, f:] = probs[:, f:].argmax(-1) if greedy else _categorical(probs[:, f:] + 1e-300, generator)
+    out[:, :p] = prefix
+    if f < n: out[:, f:] = probs[:, f:].argmax(-1)
     bad = (q0 < 0) | ((q0 >= 0) & (end[q0.clamp_min(0)] <= 0) & (f == p))
-    if f > p: out[:, p:f] = _window_draw(aut, probs[:, p:f], q0, end, generator, None if free is None else free[:, p:f],
+    if f > p: out[:, p:f] = _window_draw(aut, head[:, p:], q0, end, generator, None if free is None else free[:, p:f],
                                          greedy, bad)
     elif bad.any(): _no_string(bad, n)
     return out
@@ -264,7 +266,7 @@ class RegularConstraint(Constraint):
         if self.mask_id is not None and self.mask_id < p.shape[-1]:
             total = p.sum(-1).clamp_min(1e-300)
             stay = p[..., self.mask_id] / total                      # the step's chance of staying masked
-            p = p.clone(); p[..., self.mask_id] = 0
+            p[..., self.mask_id] = 0                                  # p is a new tensor (clamp_min)
         f = None if free is None else free[:, s]
         x = constrained_draw(self.aut, p, generator, f, greedy, cache=self._cache)
         if stay is not None:
