@@ -123,8 +123,11 @@ def from_words(words, chars, separators: str = ' ') -> Automaton:
 
 # %% ../nbs/02a_regular.ipynb #1d22eed7
 def _token_classes(aut: Automaton, V: int) -> torch.Tensor:
-    "The class of each of `V` token ids (ids the automaton does not know, e.g. an AR model's BOS: -1)."
-    return torch.cat([aut.classes[:V], torch.full((max(V - len(aut.classes), 0),), -1, dtype=torch.long)])
+    "The class of each of `V` token ids (ids the automaton does not know, e.g. an AR model's BOS: -1); kept per `V`."
+    known = aut.__dict__.setdefault('_token_cls', {})
+    if V not in known:
+        known[V] = torch.cat([aut.classes[:V], torch.full((max(V - len(aut.classes), 0),), -1, dtype=torch.long)])
+    return known[V]
 
 def _class_weights(aut: Automaton, probs: torch.Tensor, mode: str) -> torch.Tensor:
     "Per-position weight of each symbol class `[B, n, C]`: the sum (or max) of `probs` over the class's tokens."
@@ -165,10 +168,12 @@ def _leading(mask: torch.Tensor) -> int:
     return int(bad[0]) if len(bad) else mask.shape[1]
 
 def constrained_draw(aut: Automaton, probs: torch.Tensor, generator: torch.Generator | None = None,
-                     free: torch.Tensor | None = None, greedy: bool = False, cache: dict | None = None) -> torch.Tensor:
+                     free: torch.Tensor | None = None, greedy: bool = False, cache: dict | None = None,
+                     tail: int = 0) -> torch.Tensor:
     ("Rows `[B, n]` drawn from the product of `probs [B, n, V]` given that the row is accepted (`greedy`: the most "
-     "probable; `free [B, n]`: a suffix filled later, given its most probable tokens as placeholders); `cache`: a dict "
-     "kept between calls on the same rows (the states after their settled prefix).")
+     "probable; `free [B, n]`: a suffix filled later, given its most probable tokens as placeholders; `tail`: that many "
+     "more positions, all filled later, follow the `n`); `cache`: a dict kept between calls on the same rows (the "
+     "states after their settled prefix).")
     B, n, V = probs.shape
     if free is not None:
         free = torch.as_tensor(free, dtype=torch.bool, device=probs.device).expand(B, n)
@@ -182,14 +187,14 @@ def constrained_draw(aut: Automaton, probs: torch.Tensor, generator: torch.Gener
     p = _leading(settled & (True if free is None else ~free[:, :f]))
     prefix = head[:, :p].argmax(-1)
     q0 = _prefix_states(aut, prefix, cache)
-    end = aut.reachable_in(n - f).double()
+    end = aut.reachable_in(n - f + tail).double()
     out = torch.empty(B, n, dtype=torch.long, device=probs.device)
     out[:, :p] = prefix
     if f < n: out[:, f:] = probs[:, f:].argmax(-1)
     bad = (q0 < 0) | ((q0 >= 0) & (end[q0.clamp_min(0)] <= 0) & (f == p))
     if f > p: out[:, p:f] = _window_draw(aut, head[:, p:], q0, end, generator, None if free is None else free[:, p:f],
                                          greedy, bad)
-    elif bad.any(): _no_string(bad, n)
+    elif bad.any(): _no_string(bad, n + tail)
     return out
 
 def _no_string(dead, n):
@@ -231,17 +236,19 @@ def _window_draw(aut, probs, q0, end, generator, free, greedy, bad):
     dead = bad | (beta[0].gather(1, q0.clamp_min(0)[:, None])[:, 0] <= 0)
     if dead.any(): _no_string(dead, n)
     dev = probs.device
-    trans, cls, tw = aut.trans.to(dev), _token_classes(aut, V).to(dev), aut.weights.to(dev)
-    fr = torch.zeros(B, n, dtype=torch.bool, device=dev) if free is None else free
+    trans, cls = aut.trans.to(dev), _token_classes(aut, V).to(dev)
+    step, wl = trans.clamp_min(0), aut.weights.to(dev) * (trans >= 0)    # successor and its weight (0: none)
     q, c = q0.clone(), torch.empty(B, n, dtype=torch.long, device=dev)
     for i in range(n):
-        nxt = trans[q]                                                    # [B, C]; q is live: beta_i(q) > 0
-        w = pc[:, i] * tw[q] * beta[i + 1].gather(1, nxt.clamp_min(0)) * (nxt >= 0)
-        w = torch.where(fr[:, i:i + 1], 1.0, w)                           # free: a placeholder, not committed
+        nxt = step[q]                                                     # [B, C]; q is live: beta_i(q) > 0
+        w = pc[:, i] * wl[q] * beta[i + 1].gather(1, nxt)
+        if free is not None: w = torch.where(free[:, i:i + 1], 1.0, w)   # free: a placeholder, not committed
         c[:, i] = w.argmax(-1) if greedy else _categorical(w, generator)
-        q = torch.where(fr[:, i], q, nxt.gather(1, c[:, i:i + 1])[:, 0])  # free positions keep the state
+        moved = nxt.gather(1, c[:, i:i + 1])[:, 0]
+        q = moved if free is None else torch.where(free[:, i], q, moved)  # free positions keep the state
     within = torch.where(cls == c[..., None], probs, 0.0)                 # the token inside the class, all at once
-    within = torch.where(fr[..., None] | (within.sum(-1, keepdim=True) <= 0), probs + 1e-300, within)
+    other = within.sum(-1, keepdim=True) <= 0
+    within = torch.where(other if free is None else other | free[..., None], probs + 1e-300, within)
     return within.argmax(-1) if greedy else _categorical(within, generator)
 
 # %% ../nbs/02a_regular.ipynb #75e44da9
@@ -258,21 +265,28 @@ class RegularConstraint(Constraint):
         return slice(lo, hi)
 
     def _draw(self, probs, generator, free, greedy):
-        s, p = self._cols(probs.shape[1]), probs[:, self._cols(probs.shape[1])].double().clamp_min(0)
-        if s == slice(0, probs.shape[1]): out = torch.empty(probs.shape[:2], dtype=torch.long, device=probs.device)
+        L = probs.shape[1]
+        s = self._cols(L)
+        if s == slice(0, L): out = torch.empty(probs.shape[:2], dtype=torch.long, device=probs.device)
         else: out = probs.argmax(-1) if greedy else sample_categorical(probs + 1e-300 * (probs.sum(-1, keepdim=True)
                                                                                          <= 0), generator)
+        f = None if free is None else torch.as_tensor(free, dtype=torch.bool, device=probs.device).expand(
+            probs.shape[:2])[:, s]
+        k = 0 if f is None else _leading(f.flip(1))                    # the tail free in every row: placeholders
+        mid = slice(s.start, s.stop - k)
+        p = probs[:, mid].double().clamp_min(0)                         # a new tensor: the tail is never copied
         stay = None
         if self.mask_id is not None and self.mask_id < p.shape[-1]:
             total = p.sum(-1).clamp_min(1e-300)
             stay = p[..., self.mask_id] / total                      # the step's chance of staying masked
-            p[..., self.mask_id] = 0                                  # p is a new tensor (clamp_min)
-        f = None if free is None else free[:, s]
-        x = constrained_draw(self.aut, p, generator, f, greedy, cache=self._cache)
+            p[..., self.mask_id] = 0
+        x = constrained_draw(self.aut, p, generator, None if f is None else f[:, :mid.stop - mid.start], greedy,
+                             cache=self._cache, tail=k)
         if stay is not None:
             u = torch.rand(stay.shape, dtype=torch.float64, device=stay.device, generator=generator)
             x = torch.where((stay >= 0.5) if greedy else (u < stay), self.mask_id, x)
-        out[:, s] = x
+        out[:, mid] = x
+        if k: out[:, mid.stop:s.stop] = probs[:, mid.stop:s.stop].argmax(-1)
         return out
 
     def sample(self, probs, generator=None, free=None):
