@@ -15,7 +15,7 @@ spread mass over every token, the slow case). Each variant runs `--repeats` time
   python bench/constraints.py --quick    # tiny sizes, seconds (a smoke run, not a measurement)
 """
 from __future__ import annotations
-import argparse, contextlib, statistics, sys, time
+import argparse, contextlib, functools, statistics, sys, time
 from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,6 +77,7 @@ def step_clock(net, device, classes):
         sync(); t['network'] += time.perf_counter() - t0['net']; t['calls'] += 1
     hooks = [net.register_forward_pre_hook(pre), net.register_forward_hook(post)]
     def timed_draw(f):
+        @functools.wraps(f)        # the same signature: the samplers pass `free` only to a draw that takes it
         def draw(*a, **k):
             sync(); start = time.perf_counter(); out = f(*a, **k); sync()
             t['constraint'] += time.perf_counter() - start; t['draws'] += 1

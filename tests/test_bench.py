@@ -636,6 +636,24 @@ def test_constraints_quick(tmp_path):
     assert all(r['network_ms_per_step'] > 0 and r['check_ms_per_step'] > 0 and 0 < r['check_share'] < 1 for r in pal + reg)
 
 
+def test_step_clock_keeps_the_draws_signatures():
+    "Under bench/constraints.py's step clock a draw keeps its signature, so the samplers still pass it `free`."
+    import inspect, constraints
+    from diffusion_lm.regular import RegularConstraint
+    from diffusion_lm.samplers import draw_tokens
+    seen = []
+    class Spy(RegularConstraint):
+        def sample(self, probs, generator=None, free=None):
+            seen.append(free)
+            return super().sample(probs, generator, free)
+    spy = Spy(constraints.from_regex('[ab]*', ['a', 'b', None]))
+    free = torch.tensor([[False, True]])
+    with constraints.step_clock(torch.nn.Linear(1, 1), 'cpu', [Spy]) as clock:
+        assert 'free' in inspect.signature(Spy.sample).parameters
+        draw_tokens(torch.zeros(1, 2, 3).log_softmax(-1), constraint=spy, free=free)
+    assert clock['draws'] == 1 and len(seen) == 1 and torch.equal(seen[0], free)
+
+
 def test_released_steps_on_small_shapes():
     "The sedd-medium / mdlm-owt step code (make gpu-check), run on the CPU at small shapes of the same layouts."
     import gpu
