@@ -132,8 +132,11 @@ def from_words(words, chars, separators: str = ' ') -> Automaton:
 
 # %% ../nbs/02a_regular.ipynb #1d22eed7
 def _token_classes(aut: Automaton, V: int) -> torch.Tensor:
-    "The class of each of `V` token ids (ids the automaton does not know, e.g. an AR model's BOS: -1)."
-    return torch.cat([aut.classes[:V], torch.full((max(V - len(aut.classes), 0),), -1, dtype=torch.long)])
+    "The class of each of `V` token ids (ids the automaton does not know, e.g. an AR model's BOS: -1); kept per `V`."
+    known = aut.__dict__.setdefault('_token_cls', {})
+    if V not in known:
+        known[V] = torch.cat([aut.classes[:V], torch.full((max(V - len(aut.classes), 0),), -1, dtype=torch.long)])
+    return known[V]
 
 def _class_weights(aut: Automaton, probs: torch.Tensor, mode: str) -> torch.Tensor:
     "Per-position weight of each symbol class `[B, n, C]`: the sum (or max) of `probs` over the class's tokens."
@@ -150,17 +153,22 @@ def completion_weights(aut: Automaton, pc: torch.Tensor, free: torch.Tensor | No
     ("Backward pass `beta [n + 1, B, Q]` over class weights `pc [B, n, C]` (`free [B, n]`: existence only; `end [Q]`: "
      "the weight of each state after the last position, default the final weights).")
     B, n, C = pc.shape
-    src, cls, dst = (e.to(pc.device) for e in aut.edges)
-    beta = torch.zeros(n + 1, B, aut.n_states, dtype=torch.float64, device=pc.device)
-    beta[n], ew = (aut.final if end is None else end).to(pc.device), aut.edge_weights.to(pc.device)
+    dev, Q = pc.device, aut.n_states
+    src, cls, dst = (e.to(dev) for e in aut.edges)
+    ew = aut.edge_weights.to(dev)
+    # states by rows, samples by columns: gathering and summing over the edges moves whole rows of B numbers
+    w = pc.double().permute(1, 2, 0).contiguous().index_select(1, cls) * ew[:, None]     # [n, E, B], all positions
+    if free is not None: w = torch.where(free.T[:, None, :], ew[None, :, None], w)
+    beta = torch.zeros(n + 1, Q, B, dtype=torch.float64, device=dev)
+    beta[n] = (aut.final if end is None else end).to(dev).double()[:, None]
+    idx = None if mode == 'sum' else src[:, None].expand(-1, B)
     for i in reversed(range(n)):
-        w = pc[:, i, cls] * ew                                          # [B, E]
-        if free is not None: w = torch.where(free[:, i:i + 1], ew, w)
-        contrib, b = w * beta[i + 1][:, dst], torch.zeros(B, aut.n_states, dtype=torch.float64, device=pc.device)
-        b = b.index_add_(1, src, contrib) if mode == 'sum' else b.scatter_reduce_(1, src.expand(B, -1), contrib, 'amax')
-        if free is not None: b = torch.where(free[:, i:i + 1], (b > 0).double(), b)
-        beta[i] = b / b.amax(1, keepdim=True).clamp_min(1e-300)
-    return beta
+        contrib = w[i] * beta[i + 1].index_select(0, dst)                                # [E, B]
+        b = torch.zeros(Q, B, dtype=torch.float64, device=dev)
+        b = b.index_add_(0, src, contrib) if mode == 'sum' else b.scatter_reduce_(0, idx, contrib, 'amax')
+        if free is not None: b = torch.where(free[:, i], (b > 0).double(), b)
+        beta[i] = b / b.amax(0, keepdim=True).clamp_min(1e-300)
+    return beta.transpose(1, 2)                                                          # [n + 1, B, Q] (a view)
 
 # %% ../nbs/02a_regular.ipynb #a5248e5b
 def _leading(mask: torch.Tensor) -> int:
@@ -169,29 +177,33 @@ def _leading(mask: torch.Tensor) -> int:
     return int(bad[0]) if len(bad) else mask.shape[1]
 
 def constrained_draw(aut: Automaton, probs: torch.Tensor, generator: torch.Generator | None = None,
-                     free: torch.Tensor | None = None, greedy: bool = False, cache: dict | None = None) -> torch.Tensor:
+                     free: torch.Tensor | None = None, greedy: bool = False, cache: dict | None = None,
+                     tail: int = 0) -> torch.Tensor:
     ("Rows `[B, n]` drawn from the product of `probs [B, n, V]` given that the row is accepted (`greedy`: the most "
-     "probable); `cache`: a dict kept between calls on the same rows (the states after their settled prefix).")
+     "probable; `free [B, n]`: a suffix filled later, given its most probable tokens as placeholders; `tail`: that many "
+     "more positions, all filled later, follow the `n`); `cache`: a dict kept between calls on the same rows (the "
+     "states after their settled prefix).")
     B, n, V = probs.shape
-    probs = probs.double().clamp_min(0)
     if free is not None:
         free = torch.as_tensor(free, dtype=torch.bool, device=probs.device).expand(B, n)
         if (free[:, :-1] & ~free[:, 1:]).any():
             raise UserError('free positions must form a suffix of the row (the blocks still to come)')
-    # settled prefix (one token possible in every row) and free suffix (in every row) need no per-position work
-    settled = (probs > 0).sum(-1) == 1
-    p = _leading(settled & (True if free is None else ~free))
+    # the free suffix (free in every row) holds placeholders, its most probable tokens: no work per position there
     f = n - (0 if free is None else _leading(free.flip(1)))
-    f = max(f, p)
-    q0 = _prefix_states(aut, probs[:, :p].argmax(-1), cache)
-    end = aut.reachable_in(n - f).double()
+    head = probs[:, :f].double().clamp_min(0)
+    # the settled prefix (one token possible in every row): its states continue from the cache, no work per position
+    settled = (head > 0).sum(-1) == 1
+    p = _leading(settled & (True if free is None else ~free[:, :f]))
+    prefix = head[:, :p].argmax(-1)
+    q0 = _prefix_states(aut, prefix, cache)
+    end = aut.reachable_in(n - f + tail).double()
     out = torch.empty(B, n, dtype=torch.long, device=probs.device)
-    out[:, :p] = probs[:, :p].argmax(-1)
-    if f < n: out[:, f:] = probs[:, f:].argmax(-1) if greedy else sample_categorical(probs[:, f:] + 1e-300, generator)
+    out[:, :p] = prefix
+    if f < n: out[:, f:] = probs[:, f:].argmax(-1)
     bad = (q0 < 0) | ((q0 >= 0) & (end[q0.clamp_min(0)] <= 0) & (f == p))
-    if f > p: out[:, p:f] = _window_draw(aut, probs[:, p:f], q0, end, generator, None if free is None else free[:, p:f],
+    if f > p: out[:, p:f] = _window_draw(aut, head[:, p:], q0, end, generator, None if free is None else free[:, p:f],
                                          greedy, bad)
-    elif bad.any(): _no_string(bad, n)
+    elif bad.any(): _no_string(bad, n + tail)
     return out
 
 def _no_string(dead, n):
@@ -214,27 +226,39 @@ def _prefix_states(aut: Automaton, tokens: torch.Tensor, cache: dict | None) -> 
     if cache is not None: cache.update(tokens=tokens.clone(), states=q.clone())
     return q.to(tokens.device)
 
+def _categorical(w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    ("One index per row of non-negative `w [..., K]` (every row a positive sum) by inverting the cumulative sum: one "
+     "uniform per row where Gumbel-max takes K, and no logarithms; an index of weight 0 is never drawn.")
+    cs = w.double().cumsum(-1)
+    tot = cs[..., -1:]
+    u = torch.rand(tot.shape, dtype=torch.float64, device=w.device, generator=generator) * tot
+    u = torch.minimum(u, torch.nextafter(tot, torch.zeros_like(tot)))   # u < tot, also where rand * tot rounds up
+    return torch.searchsorted(cs, u, right=True)[..., 0]              # the first index whose cumulative sum passes u
+
 def _window_draw(aut, probs, q0, end, generator, free, greedy, bad):
-    "The draw over the positions between the settled prefix (states `q0`) and the free suffix (weights `end`)."
+    ("The draw over the positions between the settled prefix (states `q0`) and the free suffix (weights `end`): each "
+     "position's class in turn (forward), then every position's token inside its class in one batched draw.")
     B, n, V = probs.shape
     mode = 'max' if greedy else 'sum'
     pc = _class_weights(aut, probs, mode)
     beta = completion_weights(aut, pc, free, mode, end)
     dead = bad | (beta[0].gather(1, q0.clamp_min(0)[:, None])[:, 0] <= 0)
     if dead.any(): _no_string(dead, n)
-    trans, cls, tw = aut.trans.to(probs.device), _token_classes(aut, V).to(probs.device), aut.weights.to(probs.device)
-    q, out = q0.clone(), torch.empty(B, n, dtype=torch.long, device=probs.device)
+    dev = probs.device
+    trans, cls = aut.trans.to(dev), _token_classes(aut, V).to(dev)
+    step, wl = trans.clamp_min(0), aut.weights.to(dev) * (trans >= 0)    # successor and its weight (0: none)
+    q, c = q0.clone(), torch.empty(B, n, dtype=torch.long, device=dev)
     for i in range(n):
-        nxt = trans[q.clamp_min(0)]                                       # [B, C]
-        w = pc[:, i] * tw[q] * beta[i + 1].gather(1, nxt.clamp_min(0)) * (nxt >= 0)
-        fi = torch.zeros(B, dtype=torch.bool, device=probs.device) if free is None else free[:, i]
-        w = torch.where(fi[:, None], 1.0, w)                              # free: a placeholder, not committed
-        c = w.argmax(-1) if greedy else sample_categorical(w, generator)
-        within = torch.where(cls == c[:, None], probs[:, i], 0.0)         # the token inside the class
-        within = torch.where(fi[:, None] | (within.sum(-1, keepdim=True) <= 0), probs[:, i] + 1e-300, within)
-        out[:, i] = within.argmax(-1) if greedy else sample_categorical(within, generator)
-        q = torch.where(fi, q, nxt.gather(1, c[:, None])[:, 0])           # free positions keep the state
-    return out
+        nxt = step[q]                                                     # [B, C]; q is live: beta_i(q) > 0
+        w = pc[:, i] * wl[q] * beta[i + 1].gather(1, nxt)
+        if free is not None: w = torch.where(free[:, i:i + 1], 1.0, w)   # free: a placeholder, not committed
+        c[:, i] = w.argmax(-1) if greedy else _categorical(w, generator)
+        moved = nxt.gather(1, c[:, i:i + 1])[:, 0]
+        q = moved if free is None else torch.where(free[:, i], q, moved)  # free positions keep the state
+    within = torch.where(cls == c[..., None], probs, 0.0)                 # the token inside the class, all at once
+    other = within.sum(-1, keepdim=True) <= 0
+    within = torch.where(other if free is None else other | free[..., None], probs + 1e-300, within)
+    return within.argmax(-1) if greedy else _categorical(within, generator)
 
 # %% ../nbs/02a_regular.ipynb #75e44da9
 class RegularConstraint(Constraint):
@@ -250,20 +274,28 @@ class RegularConstraint(Constraint):
         return slice(lo, hi)
 
     def _draw(self, probs, generator, free, greedy):
-        out = probs.argmax(-1) if greedy else sample_categorical(probs + 1e-300 * (probs.sum(-1, keepdim=True) <= 0),
-                                                                 generator)
-        s, p = self._cols(probs.shape[1]), probs[:, self._cols(probs.shape[1])].double().clamp_min(0)
+        L = probs.shape[1]
+        s = self._cols(L)
+        if s == slice(0, L): out = torch.empty(probs.shape[:2], dtype=torch.long, device=probs.device)
+        else: out = probs.argmax(-1) if greedy else sample_categorical(probs + 1e-300 * (probs.sum(-1, keepdim=True)
+                                                                                         <= 0), generator)
+        f = None if free is None else torch.as_tensor(free, dtype=torch.bool, device=probs.device).expand(
+            probs.shape[:2])[:, s]
+        k = 0 if f is None else _leading(f.flip(1))                    # the tail free in every row: placeholders
+        mid = slice(s.start, s.stop - k)
+        p = probs[:, mid].double().clamp_min(0)                         # a new tensor: the tail is never copied
         stay = None
         if self.mask_id is not None and self.mask_id < p.shape[-1]:
             total = p.sum(-1).clamp_min(1e-300)
             stay = p[..., self.mask_id] / total                      # the step's chance of staying masked
-            p = p.clone(); p[..., self.mask_id] = 0
-        f = None if free is None else free[:, s]
-        x = constrained_draw(self.aut, p, generator, f, greedy, cache=self._cache)
+            p[..., self.mask_id] = 0
+        x = constrained_draw(self.aut, p, generator, None if f is None else f[:, :mid.stop - mid.start], greedy,
+                             cache=self._cache, tail=k)
         if stay is not None:
             u = torch.rand(stay.shape, dtype=torch.float64, device=stay.device, generator=generator)
             x = torch.where((stay >= 0.5) if greedy else (u < stay), self.mask_id, x)
-        out[:, s] = x
+        out[:, mid] = x
+        if k: out[:, mid.stop:s.stop] = probs[:, mid.stop:s.stop].argmax(-1)
         return out
 
     def sample(self, probs, generator=None, free=None):

@@ -635,10 +635,28 @@ def test_constraints_quick(tmp_path):
         for r in rows:
             assert len(r['timed_seconds']) == 1 and r['timed_seconds'][0] > 0
             assert r['seconds_per_sample'] == statistics.median(r['timed_seconds']) / r['n']
-            assert r['ratio_to_unconstrained'] == statistics.median(r['timed_seconds']) / statistics.median(rows[0]['timed_seconds'])
+            assert r['ratio_to_unconstrained'] == statistics.median(a / b for a, b in zip(r['timed_seconds'], rows[0]['timed_seconds']))
     # the step clock: one network call and one constraint draw per sampler step, both timed
     assert all(r['timed_calls'] == r['timed_draws'] == r['calls_per_sample'] for r in pal + reg)
     assert all(r['network_ms_per_step'] > 0 and r['check_ms_per_step'] > 0 and 0 < r['check_share'] < 1 for r in pal + reg)
+
+
+def test_step_clock_keeps_the_draws_signatures():
+    "Under bench/constraints.py's step clock a draw keeps its signature, so the samplers still pass it `free`."
+    import inspect, constraints
+    from diffusion_lm.regular import RegularConstraint
+    from diffusion_lm.samplers import draw_tokens
+    seen = []
+    class Spy(RegularConstraint):
+        def sample(self, probs, generator=None, free=None):
+            seen.append(free)
+            return super().sample(probs, generator, free)
+    spy = Spy(constraints.from_regex('[ab]*', ['a', 'b', None]))
+    free = torch.tensor([[False, True]])
+    with constraints.step_clock(torch.nn.Linear(1, 1), 'cpu', [Spy]) as clock:
+        assert 'free' in inspect.signature(Spy.sample).parameters
+        draw_tokens(torch.zeros(1, 2, 3).log_softmax(-1), constraint=spy, free=free)
+    assert clock['draws'] == 1 and len(seen) == 1 and torch.equal(seen[0], free)
 
 
 def test_released_steps_on_small_shapes():

@@ -213,11 +213,11 @@ def _tied_law(self: PalindromeConstraint, Pf, Af):
      "else the allowed classes `Af`.")
     paired, Pf_b = self._paired(Pf)[..., None], self._mirror(Pf)
     law = torch.where(paired, Pf * Pf_b, Pf)
-    for alt in (torch.where(paired, Pf + Pf_b, Pf), Af):                   # fallbacks: sum, then uniform
+    for alt in (lambda: torch.where(paired, Pf + Pf_b, Pf), lambda: Af):   # fallbacks: sum, then uniform
         bad = law.sum(-1) <= 0
         if bad.any():
             self.fallbacks += int((bad & ~self._lay('fixed', Pf)).sum())
-            law = torch.where(bad[..., None], alt, law)
+            law = torch.where(bad[..., None], alt(), law)
     return law
 
 # %% ../../nbs/12_palindromes.ipynb #4fa0c3b6
@@ -263,8 +263,9 @@ def _draw(self: PalindromeConstraint, probs, generator=None, greedy=False):
 @patch
 def _pick_leaders(self: PalindromeConstraint, law, pick, generator=None, greedy=False):
     "Each position's class from its tied law `[B, L, V]`: independently, or with `words` jointly per row."
-    c = pick(law)
-    if self.words is None: return c
+    if self.words is None: return pick(law)
+    # with words every text position leads from the first half, drawn below; the rest is frame (the template)
+    c = torch.zeros(law.shape[:2], dtype=torch.long, device=law.device)
     for n in self.lengths.unique().tolist():                 # the first halves of rows of one length at a time
         rows, m, aut = (self.lengths == n).nonzero()[:, 0].to(law.device), (n + 1) // 2, self.words.automaton(n)
         h = law[rows, 1:1 + m]
