@@ -28,7 +28,7 @@ from .errors import one_line
 from .pretrained import hf_load
 from .checkpoint import (save_checkpoint, save_sharded_checkpoint, load_checkpoint, find_latest_checkpoint,
                                      list_checkpoints, load_weights)
-from .runs import append_jsonl, claim_folder, check_same_run
+from .runs import append_jsonl, claim_folder, check_same_run, note_checkpoint
 from .pretrained import (load_pretrained, check_pretrained_dir, resolve_mask_id,
                                      enable_gradient_checkpointing)
 from .scale import (apply_lora, enable_block_checkpointing, shard_model, shard_writer, load_sharded,
@@ -284,6 +284,7 @@ def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int | dict, mode
     elif dinfo.is_main:
         save_checkpoint(out, step, _trainable(model), optimizer, scheduler, config=cfg.to_dict(), extra=extra,
                         keep_last=cfg.keep_last)
+    if dinfo.is_main: note_checkpoint(out, step)                  # the marker: this run has written checkpoints
     if dinfo.world_size > 1: dist.barrier()
 
 # %% ../nbs/16_finetune.ipynb #15217779

@@ -15,7 +15,8 @@ from .released import is_release, release_state_dict
 
 # %% auto #0
 __all__ = ['RUN_IDENTITY', 'FINETUNE_IDENTITY', 'OLD_NAMES', 'CONFIG_NAMES', 'MARKER_FILE', 'KINDS', 'append_jsonl', 'read_jsonl',
-           'truncate_jsonl', 'is_finetune_config', 'check_same_run', 'folder_kind', 'claim_folder', 'init_weights_from']
+           'truncate_jsonl', 'is_finetune_config', 'check_same_run', 'folder_kind', 'claim_folder', 'note_checkpoint',
+           'lost_checkpoints', 'init_weights_from']
 
 # %% ../nbs/08a_runs.ipynb #8a6007c5
 def append_jsonl(path, rec: dict):
@@ -185,8 +186,36 @@ def claim_folder(folder, kind: str, what: str = 'out_dir', given=None) -> Path:
     if not (d / MARKER_FILE).is_file():
         d.mkdir(parents=True, exist_ok=True)
         write_text_atomic(d / MARKER_FILE, json.dumps({'kind': kind, 'written_by': f'diffusion_lm {__version__}',
-                                                       'time': time.strftime('%Y-%m-%dT%H:%M:%S')}) + '\n')
+                                                       'time': time.strftime('%Y-%m-%dT%H:%M:%S'),
+                                                       'checkpoint_step': None}) + '\n')   # note_checkpoint sets it
     return d
+
+# %% ../nbs/08a_runs.ipynb #23059501
+def note_checkpoint(out, step: int):
+    "Record in the marker of run folder `out` that checkpoint `step` was written (`lost_checkpoints` reads it)."
+    m = Path(out) / MARKER_FILE
+    rec = _json_or_none(m)
+    if isinstance(rec, dict) and rec.get('checkpoint_step') != step:
+        write_text_atomic(m, json.dumps({**rec, 'checkpoint_step': step}) + '\n')
+
+def lost_checkpoints(out) -> str | None:
+    ("What shows that the run in `out` wrote checkpoints (to be called when none is left): its marker's "
+     "`checkpoint_step`; in a folder from before that field, a `result.json` or a logged step at or past its first "
+     "checkpoint (`checkpoint_interval` of its config). None: nothing does (a run killed before its first checkpoint).")
+    out = Path(out)
+    rec = _json_or_none(out / MARKER_FILE)
+    if isinstance(rec, dict) and 'checkpoint_step' in rec:
+        s = rec['checkpoint_step']
+        return f'{out / MARKER_FILE} records checkpoint step {s}' if s else None
+    res = _json_or_none(out / 'result.json')
+    if isinstance(res, dict) and res.get('step'): return f"{out / 'result.json'} records step {res['step']}"
+    cfg = next((c for n in CONFIG_NAMES if isinstance(c := _json_or_none(out / n), dict)), {})
+    every = cfg.get('checkpoint_interval')
+    try: steps = [r.get('step', 0) for r in read_jsonl(out / 'metrics.jsonl') if isinstance(r, dict)]
+    except OSError: steps = []                                  # not a file: check_same_run names it
+    if isinstance(every, int) and every > 0 and steps and isinstance(top := max(steps), int) and top >= every:
+        return f"{out / 'metrics.jsonl'} logs step {top}, past its first checkpoint (checkpoint_interval={every})"
+    return None
 
 # %% ../nbs/08a_runs.ipynb #b1381e24
 def init_weights_from(model, path, device='cpu'):

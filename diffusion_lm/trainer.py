@@ -33,7 +33,8 @@ from .model_size import param_breakdown
 from types import SimpleNamespace
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
-from .runs import append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from, claim_folder, MARKER_FILE
+from .runs import (append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from,
+                             claim_folder, MARKER_FILE, note_checkpoint, lost_checkpoints)
 from .files import explain_os_error
 from .distributed import mean_over_ranks
 from .files import write_text_atomic
@@ -290,6 +291,7 @@ def _checkpoint(run: Run, out: Path, step, model, optimizer, scheduler, ema, loa
                         extra={'loader': loader.state_dict(), 'world_size': dinfo.world_size,
                                'method': run.method.state_dict()},
                         keep_last=run.cfg.keep_last)
+        note_checkpoint(out, step)                                  # the marker: this run has written checkpoints
     if dinfo.world_size > 1: dist.barrier()
 
 def _samples(run: Run, model, device, step, out=None) -> list[str]:
@@ -311,8 +313,8 @@ def _unusable_checkpoints(out: Path) -> list[str]:
 
 def checkpoint_to_resume(out: Path, resume: str, find=find_latest_checkpoint) -> Path | None:
     ("The checkpoint that the run in `out` continues from by `resume` (`find(out)`, its newest), or None to start; "
-     "a UserError for resume='must' without one, and for a folder whose checkpoints are all incomplete (not "
-     "trained over). Pre-training and fine-tuning alike.")
+     "a UserError for resume='must' without one, for a folder whose checkpoints are all incomplete (not "
+     "trained over), and for a run whose checkpoints were deleted (`runs.lost_checkpoints`). Pre-training and fine-tuning alike.")
     latest = find(out) if (out.exists() and resume != 'never') else None
     if resume == 'must' and latest is None: raise UserError(f"resume='must' but {out} has no checkpoint "
                                                             "to resume from")
@@ -322,6 +324,10 @@ def checkpoint_to_resume(out: Path, resume: str, find=find_latest_checkpoint) ->
                         'run is not started again over them; restore them from a backup, '
                         f'or move {out / "checkpoints"} aside '
                         'to train from scratch')
+    if latest is None and resume != 'never' and (why := lost_checkpoints(out)):
+        raise UserError(f'{out} has no checkpoint left, but {why}: its checkpoints were deleted or moved, so the run '
+                        'is not started over on its files; nothing was changed: restore them to '
+                        f'{out / "checkpoints"}, choose a new out_dir, or delete the folder (rm -r {out}) to start over')
     return latest
 
 def check_not_past_end(out: Path, step: int, max_steps: int):

@@ -877,6 +877,41 @@ CASES += [
          'TrainConfig.max_steps=100000000000000000000 is out of range [1, 1000000000]'),
 ]
 
+# ================================================================ issue 24, third probe (helper H): bench/results/probe_issue24_third.md
+def checkpoints_deleted(run: Path):
+    "The run's checkpoints/ deleted by hand; its metrics, samples, result and marker (which records step 4) kept."
+    shutil.rmtree(run / 'checkpoints')
+
+def checkpoints_deleted_before_the_marker_field(run: Path):
+    "As `checkpoints_deleted`, in a folder from before the marker noted checkpoints: only its log shows them."
+    shutil.rmtree(run / 'checkpoints'); (run / 'result.json').unlink()
+    m = json.loads((run / '.diffusion_lm.json').read_text()); m.pop('checkpoint_step'); (run / '.diffusion_lm.json').write_text(json.dumps(m))
+
+def killed_before_first_checkpoint(run: Path):
+    "What a run killed after its first logged step and before its first checkpoint leaves: config, marker, one log line."
+    shutil.rmtree(run / 'checkpoints'); (run / 'result.json').unlink(); (run / 'samples.jsonl').unlink()
+    (run / 'metrics.jsonl').write_text((run / 'metrics.jsonl').read_text().splitlines()[0] + '\n')
+    m = json.loads((run / '.diffusion_lm.json').read_text()); m['checkpoint_step'] = None
+    (run / '.diffusion_lm.json').write_text(json.dumps(m))
+
+def started_over(w, before, p):
+    "The run started again from step 0 and finished: every step logged once, from the new run."
+    assert [m['step'] for m in metrics(w / 'run')] == list(range(1, 7)), p.stderr[-2000:]
+    assert json.loads((w / 'run' / 'result.json').read_text())['finished']
+    assert json.loads((w / 'run' / '.diffusion_lm.json').read_text())['checkpoint_step'] == 6
+
+CASES += [
+    # ---- item 3: a run folder whose checkpoints/ was deleted is refused; one killed before its first checkpoint restarts
+    T('h-checkpoints-deleted', LONG, "has no checkpoint left, but", setup=with_damaged_run(checkpoints_deleted)),
+    T('h-checkpoints-deleted-names-the-record', LONG, '.diffusion_lm.json records checkpoint step 4: its checkpoints were '
+      'deleted or moved', setup=with_damaged_run(checkpoints_deleted), exec='script'),
+    T('h-checkpoints-deleted-old-folder', LONG, 'metrics.jsonl logs step 4, past its first checkpoint (checkpoint_interval=2)',
+      setup=with_damaged_run(checkpoints_deleted_before_the_marker_field)),
+    T('h-killed-before-first-checkpoint', LONG, None, code=0, after=started_over,
+      setup=with_damaged_run(killed_before_first_checkpoint)),
+]
+
+
 def papermill(nb: str, w: Path, logs: Path, params: dict) -> Proc:
     "papermill `nbs/<nb>` with -p values (tiny settings first for train.ipynb), into logs/<n>.ipynb."
     base = {**TINY, 'out_dir': str(w / 'run')} if nb == 'train.ipynb' else \
