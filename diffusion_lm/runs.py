@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_runs.ipynb #77eb747f
 from __future__ import annotations
-import json, time, warnings
+import json, os, time, warnings
 from pathlib import Path
 from . import __version__
 from .errors import UserError
@@ -173,7 +173,16 @@ def claim_folder(folder, kind: str, what: str = 'out_dir', given=None) -> Path:
                         'folder elsewhere')
     if d.exists() and not d.is_dir():
         raise UserError(f'{what}={d} is a file, not a folder; nothing was changed: choose a new folder')
+    if d.is_symlink() and not d.exists():
+        raise UserError(f'{what}={d} is a symbolic link to {os.readlink(d)}, which does not exist (or loops); nothing '
+                        'was changed: create the folder it points to, or choose another folder')
     found = folder_kind(d) if d.is_dir() else None
+    if found in ('run', 'finetune'):
+        for n in ('metrics.jsonl', 'samples.jsonl', 'result.json', 'train.pid', MARKER_FILE, 'checkpoints/latest',
+                  *CONFIG_NAMES):                           # the files a run writes: a folder there fails it late
+            if (d / n).is_dir():
+                raise UserError(f'{d / n} is a folder, not the file of that name a run keeps; nothing was changed: '
+                                f'move it aside (mv {d / n} {d / n}.moved), or choose another {what}')
     if found is None and d.is_dir():
         foreign = sorted(p.name for p in d.iterdir() if p.name != '.lock')
         if foreign:
@@ -184,7 +193,10 @@ def claim_folder(folder, kind: str, what: str = 'out_dir', given=None) -> Path:
         raise UserError(f'{what}={d} is a {KINDS[found]}, not a {KINDS[kind]}; nothing was changed: choose a new '
                         'or empty folder')
     if not (d / MARKER_FILE).is_file():
-        d.mkdir(parents=True, exist_ok=True)
+        try: d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f'{what}={d} cannot be created ({e.strerror}); nothing was changed: choose a folder you can '
+                            'write to') from None
         write_text_atomic(d / MARKER_FILE, json.dumps({'kind': kind, 'written_by': f'diffusion_lm {__version__}',
                                                        'time': time.strftime('%Y-%m-%dT%H:%M:%S'),
                                                        'checkpoint_step': None}) + '\n')   # note_checkpoint sets it

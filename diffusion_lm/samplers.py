@@ -187,7 +187,10 @@ def _check_options(sampler, threshold, factor, remask, remask_rate, cache, cfg_s
     if (threshold is not None or factor is not None) and sampler not in ('confidence', 'margin'):
         raise UserError("threshold and factor compare probabilities: use them with sampler='confidence' or 'margin', "
                          f"not {sampler!r}")
-    if factor is not None and factor <= 0: raise UserError(f'factor must be > 0, got {factor}')
+    if threshold is not None and not 0 < threshold <= 1:
+        raise UserError(f'threshold is a probability a token must reach to be committed: give 0 < threshold <= 1, '
+                        f'got {threshold}')
+    if factor is not None and not 0 < factor < math.inf: raise UserError(f'factor must be > 0, got {factor}')
     if remask is not None:
         if remask not in REMASKS: raise UserError(f'remask must be one of {REMASKS} or None, not {remask!r}')
         if threshold is not None or factor is not None: raise UserError('remask revises a fixed schedule: '
@@ -196,7 +199,7 @@ def _check_options(sampler, threshold, factor, remask, remask_rate, cache, cfg_s
     if cache is not None:
         if cache not in CACHES: raise UserError(f'cache must be one of {CACHES} or None, not {cache!r}')
         if cfg_scale: raise UserError('cache and classifier-free guidance do not combine: use one of them')
-    if order_temperature < 0: raise UserError(f'order_temperature must be >= 0, got {order_temperature}')
+    if not 0 <= order_temperature < math.inf: raise UserError(f'order_temperature must be >= 0, got {order_temperature}')
 
 def _prepare_state(batch_size, length, mask_id, prompt, constraint, device):
     "The initial state [B, P + length] (prompt, then MASKs, through the constraint) and the prompt length P."

@@ -54,9 +54,12 @@ def read_record(rd) -> dict | None:
     if not p.exists(): return None
     try: rec = json.loads(p.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: rec = f'{type(e).__name__}: {e}'
-    if not isinstance(rec, dict) or not isinstance(rec.get('history', []), list):
+    jid = rec.get('job_id') if isinstance(rec, dict) else None
+    if not isinstance(rec, dict) or not isinstance(rec.get('history', []), list) or \
+            not (jid is None or isinstance(jid, str) or (isinstance(jid, int) and not isinstance(jid, bool))):
         why = (rec if isinstance(rec, str) else f'a JSON {type(rec).__name__}, not an object' if not isinstance(rec, dict)
-               else "its 'history' is not a list")
+               else "its 'history' is not a list" if not isinstance(rec.get('history', []), list)
+               else f'its job_id {jid!r} is not a job id')
         raise SlurmError(f'{p} is damaged ({why}); nothing was submitted: move it aside (mv {p} {p}.damaged) and '
                          'submit again with --continue, after checking with `squeue --me` that no job of this run '
                          'is queued')
@@ -106,7 +109,7 @@ def check_dependency(dependency) -> str | None:
     "The sbatch --dependency of `dependency` (a job id: afterok on it; or TYPE:ID[:ID...], comma-separated); a UserError if it is none."
     if dependency is None: return None
     dep = str(dependency).strip()
-    if dep.isdigit(): return f'afterok:{dep}'
+    if dep.isdigit() and int(dep) > 0: return f'afterok:{dep}'          # SLURM's job ids start at 1
     ok = all(re.fullmatch(rf"({'|'.join(_DEP_TYPES)})(:\d+(\+\d+)?)+", part) for part in dep.split(','))
     if not (dep and (ok or dep == 'singleton')):
         raise UserError(f'--after {dependency!r} is not a job id: give the id sbatch printed (e.g. --after 1234), or '
@@ -267,6 +270,8 @@ def newest_checkpoint(run_dir) -> Path | None:
 def list_runs(runs_root=None) -> list[RunInfo]:
     "Every run under `runs_root` (default `papermill_runs/`), oldest first, with its current state."
     root = Path(runs_root or default_runs_root())
+    if runs_root and not root.exists():
+        raise UserError(f'runs_root={root} does not exist: give the folder the runs were submitted under (--runs-root)')
     if root.exists() and not root.is_dir(): raise UserError(f'runs_root={root} is a file, not a folder of runs: give the '
                                                             'folder the runs were submitted under (--runs-root)')
     runs = []
@@ -277,7 +282,7 @@ def list_runs(runs_root=None) -> list[RunInfo]:
             warnings.warn(str(e))
             runs.append(RunInfo(rd.name, rd, None, 'DAMAGED job.json', None, None, newest_checkpoint(rd), None, None))
             continue
-        jid = rec.get('job_id')
+        jid = None if rec.get('job_id') is None else str(rec['job_id'])   # a hand-written record may hold a number
         st = job_state(jid, rd) if jid else {'state': 'NOT SUBMITTED', 'exit_code': None, 'restarts': None}
         nb, log = rd / 'notebook.ipynb', rd / 'logs' / f'{jid}.out'
         runs.append(RunInfo(rec.get('name', rd.name), rd, jid, st['state'], st['exit_code'], st['restarts'],

@@ -14,6 +14,7 @@ from . import __version__
 from .paths import repo_root
 from .errors import UserError, one_line
 from .trainer import TrainConfig, config_from_preset
+from .train_config import SampleConfig
 from .finetune import FinetuneConfig
 
 # %% auto #0
@@ -276,8 +277,19 @@ def finetune_config(job: SlurmJob, run_dir) -> dict:
 def validate_job(job: SlurmJob, run_dir) -> dict | None:
     ("Check `job`'s parameters now: names the notebook takes, and the training config when the notebook has a "
      "preset (a fine-tune: its FinetuneConfig).")
+    if job.kernel:                                                  # papermill would fail on the node, after the queue
+        from jupyter_client.kernelspec import KernelSpecManager
+        if job.kernel not in (known := KernelSpecManager().find_kernel_specs()):
+            raise UserError(f'kernel={job.kernel!r} is not a Jupyter kernel registered here (registered: '
+                            f'{", ".join(sorted(known))}): give one of them, or leave --kernel out')
     if job.program == 'finetune': return finetune_config(job, run_dir)
+    if not Path(job.notebook).is_file():
+        raise UserError(f'notebook {Path(job.notebook).absolute()} not found: give its path relative to {Path.cwd()} '
+                        'or absolute (a pipeline: --notebook)')
     check_params(job)
+    if Path(job.notebook).name == 'sample.ipynb':                   # its parameters typed and ranged now, not on the node
+        names = {f.name for f in dataclasses.fields(SampleConfig)}
+        SampleConfig(**{k: v for k, v in job.params.items() if k in names})
     if job.mode != 'notebook' or notebook_default(job.notebook, 'preset') is not None:
         return trainer_config(job, run_dir)[1]
     return None

@@ -391,6 +391,10 @@ def run_folder(out: Path, is_main: bool = True):
 def train(config: TrainConfig | dict | Run, progress: bool = True) -> dict:
     ("Train according to `config` (a `Run` that `prepare_run` made is used as it is: nothing is checked twice); "
      "returns the run's summary (out_dir, step, final metrics, samples).")
+    if not isinstance(config, (TrainConfig, dict, Run)):
+        raise UserError(f'train() takes a TrainConfig, a dict of its fields or a Run, not {type(config).__name__} '
+                        f'{config!r}: e.g. train(config_from_preset({config!r}))' if isinstance(config, str) else
+                        f'train() takes a TrainConfig, a dict of its fields or a Run, not {type(config).__name__}')
     run = config if isinstance(config, Run) else prepare_run(config)
     out = project_path(run.cfg.out_dir)
     if run.dinfo.is_main: claim_folder(out, 'run', given=run.cfg.out_dir)   # a run folder, a new or an empty one: nothing else

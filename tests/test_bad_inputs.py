@@ -909,6 +909,33 @@ CASES += [
       setup=with_damaged_run(checkpoints_deleted_before_the_marker_field)),
     T('h-killed-before-first-checkpoint', LONG, None, code=0, after=started_over,
       setup=with_damaged_run(killed_before_first_checkpoint)),
+    # ---- run folders: links that lead nowhere, folders that cannot be made, a folder where a run's file belongs
+    Case('h-out-dir-dangling-symlink', 'train', lambda w: train_argv(w / 'link'), 'is a symbolic link to',
+         setup=lambda w, t: (w / 'link').symlink_to(w / 'nowhere')),
+    Case('h-out-dir-cannot-be-created', 'train', lambda w: train_argv(Path('/proc/diffusion_lm_run')), 'cannot be created'),
+    T('h-run-metrics-a-folder', LONG, "metrics.jsonl is a folder, not the file of that name a run keeps; nothing was changed",
+      setup=with_damaged_run(lambda r: ((r / 'metrics.jsonl').unlink(), (r / 'metrics.jsonl').mkdir()))),
+    T('h-run-marker-a-folder', LONG, '.diffusion_lm.json is a folder, not the file of that name a run keeps',
+      setup=with_damaged_run(lambda r: ((r / '.diffusion_lm.json').unlink(), (r / '.diffusion_lm.json').mkdir()))),
+    T('h-sample-threshold-above-one', ['sampler=confidence', 'sample_options={"threshold": 2}'], 'give 0 < threshold <= 1'),
+    A('h-api-train-a-preset-name', lambda w: trainer.train('shakespeare-llada'),
+      "train() takes a TrainConfig, a dict of its fields or a Run, not str 'shakespeare-llada'"),
+    # ---- diffusion-lm-palindromes
+    P('h-pal-json-dangling-symlink', ['--model', '{w}/run', '--json', '{w}/link.json'], 'exists and is not replaced',
+      setup=lambda w, t: (with_run(w, t), (w / 'link.json').symlink_to(w / 'no' / 'where'))),
+    P('h-pal-repair-rounds-overflow', ['--model', '{w}/run', '--repair-rounds', '1000000000'], 'at most 1000'),
+    # ---- diffusion-lm-slurm
+    S('h-slurm-list-job-id-not-an-id', ['list', '--runs-root', '{w}/runs'], None, code=0, after=lambda w, b, p: (
+        'DAMAGED job.json' in p.stdout and 'its job_id inf is not a job id' in p.stderr) or pytest.fail(p.stdout + p.stderr),
+      setup=lambda w, t: ((w / 'runs' / 'r').mkdir(parents=True), (w / 'runs' / 'r' / 'job.json').write_text('{"job_id": 1e999}'))),
+    S('h-slurm-list-runs-root-missing', ['list', '--runs-root', '{w}/nope'], 'nope does not exist'),
+    S('h-slurm-kernel-unknown', ['submit', '{nb}', '--dry-run', '--kernel', 'no-such-kernel'],
+      "kernel='no-such-kernel' is not a Jupyter kernel registered here"),
+    S('h-slurm-after-job-zero', ['submit', '{nb}', '--dry-run', '--after', '0'], "--after '0' is not a job id"),
+    S('h-slurm-sample-parameters-typed', ['submit', str(NB_DIR / 'sample.ipynb'), '--dry-run', '--set', 'n_samples=abc'],
+      "SampleConfig.n_samples='abc' is not an integer"),
+    S('h-slurm-pipeline-notebook-missing', ['pipeline', '--dry-run', '--notebook', '{w}/missing.ipynb', '--pretrain', '--finetune'],
+      'missing.ipynb not found'),
 ]
 
 

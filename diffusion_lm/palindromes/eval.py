@@ -26,7 +26,7 @@ import math
 from ..train_config import MAX_SEED, MAX_SAMPLE_STEPS
 
 # %% auto #0
-__all__ = ['JUDGE_ORDER', 'COLUMNS', 'MAX_SAMPLES', 'judge_from_texts', 'wiki_judge', 'judge_scores', 'words_of',
+__all__ = ['JUDGE_ORDER', 'COLUMNS', 'MAX_SAMPLES', 'MAX_REPAIR', 'judge_from_texts', 'wiki_judge', 'judge_scores', 'words_of',
            'is_english_word', 'evaluate_samples', 'evaluate_model', 'results_markdown', 'save_results', 'verdict',
            'run_palindrome_sample', 'main']
 
@@ -303,9 +303,10 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #2e7a4ca9
 MAX_SAMPLES = 100_000      # --n-samples: every sample's length is drawn up front
+MAX_REPAIR = 1000          # --repair-rounds, --repair-candidates: each costs a sampling pass over the failing words
 def _check_json_out(p: Path):
     "A UserError unless `p` is a new file in an existing folder outside a run's checkpoints."
-    if p.exists(): raise UserError(f'--json {p} exists and is not replaced; give a new file name')
+    if p.exists() or p.is_symlink(): raise UserError(f'--json {p} exists and is not replaced; give a new file name')
     if not p.parent.is_dir(): raise UserError(f'--json {p}: folder {p.parent} does not exist; create it or give another')
     if 'checkpoints' in p.resolve().parts:
         raise UserError(f'--json {p} is inside a checkpoints folder, which checkpoint pruning deletes; write it elsewhere')
@@ -315,6 +316,9 @@ def _check_args(ap, a):
     if min(a.n_samples, a.steps, a.repair_candidates) < 1 or a.repair_rounds < 0:
         ap.error(f'--n-samples {a.n_samples} --steps {a.steps} --repair-candidates {a.repair_candidates} must be >= 1, '
                  f'--repair-rounds {a.repair_rounds} >= 0')
+    if max(a.repair_rounds, a.repair_candidates) > MAX_REPAIR:
+        ap.error(f'--repair-rounds {a.repair_rounds} --repair-candidates {a.repair_candidates}: at most {MAX_REPAIR} '
+                 '(each round and candidate is a sampling pass; 4 rounds of 1 candidate is the usual)')
     if a.n_samples > MAX_SAMPLES: ap.error(f'--n-samples {a.n_samples}: at most {MAX_SAMPLES} at a time; run again with '
                                            'another --seed for more')
     if a.steps > MAX_SAMPLE_STEPS: ap.error(f'--steps {a.steps}: at most {MAX_SAMPLE_STEPS} network calls per sample')
