@@ -88,6 +88,8 @@ def _check_out_dir(out_dir: Path, options: dict, overwrite: bool) -> bool:
 def _prepare(out_dir, options: dict, overwrite: bool, build) -> Path:
     "Reuse `out_dir` if prepared with `options`, else `build(tmp) -> metadata` and publish it atomically."
     out_dir, options = Path(out_dir), {**options, 'format': FORMAT}
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f'{out_dir} is a file, not a folder of prepared data; nothing was changed: give a new folder')
     if _check_out_dir(out_dir, options, overwrite): return out_dir
     if out_dir.exists() and not any(out_dir.iterdir()):                   # an empty folder: take its place
         try: out_dir.rmdir()

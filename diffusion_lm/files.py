@@ -99,7 +99,8 @@ def replace_dir(tmp, final):
         try: os.rename(tmp, final)
         except BaseException: os.rename(old, final); raise
         fsync_dir(final.parent)
-        shutil.rmtree(old)
+        if old.is_symlink(): old.unlink()                   # a link put there by hand: removed, never what it points to
+        else: shutil.rmtree(old)
     finally: _ACTIVE.discard(old.name)
 
 # %% ../nbs/00b_files.ipynb #e41e391b

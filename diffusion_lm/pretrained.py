@@ -149,6 +149,9 @@ def resolve_mask_id(config, tokenizer=None, mask_id: int | None = None, n_output
                                         else "the tokenizer mask token"})''')
     mask_id = int(mask_id)
     V = n_outputs if n_outputs is not None else getattr(config, 'vocab_size', None)
+    if V is not None and (isinstance(V, bool) or not isinstance(V, int) or V < 1):
+        raise PretrainedLoadError(f'config.json says vocab_size={V!r}, which is not a number of tokens: the folder is '
+                                  'damaged; restore its config.json')
     if V is not None and not 0 <= mask_id < V:
         raise PretrainedLoadError(f'mask_id={mask_id} is outside the model\'s {V} outputs (0..{V - 1})')
     specials = {n: getattr(config, f'{n}_token_id', None) for n in ('bos', 'eos', 'pad')}

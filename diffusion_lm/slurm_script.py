@@ -67,6 +67,9 @@ def time_limit_seconds(t: str) -> int:
     if not m: raise UserError(f'time={t!r} is not a SLURM time limit: use e.g. "48:00:00", '
                                '"2-00:00:00" or "90" (minutes)')
     d, a, b, c = (int(x) if x else None for x in m.groups())
+    if any(x is not None and x > 59 for x in (b, c)) or (d is not None and a > 23):
+        raise UserError(f'time={t!r}: minutes and seconds after the first field run 0..59 (hours after a day count '
+                        '0..23): use e.g. "2:30:00" for 150 minutes, or "150"')
     if d is None:   # MM, MM:SS, HH:MM:SS
         s = a * 60 if b is None else a * 60 + b if c is None else a * 3600 + b * 60 + c
     else: s = d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
@@ -178,6 +181,9 @@ class SlurmJob:
         for f, least in (('nodes', 1), ('gpus_per_node', 0)): _check_count(f, getattr(self, f), least)
         for f in ('procs_per_node', 'cpus_per_task'): _check_count(f, getattr(self, f), 1, optional=True)
         _check_name(self.name); _check_mem(self.mem)
+        if self.gpu_type and not self.gpus_per_node:
+            raise UserError(f'gpu_type={self.gpu_type!r} names the GPUs of --gpus-per-node, which is 0: give '
+                            '--gpus-per-node N, or leave --gpu-type out')
         _check_signal(self.time, self.signal_seconds)
         if self.open_mode not in ('append', 'truncate'): raise UserError(f"open_mode={self.open_mode!r}: "
                                                                           "use 'append' or 'truncate'")

@@ -910,6 +910,8 @@ CASES += [
     T('h-killed-before-first-checkpoint', LONG, None, code=0, after=started_over,
       setup=with_damaged_run(killed_before_first_checkpoint)),
     # ---- run folders: links that lead nowhere, folders that cannot be made, a folder where a run's file belongs
+    T('h-newest-step-a-link-to-an-older-one', LONG, None, code=0, after=resumed_to(6, keep_steps=(2,)),
+      setup=with_damaged_run(lambda r: (shutil.rmtree(ckpt(r, 4)), ckpt(r, 4).symlink_to(ckpt(r, 2))))),
     Case('h-out-dir-dangling-symlink', 'train', lambda w: train_argv(w / 'link'), 'is a symbolic link to',
          setup=lambda w, t: (w / 'link').symlink_to(w / 'nowhere')),
     Case('h-out-dir-cannot-be-created', 'train', lambda w: train_argv(Path('/proc/diffusion_lm_run')), 'cannot be created'),
@@ -934,6 +936,13 @@ CASES += [
     S('h-slurm-after-job-zero', ['submit', '{nb}', '--dry-run', '--after', '0'], "--after '0' is not a job id"),
     S('h-slurm-sample-parameters-typed', ['submit', str(NB_DIR / 'sample.ipynb'), '--dry-run', '--set', 'n_samples=abc'],
       "SampleConfig.n_samples='abc' is not an integer"),
+    S('h-slurm-time-minutes-past-59', ['submit', '{nb}', '--dry-run', '--time', '1:99:00'], 'minutes and seconds after the first field run 0..59'),
+    S('h-slurm-gpu-type-without-gpus', ['submit', '{nb}', '--dry-run', '--gpu-type', 'a100'], "gpu_type='a100' names the GPUs of --gpus-per-node, which is 0"),
+    P('h-pal-words-with-alphabet', ['--model', '{w}/run', '--words', '--alphabet', 'xyz'], '--alphabet does not apply with --words'),
+    FM('h-hf-config-vocab-size-negative', [], 'config.json says vocab_size=-1, which is not a number of tokens',
+       lambda m: (m / 'config.json').write_text(json.dumps({**json.loads((m / 'config.json').read_text()), 'vocab_size': -1}))),
+    A('h-prepare-into-a-file', lambda w: prepare_shakespeare(w / 'cfg.json'), 'cfg.json is a file, not a folder of prepared data',
+      setup=with_config('{}')),
     S('h-slurm-pipeline-notebook-missing', ['pipeline', '--dry-run', '--notebook', '{w}/missing.ipynb', '--pretrain', '--finetune'],
       'missing.ipynb not found'),
 ]

@@ -335,6 +335,8 @@ def _check_args(ap, a):
                  'give finite numbers >= 0')
     if a.words and (a.unconstrained or a.mode != 'exact'):
         ap.error('--words builds on the palindrome constraint in exact mode: drop --unconstrained / --mode letters')
+    if a.words and a.alphabet != DEFAULT_ALPHABET:
+        ap.error("--alphabet does not apply with --words (the words' letters come from the dictionary): drop one of them")
 
 def _possible_lengths(ap, a, words, lengths, longest: int) -> list[int]:
     "With `--words`: each length the words can fill, a training length that they cannot moved to the next one up."
