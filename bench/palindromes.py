@@ -12,6 +12,8 @@ Where a file carries the samples themselves (a list of strings under a key conta
 rate is recomputed here with `diffusion_lm.palindromes.text.is_palindrome` (letters and digits, lower-cased, non-empty, equal
 to its reverse) as an independent check of the reported one. With no file found, the result says so and how to
 produce one.
+The result JSON does not repeat a pipeline evaluation's samples and per-sample judge bits: it names them (the file,
+the graph's index, the keys; `resolve` reads them back).
 """
 from __future__ import annotations
 import argparse, glob, json, sys
@@ -106,6 +108,29 @@ def pipeline_eval(path: Path, data: list) -> dict:
         for k, v in res['samples'].items():
             if isinstance(v, list) and v and all(isinstance(t, str) for t in v): rec[f'{g}/{k}'] = recompute(v)
     return {'file': str(path), 'pipeline': data, 'targets': targets(data), 'recomputed': rec}
+
+
+SAMPLE_KEYS = ('samples', 'judge_bits')      # per-sample lists a pipeline evaluation already keeps in its own file
+
+
+def with_references(f: dict) -> dict:
+    ("`f` (a pipeline evaluation read by `pipeline_eval`) as the result JSON keeps it: each graph's samples and per-sample "
+     "judge bits replaced by a reference (the evaluation file, the graph's index there, the keys), not repeated; "
+     "`resolve` reads them back, so every figure stays recomputable.")
+    if 'pipeline' not in f: return f
+    p = Path(f['file'])
+    rel = str(p.resolve()).replace(str(bl.ROOT.resolve()) + '/', '') if p.is_absolute() else str(p)   # from the project folder
+    pipe = [{**g, **{k: {'ref': rel, 'index': i, 'key': k, 'keys': list(g[k])} for k in SAMPLE_KEYS if isinstance(g.get(k), dict)}}
+            for i, g in enumerate(f['pipeline'])]
+    return {**f, 'pipeline': pipe}
+
+
+def resolve(ref: dict) -> dict:
+    "The samples (or judge bits) a reference of `with_references` names, read from the evaluation file, keys checked."
+    p = Path(ref['ref']); p = p if p.is_absolute() else bl.ROOT / p
+    got = json.loads(p.read_text())[ref['index']][ref['key']]
+    if list(got) != ref['keys']: raise ValueError(f"{p}: graph {ref['index']} holds {ref['key']} {list(got)}, the result names {ref['keys']}")
+    return got
 
 
 def read_file(path: Path) -> dict:
@@ -233,7 +258,9 @@ def main(argv=None):
                files=[read_file(p) for p in files], status='ok' if files else 'missing', how_to=None if files else HOW_TO,
                timings=read_timings(timings), trials=read_trials(Path(args.trials)))
     print(HOW_TO if not files else f'read {len(files)} file(s): ' + ', '.join(map(str, files)))
-    bl.save_result(res, markdown(res), bl.out_dir(args))
+    md = markdown(res)                                  # from the samples; the JSON keeps references to them
+    res['files'] = [with_references(f) for f in res['files']]
+    bl.save_result(res, md, bl.out_dir(args))
     return res
 
 

@@ -36,7 +36,7 @@ from .scale import (apply_lora, enable_block_checkpointing, shard_model, shard_w
                                 merge_lora, export_pretrained, CKPT_META)
 from .sft_data import load_sft_data, collate, batch_indices, SFTData
 from .memory_plan import shape_from_config, plan, format_plan, model_row, format_released_plan
-from .released import model_format
+from .model_formats import model_format
 from .sources import data_kind, LibraryModel, CorpusWindows, ModelSource, DataSource, _text_path
 from .released import HFTokenizer, TEXT_SOURCES, is_text_source, RELEASED_MODELS, released_model_config
 from .released import is_release, release_kind

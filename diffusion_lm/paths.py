@@ -4,10 +4,11 @@
 
 # %% ../nbs/00c_paths.ipynb #110a6089
 from __future__ import annotations
+import json
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['repo_root', 'project_path']
+__all__ = ['MARKER_FILE', 'repo_root', 'project_path', 'marker_kind']
 
 # %% ../nbs/00c_paths.ipynb #eac1d67f
 def repo_root() -> Path:
@@ -26,3 +27,13 @@ def project_path(p) -> Path:
     if p.is_absolute(): return p
     try: return repo_root() / p
     except FileNotFoundError: return p.resolve()
+
+# %% ../nbs/00c_paths.ipynb #b7e1a002
+MARKER_FILE = '.diffusion_lm.json'
+
+def marker_kind(folder) -> str | None:
+    ("The kind named by the marker of `folder` (`MARKER_FILE`: 'run', 'finetune', ...); None when it has no marker "
+     "or the marker cannot be read (`runs.folder_kind` names a damaged one).")
+    try: rec = json.loads((Path(folder) / MARKER_FILE).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return None
+    return rec.get('kind') if isinstance(rec, dict) and isinstance(rec.get('kind'), str) else None

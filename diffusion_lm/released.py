@@ -15,12 +15,11 @@ from .pretrained import _read_json as _read_json_object
 from .tokenizers import HFTokenizer, tokenizer_identity
 
 # %% auto #0
-__all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'MODEL_FORMATS', 'RELEASED_MODELS', 'TEXT_SOURCES', 'sedd_config',
-           'sedd_state_dict', 'official_state_dict', 'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd',
-           'dit_config', 'dit_state_dict', 'dit_official_state_dict', 'release_kind', 'load_release', 'save_release',
-           'release_config', 'is_release', 'release_state_dict', 'release_init', 'model_format',
-           'released_model_config', 'is_text_source', 'text_documents', 'encode_documents', 'prepare_text_tokens',
-           'release_tokenizer']
+__all__ = ['WEIGHT_FILES', 'DIT_KINDS', 'RELEASE_FORMATS', 'RELEASED_MODELS', 'TEXT_SOURCES', 'sedd_config', 'sedd_state_dict',
+           'official_state_dict', 'gpt2_tokenizer', 'is_sedd_folder', 'load_sedd', 'save_sedd', 'dit_config',
+           'dit_state_dict', 'dit_official_state_dict', 'release_kind', 'load_release', 'save_release',
+           'release_config', 'is_release', 'release_state_dict', 'release_init', 'released_model_config',
+           'is_text_source', 'text_documents', 'encode_documents', 'prepare_text_tokens', 'release_tokenizer']
 
 # %% ../nbs/13b_released.ipynb #c9173369
 _GRAPHS, _NOISES = {'absorb': 'absorbing', 'uniform': 'uniform'}, {'loglinear': 'loglinear', 'geometric': 'geometric'}
@@ -359,30 +358,6 @@ def release_init(folder, method) -> dict:
                         f'method={name!r} and its settings (released.release_config has them)')
     return dict(bias=cfg.bias, mlp_bias=cfg.mlp_bias, head_bias=cfg.head_bias, gelu=cfg.gelu, gates=cfg.gates,
                 init=cfg.init)
-
-# %% ../nbs/13b_released.ipynb #dc275aae
-MODEL_FORMATS = {
-    'run': 'a run of diffusion-lm-train or one of its checkpoints (checkpoints/step_N, meta.json)',
-    'release': ' or '.join(RELEASE_FORMATS),
-    'hf': 'a Hugging Face LLaDA-format folder (config.json, model.safetensors, tokenizer)'}
-
-def _formats() -> str: return 'the formats are: ' + '; '.join(f'{k}: {v}' for k, v in MODEL_FORMATS.items())
-
-def model_format(path, key: str = 'model') -> str:
-    ("'run', 'release' or 'hf': the format of model folder `path` (see `MODEL_FORMATS`); a one-line UserError "
-     "naming every format when it is none of them; `key`: the setting that named it (`model`, `init_from`).")
-    p = Path(path)
-    if not p.exists(): raise UserError(f'{p}: no such folder; give {key}=FOLDER, where {_formats()}')
-    if not p.is_dir(): raise UserError(f'{p} is a file, not a model folder; {_formats()}')
-    if release_kind(p): return 'release'
-    if (p / 'finetune_config.json').is_file():
-        raise UserError(f'{p} is a fine-tuning run, not a model folder: its trained model is {p / "model"}; '
-                        f'give {key}={p / "model"}')
-    if (p / 'checkpoints').is_dir() or (p / 'meta.json').is_file(): return 'run'
-    if (p / 'config.json').is_file(): return 'hf'
-    found = sorted(x.name for x in p.iterdir())
-    raise UserError(f'{p} is not a model folder this library reads (it holds '
-                    f'{", ".join(found[:6]) + (", ..." if len(found) > 6 else "") or "nothing"}); {_formats()}')
 
 # %% ../nbs/13b_released.ipynb #2a908c13
 _DIT_OWT = {'vocab_size': 50258, 'model_length': 1024, 'hidden_dim': 768, 'cond_dim': 128, 'n_blocks': 12,

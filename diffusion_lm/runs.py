@@ -8,13 +8,13 @@ import json, os, time, warnings
 from pathlib import Path
 from . import __version__
 from .errors import UserError
-from .paths import project_path
+from .paths import project_path, MARKER_FILE
 from .files import write_text_atomic
 from .checkpoint import load_weights, check_compatible, list_checkpoints, load_config
 from .released import is_release, release_state_dict
 
 # %% auto #0
-__all__ = ['RUN_IDENTITY', 'FINETUNE_IDENTITY', 'OLD_NAMES', 'CONFIG_NAMES', 'MARKER_FILE', 'KINDS', 'append_jsonl', 'read_jsonl',
+__all__ = ['RUN_IDENTITY', 'FINETUNE_IDENTITY', 'OLD_NAMES', 'CONFIG_NAMES', 'KINDS', 'append_jsonl', 'read_jsonl',
            'truncate_jsonl', 'is_finetune_config', 'check_same_run', 'folder_kind', 'claim_folder', 'note_checkpoint',
            'lost_checkpoints', 'init_weights_from']
 
@@ -130,7 +130,6 @@ def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
         raise UserError(f'{out} holds another {kind} ({what}); it is not resumed or overwritten: choose another out_dir')
 
 # %% ../nbs/08a_runs.ipynb #f5d010d9
-MARKER_FILE = '.diffusion_lm.json'
 KINDS = {'run': 'training run', 'finetune': 'fine-tuning run', 'slurm-run': 'SLURM run directory',
          'palindrome-eval': 'palindrome evaluation folder'}
 _RUN_FILES = ('checkpoints', 'sharded', 'metrics.jsonl', 'result.json', 'train.pid', 'samples.jsonl')

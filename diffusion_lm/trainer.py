@@ -34,14 +34,15 @@ from types import SimpleNamespace
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
 from .runs import (append_jsonl, read_jsonl, truncate_jsonl, check_same_run, init_weights_from,
-                             claim_folder, MARKER_FILE, note_checkpoint, lost_checkpoints)
+                             claim_folder, note_checkpoint, lost_checkpoints)
 from .files import explain_os_error
 from .distributed import mean_over_ranks
 from .files import write_text_atomic
 from .samplers import ALIASES as SAMPLER_ALIASES
 from .checkpoint import list_checkpoints, read_newest
 from .train_config import TrainConfig, PRESETS, config_from_preset, MAX_STEPS
-from .released import model_format, is_release, release_init, load_release, is_text_source, prepare_text_tokens, release_tokenizer
+from .model_formats import model_format
+from .released import is_release, release_init, load_release, is_text_source, prepare_text_tokens, release_tokenizer
 
 # %% auto #0
 __all__ = ['Run', 'model_config', 'build_model', 'check_memory', 'dataset_path', 'prepare_run', 'steps_of', 'train_step',
@@ -159,8 +160,7 @@ def dataset_path(cfg) -> Path:
     ("The prepared folder of `cfg.dataset`: a data set by name or folder (`data.prepare_dataset`), or, for a run "
      "`init_from` a release, text (`released.TEXT_SOURCES` or a text file) tokenized with the release's own tokenizer.")
     start = project_path(cfg.init_from) if cfg.init_from else None
-    if start is not None and start.is_dir() and not (start / MARKER_FILE).is_file() \
-            and model_format(start, 'init_from') == 'hf':     # one rule for model folders (13b_released); a run
+    if start is not None and start.is_dir() and model_format(start, 'init_from') == 'hf':   # one rule: 13c_model_formats
         raise UserError(f'init_from={cfg.init_from!r} is a Hugging Face LLaDA-format folder: training starts from this '
                         f'library\'s runs and released models; fine-tune it with diffusion-lm-finetune --set model={start}')
     if start is not None and is_release(start) and is_text_source(cfg.dataset):

@@ -557,6 +557,10 @@ def test_palindromes_pipeline_targets_and_trials(tmp_path):
     judge = 'judge of English within 0.5 bits/char of real palindromes'       # the farther of before/after repair
     assert (t[('absorbing', judge)], t[('uniform', judge)]) == ((-0.3, True), (-0.75, False))
     assert f['recomputed']['uniform/8/exact/repaired']['rate_of_all'] == 0.5          # 'xy' is no palindrome
+    import palindromes as pal
+    ref = f['pipeline'][1]['samples']                                               # a reference, not the samples again
+    assert ref == {'ref': str(ev.resolve()), 'index': 1, 'key': 'samples', 'keys': ['8/exact', '8/exact/repaired', '8/unconstrained']}
+    assert pal.resolve(ref) == {'8/exact': ['abcba', 'xyzzyx'], '8/exact/repaired': ['abcba', 'xy'], '8/unconstrained': ['abc']}
     assert out['timings'][0] == {'step': 'pretrain_absorbing', 'seconds': 600, 'finished': '2026-01-01T00:00:00', 'loadavg': '1.00 1.00 1.00'}
     md = (tmp_path / 'out' / f"palindromes__{out['machine']['kind_slug']}.md").read_text()
     assert 'NOT all palindromes: uniform/8/exact/repaired' in md and '| t1 | absorbing |' in md and '15.0 min' in md

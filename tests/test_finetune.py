@@ -226,7 +226,7 @@ def test_a_training_run_fine_tuned_on_a_corpus_through_the_command(tmp_path):
     from diffusion_lm.trainer import train, load_newest
     from diffusion_lm.train_config import config_from_preset
     from diffusion_lm.runs import read_jsonl
-    from diffusion_lm.released import MODEL_FORMATS
+    from diffusion_lm.model_formats import MODEL_FORMATS
     torch.set_num_threads(1)
     tiny = dict(n_layer=1, n_embd=32, n_head=2, context_length=32, batch_size=4, warmup_steps=0, lr_schedule='constant',
                 eval_batches=1, n_samples=1, sample_steps=2, log_interval=1, device='cpu', compile=False)
