@@ -27,8 +27,8 @@ from ..train_config import MAX_SEED, MAX_SAMPLE_STEPS
 
 # %% auto #0
 __all__ = ['JUDGE_ORDER', 'COLUMNS', 'MAX_SAMPLES', 'judge_from_texts', 'wiki_judge', 'judge_scores', 'words_of',
-           'is_english_word', 'evaluate_samples', 'evaluate_model', 'results_markdown', 'save_results', 'verdict',
-           'run_palindrome_sample', 'main']
+           'is_english_word', 'evaluate_samples', 'evaluate_model', 'seen_palindromes', 'language_bound',
+           'results_markdown', 'save_results', 'verdict', 'run_palindrome_sample', 'main']
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #0f801ed1
 JUDGE_ORDER = 6
@@ -201,6 +201,56 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
                              list(samples.items())}
         out['settings']['judge'] = {k: judge[k] for k in ('data', 'order', 'n_bytes')}
     return out
+
+# %% ../../nbs/12c_palindrome_eval.ipynb
+import numpy as np
+
+def _segmentations(form: str, n_words: int, vocab: set, longest: int):
+    "Every way to cut the letters `form` into `n_words` words of `vocab` (each at most `longest` letters)."
+    if n_words == 1:
+        if form in vocab: yield [form]
+        return
+    for i in range(1, min(longest, len(form) - n_words + 1) + 1):
+        if form[:i] in vocab:
+            for rest in _segmentations(form[i:], n_words - 1, vocab, longest): yield [form[:i], *rest]
+
+def seen_palindromes(words, n: int, train_texts=(), seen_text: bytes = b'') -> set:
+    ("The `n`-character palindromes of `words` (`PalindromeWords`) that are NOT novel by `evaluate_samples`' rule: "
+     "normalised form equal to a training text's, or the text itself inside `seen_text` (the judge's `text`).")
+    vocab = set(words.reversible)
+    ok = lambda p: p == p[::-1] and all(w in vocab for w in p.split(words.separator))
+    longest, seen = max(map(len, vocab)), set()
+    for form in {normalize_palindrome(t) for t in train_texts}:
+        if 0 < len(form) <= n and len(form) * 2 > n:        # n - len(form) separators: that many words + 1
+            for ws in _segmentations(form, n - len(form) + 1, vocab, longest):
+                if ok(p := words.separator.join(ws)): seen.add(p)
+    a = np.frombuffer(seen_text, dtype=np.uint8)
+    if len(a) >= n:                                           # every window of n bytes that reads the same backwards
+        w = np.lib.stride_tricks.sliding_window_view(a, n)
+        for i in np.flatnonzero((w[:, :n // 2] == w[:, ::-1][:, :n // 2]).all(1)):
+            p = bytes(w[i]).decode('utf-8', 'replace')
+            if ok(p) and ' ' * 2 not in p and not p.startswith(' '): seen.add(p)
+    return seen
+
+def language_bound(words, lens, train_texts=(), seen_text: bytes = b'') -> dict:
+    ("The best `evaluate_samples` figures any sampler could reach with `len(lens)` samples of these lengths made of "
+     "`words`: for each length the palindromes there are (`count`) and how many are novel; `best_distinct` (all "
+     "different), `best_novel` (all novel), `best_novel_distinct` (all different and novel) and, for the ideal draw (uniform over the "
+     "palindromes of each length, independent), the expected `uniform_distinct` and `uniform_novel`.")
+    lens = [int(n) for n in lens]
+    if not lens: raise UserError('lens must name at least one length')
+    per = {}
+    for n in sorted(set(lens)):
+        c, s = words.count(n), len(seen_palindromes(words, n, train_texts, seen_text))
+        per[n] = dict(samples=lens.count(n), count=c, seen=s, novel=c - s)
+    N, rows = len(lens), per.values()
+    return dict(per_length=per, n_samples=N,
+                best_distinct=sum(min(r['samples'], r['count']) for r in rows) / N,
+                best_novel=sum(r['samples'] for r in rows if r['novel']) / N,
+                best_novel_distinct=sum(min(r['samples'], r['novel']) for r in rows) / N,
+                uniform_distinct=sum(r['count'] * (1 - (1 - 1 / r['count']) ** r['samples']) for r in rows
+                                     if r['count']) / N,
+                uniform_novel=sum(r['samples'] * r['novel'] / r['count'] for r in rows if r['count']) / N)
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #00c1b2af
 def _pct(v): return '–' if v is None else f'{v:.0%}'
