@@ -28,7 +28,7 @@ from ..train_config import MAX_SEED, MAX_SAMPLE_STEPS
 # %% auto #0
 __all__ = ['JUDGE_ORDER', 'COLUMNS', 'MAX_SAMPLES', 'judge_from_texts', 'wiki_judge', 'judge_scores', 'words_of',
            'is_english_word', 'evaluate_samples', 'evaluate_model', 'seen_palindromes', 'language_bound',
-           'results_markdown', 'save_results', 'verdict', 'run_palindrome_sample', 'main']
+           'bound_markdown', 'results_markdown', 'save_results', 'verdict', 'run_palindrome_sample', 'main']
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #0f801ed1
 JUDGE_ORDER = 6
@@ -161,10 +161,16 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
                    sampler: str | None = None, modes=MODES, splits: dict | None = None, repair_rounds: int = 4,
                    repair_steps: int | None = None, repair_candidates: int = 1, shapes: str | None = 'train',
                    seed: int = 0, device=None, min_zipf: float = MIN_ZIPF, log=print, words=None,
-                   judge: dict | None = None, **kw) -> dict:
+                   judge: dict | None = None, mode_temperature: dict | None = None, **kw) -> dict:
     ("Rows of figures (one per length and mode, constrained, with repair; pooled rows `all`) and the samples; mode "
      "'words': exact mode with every word from `words` (default: the strict dictionary), no repair needed; `judge` "
-     "(`wiki_judge()`): its figures in every row, each sample's bits per character under `judge_bits`.")
+     "(`wiki_judge()`): its figures in every row, each sample's bits per character under `judge_bits`; "
+     "`mode_temperature` ({mode: temperature}): a mode sampled at its own temperature (the others, and the "
+     "unconstrained run, at `temperature`).")
+    if set(mode_temperature or {}) - set(modes):
+        raise UserError(f'mode_temperature names modes not sampled: {sorted(set(mode_temperature) - set(modes))}; '
+                        f'use some of {list(modes)}')
+    temps = {m: (mode_temperature or {}).get(m, kw.get('temperature', 1.0)) for m in modes}
     splits = splits or palindrome_splits()
     if 'words' in modes and words is None: words = PalindromeWords(strict_words(min_zipf), token_chars(tok))
     train, rows, samples, stats = training_texts(splits), [], {}, {}
@@ -179,14 +185,15 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
         def draw(**a):
             g = torch.Generator(device=device or 'cpu').manual_seed(seed)
             return sample_palindromes(model, method, tok, lens, steps=steps, sampler=sampler, return_stats=True,
-                                      generator=g, device=device, **kw, **a)
+                                      generator=g, device=device, **(kw | a))
         samples[f'{L}/unconstrained'], _ = draw(constrained=False)
         unc = evaluate_samples(samples[f'{L}/unconstrained'], train, min_zipf)['palindrome_rate']
         for mode in modes:
             t0 = time.time()
             by_words = dict(mode='exact', words=words, repair_rounds=0) if mode == 'words' else dict(
                 mode=mode, repair_rounds=repair_rounds)
-            texts, st = draw(**by_words, repair_steps=repair_steps, repair_candidates=repair_candidates)
+            texts, st = draw(**by_words, repair_steps=repair_steps, repair_candidates=repair_candidates,
+                             temperature=temps[mode])
             samples[f'{L}/{mode}'], samples[f'{L}/{mode}/repaired'], stats[f'{L}/{mode}'] = st['unrepaired'], texts, st
             rows.append(_row(mode, L, st['unrepaired'], texts, st, train, min_zipf, unc, time.time() - t0, judge))
             if log: log(_progress(rows[-1], texts))
@@ -195,14 +202,15 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
                settings=dict(lengths=[str(L) for L in lengths], n_samples=n_samples, steps=steps,
                sampler=sampler or method.default_sampler, modes=list(modes), repair_rounds=repair_rounds,
                repair_steps=repair_steps or steps, repair_candidates=repair_candidates, shapes=shapes, seed=seed,
-               min_zipf=min_zipf, method=repr(method), temperature=kw.get('temperature', 1.0)))
+               min_zipf=min_zipf, method=repr(method), temperature=kw.get('temperature', 1.0),
+               mode_temperature=temps))
     if judge is not None:
         out['judge_bits'] = {k: judge_scores(v, judge) for k, v in [('validation', splits.get('val', []))] +
                              list(samples.items())}
         out['settings']['judge'] = {k: judge[k] for k in ('data', 'order', 'n_bytes')}
     return out
 
-# %% ../../nbs/12c_palindrome_eval.ipynb
+# %% ../../nbs/12c_palindrome_eval.ipynb #8bbdea3f
 import numpy as np
 
 def _segmentations(form: str, n_words: int, vocab: set, longest: int):
@@ -251,6 +259,20 @@ def language_bound(words, lens, train_texts=(), seen_text: bytes = b'') -> dict:
                 uniform_distinct=sum(r['count'] * (1 - (1 - 1 / r['count']) ** r['samples']) for r in rows
                                      if r['count']) / N,
                 uniform_novel=sum(r['samples'] * r['novel'] / r['count'] for r in rows if r['count']) / N)
+
+# %% ../../nbs/12c_palindrome_eval.ipynb #edc37008
+def bound_markdown(bounds: dict) -> str:
+    "A Markdown table of `{row name: language_bound(...)}`: palindromes, how many are novel, the best figures."
+    lines = ['| length | samples | palindromes | in training texts | novel | best distinct | best novel '
+             '| best distinct and novel | uniform draw: distinct | uniform draw: novel |', '|' + '---|' * 10]
+    for name, b in bounds.items():
+        per = list(b['per_length'].values())
+        k = '' if len(per) == 1 else f' ({len(per)} lengths)'
+        cells = [name, b['n_samples'], f"{sum(r['count'] for r in per):,}{k}", f"{sum(r['seen'] for r in per):,}",
+                 f"{sum(r['novel'] for r in per):,}", *(f'{b[x]:.0%}' for x in ('best_distinct', 'best_novel',
+                 'best_novel_distinct', 'uniform_distinct', 'uniform_novel'))]
+        lines.append('| ' + ' | '.join(map(str, cells)) + ' |')
+    return '\n'.join(lines) + '\n'
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #00c1b2af
 def _pct(v): return '–' if v is None else f'{v:.0%}'
