@@ -16,6 +16,7 @@
 #   OUT=papermill_runs/palindromes   executed notebooks, timings.tsv, the table (JSON + Markdown) and the GIF
 #   RUNS=runs/palindromes     the training runs (checkpoints, metrics)
 #   LENGTHS='[8, 12, 16, 24, train]' N_SAMPLES=64 STEPS=64 TEMPERATURE=1.0 REPAIR_ROUNDS=4 DEVICE=auto SEED=0
+#   WORDS_TEMPERATURE=3.0     the temperature of mode 'words' ('null': TEMPERATURE)
 #   MODES='[exact, letters, words]'   the constraint modes sampled (REPAIR_ROUNDS: exact and letters only)
 #   JUDGE_DATA=wiki-bytes     the rows the judge of English is fitted on ('null': no judge)
 #   TRAIN_ARGS='-p max_steps 50'   more train.ipynb parameters for pre-training and fine-tuning (a short look)
@@ -68,7 +69,7 @@ for step in "${STEPS_TO_RUN[@]}"; do
     sample)   timed sample "${PM[@]}" nbs/palindromes.ipynb "$OUT/3_palindromes${SUFFIX}.ipynb" \
                 -y "checkpoints: [$(IFS=,; echo "${CKPTS[*]}")]" -p out_dir "$OUT" \
                 -y "lengths: ${LENGTHS:-[8, 12, 16, 24, train]}" -p n_samples "${N_SAMPLES:-64}" -p steps "${STEPS:-64}" \
-                -p temperature "${TEMPERATURE:-1.0}" -p repair_rounds "${REPAIR_ROUNDS:-4}" \
+                -p temperature "${TEMPERATURE:-1.0}" -y "words_temperature: ${WORDS_TEMPERATURE:-3.0}" -p repair_rounds "${REPAIR_ROUNDS:-4}" \
                 -y "modes: ${MODES:-[exact, letters, words]}" -y "judge_data: ${JUDGE_DATA:-wiki-bytes}" \
                 -p device "${DEVICE:-auto}" -p seed "${SEED:-0}" ;;
     *) echo "unknown step '$step': use data, pretrain, finetune or sample" >&2; exit 2 ;;

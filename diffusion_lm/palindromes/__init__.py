@@ -20,7 +20,8 @@ from .constraint import (DEFAULT_ALPHABET, MODES, word_skeleton, palindrome_layo
                          corpus_word_lengths, sample_lengths, shape_skeletons, sample_palindromes, row_texts,
                          bad_word_mask, repair_words)
 from .eval import (evaluate_samples, evaluate_model, results_markdown, save_results, verdict, run_palindrome_sample, main,
-                   wiki_judge, judge_from_texts, judge_scores, JUDGE_ORDER)
+                   wiki_judge, judge_from_texts, judge_scores, JUDGE_ORDER, seen_palindromes, language_bound,
+                   bound_markdown)
 
 __all__ = ['normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_palindromes', 'split_by_normal_form',
            'case_variants', 'fitting_split', 'prepare_palindromes', 'palindrome_splits', 'generate_palindromes',
@@ -30,4 +31,4 @@ __all__ = ['normalize_palindrome', 'is_palindrome', 'palindromes_path', 'load_pa
            'PalindromeConstraint', 'corpus_word_lengths', 'sample_lengths', 'shape_skeletons', 'sample_palindromes',
            'row_texts', 'bad_word_mask', 'repair_words', 'evaluate_samples', 'evaluate_model', 'results_markdown',
            'save_results', 'verdict', 'run_palindrome_sample', 'main', 'wiki_judge', 'judge_from_texts', 'judge_scores',
-           'JUDGE_ORDER']
+           'JUDGE_ORDER', 'seen_palindromes', 'language_bound', 'bound_markdown']

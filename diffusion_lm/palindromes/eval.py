@@ -27,8 +27,8 @@ from ..train_config import MAX_SEED, MAX_SAMPLE_STEPS
 
 # %% auto #0
 __all__ = ['JUDGE_ORDER', 'COLUMNS', 'MAX_SAMPLES', 'MAX_REPAIR', 'judge_from_texts', 'wiki_judge', 'judge_scores', 'words_of',
-           'is_english_word', 'evaluate_samples', 'evaluate_model', 'results_markdown', 'save_results', 'verdict',
-           'run_palindrome_sample', 'main']
+           'is_english_word', 'evaluate_samples', 'evaluate_model', 'seen_palindromes', 'language_bound',
+           'bound_markdown', 'results_markdown', 'save_results', 'verdict', 'run_palindrome_sample', 'main']
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #0f801ed1
 JUDGE_ORDER = 6
@@ -161,10 +161,16 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
                    sampler: str | None = None, modes=MODES, splits: dict | None = None, repair_rounds: int = 4,
                    repair_steps: int | None = None, repair_candidates: int = 1, shapes: str | None = 'train',
                    seed: int = 0, device=None, min_zipf: float = MIN_ZIPF, log=print, words=None,
-                   judge: dict | None = None, **kw) -> dict:
+                   judge: dict | None = None, mode_temperature: dict | None = None, **kw) -> dict:
     ("Rows of figures (one per length and mode, constrained, with repair; pooled rows `all`) and the samples; mode "
      "'words': exact mode with every word from `words` (default: the strict dictionary), no repair needed; `judge` "
-     "(`wiki_judge()`): its figures in every row, each sample's bits per character under `judge_bits`.")
+     "(`wiki_judge()`): its figures in every row, each sample's bits per character under `judge_bits`; "
+     "`mode_temperature` ({mode: temperature}): a mode sampled at its own temperature (the others, and the "
+     "unconstrained run, at `temperature`).")
+    if set(mode_temperature or {}) - set(modes):
+        raise UserError(f'mode_temperature names modes not sampled: {sorted(set(mode_temperature) - set(modes))}; '
+                        f'use some of {list(modes)}')
+    temps = {m: (mode_temperature or {}).get(m, kw.get('temperature', 1.0)) for m in modes}
     splits = splits or palindrome_splits()
     if 'words' in modes and words is None: words = PalindromeWords(strict_words(min_zipf), token_chars(tok))
     train, rows, samples, stats = training_texts(splits), [], {}, {}
@@ -179,14 +185,15 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
         def draw(**a):
             g = torch.Generator(device=device or 'cpu').manual_seed(seed)
             return sample_palindromes(model, method, tok, lens, steps=steps, sampler=sampler, return_stats=True,
-                                      generator=g, device=device, **kw, **a)
+                                      generator=g, device=device, **(kw | a))
         samples[f'{L}/unconstrained'], _ = draw(constrained=False)
         unc = evaluate_samples(samples[f'{L}/unconstrained'], train, min_zipf)['palindrome_rate']
         for mode in modes:
             t0 = time.time()
             by_words = dict(mode='exact', words=words, repair_rounds=0) if mode == 'words' else dict(
                 mode=mode, repair_rounds=repair_rounds)
-            texts, st = draw(**by_words, repair_steps=repair_steps, repair_candidates=repair_candidates)
+            texts, st = draw(**by_words, repair_steps=repair_steps, repair_candidates=repair_candidates,
+                             temperature=temps[mode])
             samples[f'{L}/{mode}'], samples[f'{L}/{mode}/repaired'], stats[f'{L}/{mode}'] = st['unrepaired'], texts, st
             rows.append(_row(mode, L, st['unrepaired'], texts, st, train, min_zipf, unc, time.time() - t0, judge))
             if log: log(_progress(rows[-1], texts))
@@ -195,12 +202,77 @@ def evaluate_model(model, method, tok, lengths=(8, 12, 16, 24, 'train'), n_sampl
                settings=dict(lengths=[str(L) for L in lengths], n_samples=n_samples, steps=steps,
                sampler=sampler or method.default_sampler, modes=list(modes), repair_rounds=repair_rounds,
                repair_steps=repair_steps or steps, repair_candidates=repair_candidates, shapes=shapes, seed=seed,
-               min_zipf=min_zipf, method=repr(method), temperature=kw.get('temperature', 1.0)))
+               min_zipf=min_zipf, method=repr(method), temperature=kw.get('temperature', 1.0),
+               mode_temperature=temps))
     if judge is not None:
         out['judge_bits'] = {k: judge_scores(v, judge) for k, v in [('validation', splits.get('val', []))] +
                              list(samples.items())}
         out['settings']['judge'] = {k: judge[k] for k in ('data', 'order', 'n_bytes')}
     return out
+
+# %% ../../nbs/12c_palindrome_eval.ipynb #8bbdea3f
+import numpy as np
+
+def _segmentations(form: str, n_words: int, vocab: set, longest: int):
+    "Every way to cut the letters `form` into `n_words` words of `vocab` (each at most `longest` letters)."
+    if n_words == 1:
+        if form in vocab: yield [form]
+        return
+    for i in range(1, min(longest, len(form) - n_words + 1) + 1):
+        if form[:i] in vocab:
+            for rest in _segmentations(form[i:], n_words - 1, vocab, longest): yield [form[:i], *rest]
+
+def seen_palindromes(words, n: int, train_texts=(), seen_text: bytes = b'') -> set:
+    ("The `n`-character palindromes of `words` (`PalindromeWords`) that are NOT novel by `evaluate_samples`' rule: "
+     "normalised form equal to a training text's, or the text itself inside `seen_text` (the judge's `text`).")
+    vocab = set(words.reversible)
+    ok = lambda p: p == p[::-1] and all(w in vocab for w in p.split(words.separator))
+    longest, seen = max(map(len, vocab)), set()
+    for form in {normalize_palindrome(t) for t in train_texts}:
+        if 0 < len(form) <= n and len(form) * 2 > n:        # n - len(form) separators: that many words + 1
+            for ws in _segmentations(form, n - len(form) + 1, vocab, longest):
+                if ok(p := words.separator.join(ws)): seen.add(p)
+    a = np.frombuffer(seen_text, dtype=np.uint8)
+    if len(a) >= n:                                           # every window of n bytes that reads the same backwards
+        w = np.lib.stride_tricks.sliding_window_view(a, n)
+        for i in np.flatnonzero((w[:, :n // 2] == w[:, ::-1][:, :n // 2]).all(1)):
+            p = bytes(w[i]).decode('utf-8', 'replace')
+            if ok(p) and ' ' * 2 not in p and not p.startswith(' '): seen.add(p)
+    return seen
+
+def language_bound(words, lens, train_texts=(), seen_text: bytes = b'') -> dict:
+    ("The best `evaluate_samples` figures any sampler could reach with `len(lens)` samples of these lengths made of "
+     "`words`: for each length the palindromes there are (`count`) and how many are novel; `best_distinct` (all "
+     "different), `best_novel` (all novel), `best_novel_distinct` (all different and novel) and, for the ideal draw (uniform over the "
+     "palindromes of each length, independent), the expected `uniform_distinct` and `uniform_novel`.")
+    lens = [int(n) for n in lens]
+    if not lens: raise UserError('lens must name at least one length')
+    per = {}
+    for n in sorted(set(lens)):
+        c, s = words.count(n), len(seen_palindromes(words, n, train_texts, seen_text))
+        per[n] = dict(samples=lens.count(n), count=c, seen=s, novel=c - s)
+    N, rows = len(lens), per.values()
+    return dict(per_length=per, n_samples=N,
+                best_distinct=sum(min(r['samples'], r['count']) for r in rows) / N,
+                best_novel=sum(r['samples'] for r in rows if r['novel']) / N,
+                best_novel_distinct=sum(min(r['samples'], r['novel']) for r in rows) / N,
+                uniform_distinct=sum(r['count'] * (1 - (1 - 1 / r['count']) ** r['samples']) for r in rows
+                                     if r['count']) / N,
+                uniform_novel=sum(r['samples'] * r['novel'] / r['count'] for r in rows if r['count']) / N)
+
+# %% ../../nbs/12c_palindrome_eval.ipynb #edc37008
+def bound_markdown(bounds: dict) -> str:
+    "A Markdown table of `{row name: language_bound(...)}`: palindromes, how many are novel, the best figures."
+    lines = ['| length | samples | palindromes | in training texts | novel | best distinct | best novel '
+             '| best distinct and novel | uniform draw: distinct | uniform draw: novel |', '|' + '---|' * 10]
+    for name, b in bounds.items():
+        per = list(b['per_length'].values())
+        k = '' if len(per) == 1 else f' ({len(per)} lengths)'
+        cells = [name, b['n_samples'], f"{sum(r['count'] for r in per):,}{k}", f"{sum(r['seen'] for r in per):,}",
+                 f"{sum(r['novel'] for r in per):,}", *(f'{b[x]:.0%}' for x in ('best_distinct', 'best_novel',
+                 'best_novel_distinct', 'uniform_distinct', 'uniform_novel'))]
+        lines.append('| ' + ' | '.join(map(str, cells)) + ' |')
+    return '\n'.join(lines) + '\n'
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #00c1b2af
 def _pct(v): return '–' if v is None else f'{v:.0%}'
