@@ -5,13 +5,12 @@
 # %% ../nbs/16_finetune.ipynb #3f6b944d
 from __future__ import annotations
 import contextlib, json, math, os, re, shutil, sys, time, warnings
-from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from .errors import UserError
-from .config_values import parse_overrides, check_range, old_field_names, renamed_fields
+from .config_values import parse_overrides
 from .cli import add_set_argument, ArgParser, run_cli
 from .paths import project_path
 from .devices import resolve_precision, autocast_context, free_memory
@@ -22,8 +21,7 @@ from .data import step_seed
 from .masked import sft_loss
 from .trainer import (train_step, run_folder, begin_run, steps_of, run_loop, optimizer_and_schedule,
                                   check_not_past_end, checkpoint_to_resume)
-from .train_config import check_field_names, check_fields, SCHEDULES, PRECISION_CHOICES, RESUME_CHOICES
-from .train_config import MAX_GRAD_ACCUM
+from .train_config import TrainConfig
 from .errors import one_line
 from .pretrained import hf_load
 from .checkpoint import (save_checkpoint, save_sharded_checkpoint, load_checkpoint, find_latest_checkpoint,
@@ -45,92 +43,22 @@ from .data import known_datasets
 from .model_size import fmt_bytes
 
 # %% auto #0
-__all__ = ['MAX_LORA_RANK', 'build_model', 'SHARDED', 'CONFIG', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig',
-           'validate_finetune', 'HFModel', 'prepare_data', 'load_model', 'step_batches', 'make_loss', 'evaluate_sft',
-           'ChatSFT', 'latest_checkpoint', 'save_state', 'resume_position', 'resume_state', 'fsdp_no_sync', 'finetune',
-           'pick_sources', 'parse_gib', 'plan_devices', 'plan_rows', 'library_model', 'library_plan_rows',
-           'library_plan_text', 'plan_text', 'main']
+__all__ = ['build_model', 'SHARDED', 'CONFIG', 'MAX_DEVICE_GIB', 'MAX_DEVICES', 'FinetuneConfig', 'HFModel', 'prepare_data',
+           'load_model', 'step_batches', 'make_loss', 'evaluate_sft', 'ChatSFT', 'latest_checkpoint', 'save_state',
+           'resume_position', 'resume_state', 'fsdp_no_sync', 'finetune', 'pick_sources', 'parse_gib', 'plan_devices',
+           'plan_rows', 'library_model', 'library_plan_rows', 'library_plan_text', 'plan_text', 'main']
 
 # %% ../nbs/16_finetune.ipynb #a01e35c9
-@old_field_names({'max_length': 'context_length'})      # old names, still read (with a DeprecationWarning)
-@dataclass
 class FinetuneConfig:
-    "Everything a fine-tuning run needs; `--set KEY=VALUE` and papermill parameters map one to one onto these fields."
-    model: str = ''  # a Hugging Face LLaDA-format folder, a diffusion-lm-train run or checkpoint, or a release folder
-    data: str = ''  # JSONL (HF model): {"messages": [...]}, {"prompt", "response"} or {"text"}; else a corpus data set, or text (a release)
-    out_dir: str = 'runs/finetune'      # the run folder; at the end model/ (and adapter/) in it
-    val_data: str | None = None         # JSONL scored before and after training (eval_draws > 0); None: data
-    context_length: int = 2048          # longest example in tokens (prompt + answer + EOS); was max_length
-    truncate: bool = False              # cut longer examples to context_length (False: refuse them)
-    mask_id: int | None = None          # None: from config.json / the tokenizer
-    batch_size: int = 4                 # examples per micro-batch and process
-    grad_accum: int = 1
-    lr: float = 2.5e-5                  # peak learning rate (LLaDA's SFT; LoRA usually takes 1e-4 to 1e-3)
-    min_lr: float = 2.5e-6
-    warmup_steps: int = 50
-    lr_schedule: str = 'cosine'         # 'cosine', 'linear' or 'constant' after warm-up
-    max_steps: int = 1000
-    epochs: float | None = None         # if set: max_steps = ceil(epochs * examples / global batch)
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0              # 0 switches clipping off
-    min_mask_rate: float = 1e-3         # p_mask = (1 - m) t + m
-    lora: bool = False
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    lora_targets: list | None = None    # Linear layer names inside the blocks; None: scale.LORA_TARGETS
-    gradient_checkpointing: bool = False
-    fsdp: bool = False                  # under torchrun: FSDP2 (else DDP); sharded checkpoints
-    precision: str = 'auto'             # 'auto' (bf16 on CUDA), 'bf16' or 'fp32'
-    dtype: str = 'auto'                 # loaded weights: 'auto' (bfloat16 for a LoRA base on CUDA, else float32)
-    device: str = 'auto'
-    seed: int = 0
-    checkpoint_interval: int = 100
-    keep_last: int = 2
-    resume: str = 'auto'                # 'auto': continue out_dir's newest checkpoint if any; 'never'; 'must'
-    log_interval: int = 10
-    eval_draws: int = 0                 # > 0: the SFT loss with this many fixed draws, before and after training
-    eval_examples: int = 64             # how many examples of val_data (else data) are scored
-    trust_remote_code: bool = True
-
-    def __post_init__(self): validate_finetune(self)
-    def to_dict(self) -> dict: return asdict(self)
-    @classmethod
-    def from_dict(cls, d: dict) -> FinetuneConfig:
-        ("A config from a dict (older field names read, with a warning); an unknown field is an error naming the "
-         "closest one, the values are checked once.")
-        d = renamed_fields(cls, d, cls.renamed_fields)
-        check_field_names(cls, d)
-        return cls(**d)
-
-# %% ../nbs/16_finetune.ipynb #be5b0b8a
-MAX_LORA_RANK = 2**16           # wider than any layer of the models fine-tuned here: a LoRA rank beyond it is a typo
-
-def validate_finetune(c: FinetuneConfig):
-    ("Check every field of `c` by the trainer's rule (`train_config.check_fields`: types, choices and ranges), "
-     "then the model folder and the LoRA targets; a one-line UserError naming the field otherwise.")
-    check_fields(c, dict(lr_schedule=SCHEDULES, precision=PRECISION_CHOICES, dtype=('auto', 'float32', 'bfloat16'),
-                         resume=RESUME_CHOICES),
-                 at_least_1=('context_length', 'batch_size', 'grad_accum', 'max_steps', 'lora_rank', 'checkpoint_interval',
-                             'keep_last', 'log_interval', 'eval_examples'),
-                 at_least_0=('warmup_steps', 'weight_decay', 'grad_clip', 'eval_draws'),
-                 fraction=('lora_dropout', 'beta1', 'beta2', 'min_mask_rate'), positive=('lora_alpha', 'epochs'),
-                 lr_example='lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)')
-    if not c.model: raise UserError('FinetuneConfig.model is empty: give model=FOLDER, a LLaDA-format Hugging Face '
-                                    'model, a run of diffusion-lm-train or a released folder')
-    check_range(c, 'eval_draws', 0, 10_000, fix='it is the fixed draws per example scored, e.g. eval_draws=4')
-    check_range(c, 'lora_rank', 1, MAX_LORA_RANK, fix='a LoRA rank is small next to the layer widths, e.g. lora_rank=16')
-    if c.batch_size * c.grad_accum > MAX_GRAD_ACCUM:
-        raise UserError(f'FinetuneConfig.batch_size x grad_accum = {c.batch_size} x {c.grad_accum} examples per step and '
-                        f'process is more than {MAX_GRAD_ACCUM}: lower them (a step would take days)')
-    if c.lora_targets is not None and not (c.lora_targets and all(isinstance(t, str) for t in c.lora_targets)):
-        raise UserError(f'FinetuneConfig.lora_targets={c.lora_targets!r}: give a list of layer names, e.g. '
-                        '["q_proj", "v_proj"]')
+    ("Fine-tuning's own config type of earlier versions, kept as a name: `FinetuneConfig(**kw)` and "
+     "`FinetuneConfig.from_dict(d)` return `TrainConfig.for_finetune(...)`, the one config type with fine-tuning's "
+     "defaults (old field names such as `data` and `max_length` read).")
+    def __new__(cls, **kw) -> TrainConfig: return TrainConfig.for_finetune(kw)
+    @staticmethod
+    def from_dict(d: dict) -> TrainConfig: return TrainConfig.for_finetune(d)
 
 # %% ../nbs/16_finetune.ipynb #c3883764
-def _load_dtype(cfg: FinetuneConfig, device) -> str:
+def _load_dtype(cfg: TrainConfig, device) -> str:
     if cfg.dtype != 'auto': return cfg.dtype
     # (FSDP2: one dtype per unit)
     return 'bfloat16' if cfg.lora and device.type == 'cuda' and not cfg.fsdp else 'float32'
@@ -139,36 +67,36 @@ class HFModel:
     ("A Hugging Face LLaDA-format folder as a model source (`sources.ModelSource`): the folder checked and its "
      "tokenizer and mask id read before any weight; `load_model` loads it, a finished run exports Hugging Face folders.")
     kind = 'hf'
-    def __init__(self, cfg: FinetuneConfig):
+    def __init__(self, cfg: TrainConfig):
         from transformers import AutoConfig, AutoTokenizer
         self.path = p = check_pretrained_dir(project_path(cfg.model), trust_remote_code=cfg.trust_remote_code)
-        if not cfg.data: raise UserError('FinetuneConfig.data is empty: give data=FILE.jsonl')
+        if not cfg.dataset: raise UserError('TrainConfig.dataset is empty: give dataset=FILE.jsonl')
         kw = dict(local_files_only=True, trust_remote_code=cfg.trust_remote_code)
         self.tokenizer = tok = hf_load(p, 'tokenizer', lambda: AutoTokenizer.from_pretrained(p, **kw))
         self.mask_id = resolve_mask_id(hf_load(p, 'config', lambda: AutoConfig.from_pretrained(p, **kw)), tok,
                                        cfg.mask_id)
 
-    def load(self, cfg: FinetuneConfig, device, world_size: int = 1): return load_model(cfg, device, world_size)
+    def load(self, cfg: TrainConfig, device, world_size: int = 1): return load_model(cfg, device, world_size)
 
-    def export(self, model, out: Path, cfg: FinetuneConfig, step: int, dinfo: DistInfo) -> dict:
+    def export(self, model, out: Path, cfg: TrainConfig, step: int, dinfo: DistInfo) -> dict:
         "The adapter (LoRA) and the merged model as Hugging Face folders `adapter/` and `model/` (every rank calls it)."
         res = {'adapter_dir': str(save_adapter(model, out / 'adapter', overwrite=True))} if cfg.lora else {}
         res['model_dir'] = str((merge_lora if cfg.lora else export_pretrained)(model, out / 'model', overwrite=True))
         return res
 
-def _chat_data(cfg: FinetuneConfig, src: HFModel) -> tuple[SFTData, SFTData | None]:
+def _chat_data(cfg: TrainConfig, src: HFModel) -> tuple[SFTData, SFTData | None]:
     "(training data, evaluation data or None) of `cfg`, tokenized with `src`'s tokenizer."
     load = lambda f, limit=None: load_sft_data(project_path(f), src.tokenizer, cfg.context_length, cfg.truncate,
                                                src.mask_id, limit)
-    return load(cfg.data), load(cfg.val_data or cfg.data, cfg.eval_examples) if cfg.eval_draws else None
+    return load(cfg.dataset), load(cfg.val_data or cfg.dataset, cfg.eval_examples) if cfg.eval_draws else None
 
-def prepare_data(cfg: FinetuneConfig) -> tuple[object, int, SFTData, SFTData | None]:
+def prepare_data(cfg: TrainConfig) -> tuple[object, int, SFTData, SFTData | None]:
     "(tokenizer, mask id, training data, evaluation data or None), read and checked before any weight is loaded."
     src = HFModel(cfg)
     return src.tokenizer, src.mask_id, *_chat_data(cfg, src)
 
 # %% ../nbs/16_finetune.ipynb #f3c576a5
-def load_model(cfg: FinetuneConfig, device, world_size: int = 1):
+def load_model(cfg: TrainConfig, device, world_size: int = 1):
     ("The model to train: loaded, then gradient checkpointing, LoRA and (fsdp on several ranks) FSDP2; (model, "
      "checkpointing on).")
     sharded = cfg.fsdp and world_size > 1
@@ -185,7 +113,7 @@ def load_model(cfg: FinetuneConfig, device, world_size: int = 1):
 build_model = load_model
 
 # %% ../nbs/16_finetune.ipynb #97bfae6f
-def step_batches(data: SFTData, cfg: FinetuneConfig, step: int, start: int, dinfo: DistInfo, pad_id: int) -> list:
+def step_batches(data: SFTData, cfg: TrainConfig, step: int, start: int, dinfo: DistInfo, pad_id: int) -> list:
     "This rank's micro-batches of `step`: (ids, prompt lengths, seed) for micro-batches j = a * world + rank."
     B, W = cfg.batch_size, dinfo.world_size
     idx = batch_indices(len(data), start, B * cfg.grad_accum * W, cfg.seed)
@@ -227,7 +155,7 @@ class ChatSFT:
     ("Chat SFT from JSONL as a data source (`sources.DataSource`): `step_batches`, LLaDA's SFT loss (`make_loss`) "
      "and `evaluate_sft`, the position being the examples drawn.")
     kind = 'chat'
-    def __init__(self, cfg: FinetuneConfig, src: HFModel, dinfo: DistInfo = DistInfo()):
+    def __init__(self, cfg: TrainConfig, src: HFModel, dinfo: DistInfo = DistInfo()):
         self.data, self.val = _chat_data(cfg, src)
         self.cfg, self.dinfo, self.mask_id, self.pad_id = cfg, dinfo, src.mask_id, src.tokenizer.eos_token_id
         self.n_units, self.units_per_example, self.seen = len(self.data), 1, 0
@@ -270,7 +198,7 @@ def latest_checkpoint(out: Path, fsdp: bool = False) -> Path | None:
 # %% ../nbs/16_finetune.ipynb #b1d802f7
 def _trainable(model) -> dict: return {n: p.detach() for n, p in unwrap(model).named_parameters() if p.requires_grad}
 
-def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int | dict, model, optimizer, scheduler,
+def save_state(out: Path, cfg: TrainConfig, step: int, seen: int | dict, model, optimizer, scheduler,
                dinfo: DistInfo):
     ("Checkpoint `step` (every rank calls it): sharded with fsdp, else the library's checkpoint of the "
      "trainable weights; `seen`: the examples drawn, or the data source's `position()`.")
@@ -288,7 +216,7 @@ def save_state(out: Path, cfg: FinetuneConfig, step: int, seen: int | dict, mode
     if dinfo.world_size > 1: dist.barrier()
 
 # %% ../nbs/16_finetune.ipynb #15217779
-def resume_position(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, device) -> tuple[int, dict]:
+def resume_position(out: Path, cfg: TrainConfig, model, optimizer, scheduler, device) -> tuple[int, dict]:
     ("(step, the data position) of the newest checkpoint in `out`, its states loaded; (0, {}) if there is none. "
      "The position is what the data source stored (`examples_seen`, and for corpus windows the loader and method).")
     ckpt = checkpoint_to_resume(out, cfg.resume, lambda o: latest_checkpoint(o, cfg.fsdp))   # the trainer's rule
@@ -310,7 +238,7 @@ def resume_position(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler,
         for n, v in sd.items(): params[n].copy_(v)
     return info['step'], info['extra']
 
-def resume_state(out: Path, cfg: FinetuneConfig, model, optimizer, scheduler, device) -> tuple[int, int]:
+def resume_state(out: Path, cfg: TrainConfig, model, optimizer, scheduler, device) -> tuple[int, int]:
     "(step, examples consumed) of the newest checkpoint in `out`, its states loaded; (0, 0) if there is none."
     step, extra = resume_position(out, cfg, model, optimizer, scheduler, device)
     return step, extra.get('examples_seen', 0)
@@ -324,9 +252,11 @@ def fsdp_no_sync(model):
     finally: model.set_requires_gradient_sync(True)
 
 # %% ../nbs/16_finetune.ipynb #72cf76d0
-def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
-    "Fine-tune `config.model` on `config.data` into `config.out_dir`; the run's summary (and the trained `model`)."
-    cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
+def finetune(config: TrainConfig | dict, progress: bool = True) -> dict:
+    "Fine-tune `config.model` on `config.dataset` into `config.out_dir`; the run's summary (and the trained `model`)."
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.for_finetune(config)
+    if not cfg.model: raise UserError('TrainConfig.model is empty: fine-tuning starts from a model; give model=FOLDER '
+                                      '(or train from scratch with trainer.train)')
     dinfo, device = setup_distributed(cfg.device)
     src, data = pick_sources(cfg, dinfo)
     out = project_path(cfg.out_dir)
@@ -340,29 +270,29 @@ def finetune(config: FinetuneConfig | dict, progress: bool = True) -> dict:
             shutil.rmtree(out, ignore_errors=True)
         raise
 
-def pick_sources(cfg: FinetuneConfig, dinfo: DistInfo = DistInfo()) -> tuple[ModelSource, DataSource]:
-    ("The model source and data source of `cfg`, checked before any run folder is made: by `released.model_format`, "
+def pick_sources(cfg: TrainConfig, dinfo: DistInfo = DistInfo()) -> tuple[ModelSource, DataSource]:
+    ("The model source and data source of `cfg`, checked before any run folder is made: by `model_formats.model_format`, "
      "a Hugging Face folder with chat SFT (`HFModel`, `ChatSFT`), else this library's transformer from a run or a "
      "release with windows of a corpus data set (`sources.LibraryModel`, `sources.CorpusWindows`).")
     p = project_path(cfg.model)
     kind = model_format(p)
     if kind == 'hf':
-        if cfg.data and data_kind(cfg.data) == 'corpus':
-            raise UserError(f"data={cfg.data!r} is a corpus data set, which this library's transformers fine-tune on; "
+        if cfg.dataset and data_kind(cfg.dataset) == 'corpus':
+            raise UserError(f"dataset={cfg.dataset!r} is a corpus data set, which this library's transformers fine-tune on; "
                             f'the Hugging Face model {p} fine-tunes on JSONL (chats, prompt/response or '
-                            '{"text": ...} lines): give data=FILE.jsonl')
+                            '{"text": ...} lines): give dataset=FILE.jsonl')
         src = HFModel(cfg)
         return src, ChatSFT(cfg, src, dinfo)
-    text = bool(cfg.data) and data_kind(cfg.data) != 'corpus' and is_text_source(_text_path(cfg.data))
-    if not cfg.data or not (text or data_kind(cfg.data) == 'corpus'):
-        raise UserError(f'data={cfg.data!r} is not a corpus data set ({", ".join(known_datasets())}, or a prepared '
+    text = bool(cfg.dataset) and data_kind(cfg.dataset) != 'corpus' and is_text_source(_text_path(cfg.dataset))
+    if not cfg.dataset or not (text or data_kind(cfg.dataset) == 'corpus'):
+        raise UserError(f'dataset={cfg.dataset!r} is not a corpus data set ({", ".join(known_datasets())}, or a prepared '
                         f"folder), nor text for a release's tokenizer ({', '.join(TEXT_SOURCES)}, or a text file); "
                         f"{p} is this library's transformer, fine-tuned on windows of a corpus (chat SFT is for "
                         'Hugging Face LLaDA-format models)')
     src = LibraryModel(p, kind)
     src.check(cfg)
     if text and not isinstance(src.tokenizer, HFTokenizer):
-        raise UserError(f"data={cfg.data!r} is text, which a model with a Hugging Face tokenizer (a release) reads "
+        raise UserError(f"dataset={cfg.dataset!r} is text, which a model with a Hugging Face tokenizer (a release) reads "
                         f'through it; {p} reads {type(src.tokenizer).__name__} ids: give a data set of its tokenizer '
                         f'({", ".join(known_datasets())}, or a prepared folder)')
     return src, CorpusWindows(cfg, src, dinfo)
@@ -455,7 +385,7 @@ def plan_devices(n: int | None = None, memory: str | None = None) -> tuple[list[
     return [(free_memory(torch.device('cpu')) or 0) / 2**30 or 1.0], 'cpu'
 
 # %% ../nbs/16_finetune.ipynb #d5384045
-def plan_rows(cfg: FinetuneConfig, devices: list[float], gpu: bool = True) -> tuple[list[dict], dict, object]:
+def plan_rows(cfg: TrainConfig, devices: list[float], gpu: bool = True) -> tuple[list[dict], dict, object]:
     "memory_plan.plan for `cfg`'s model, context_length and batch_size on `devices`; (rows, the configured row, shape)."
     p = project_path(cfg.model)
     if not (p / 'config.json').is_file(): raise FileNotFoundError(f'{p}: no config.json there; '
@@ -491,7 +421,7 @@ def library_model(model: str) -> tuple[str, object, object] | None:
         return f'{p.name} (run, {method.name})', m.cfg, method
     return None
 
-def library_plan_rows(cfg: FinetuneConfig, found: tuple, devices: list[float], gpu: bool = True) -> tuple[list[dict], int]:
+def library_plan_rows(cfg: TrainConfig, found: tuple, devices: list[float], gpu: bool = True) -> tuple[list[dict], int]:
     ("(rows, the context length planned): `memory_plan.model_row` of a fine-tuning step of `found` "
      "(`library_model`) at `cfg`'s batch_size and context_length (at most the model's) on `devices`.")
     name, mc, method = found
@@ -499,7 +429,7 @@ def library_plan_rows(cfg: FinetuneConfig, found: tuple, devices: list[float], g
     prec = resolve_precision(cfg.precision, 'cuda' if gpu else 'cpu')
     return [model_row(name, mc, method, L, cfg.batch_size, 0.9 * min(devices) * 2**30, prec, ema=False)], L
 
-def library_plan_text(cfg: FinetuneConfig, found: tuple, devices: list[float], kind: str) -> str:
+def library_plan_text(cfg: TrainConfig, found: tuple, devices: list[float], kind: str) -> str:
     "The --plan report of this library's transformer: a line on the step, the table, a line on the configured choice."
     rows, L = library_plan_rows(cfg, found, devices, gpu=kind != 'cpu')
     r, mc = rows[0], found[1]
@@ -513,7 +443,7 @@ def library_plan_text(cfg: FinetuneConfig, found: tuple, devices: list[float], k
     return '\n'.join([head, format_released_plan(rows), choice])
 
 # %% ../nbs/16_finetune.ipynb #3e20611f
-def plan_text(cfg: FinetuneConfig, n_devices: int | None = None, device_memory: str | None = None) -> str:
+def plan_text(cfg: TrainConfig, n_devices: int | None = None, device_memory: str | None = None) -> str:
     ("The --plan report: the table of memory_plan.format_plan and a line on the configured choice (this library's "
      "transformer: `library_plan_text`).")
     devices, kind = plan_devices(n_devices, device_memory)
@@ -533,22 +463,22 @@ def plan_text(cfg: FinetuneConfig, n_devices: int | None = None, device_memory: 
 def _read_config(path) -> dict:
     try: d = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e: raise UserError(f'--config {path}: {e}; '
-                                                       'give a JSON file of FinetuneConfig fields') from None
-    if not isinstance(d, dict): raise UserError(f'--config {path}: a JSON object of FinetuneConfig fields is expected')
+                                                       'give a JSON file of TrainConfig fields') from None
+    if not isinstance(d, dict): raise UserError(f'--config {path}: a JSON object of TrainConfig fields is expected')
     return d
 
 _FINETUNE_EXAMPLES = """examples:
   diffusion-lm-finetune --plan --devices 8 --device-memory 80GB --set model=models/LLaDA-8B-Instruct context_length=2048 batch_size=1
-  diffusion-lm-finetune --set model=models/LLaDA-8B-Instruct data=chat.jsonl out_dir=runs/llada_lora lora=True lr=1e-4
-  diffusion-lm-finetune --set model=runs/short data=shakespeare-char out_dir=runs/short_ft context_length=256 lr=1e-4"""
+  diffusion-lm-finetune --set model=models/LLaDA-8B-Instruct dataset=chat.jsonl out_dir=runs/llada_lora lora=True lr=1e-4
+  diffusion-lm-finetune --set model=runs/short dataset=shakespeare-char out_dir=runs/short_ft context_length=256 lr=1e-4"""
 
 def _parser() -> ArgParser:
     ap = ArgParser(prog='diffusion-lm-finetune', epilog=_FINETUNE_EXAMPLES,
                    description='Fine-tune a LLaDA-format Hugging Face model on JSONL conversations (full, LoRA,\n'
                                'or FSDP2 under torchrun), or a diffusion-lm-train run or a released folder on a\n'
                                'corpus data set (full or LoRA).')
-    ap.add_argument('--config', metavar='FILE.json', help='a JSON file of FinetuneConfig fields (--set overrides them)')
-    add_set_argument(ap, 'FinetuneConfig')
+    ap.add_argument('--config', metavar='FILE.json', help='a JSON file of TrainConfig fields (--set overrides them)')
+    add_set_argument(ap, 'TrainConfig')
     ap.add_argument('--plan', action='store_true', help='print the memory plan of full / LoRA / FSDP2 and exit')
     ap.add_argument('--devices', type=int, metavar='N',
                     help='--plan: for this many devices, with --device-memory (default: the devices seen here)')
@@ -561,7 +491,7 @@ def _parser() -> ArgParser:
 def _finetune_main(argv):
     ap = _parser()
     a = ap.parse_args(argv)
-    cfg = FinetuneConfig.from_dict({**(_read_config(a.config) if a.config else {}), **parse_overrides(a.set)})
+    cfg = TrainConfig.for_finetune({**(_read_config(a.config) if a.config else {}), **parse_overrides(a.set)})
     if a.plan: print(plan_text(cfg, a.devices, a.device_memory)); return
     if a.devices is not None or a.device_memory is not None:
         raise UserError('--devices and --device-memory describe the devices of a --plan; add --plan to print the plan, '

@@ -54,14 +54,15 @@ def truncate_jsonl(path, step: int):
 RUN_IDENTITY = ('method', 'graph', 'noise', 'block_size', 'dataset', 'context_length', 'n_layer', 'n_head', 'n_embd',
                 'cond_dim', 'gates')
 
-FINETUNE_IDENTITY = ('model', 'data', 'context_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets',
+FINETUNE_IDENTITY = ('model', 'dataset', 'context_length', 'truncate', 'lora', 'lora_rank', 'lora_alpha', 'lora_targets',
                      'fsdp', 'seed')
 
 OLD_NAMES = {'sequence_length': 'context_length'}   # field names of earlier versions, in old run folders
 
 def is_finetune_config(cfg: dict) -> bool:
-    "Whether `cfg` is a fine-tuning run's config (a model folder and data, no method) rather than a pre-training run's."
-    return 'method' not in cfg and {'model', 'data'} <= set(cfg)
+    ("Whether `cfg` is a fine-tuning run's config (a model folder named, as text) rather than a pre-training run's "
+     "(none; its checkpoints store the architecture under 'model', a dict).")
+    return isinstance(cfg.get('model'), str) and bool(cfg['model'])
 
 def _identity(cfg: dict) -> dict:
     ("The identity fields of a config dict: a fine-tuning run's `FINETUNE_IDENTITY` (folders as absolute paths), "
@@ -69,8 +70,8 @@ def _identity(cfg: dict) -> dict:
      "`gates` has them exactly when it is time-conditioned SEDD, as runs from before the option did).")
     cfg = {OLD_NAMES.get(k, k): v for k, v in cfg.items()}
     if is_finetune_config(cfg):
-        cfg = {('context_length' if k == 'max_length' else k): v for k, v in cfg.items()}   # fine-tuning's old name
-        return {k: str(project_path(cfg[k])) if k in ('model', 'data') and cfg.get(k) else cfg.get(k)
+        cfg = {{'max_length': 'context_length', 'data': 'dataset'}.get(k, k): v for k, v in cfg.items()}   # old names
+        return {k: str(project_path(cfg[k])) if k in ('model', 'dataset') and cfg.get(k) else cfg.get(k)
                 for k in FINETUNE_IDENTITY}
     d = {k: cfg.get(k) for k in RUN_IDENTITY}
     if 'gates' not in cfg: d['gates'] = d['method'] == 'sedd' and bool(d['cond_dim'])   # runs from before the option
@@ -154,7 +155,7 @@ def folder_kind(folder) -> str | None:
     cfg = next((c for n in CONFIG_NAMES if isinstance(c := _json_or_none(d / n), dict)), {})
     ours = {'method', 'dataset', 'out_dir'} <= set(cfg) or {'model', 'data', 'out_dir'} <= set(cfg)   # our config.json
     if ours or any((d / n).exists() for n in _RUN_FILES):
-        return 'finetune' if 'method' not in cfg and {'model', 'data'} <= set(cfg) else 'run'
+        return 'finetune' if is_finetune_config(cfg) else 'run'
     return None
 
 # %% ../nbs/08a_runs.ipynb #fbebf763

@@ -383,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
                     'process, or FSDP2/DDP under torchrun over GPUs and nodes')
     ft.add_argument('--name', help='run directory name (default: finetune-<date-time>)')
     ft.add_argument('--set', nargs='+', action=_Set, dest='set_', metavar='NAME=VALUE',
-                    help='FinetuneConfig fields, e.g. model=... data=... fsdp=True')
+                    help='TrainConfig fields (fine-tuning defaults), e.g. model=... dataset=... fsdp=True')
     ft.add_argument('--dry-run', action='store_true', help='print the job script; write and submit nothing')
     ft.add_argument('--after', metavar='JOB_ID', help='start after this job id succeeds (afterok)')
     _resource_args(ft); ft.set_defaults(params={})

@@ -15,7 +15,6 @@ from .paths import repo_root
 from .errors import UserError, one_line
 from .trainer import TrainConfig, config_from_preset
 from .train_config import SampleConfig
-from .finetune import FinetuneConfig
 
 # %% auto #0
 __all__ = ['SLURM_MAX_COUNT', 'LAUNCHERS', 'PROGRAMS', 'papermill_params', 'papermill_command', 'time_limit_seconds', 'SlurmJob',
@@ -155,7 +154,7 @@ class SlurmJob:
      "as a SLURM job, and the resources it asks for.")
     notebook: str = 'nbs/train.ipynb'     # the notebook to run (relative to the working directory, or absolute)
     params: dict = field(default_factory=dict)  # its papermill parameters (out_dir and resume are set for you)
-    program: str = 'train'                # 'finetune': no notebook; params are FinetuneConfig fields
+    program: str = 'train'                # 'finetune': no notebook; params are TrainConfig fields
     name: str | None = None               # run directory name; default <notebook>-<preset>-<date-time>
     runs_root: str | None = None          # default <repo>/papermill_runs
     partition: str | None = None
@@ -277,12 +276,12 @@ def trainer_config(job: SlurmJob, run_dir) -> tuple[str | None, dict]:
 
 # %% ../nbs/11_slurm_script.ipynb #e64a6ee4
 def finetune_config(job: SlurmJob, run_dir) -> dict:
-    "The FinetuneConfig fields of a fine-tune job (its params, out_dir and resume), checked now."
-    return FinetuneConfig.from_dict(run_params(job, run_dir)).to_dict()
+    "The config of a fine-tune job (its params, out_dir and resume: `TrainConfig.for_finetune`), checked now."
+    return TrainConfig.for_finetune(run_params(job, run_dir)).to_dict()
 
 def validate_job(job: SlurmJob, run_dir) -> dict | None:
     ("Check `job`'s parameters now: names the notebook takes, and the training config when the notebook has a "
-     "preset (a fine-tune: its FinetuneConfig).")
+     "preset (a fine-tune: its config, `TrainConfig.for_finetune`).")
     if job.kernel:                                                  # papermill would fail on the node, after the queue
         from jupyter_client.kernelspec import KernelSpecManager
         if job.kernel not in (known := KernelSpecManager().find_kernel_specs()):

@@ -85,7 +85,7 @@ class LibraryModel:
         self.context_length = self.model.cfg.context_length
 
     def check(self, cfg):
-        "The fields of FinetuneConfig that this source cannot honour, refused before any run folder is made."
+        "The fields of the config that this source cannot honour, refused before any run folder is made."
         if cfg.fsdp: raise UserError("fsdp=True shards Hugging Face models; this library's transformer trains with "
                                      'DDP under torchrun: set fsdp=False')
         if cfg.mask_id is not None: raise UserError(f'mask_id={cfg.mask_id} is for Hugging Face models; this '
@@ -142,15 +142,15 @@ class CorpusWindows:
         if cfg.val_data is not None:
             raise UserError(f'val_data={cfg.val_data!r}: a corpus data set is scored on its own validation split; '
                             'leave val_data out')
-        if dinfo.is_main: path = corpus_folder(cfg.data, model)   # rank 0 prepares, the others then read it
+        if dinfo.is_main: path = corpus_folder(cfg.dataset, model)   # rank 0 prepares, the others then read it
         if dinfo.world_size > 1: dist.barrier()
-        if not dinfo.is_main: path = corpus_folder(cfg.data, model)
+        if not dinfo.is_main: path = corpus_folder(cfg.dataset, model)
         meta = load_metadata(path)
         mine = _tokenizer_dict(model.tokenizer)
         if not _same_tokenizer(meta['tokenizer'], mine):
-            fix = (f'give text to tokenize with it: data={" or ".join(TEXT_SOURCES)} or a text file'
+            fix = (f'give text to tokenize with it: dataset={" or ".join(TEXT_SOURCES)} or a text file'
                    if mine['type'] == 'hf' else 'give a data set of the tokenizer the model was trained with')
-            raise UserError(f'data={cfg.data!r} is tokenized with {meta["tokenizer"]["type"]} tokens but the model '
+            raise UserError(f'dataset={cfg.dataset!r} is tokenized with {meta["tokenizer"]["type"]} tokens but the model '
                             f'{model.path} with {mine["type"]} tokens ({mine.get("name", "another vocabulary")}); {fix}')
         L = meta['row_width'] if meta['layout'] == 'rows' else cfg.context_length
         if L > model.context_length:
@@ -164,7 +164,7 @@ class CorpusWindows:
         self.n_units, self.units_per_example, self.seen = meta['train_tokens'], L, 0
         self.loader = RandomBatches.from_prepared(path, 'train', batch_size=cfg.batch_size, context_length=L,
                                                   seed=cfg.seed, rank=dinfo.rank)
-        self.summary = {'dataset': cfg.data, 'data_path': str(path), 'train_tokens': meta['train_tokens'],
+        self.summary = {'dataset': cfg.dataset, 'data_path': str(path), 'train_tokens': meta['train_tokens'],
                         'context_length': L}
 
     def batches(self, step: int) -> list:

@@ -12,10 +12,11 @@ from .methods import METHODS, METHOD_ALIASES
 from .regular import from_regex
 
 # %% auto #0
-__all__ = ['RENAMED', 'SCHEDULES', 'PRECISION_CHOICES', 'RESUME_CHOICES', 'MAX_SEED', 'MAX_SAMPLE_STEPS', 'MAX_EPOCHS',
-           'MAX_GRAD_ACCUM', 'MAX_STEPS', 'PRESETS', 'TrainConfig', 'check_field_names', 'check_fields',
-           'check_device_name', 'validate', 'config_from_preset', 'field_comments', 'parameters_cell',
-           'notebook_params', 'SampleConfig', 'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
+__all__ = ['RENAMED', 'FINETUNE_DEFAULTS', 'FINETUNE_ONLY', 'PRETRAIN_ONLY', 'SCHEDULES', 'PRECISION_CHOICES', 'RESUME_CHOICES',
+           'MAX_SEED', 'MAX_SAMPLE_STEPS', 'MAX_EPOCHS', 'MAX_GRAD_ACCUM', 'MAX_STEPS', 'MAX_LORA_RANK', 'PRESETS',
+           'TrainConfig', 'read_renamed', 'check_field_names', 'check_fields', 'check_device_name', 'validate',
+           'config_from_preset', 'field_comments', 'parameters_cell', 'notebook_params', 'SampleConfig',
+           'sample_output_path', 'notebook_parameter_cells', 'sync_parameter_cells']
 
 # %% ../nbs/08b_train_config.ipynb #1e1de1c2
 @dataclass
@@ -73,6 +74,23 @@ class TrainConfig:
     out_dir: str = 'runs/default'
     init_from: str | None = None        # checkpoint (or run dir) to fine-tune from ('' switches a preset's off)
     resume: str = 'auto'                # 'auto': continue from out_dir's newest checkpoint if any; 'never'; 'must'
+    # fine-tuning (diffusion-lm-finetune, `TrainConfig.for_finetune`); model='' is pre-training from scratch
+    model: str = ''                     # a Hugging Face LLaDA-format folder, a diffusion-lm-train run or checkpoint, or a release folder
+    val_data: str | None = None         # chat SFT: JSONL scored before and after training (eval_draws > 0); None: dataset
+    truncate: bool = False              # chat SFT: cut longer examples to context_length (False: refuse them)
+    mask_id: int | None = None          # Hugging Face model: None: from config.json / the tokenizer
+    min_mask_rate: float = 1e-3         # chat SFT: p_mask = (1 - m) t + m
+    lora: bool = False
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: list | None = None    # Linear layer names inside the blocks; None: the model source's
+    gradient_checkpointing: bool = False
+    fsdp: bool = False                  # under torchrun: FSDP2 (else DDP); sharded checkpoints
+    dtype: str = 'auto'                 # loaded weights: 'auto' (bfloat16 for a LoRA base on CUDA, else float32)
+    eval_draws: int = 0                 # > 0: the loss with this many fixed draws, before and after fine-tuning
+    eval_examples: int = 64             # how many examples of val_data (else dataset) are scored
+    trust_remote_code: bool = True
 
     def __post_init__(self): validate(self)
     def to_dict(self) -> dict: return asdict(self)
@@ -81,11 +99,43 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         ("A config from a dict (older field names accepted); unknown or mistyped fields are errors that name them. "
          "The values are typed and checked once, by `validate` as the config is made.")
-        d = {RENAMED.get(k, k): v for k, v in d.items()}
+        d = read_renamed(d)
         check_field_names(cls, d)
         return cls(**d)
 
-RENAMED = {'sequence_length': 'context_length'}   # field names of earlier versions
+    @classmethod
+    def for_finetune(cls, d: dict | None = None, **kw) -> TrainConfig:
+        ("A fine-tuning config: `FINETUNE_DEFAULTS` (LLaDA's SFT recipe), then `d` and `kw` (older names read, e.g. "
+         "`data`, `max_length`); `model` is required. Checked once, as the config is made.")
+        d = read_renamed({**(d or {}), **kw})
+        if not d.get('model'): raise UserError('TrainConfig.model is empty: give model=FOLDER, a LLaDA-format Hugging '
+                                               'Face model, a run of diffusion-lm-train or a released folder')
+        return cls.from_dict({**FINETUNE_DEFAULTS, **d})
+
+# field names of earlier versions (fine-tuning's own config type called the data `data`, context_length `max_length`)
+RENAMED = {'sequence_length': 'context_length', 'max_length': 'context_length', 'data': 'dataset'}
+
+def read_renamed(d: dict) -> dict:
+    "`d` with the field names of earlier versions (`RENAMED`) under today's; a UserError for a field given twice."
+    out = {}
+    for k, v in d.items():
+        new = RENAMED.get(k, k)
+        if new in out or (new != k and new in d):
+            raise UserError(f'TrainConfig: {k} and {new} name one field (an old name and a new one); give one of them')
+        out[new] = v
+    return out
+
+# fine-tuning's defaults where they differ from pre-training's (LLaDA's SFT: small batches of long examples, a low lr)
+FINETUNE_DEFAULTS = dict(dataset='', out_dir='runs/finetune', context_length=2048, batch_size=4, lr=2.5e-5,
+                         min_lr=2.5e-6, warmup_steps=50, beta2=0.95, checkpoint_interval=100, keep_last=2)
+FINETUNE_ONLY = ('model', 'val_data', 'truncate', 'mask_id', 'min_mask_rate', 'lora', 'lora_rank', 'lora_alpha',
+                 'lora_dropout', 'lora_targets', 'gradient_checkpointing', 'fsdp', 'dtype', 'eval_draws',
+                 'eval_examples', 'trust_remote_code')
+# what fine-tuning takes from the model it starts from, or does not do (no EMA, no samples, no periodic evaluation)
+PRETRAIN_ONLY = ('method', 'graph', 'noise', 'block_size', 'estimator', 'importance_sampling', 'clip', 'n_layer',
+                 'n_head', 'n_embd', 'dropout', 'cond_dim', 'init', 'gates', 'ema_decay', 'eval_interval',
+                 'eval_batches', 'sample_interval', 'n_samples', 'sample_steps', 'sampler', 'temperature',
+                 'sample_options', 'compile', 'init_from')
 
 def check_field_names(cls, names):
     "A UserError naming the closest field for the first of `names` that dataclass `cls` has no field for."
@@ -101,7 +151,7 @@ def check_fields(c, choices: dict, at_least_1=(), at_least_0=(), fraction=(), po
                  lr_example: str = 'lr=1e-3'):
     ("Type every field of config `c` (`check_types`), then its `choices`, the ranges of the fields named "
      "([1, inf), [0, inf), [0, 1), (0, inf)) and the learning rates (lr > 0, 0 <= min_lr <= lr): the one rule by "
-     "which `TrainConfig` and fine-tuning's `FinetuneConfig` are checked.")
+     "which `TrainConfig` is checked, for pre-training and fine-tuning alike.")
     check_types(c)
     for k, ok in choices.items(): check_choice(c, k, ok)
     for k in at_least_1: check_range(c, k, 1)
@@ -133,17 +183,21 @@ def check_device_name(obj, name: str = 'device'):
         raise UserError(f"{type(obj).__name__}.{name}={v!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 def validate(c: TrainConfig):
-    "Check (and normalise) every field of `c`: types, choices, ranges, and how the fields fit together."
+    ("Check (and normalise) every field of `c`: types, choices, ranges, how the fields fit together, and that "
+     "pre-training (model='') and fine-tuning (a model) are each given only the fields they use.")
     if c.init_from in ('', 'none', 'None'): c.init_from = None
     if isinstance(c.method, str): c.method = METHOD_ALIASES.get(c.method, c.method)
     check_fields(c, dict(method=METHODS, graph=('absorbing', 'uniform'), noise=('loglinear', 'geometric'),
                          estimator=('time', 'count'), lr_schedule=SCHEDULES, precision=PRECISION_CHOICES,
-                         resume=RESUME_CHOICES, init=('torch', 'gpt2')),
+                         resume=RESUME_CHOICES, init=('torch', 'gpt2'), dtype=('auto', 'float32', 'bfloat16')),
                  at_least_1=('batch_size', 'grad_accum', 'max_steps', 'n_layer', 'n_head', 'n_embd', 'eval_batches',
                              'keep_last', 'eval_interval', 'log_interval', 'checkpoint_interval', 'n_samples',
-                             'sample_steps', 'context_length', 'block_size'),
-                 at_least_0=('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature'),
-                 fraction=('dropout', 'ema_decay', 'beta1', 'beta2'), positive=('epochs',))
+                             'sample_steps', 'context_length', 'block_size', 'lora_rank', 'eval_examples'),
+                 at_least_0=('warmup_steps', 'sample_interval', 'cond_dim', 'weight_decay', 'grad_clip', 'temperature',
+                             'eval_draws'),
+                 fraction=('dropout', 'ema_decay', 'beta1', 'beta2', 'lora_dropout', 'min_mask_rate'),
+                 positive=('epochs', 'lora_alpha'),
+                 lr_example='lr=2.5e-5 (full fine-tuning) or lr=1e-4 (LoRA)' if c.model else 'lr=1e-3')
     check_range(c, 'sample_steps', 1, MAX_SAMPLE_STEPS, fix='it is the network calls per sample, e.g. sample_steps=128')
     if not c.out_dir.strip(): raise UserError("TrainConfig.out_dir='' is empty: give the run's folder, e.g. "
                                               'out_dir=runs/my_run')
@@ -155,6 +209,32 @@ def validate(c: TrainConfig):
     if c.method == 'sedd' and c.graph == 'uniform' and c.cond_dim == 0:
         raise UserError('SEDD on the uniform graph needs time conditioning: give cond_dim >= 1 '
                         '(cond_dim=0 is for the absorbing graph)')
+    check_range(c, 'eval_draws', 0, 10_000, fix='it is the fixed draws per example scored, e.g. eval_draws=4')
+    check_range(c, 'lora_rank', 1, MAX_LORA_RANK, fix='a LoRA rank is small next to the layer widths, e.g. lora_rank=16')
+    if c.model and c.batch_size * c.grad_accum > MAX_GRAD_ACCUM:   # fine-tuning (pre-training: the memory check)
+        raise UserError(f'TrainConfig.batch_size x grad_accum = {c.batch_size} x {c.grad_accum} examples per step and '
+                        f'process is more than {MAX_GRAD_ACCUM}: lower them (a step would take days)')
+    if c.lora_targets is not None and not (c.lora_targets and all(isinstance(t, str) for t in c.lora_targets)):
+        raise UserError(f'TrainConfig.lora_targets={c.lora_targets!r}: give a list of layer names, e.g. '
+                        '["q_proj", "v_proj"]')
+    _check_stage_fields(c)
+
+MAX_LORA_RANK = 2**16           # wider than any layer of the models fine-tuned here: a LoRA rank beyond it is a typo
+
+def _check_stage_fields(c: TrainConfig):
+    "A UserError for the first field set away from its default that the run's kind (pre-training or fine-tuning) has no use for."
+    d = {f.name: f.default for f in dataclasses.fields(c)}
+    if c.model:
+        for k in PRETRAIN_ONLY:
+            if getattr(c, k) != d[k]:
+                raise UserError(f'TrainConfig.{k}={getattr(c, k)!r} is for pre-training; fine-tuning model={c.model!r} '
+                                f'takes the method and architecture from its model and draws no samples: leave {k} out')
+    else:
+        for k in FINETUNE_ONLY:
+            if getattr(c, k) != d[k]:
+                raise UserError(f'TrainConfig.{k}={getattr(c, k)!r} is for fine-tuning a pre-trained model; this config '
+                                f'pre-trains from scratch (model is empty): give model=FOLDER and run '
+                                f'diffusion-lm-finetune, or leave {k} out')
 
 # %% ../nbs/08b_train_config.ipynb #adc9bdc3
 _SHAKES = dict(dataset='shakespeare-char', context_length=128, n_layer=4, n_head=4, n_embd=128, batch_size=32,
@@ -222,11 +302,12 @@ def field_comments(cls, src: str | None = None) -> dict:
         if t.type == tokenize.COMMENT and lines.get(t.start[0]) in out: out[lines[t.start[0]]] = t.string[1:].strip()
     return out
 
-def parameters_cell(cls, lead: dict | None = None, defaults: bool = True, src: str | None = None) -> str:
+def parameters_cell(cls, lead: dict | None = None, defaults: bool = True, src: str | None = None, skip=()) -> str:
     ("The source of a papermill parameters cell for dataclass `cls`: the `lead` assignments ({name: (value, comment)}), "
-     "then every field, `= default` (or `= None` with `defaults=False`) with its comment from the class.")
+     "then every field but those in `skip`, `= default` (or `= None` with `defaults=False`) with its comment.")
     rows, comments = [(k, v, c) for k, (v, c) in (lead or {}).items()], field_comments(cls, src)
     for f in dataclasses.fields(cls):
+        if f.name in skip: continue
         rows.append((f.name, repr(f.default) if defaults else 'None', comments[f.name]))
     w = max(len(f'{k} = {v}') for k, v, _ in rows) + 2
     return '\n'.join(f'{k} = {v}'.ljust(w) + f'# {c}' if c else f'{k} = {v}' for k, v, c in rows)
@@ -306,7 +387,7 @@ import json
 def notebook_parameter_cells() -> dict:
     "Notebook file name -> the source of its papermill parameters cell, generated from the dataclasses."
     lead = {'preset': ("'shakespeare-block'", "a name of train_config.PRESETS; a field left at None: the preset's")}
-    return {'train.ipynb': parameters_cell(TrainConfig, lead=lead, defaults=False),
+    return {'train.ipynb': parameters_cell(TrainConfig, lead=lead, defaults=False, skip=FINETUNE_ONLY),  # no model: pre-training
             'sample.ipynb': parameters_cell(SampleConfig)}
 
 def sync_parameter_cells(nbs_dir='nbs', write: bool = False) -> list:

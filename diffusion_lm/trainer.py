@@ -171,6 +171,8 @@ def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, devic
     ("Read `config` (a dict is checked here, once), join the process group (unless `dinfo` and `device` are given), "
      "prepare the data and check the config against it and the device's memory before any work starts.")
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    if cfg.model: raise UserError(f'TrainConfig.model={cfg.model!r} is fine-tuning, which finetune.finetune runs: use '
+                                  'diffusion-lm-finetune (or leave model out to pre-train from scratch)')
     if dinfo is None or device is None:
         d, dev = setup_distributed(cfg.device)
         dinfo, device = (d if dinfo is None else dinfo), (dev if device is None else device)
@@ -419,7 +421,7 @@ def _start(run: Run, out: Path) -> tuple:
 
 def optimizer_and_schedule(model, cfg, max_steps: int) -> tuple:
     ("AdamW over `model`'s trainable parameters and its learning-rate schedule over `max_steps`, from the fields "
-     "that `TrainConfig` and `FinetuneConfig` share (lr, min_lr, weight_decay, beta1, beta2, warmup_steps, "
+     "that pre-training and fine-tuning configs share (lr, min_lr, weight_decay, beta1, beta2, warmup_steps, "
      "lr_schedule): pre-training and fine-tuning build them the same way.")
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     return optimizer, make_scheduler(optimizer, cfg.warmup_steps, max_steps, cfg.min_lr / cfg.lr, cfg.lr_schedule)

@@ -70,7 +70,7 @@ def test_exit_codes_and_one_line_errors(tiny, tmp_path):
     model, data = tiny
     exe = [str(Path(sys.executable).with_name('diffusion-lm-finetune'))]
     r = run(exe, *sets(model, data, tmp_path / 'a', lr='abc'))
-    assert r.returncode == 2 and r.stderr.count('\n') == 1 and "FinetuneConfig.lr='abc' is not a number" in r.stderr
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and "TrainConfig.lr='abc' is not a number" in r.stderr
     r = run(exe, *sets(tmp_path / 'nope', data, tmp_path / 'b'))
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'no such folder' in r.stderr
     bad = tmp_path / 'bad.jsonl'
@@ -269,3 +269,43 @@ def test_a_training_run_fine_tuned_under_ddp_takes_the_steps_of_ddp_pretraining(
     assert (s['world_size'], s['step']) == (2, 3)
     assert ([r['loss'] for r in read_jsonl(tmp_path / 'ft' / 'metrics.jsonl')] ==
             [r['train_loss'] for r in read_jsonl(tmp_path / 'again' / 'metrics.jsonl') if 'train_loss' in r])
+
+
+# the config.json / finetune_config.json that FinetuneConfig, fine-tuning's own config type before one TrainConfig,
+# wrote into a run folder (with the still older name max_length for context_length), as it was written
+OLD_FINETUNE_CONFIG = {
+    "model": "models/tiny", "data": "chat.jsonl", "out_dir": "runs/ft_old", "val_data": None, "max_length": 64,
+    "truncate": False, "mask_id": None, "batch_size": 4, "grad_accum": 1, "lr": 2.5e-05, "min_lr": 2.5e-06,
+    "warmup_steps": 50, "lr_schedule": "cosine", "max_steps": 1000, "epochs": None, "weight_decay": 0.1, "beta1": 0.9,
+    "beta2": 0.95, "grad_clip": 1.0, "min_mask_rate": 0.001, "lora": True, "lora_rank": 4, "lora_alpha": 16.0,
+    "lora_dropout": 0.0, "lora_targets": None, "gradient_checkpointing": False, "fsdp": False, "precision": "auto",
+    "dtype": "auto", "device": "auto", "seed": 0, "checkpoint_interval": 100, "keep_last": 2, "resume": "auto",
+    "log_interval": 10, "eval_draws": 0, "eval_examples": 64, "trust_remote_code": True}
+
+
+def test_old_finetune_config_reads_as_the_one_config(tmp_path):
+    """An old fine-tuning run's config (FinetuneConfig's fields, `data` and `max_length` among them) reads as the one
+    TrainConfig with the same values; its run folder is a fine-tuning run that the same run (given with today's names)
+    continues and another is refused from."""
+    from diffusion_lm.train_config import TrainConfig
+    from diffusion_lm.runs import is_finetune_config, check_same_run, folder_kind
+    cfg = TrainConfig.for_finetune(OLD_FINETUNE_CONFIG)
+    assert type(cfg) is TrainConfig and type(ft.FinetuneConfig.from_dict(OLD_FINETUNE_CONFIG)) is TrainConfig
+    assert (cfg.model, cfg.dataset, cfg.context_length, cfg.lora, cfg.lora_rank, cfg.lr) == ('models/tiny', 'chat.jsonl',
+                                                                                              64, True, 4, 2.5e-5)
+    assert cfg == ft.FinetuneConfig(model='models/tiny', dataset='chat.jsonl', out_dir='runs/ft_old', context_length=64,
+                                    lora=True, lora_rank=4)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg and {'data', 'max_length'} & set(cfg.to_dict()) == set()
+    assert is_finetune_config(OLD_FINETUNE_CONFIG) and is_finetune_config(cfg.to_dict())
+    assert not is_finetune_config(TrainConfig().to_dict())
+    assert not is_finetune_config({**TrainConfig().to_dict(), 'model': {'n_layer': 4}})   # a pre-training checkpoint's
+    run = tmp_path / 'old_run'
+    run.mkdir()
+    (run / 'finetune_config.json').write_text(json.dumps(OLD_FINETUNE_CONFIG))
+    (run / 'metrics.jsonl').write_text('{"step": 10, "loss": 1.0}\n')
+    assert folder_kind(run) == 'finetune'
+    check_same_run(run, cfg.to_dict())                                            # the same run: resumed
+    with pytest.raises(ValueError, match='holds another fine-tuning run .*lora_rank: 4 there, 8 here'):
+        check_same_run(run, ft.FinetuneConfig(**{**cfg.to_dict(), 'lora_rank': 8}).to_dict())
+    with pytest.raises(ValueError, match='holds a fine-tuning run, not a pre-training run'):
+        check_same_run(run, TrainConfig().to_dict())

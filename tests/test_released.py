@@ -218,7 +218,7 @@ def test_text_is_for_a_model_with_its_own_tokenizer(tmp_path):
     data, _ = _char_data(tmp_path)
     folder = tiny_release(tmp_path / 'release', 'mdlm')
     with pytest.raises(UserError, match=r"is tokenized with chars tokens but the model .* with hf tokens .*give text "
-                                        r"to tokenize with it: data=wikitext-2 or tinyshakespeare or a text file"):
+                                        r"to tokenize with it: dataset=wikitext-2 or tinyshakespeare or a text file"):
         pick_sources(FinetuneConfig(model=str(folder), data=str(data)))
     with pytest.raises(UserError, match=r"nor text for a release's tokenizer \(wikitext-2, tinyshakespeare, or a text "
                                         r"file\)"):
