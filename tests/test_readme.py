@@ -124,7 +124,7 @@ RULES = [   # (regex on the README command, function command -> Plan); the first
             r'device, fits'])),
     (r'^\.venv/bin/diffusion-lm-finetune --plan ', lambda c: Plan(
         c, [r'LLaDA-8B-Instruct: 8\.0\d B parameters', r'this configuration: full, checkpointing on'])),
-    (r'^\.venv/bin/diffusion-lm-finetune --set model=models/(sedd|mdlm|bd3lm)\S* data=', lambda c: Plan(
+    (r'^\.venv/bin/diffusion-lm-finetune --set model=models/(sedd|mdlm|bd3lm)\S* dataset=', lambda c: Plan(
         re.sub(r'batch_size=\d+', 'batch_size=2', re.sub(r'context_length=\d+', 'context_length=32', _max_steps(c))),
         [r'"finished": true', r'"model_dir": "\S+/model"'],
         why='the tiny release the hf download rule wrote holds 32 positions; max_steps=4')),

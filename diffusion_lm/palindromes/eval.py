@@ -26,9 +26,10 @@ import math
 from ..train_config import MAX_SEED, MAX_SAMPLE_STEPS
 
 # %% auto #0
-__all__ = ['JUDGE_ORDER', 'COLUMNS', 'MAX_SAMPLES', 'MAX_REPAIR', 'judge_from_texts', 'wiki_judge', 'judge_scores', 'words_of',
-           'is_english_word', 'evaluate_samples', 'evaluate_model', 'seen_palindromes', 'language_bound',
-           'bound_markdown', 'results_markdown', 'save_results', 'verdict', 'run_palindrome_sample', 'main']
+__all__ = ['JUDGE_ORDER', 'COLUMNS', 'WORDS_TEMPERATURE', 'MAX_SAMPLES', 'MAX_REPAIR', 'judge_from_texts', 'wiki_judge',
+           'judge_scores', 'words_of', 'is_english_word', 'evaluate_samples', 'evaluate_model', 'seen_palindromes',
+           'language_bound', 'bound_markdown', 'results_markdown', 'save_results', 'verdict', 'run_palindrome_sample',
+           'main']
 
 # %% ../../nbs/12c_palindrome_eval.ipynb #0f801ed1
 JUDGE_ORDER = 6
@@ -334,6 +335,8 @@ _PALINDROME_EXAMPLES = """examples:
   diffusion-lm-palindromes --model runs/palindromes/palindrome_sedd_absorbing --n-samples 16 --length 12
   diffusion-lm-palindromes --model runs/palindromes/palindrome_sedd_absorbing --mode letters --repair-rounds 4"""
 
+WORDS_TEMPERATURE = 3.0    # --words without --temperature: measured on both graphs (the words_temperature_* evaluations)
+
 def _parser() -> argparse.ArgumentParser:
     ap = ArgParser(prog='diffusion-lm-palindromes', epilog=_PALINDROME_EXAMPLES,
                    description='Sample palindromes from a trained checkpoint and judge them.')
@@ -349,7 +352,9 @@ def _parser() -> argparse.ArgumentParser:
                     help='exact: the text reversed byte for byte; letters: only its letters and digits, any case')
     ap.add_argument('--sampler', default=None, help="default: the method's own; SEDD: analytic or euler; masked: "
                                                    "confidence, margin, entropy or random")
-    ap.add_argument('--temperature', type=float, default=1.0, help='sampling temperature (0: the most likely token)')
+    ap.add_argument('--temperature', type=float, default=None,
+                    help=f'sampling temperature (0: the most likely token); default 1, with --words {WORDS_TEMPERATURE} '
+                         '(measured: the most distinct and novel dictionary palindromes, see README)')
     ap.add_argument('--repair-rounds', type=int, default=0,
                     help='resample the words that fail the dictionary test up to this many times')
     ap.add_argument('--repair-candidates', type=int, default=1,
@@ -395,6 +400,7 @@ def _check_args(ap, a):
                                            'another --seed for more')
     if a.steps > MAX_SAMPLE_STEPS: ap.error(f'--steps {a.steps}: at most {MAX_SAMPLE_STEPS} network calls per sample')
     if not 0 <= a.seed <= MAX_SEED: ap.error(f'--seed {a.seed}: give 0 .. {MAX_SEED}')
+    if a.temperature is None: a.temperature = WORDS_TEMPERATURE if a.words else 1.0
     if not 0 <= a.temperature < math.inf: ap.error(f'--temperature {a.temperature}: give a number >= 0 (0: the most '
                                                    'likely token, 1: the model\'s own law)')
     if not 0 <= a.min_zipf <= 8: ap.error(f'--min-zipf {a.min_zipf}: give a Zipf frequency in 0..8 (wordfreq\'s scale; '
