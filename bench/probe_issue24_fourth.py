@@ -19,12 +19,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import probe_issue24_third as p3  # noqa: E402
-from probe_issue24_third import (Case, with_run, with_llada, with_all, damaged_run, damaged_llada, with_file, both,  # noqa: E402
+from probe_issue24_third import (Case, with_run, with_llada, damaged_run, damaged_llada, with_file, both,  # noqa: E402
                                  edit_json, fake_bin, bin_path, T, TR, TC, FT, FP, P, S, A, NB, CMD, RESUMED, PAL)
 import torch  # noqa: E402
 import numpy as np  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
-from test_bad_inputs import cut, ckpt, rehash, NB_DIR  # noqa: E402
+from test_bad_inputs import ckpt, rehash, NB_DIR  # noqa: E402
 
 ROOT = HERE.parent
 p3.CASES = []                        # the builders append to the third probe's list: start it empty
