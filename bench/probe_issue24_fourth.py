@@ -506,7 +506,11 @@ def print_table(before: str, after: str | None = None):
         r = b[k]; row = f"| {i} | `{k}` | {r['area']} | **{r['verdict']}**: {esc(r['detail'])[:230]} |"
         if a: row += f" {a[k]['verdict']}: {esc(a[k]['detail'])[:230]} |"
         print(row)
-    print(f'\nThe {len(b) - len(bad)} cases handled well, by area: ' + ', '.join(
+    if a:
+        worse = [k for k in b if b[k]['verdict'] == 'well' and a[k]['verdict'] != 'well']
+        print(f'\nCases handled well in the first pass and not after the fixes: {len(worse)}' + ''.join(
+            f"\n- `{k}`: {a[k]['verdict']}: {esc(a[k]['detail'])[:230]}" for k in worse))
+    print(f'\nThe {len(b) - len(bad)} cases handled well in the first pass, by area: ' + ', '.join(
         f'{ar or "other"} {n}' for ar, n in sorted(__import__('collections').Counter(r['area'] for r in b.values()
                                                                                      if r['verdict'] == 'well').items())))
 
