@@ -318,6 +318,9 @@ def save_sharded_checkpoint(run_dir, step: int, write_shards, scheduler=None, co
 # %% ../nbs/08_checkpoint.ipynb #4abc1de5
 def _resolve(path) -> Path:
     "The step dir that `path` names or, for a run dir, its latest checkpoint; a clear error if there is none."
+    if not isinstance(path, (str, os.PathLike)):
+        raise UserError(f'a checkpoint path is needed, not {type(path).__name__} {path!r}: give a run folder or a '
+                        'checkpoints/step_NNNNNN folder')
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f'no checkpoint at {p}: check the path or train first')
     if p.is_file() and (p.parent/META_FILE).is_file(): return p.parent
@@ -325,6 +328,9 @@ def _resolve(path) -> Path:
     if _CKPT_RE.match(p.name) or TEMP_RE.match(p.name):
         raise CorruptCheckpointError(f'{p} is not a complete checkpoint '
                                      f'({_check_complete(p) or "an unfinished save"}): {_alternatives(p)}')
+    if p.is_file():
+        raise UserError(f'{p} is a file, not a checkpoint: give the run folder ({p.parent}) or one of its '
+                        'checkpoints/step_NNNNNN folders')
     found = find_latest_checkpoint(p)
     if found is None:
         d = _ckpt_dir(p)
@@ -350,6 +356,9 @@ def read_newest(path, read, tries: int = 20):
     ("`read(step_dir)` on the checkpoint `path` names (a step dir, or a run dir's newest): (step_dir, result). When "
      "`path` is a run dir whose live run re-saves or prunes that checkpoint while it is read, it reads the new "
      "newest one instead.")
+    if not isinstance(path, (str, os.PathLike)):
+        raise UserError(f'a checkpoint path is needed, not {type(path).__name__} {path!r}: give a run folder or a '
+                        'checkpoints/step_NNNNNN folder')
     p = Path(path)
     for i in range(tries):
         last = i == tries - 1

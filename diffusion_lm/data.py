@@ -55,6 +55,10 @@ def load_metadata(path) -> dict:
     if not isinstance(d, dict): raise UserError(f'{meta} is unreadable '
                                                 f'({d if isinstance(d, str) else "not a JSON object"}): '
                                                 f'{prepare_again(path)}')
+    for k, ok in (('format', ('npy', 'bin')), ('layout', ('stream', 'rows'))):
+        if k in d and d[k] not in ok:
+            raise UserError(f'{meta}: {k}={d[k]!r} is not one this library reads ({", ".join(ok)}): '
+                            f'{prepare_again(path)}')
     return d
 
 def prepare_again(path) -> str:
@@ -115,6 +119,10 @@ def prepare_shakespeare(out_dir=None, train_fraction: float = 0.9, source=None, 
     text = read_text(source)
     def build(tmp):
         tok = CharTokenizer.from_text(text)
+        if tok.vocab_size > np.iinfo(np.uint16).max + 1:
+            raise UserError(f'{source} holds {tok.vocab_size - 1} distinct characters; a character data set keeps at '
+                            f'most {np.iinfo(np.uint16).max} (uint16 ids): use a corpus of fewer characters, or bytes '
+                            "(prepare_byte_data)")
         ids = np.array(tok.encode(text), dtype=np.uint16)
         n_train = int(len(ids) * train_fraction)
         if min(n_train, len(ids) - n_train) < 2:
@@ -313,9 +321,16 @@ def prepare_dataset(name_or_path, **kwargs) -> Path:
 # %% ../nbs/01_data.ipynb #9c39d21d
 def load_tokenizer(data_path):
     "The tokenizer a prepared data folder was made with."
-    d = load_metadata(data_path)['tokenizer']
+    meta = load_metadata(data_path); d = meta.get('tokenizer')
+    if not isinstance(d, dict):
+        raise UserError(f'{Path(data_path) / "metadata.json"} has no tokenizer (a JSON object under "tokenizer"): '
+                        f'{prepare_again(data_path)}')
     if d.get('type') == 'hf': d = {**d, 'dir': str(Path(data_path).resolve() / 'tokenizer')}   # its files, kept there
-    return tokenizer_from_dict(d)
+    tok = tokenizer_from_dict(d)
+    if meta.get('vocab_size') not in (None, tok.vocab_size):
+        raise UserError(f'{Path(data_path) / "metadata.json"} says vocab_size={meta["vocab_size"]!r}, but its tokenizer has '
+                        f'{tok.vocab_size} tokens: it was edited or mixed with another data set; {prepare_again(data_path)}')
+    return tok
 
 # %% ../nbs/01_data.ipynb #b011d8a2
 def open_split(data_path, split: str = 'train') -> np.ndarray:
@@ -324,8 +339,12 @@ def open_split(data_path, split: str = 'train') -> np.ndarray:
     if split not in ('train', 'val'): raise UserError(f"split must be 'train' or 'val', got {split!r}")
     f = p / f'{split}.{"npy" if meta["format"] == "npy" else "bin"}'
     try: arr = np.load(f, mmap_mode='r') if meta['format'] == 'npy' else np.memmap(f, dtype=np.uint16, mode='r')
-    except (OSError, ValueError) as e:
-        raise UserError(f'{f} is unreadable ({e}): {prepare_again(p)}') from None
+    except (OSError, ValueError, EOFError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        raise UserError(f'{f} is unreadable ({why}): {prepare_again(p)}') from None
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise UserError(f'{f} holds a {arr.ndim}-D array of {arr.dtype}, not the 1-D array of token ids (integers) '
+                        f'a prepared folder keeps: {prepare_again(p)}')
     n = meta.get(f'{split}_tokens', len(arr))
     if len(arr) != n: raise UserError(f'{f} holds {len(arr)} tokens, but metadata.json says {n}: it was cut short or '
                                       f'replaced; {prepare_again(p)}')

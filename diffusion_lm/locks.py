@@ -31,6 +31,9 @@ class RunLock:
         except FileNotFoundError: return False
     def acquire(self) -> RunLock:
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise UserError(f'{self.path} is a folder, not the lock file of that name a run keeps; nothing was changed: '
+                            f'move it aside (mv {self.path} {self.path}.moved)')
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

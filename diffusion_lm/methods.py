@@ -16,7 +16,7 @@ from .block import block_diffusion_loss, block_sample, check_block_size
 from .sedd import get_graph, get_noise, sedd_loss, sedd_sample, SEDD_SAMPLERS, get_score_fn, log_expm1, _batch_sigma
 from .model_helpers import eval_mode
 from .errors import UserError
-import math
+import math, numbers
 from .model_helpers import unwrap
 from .devices import free_memory
 from .model_size import fmt_bytes
@@ -88,6 +88,32 @@ def _check_sample_size(model, n: int, length: int, P: int, device):
         raise UserError(f'{n} samples of {P + length} tokens need about {fmt_bytes(need)} for the logits of one network '
                         f'call, but {device} has {fmt_bytes(free)} free: draw fewer samples at a time')
 
+def _check_sample_args(n, length, steps, prompt, generator, device):
+    "A UserError naming the argument of `Method.sample` that has the wrong type or shape."
+    def count(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    for name, v in (('n', n), ('length', length)):
+        if not count(v): raise UserError(f'{name}={v!r} is not an integer; give e.g. {name}=8')
+    if steps is not None and not (count(steps) and steps >= 1):
+        raise UserError(f'steps={steps!r}: give the number of network calls, an integer >= 1 (or None for the default)')
+    if isinstance(prompt, str):
+        raise UserError(f'prompt={prompt[:20]!r} is text: give token ids, e.g. prompt=torch.tensor(tokenizer.encode(text))')
+    if prompt is not None:
+        try: torch.as_tensor(prompt)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise UserError(f'prompt is not token ids ({e}): give a LongTensor [P] or [n, P]') from None
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise UserError(f'generator={generator!r}: give a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None')
+    if isinstance(device, str):
+        try: torch.device(device)
+        except RuntimeError: raise UserError(f"device={device!r}: give e.g. 'cpu', 'cuda' or 'cuda:0'") from None
+
+def _check_prompt_ids(prompt):
+    "A UserError unless `prompt` is None or integer token ids [P] or [n, P]."
+    if prompt is None: return
+    t = torch.as_tensor(prompt)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool or t.ndim not in (1, 2):
+        raise UserError(f'prompt is a {t.ndim}-D tensor of {t.dtype}: give token ids, a LongTensor [P] or [n, P]')
+
 @patch
 @torch.no_grad()
 def sample(self: Method, model, n: int, length: int, steps: int | None = None, sampler: str | None = None,
@@ -100,8 +126,10 @@ def sample(self: Method, model, n: int, length: int, steps: int | None = None, s
         raise UserError(f'{self.name}: sampler must be one of {self.samplers}, not {sampler!r}')
     options = self.read_options(options)
     if not 0 <= temperature < math.inf: raise UserError(f'temperature must be a number >= 0, got {temperature}')
+    _check_sample_args(n, length, steps, prompt, generator, device)
     device = device or model_device(model)
     _check_sample_size(model, n, length, 0 if prompt is None else torch.as_tensor(prompt).shape[-1], device)
+    _check_prompt_ids(prompt)
     x, stats = self._sample(model, n, length, steps, sampler, temperature, top_k, top_p, prompt, constraint, hook,
                             generator, device, **options)
     return (x, stats) if return_stats else x

@@ -5,7 +5,9 @@
 # %% ../nbs/00c_paths.ipynb #110a6089
 from __future__ import annotations
 import json
+import os
 from pathlib import Path
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['MARKER_FILE', 'repo_root', 'project_path', 'marker_kind']
@@ -23,7 +25,11 @@ def repo_root() -> Path:
 # %% ../nbs/00c_paths.ipynb #ceb07e13
 def project_path(p) -> Path:
     "A relative path taken from the project folder (so runs land in `runs/` wherever a notebook runs), else as is."
-    p = Path(p).expanduser()
+    if p is None or not isinstance(p, (str, os.PathLike)):
+        raise UserError(f'a path is needed here, not {type(p).__name__} {p!r}: give a folder or file name')
+    try: p = Path(p).expanduser()
+    except RuntimeError as e:                  # ~user with no such user, or no home folder
+        raise UserError(f'{p}: {e} (a leading ~ names a home folder): give the path without ~, or an absolute one') from None
     if p.is_absolute(): return p
     try: return repo_root() / p
     except FileNotFoundError: return p.resolve()

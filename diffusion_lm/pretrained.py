@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_pretrained.ipynb #082d3939
 from __future__ import annotations
-import json, shutil, warnings
+import json, os, shutil, warnings
 from pathlib import Path
 import torch
 import torch.nn as nn
@@ -119,8 +119,17 @@ def hf_load(path: Path, what: str, load):
     ("`load()` (a `from_pretrained` of the folder `path`), its errors as one PretrainedLoadError naming the folder "
      "and the fix; --debug shows the original.")
     try: return load()
+    except RuntimeError as e:                     # weights of other shapes than config.json describes
+        if 'mismatch' not in str(e): raise
+        raise PretrainedLoadError(f'{path}: the weights do not fit its config.json ({one_line(e)[:300]}); the folder '
+                                  'mixes files of two models or was damaged: download it again') from e
     except (OSError, ValueError, TypeError, KeyError, ImportError, SyntaxError, AttributeError) as e:
         if isinstance(e, UserError): raise
+        home = os.environ.get('HF_HOME') or os.environ.get('HF_MODULES_CACHE')
+        if isinstance(e, OSError) and home and str(e.filename or '').startswith(home):
+            raise PretrainedLoadError(f'{path}: loading the {what} failed: {e.filename} is unusable ({e.strerror}); '
+                                      f'HF_HOME={home}, where transformers keeps the model code of the folder, must be '
+                                      'a folder you can write to: point HF_HOME at one, or unset it') from e
         raise PretrainedLoadError(f'{path}: loading the {what} failed ({type(e).__name__}: {one_line(e)[:300]}); the '
                                   'folder is incomplete or not in a format this library loads (LLaDA\'s): download it '
                                   'again') from e
@@ -211,7 +220,12 @@ def load_pretrained(path, mask_id: int | None = None, dtype=torch.float32, devic
     tok = hf_load(p, 'tokenizer', lambda: AutoTokenizer.from_pretrained(p, **kw)) if tokenizer else None
     auto_map = getattr(config, 'auto_map', None) or {}
     cls = AutoModel if ('AutoModel' in auto_map or 'AutoModelForCausalLM' not in auto_map) else AutoModelForCausalLM
-    with quiet_hf(): hf = hf_load(p, 'model', lambda: cls.from_pretrained(p, config=config, dtype=_dtype(dtype), **kw))
+    with quiet_hf(): hf, info = hf_load(p, 'model', lambda: cls.from_pretrained(p, config=config, dtype=_dtype(dtype),
+                                                                           output_loading_info=True, **kw))
+    if missing := sorted(info.get('missing_keys') or []):     # transformers would start them random, with a warning only
+        raise PretrainedLoadError(f'{p}: the weights lack {len(missing)} tensors the model code expects (e.g. '
+                                  f'{missing[0]}); they would start random: the download is incomplete or damaged: '
+                                  'download it again')
     mid = resolve_mask_id(config, tok, mask_id, _n_outputs(hf))
     return PretrainedDenoiser(hf.to(device), mid, tok, str(p))
 

@@ -2,7 +2,7 @@
 
 # %% ../nbs/13b_released.ipynb #afd26419
 from __future__ import annotations
-import json, re
+import json, os, re
 from pathlib import Path
 import torch
 from .model import ModelConfig, DiffusionTransformer
@@ -276,6 +276,8 @@ def _into(folder: Path, cfg: ModelConfig, sd: dict) -> DiffusionTransformer:
 
 def load_release(folder, device='cpu', tokenizer: bool = True):
     "A released model's folder as `(model, method, tokenizer, kind)`: SEDD, MDLM or BD3-LM (see `RELEASE_FORMATS`)."
+    if not isinstance(folder, (str, os.PathLike)):
+        raise UserError(f'a folder is needed, not {type(folder).__name__} {folder!r}: give the downloaded release folder')
     folder = Path(folder)
     kind = release_kind(folder) if folder.is_dir() else None
     if kind is None:

@@ -117,6 +117,17 @@ def check_same_run(out_dir, cfg: dict, resume: str = 'auto'):
                         "continue it)")
     if not (ckpts or metrics.exists()): return                                   # nothing here to protect
     old = load_config(ckpts[-1]) if ckpts and ckpts[-1].parent.name == 'checkpoints' else None
+    if old is not None:                           # the run's record against its checkpoints: an edit by hand is named
+        try: rec = _folder_config(out)
+        except UserError: rec = None                              # unreadable: rewritten from the checkpoints
+        if rec is not None and not is_finetune_config(rec) and not is_finetune_config(old):
+            ri, oi = _identity(rec), _identity(old)
+            edited = {k: (ri[k], oi[k]) for k in oi if k in rec and ri[k] != oi[k]}
+            if edited:
+                what = ', '.join(f'{k}={a!r} (the checkpoints: {b!r})' for k, (a, b) in edited.items())
+                raise UserError(f'{out}/config.json says {what}: it was edited by hand, but it is the record of the run, '
+                                'not an input; nothing was changed: put the values the checkpoints hold back, or start '
+                                'a new out_dir to train with these')
     old = old or _folder_config(out)
     if old is None: return
     kind = 'fine-tuning run' if is_finetune_config(cfg) else 'run'
@@ -176,8 +187,16 @@ def claim_folder(folder, kind: str, what: str = 'out_dir', given=None) -> Path:
     if d.is_symlink() and not d.exists():
         raise UserError(f'{what}={d} is a symbolic link to {os.readlink(d)}, which does not exist (or loops); nothing '
                         'was changed: create the folder it points to, or choose another folder')
+    owner = next((p for p in d.parents if (p / MARKER_FILE).is_file() and folder_kind(p) in ('run', 'finetune')), None)
+    if owner is not None:
+        raise UserError(f'{what}={d} lies inside the {KINDS[folder_kind(owner)]} {owner}, whose checkpoints and files '
+                        'that run prunes and replaces; nothing was changed: choose a folder outside it')
     found = folder_kind(d) if d.is_dir() else None
     if found in ('run', 'finetune'):
+        stray = sorted(p for p in (d / 'checkpoints').glob('step_*') if not p.is_dir()) if (d / 'checkpoints').is_dir() else []
+        if stray:
+            raise UserError(f'{stray[0]} is a file, not a checkpoint folder (the next save of that step would replace '
+                            f'it); nothing was changed: move it aside (mv {stray[0]} {stray[0]}.moved)')
         for n in ('metrics.jsonl', 'samples.jsonl', 'result.json', 'train.pid', MARKER_FILE, 'checkpoints/latest',
                   *CONFIG_NAMES):                           # the files a run writes: a folder there fails it late
             if (d / n).is_dir():

@@ -409,6 +409,9 @@ def _parser() -> argparse.ArgumentParser:
 # %% ../nbs/11a_slurm.ipynb #33707c2f
 def _main(argv):
     a = _parser().parse_args(argv)
+    if getattr(a, 'runs_root', None) is not None and not a.runs_root.strip():
+        raise UserError('--runs-root is empty: give the folder of the run directories, or leave it out for '
+                        f'{default_runs_root()}')
     if a.cmd in ('submit', 'finetune'):
         job = (SlurmJob(notebook=a.notebook, params=a.params, name=a.name, **_resources(a)) if a.cmd == 'submit' else
                SlurmJob(program='finetune', params=a.params, name=a.name, **_resources(a)))

@@ -49,6 +49,9 @@ def check_compatible(state_dict: dict, model, strict: bool = True) -> list[str]:
     problems = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(target[k].shape)}' for k, v in state_dict.items()
                 if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor)
                 and v.shape != target[k].shape]
+    problems += [f'{k}: checkpoint holds {v.dtype}, the model {target[k].dtype} (weights are floating point)'
+                 for k, v in state_dict.items() if isinstance(v, torch.Tensor) and isinstance(target.get(k), torch.Tensor)
+                 and target[k].is_floating_point() and not v.is_floating_point()]
     if strict:
         problems += [f'{k}: missing from the checkpoint' for k in target if k not in state_dict]
         problems += [f'{k}: in the checkpoint but not in the model' for k in state_dict if k not in target]

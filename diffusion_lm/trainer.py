@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_trainer.ipynb #50941f85
 from __future__ import annotations
-import argparse, copy, json, math, os, sys, time, warnings
+import argparse, copy, json, math, os, re, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from contextlib import nullcontext, contextmanager
@@ -28,8 +28,9 @@ from .tokenizers import tokenizer_from_dict, CharTokenizer, ByteTokenizer
 from .model import ModelConfig, DiffusionTransformer, num_params
 from .model_size import memory_estimate, fmt_bytes, MemoryEstimate
 from .methods import make_method
-from .methods import _check_sample_size
+from .methods import _check_sample_size, METHOD_ALIASES
 from .model_size import param_breakdown
+from .state import check_compatible
 from types import SimpleNamespace
 from .checkpoint import (save_checkpoint, load_checkpoint, find_latest_checkpoint, load_weights,
                                      load_config, NonFiniteError)
@@ -84,6 +85,17 @@ def build_model(cfg: TrainConfig, method, **changes) -> DiffusionTransformer:
     return DiffusionTransformer(model_config(cfg, method, **changes))
 
 # %% ../nbs/09_trainer.ipynb #81919bcd
+def _check_applies(cfg):
+    "A UserError for an option of another method set away from its default (it would be ignored without a word)."
+    m = METHOD_ALIASES.get(cfg.method, cfg.method)
+    if m != 'block' and cfg.clip is not None:
+        raise UserError(f"TrainConfig.clip={cfg.clip!r} applies to method='block' only (its training mask rates), not "
+                        f"{cfg.method!r}: leave clip out (None), or use method=block")
+    for k, default in (('graph', 'absorbing'), ('noise', 'loglinear')):
+        if m != 'sedd' and getattr(cfg, k) != default:
+            raise UserError(f"TrainConfig.{k}={getattr(cfg, k)!r} applies to method='sedd' only, not {cfg.method!r}: "
+                            f"leave {k} out, or use method=sedd")
+
 def _check_fits_data(cfg, meta, context_length):
     for split in ('train', 'val'):
         n = meta[f'{split}_tokens']
@@ -183,6 +195,7 @@ def prepare_run(config: TrainConfig | dict, dinfo: DistInfo | None = None, devic
     L = meta['row_width'] if meta['layout'] == 'rows' else cfg.context_length
     cfg = _derived(cfg, context_length=L)
     _check_fits_data(cfg, meta, L)
+    _check_applies(cfg)
     method = make_method(cfg, tok)
     _check_sampling(cfg, method)
     memory = check_memory(cfg, method, device)
@@ -330,6 +343,14 @@ def checkpoint_to_resume(out: Path, resume: str, find=find_latest_checkpoint) ->
         raise UserError(f'{out} has no checkpoint left, but {why}: its checkpoints were deleted or moved, so the run '
                         'is not started over on its files; nothing was changed: restore them to '
                         f'{out / "checkpoints"}, choose a new out_dir, or delete the folder (rm -r {out}) to start over')
+    if latest is not None and (m := re.fullmatch(r'step_(\d+)', latest.name)):      # `latest` behind a newer checkpoint
+        newer = [c for c in list_checkpoints(out) if (n := re.fullmatch(r'step_(\d+)', c.name)) and int(n[1]) > int(m[1])]
+        if newer:
+            raise UserError(f'{out / "checkpoints" / "latest"} names {latest.name}, but {", ".join(c.name for c in newer)} '
+                            f'{"is" if len(newer) == 1 else "are"} newer and complete: resuming from {latest.name} would '
+                            f'replace {"it" if len(newer) == 1 else "them"}; nothing was changed: to go back to '
+                            f'{latest.name}, move {"it" if len(newer) == 1 else "them"} aside (mv {newer[-1]} '
+                            f'{newer[-1]}.moved); to continue from {newer[-1].name}, write that name into the latest file')
     return latest
 
 def check_not_past_end(out: Path, step: int, max_steps: int):
@@ -558,7 +579,13 @@ def load_trained(path, which: str = 'ema', device='cpu'):
                                  **{k: v for k, v in d.items() if k not in ('model', 'tokenizer_meta', 'data_path')}})
     method = make_method(cfg, tok)
     model = DiffusionTransformer(mcfg)
-    model.load_state_dict(load_weights(path, which=which))
+    sd = load_weights(path, which=which)
+    problems = check_compatible(sd, model)
+    if problems:
+        raise UserError(f'the weights of {path} do not fit the model its config.json describes ({len(problems)} '
+                        f'problems, e.g. {problems[0]}): the checkpoint was damaged or edited; use another checkpoint '
+                        'of the run (its checkpoints/step_NNNNNN folders)')
+    model.load_state_dict(sd)
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), method, tok, cfg
 
 # %% ../nbs/09_trainer.ipynb #0ad37e68
@@ -628,6 +655,9 @@ def _main(argv):
                 type(overrides).__name__, type(overrides).__name__)
             raise UserError(f'--config {a.config} holds a JSON {kind}; give a JSON object of '
                             'TrainConfig fields, e.g. {"lr": 0.001, "max_steps": 500}')
+        if 'preset' in overrides:
+            raise UserError(f'--config {a.config} sets "preset", which is not a TrainConfig field: give it as --preset '
+                            f'{overrides["preset"]} and keep the fields in the file')
     cfg = config_from_preset(a.preset, **{**overrides, **parse_overrides(a.set)})
     rank0 = int(os.environ.get('RANK', 0)) == 0
     try:

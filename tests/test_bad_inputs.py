@@ -35,7 +35,8 @@ from diffusion_lm.data import prepare_shakespeare
 from diffusion_lm.palindromes.data import prepare_palindromes
 from diffusion_lm.testing import make_tiny_llada
 from diffusion_lm.sft_data import write_jsonl
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
+import numpy as np
 
 torch.set_num_threads(1)          # the forked children inherit it: one thread each, as OMP_NUM_THREADS=1 asks
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
@@ -488,7 +489,7 @@ CASES = [
     T('pickle-planted-as-weights', LONG, 'model.safetensors is corrupt or truncated', after=no_pwned,
       setup=with_damaged_run(plant_weights_pickle)),
     Case('init-from-pickle-file', 'train', lambda w: train_argv(w / 'run', f'init_from={w}/evil.pt'),
-         'evil.pt holds no complete checkpoint', setup=with_evil_pt, after=no_pwned),
+         'evil.pt is a file, not a checkpoint', setup=with_evil_pt, after=no_pwned),
     Case('init-from-missing', 'train', lambda w: train_argv(w / 'ft', f'init_from={w}/nothing'), 'no checkpoint at'),
     Case('init-from-no-format', 'train', lambda w: train_argv(w / 'ft', f'init_from={w}/photos'),
          'it holds cat.jpg); the formats are: run: ', setup=with_photo_and_hf_folders),
@@ -504,7 +505,7 @@ CASES = [
       'do not fit the model', setup=with_run),
     A('nan-weights-never-saved', lambda w: save_checkpoint(w / 'run', 6, {'w': torch.tensor([float('nan')])}),
       "weight 'w' holds NaN or inf", setup=with_run),
-    A('load-weights-of-a-pickle', lambda w: load_weights(w / 'evil.pt'), 'evil.pt holds no complete checkpoint',
+    A('load-weights-of-a-pickle', lambda w: load_weights(w / 'evil.pt'), 'evil.pt is a file, not a checkpoint',
       setup=with_evil_pt, after=no_pwned),
     A('load-state-pickle-refused', lambda w: load_checkpoint(ckpt(w / 'run', 4)), 'nothing in it was run',
       setup=with_damaged_run(plant_state_pickle), after=no_pwned),
@@ -552,7 +553,7 @@ CASES = [
       env=lambda w: {'PATH': f'{w / "bin"}:{os.environ["PATH"]}'}, timeout=120),
     # ---- diffusion-lm-palindromes
     P('palindromes-model-missing', ['--model', '{w}/nothing'], 'no such checkpoint or run folder', exec='script'),
-    P('palindromes-model-pickle', ['--model', '{w}/evil.pt'], 'evil.pt holds no complete checkpoint', setup=with_evil_pt,
+    P('palindromes-model-pickle', ['--model', '{w}/evil.pt'], 'evil.pt is a file, not a checkpoint', setup=with_evil_pt,
       after=no_pwned),
     P('palindromes-alphabet-not-in-vocabulary', ['--model', '{w}/run', '--alphabet', 'abé', '--length', '5', '--steps', '2'],
       "alphabet character 'é' is not in the vocabulary"),
@@ -576,8 +577,8 @@ CASES = [
     Case('nb-train-max-steps-fractional', 'nb-train', lambda w: {'max_steps': '2.5'}, 'TrainConfig.max_steps=2.5 is not an integer'),
     Case('nb-sample-n-samples-text', 'nb-sample', lambda w: {'n_samples': 'abc'}, "SampleConfig.n_samples='abc' is not an integer",
          setup=with_run),
-    Case('nb-sample-checkpoint-pickle', 'nb-sample', lambda w: {'checkpoint': str(w / 'evil.pt')}, 'evil.pt holds no complete checkpoint',
-         setup=with_evil_pt, error='FileNotFoundError', after=no_pwned),
+    Case('nb-sample-checkpoint-pickle', 'nb-sample', lambda w: {'checkpoint': str(w / 'evil.pt')}, 'evil.pt is a file, not a checkpoint',
+         setup=with_evil_pt, after=no_pwned),
     # ======== issue 24, items 4-5: numbers finite and in range, files named with their fix, model folders (helper E)
     # ---- diffusion-lm-train: overflow, negative and meaningless values, --config files that are not objects
     T('e-lr-overflow', ['lr=1e308'], 'TrainConfig.lr=1e+308 is out of range (0, 1]; an AdamW step moves each weight'),
@@ -945,6 +946,79 @@ CASES += [
       setup=with_config('{}')),
     S('h-slurm-pipeline-notebook-missing', ['pipeline', '--dry-run', '--notebook', '{w}/missing.ipynb', '--pretrain', '--finetune'],
       'missing.ipynb not found'),
+]
+
+
+# ---------------------------------------------------------------- the fourth probe's finds (bench/probe_issue24_fourth.py)
+def every_step_weights(f):
+    "Rewrite the safetensors files of every checkpoint with `f(tensors) -> tensors`, meta.json made to agree."
+    def damage(run: Path):
+        for s in (2, 4):
+            for q in ckpt(run, s).glob('*.safetensors'): save_file(f(load_file(q)), q)
+            rehash(ckpt(run, s))
+    return damage
+
+def narrower(sd):
+    k = next(k for k in sorted(sd) if sd[k].ndim == 2); sd[k] = sd[k][:, :-1].contiguous(); return sd
+
+def sample_of_run(**kw):
+    "method.sample on the trained run's model: n=1, length=8, steps=2, then `kw`."
+    def call(w):
+        _, (model, method, tok, cfg) = trainer.load_newest(w / 'run')
+        return method.sample(model, **{**dict(n=1, length=8, steps=2), **kw})
+    return call
+
+def with_prepared(damage): return with_data('shakespeare', damage)
+
+def TD(id, damage, message) -> Case:
+    "A trainer row on a damaged copy of the prepared Shakespeare folder."
+    return Case(id, 'train', lambda w: train_argv(w / 'run', f'dataset={w}/data'), message, setup=with_prepared(damage))
+
+CASES += [
+    T('k-out-dir-unknown-home', ['out_dir=~nosuchuser/run'], 'a leading ~ names a home folder'),
+    Case('k-out-dir-inside-a-checkpoint', 'train', lambda w: train_argv(w / 'run' / 'checkpoints' / 'step_000004' / 'x'),
+         'lies inside the training run', setup=with_run),
+    Case('k-config-file-sets-preset', 'train', lambda w: ['--preset', 'shakespeare-llada', '--config', str(w / 'cfg.json'),
+                                                          '--set', f'out_dir={w}/run'],
+         'sets "preset", which is not a TrainConfig field: give it as --preset shakespeare-ar', setup=with_config('{"preset": "shakespeare-ar"}')),
+    T('k-graph-on-masked', ['graph=uniform'], "TrainConfig.graph='uniform' applies to method='sedd' only"),
+    T('k-clip-on-masked', ['clip=[0.2, 0.8]'], "TrainConfig.clip=[0.2, 0.8] applies to method='block' only"),
+    T('k-latest-names-an-older-checkpoint', LONG, 'names step_000002, but step_000004 is newer and complete',
+      setup=with_damaged_run(lambda r: (r / 'checkpoints' / 'latest').write_text('step_000002'))),
+    T('k-step-name-a-file', LONG, 'is a file, not a checkpoint folder',
+      setup=with_damaged_run(lambda r: (shutil.rmtree(ckpt(r, 4)), ckpt(r, 4).write_text('x')))),
+    T('k-lock-a-folder', LONG, 'is a folder, not the lock file of that name a run keeps',
+      setup=with_damaged_run(lambda r: (r / '.lock').mkdir())),
+    T('k-run-config-edited-by-hand', LONG, 'config.json says n_layer=3 (the checkpoints: 1): it was edited by hand',
+      setup=with_damaged_run(lambda r: (r / 'config.json').write_text(json.dumps({**json.loads((r / 'config.json').read_text()),
+                                                                                  'n_layer': 3})))),
+    T('k-checkpoint-weights-int32', LONG, 'weights are floating point',
+      setup=with_damaged_run(every_step_weights(lambda sd: {k: v.to(torch.int32) for k, v in sd.items()}))),
+    TD('k-data-split-float', lambda d: np.save(d / 'train.npy', np.load(d / 'train.npy').astype(np.float32)),
+       'not the 1-D array of token ids'),
+    TD('k-data-split-empty-file', lambda d: (d / 'train.npy').write_bytes(b''), 'train.npy is unreadable'),
+    TD('k-data-metadata-layout-unknown', lambda d: (d / 'metadata.json').write_text(json.dumps(
+        {**json.loads((d / 'metadata.json').read_text()), 'layout': 'zigzag'})), "layout='zigzag' is not one this library reads"),
+    TD('k-data-metadata-no-tokenizer', lambda d: (d / 'metadata.json').write_text(json.dumps(
+        {k: v for k, v in json.loads((d / 'metadata.json').read_text()).items() if k != 'tokenizer'})), 'has no tokenizer'),
+    A('k-prepare-too-many-characters', lambda w: prepare_shakespeare(w / 'o', source=w / 't.txt'), 'distinct characters',
+      setup=lambda w, t: (w / 't.txt').write_text(''.join(chr(i) for i in range(0x10000, 0x10000 + 70000)))),
+    A('k-load-newest-none', lambda w: trainer.load_newest(None), 'a path is needed here, not NoneType'),
+    A('k-sample-n-not-an-integer', sample_of_run(n=1.5), 'n=1.5 is not an integer', setup=with_run),
+    A('k-sample-steps-zero', sample_of_run(steps=0), 'steps=0: give the number of network calls', setup=with_run),
+    A('k-sample-prompt-text', sample_of_run(prompt='hello'), "prompt='hello' is text: give token ids", setup=with_run),
+    A('k-sample-prompt-floats', sample_of_run(prompt=torch.tensor([[1.5]])), 'tensor of torch.float32: give token ids', setup=with_run),
+    A('k-sample-generator-not-one', sample_of_run(generator=5), 'generator=5: give a torch.Generator', setup=with_run),
+    P('k-pal-json-empty', ['--model', '{w}/run', '--json', ''], '--json is empty'),
+    P('k-pal-judge-empty', ['--model', '{w}/run', '--judge', ''], '--judge is empty'),
+    P('k-pal-weights-other-shape', ['--model', '{w}/run'], 'do not fit the model its config.json describes',
+      setup=with_damaged_run(every_step_weights(narrower))),
+    S('k-slurm-runs-root-empty', ['submit', '{nb}', '--dry-run', '--runs-root', ''], '--runs-root is empty'),
+    FM('k-hf-weights-other-shape', [], 'the weights do not fit its config.json',
+       lambda m: save_file(narrower(load_file(m / 'model.safetensors')), m / 'model.safetensors')),
+    Case('k-nb-sample-checkpoint-a-file', 'nb-sample', lambda w: {'checkpoint': str(w / 'run' / 'config.json')},
+         'is a file, not a checkpoint', setup=with_run),
+    nb_sample('k-nb-sample-out-file-empty', {'out_file': ''}, "out_file='' is empty"),
 ]
 
 

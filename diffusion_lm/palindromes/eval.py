@@ -463,6 +463,8 @@ def run_palindrome_sample(argv=None) -> dict:
     path = project_path(a.model)
     if not path.exists(): ap.error(f'--model {a.model}: no such checkpoint or run folder')
     _check_args(ap, a)
+    for opt, v, give in (('--json', a.json, 'a new file name'), ('--judge', a.judge, 'a data set, e.g. wiki-bytes')):
+        if v is not None and not v.strip(): ap.error(f'{opt} is empty: give {give}, or leave {opt} out')
     if a.json: _check_json_out(Path(a.json))
     dev = resolve_device(a.device)
     ckpt, (model, method, tok, cfg) = load_newest(path, device=dev)   # a live run: its newest
